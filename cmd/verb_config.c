@@ -1,0 +1,143 @@
+/* validate, config, graph: the verbs that only read environment.yml. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dump.h"
+#include "graph.h"
+
+extern char **environ;
+
+void cli_print_errs(const struct er_errs *errs)
+{
+        char line[ER_ERR_MSG_MAX + 512];
+        for (size_t i = 0; i < errs->n; i++) {
+                er_err_format(&errs->v[i], line, sizeof(line));
+                if (arg_color)
+                        fprintf(stderr, "\033[1m%s\033[0m\n", line);
+                else
+                        fprintf(stderr, "%s\n", line);
+        }
+        if (errs->dropped)
+                fprintf(stderr, "envrun: %zu more errors not shown\n", errs->dropped);
+}
+
+const char *cli_config_path(void)
+{
+        static const char *const defaults[] = {"environment.yml", "environment.yaml"};
+        char cwd[4096];
+
+        if (arg_file)
+                return arg_file;
+        for (size_t i = 0; i < 2; i++)
+                if (access(defaults[i], F_OK) == 0)
+                        return defaults[i];
+        if (!getcwd(cwd, sizeof(cwd)))
+                snprintf(cwd, sizeof(cwd), ".");
+        cli_fail(EXIT_USAGE, "no environment.yml or environment.yaml in '%s' (use -f FILE)", cwd);
+        return NULL;
+}
+
+int cli_load_config(struct er_config **ret)
+{
+        struct er_config_opts opts = {
+                .project = arg_project,
+                .environ = environ,
+        };
+        struct er_errs errs;
+        const char *path = cli_config_path();
+        int r;
+
+        if (!path)
+                return EXIT_USAGE;
+        er_errs_init(&errs);
+        r = er_config_load(path, &opts, ret, &errs);
+        if (r < 0 || errs.n) {
+                cli_print_errs(&errs);
+                if (r < 0 && !errs.n)
+                        cli_fail(EXIT_USAGE, "%s: %s", path, strerror(-r));
+        }
+        er_errs_fini(&errs);
+        return r < 0 ? EXIT_USAGE : EXIT_OK;
+}
+
+static int no_args(int argc, char **argv)
+{
+        if (argc > 0)
+                return cli_fail(EXIT_USAGE, "'%s' takes no arguments, got '%s'", cli_verb->name,
+                                argv[0]);
+        return EXIT_OK;
+}
+
+int verb_validate(int argc, char **argv)
+{
+        struct er_config *c;
+        int r = no_args(argc, argv);
+
+        if (r)
+                return r;
+        if ((r = cli_load_config(&c)))
+                return r;
+        if (arg_verbosity > 0)
+                printf("%s: ok (%zu service%s, project '%s')\n", c->file, c->n_services,
+                       c->n_services == 1 ? "" : "s", c->project);
+        er_config_free(c);
+        return EXIT_OK;
+}
+
+int verb_config(int argc, char **argv)
+{
+        struct er_config *c;
+        json_t *j;
+        char *buf = NULL;
+        size_t len = 0;
+        int r = no_args(argc, argv);
+
+        if (r)
+                return r;
+        if ((r = cli_load_config(&c)))
+                return r;
+        j = er_config_to_json(c);
+        er_config_free(c);
+        if (!j)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        if (cli_has(OPT_JSON)) {
+                buf = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                r = buf ? 0 : -ENOMEM;
+                if (buf)
+                        len = strlen(buf);
+        } else {
+                r = er_json_to_yaml(j, &buf, &len);
+        }
+        json_decref(j);
+        if (r < 0)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        fwrite(buf, 1, len, stdout);
+        if (len && buf[len - 1] != '\n')
+                putchar('\n');
+        free(buf);
+        return EXIT_OK;
+}
+
+int verb_graph(int argc, char **argv)
+{
+        struct er_config *c;
+        char *buf;
+        size_t len;
+        int r = no_args(argc, argv);
+
+        if (r)
+                return r;
+        if ((r = cli_load_config(&c)))
+                return r;
+        r = er_graph_dot(c, &buf, &len);
+        er_config_free(c);
+        if (r < 0)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        fwrite(buf, 1, len, stdout);
+        free(buf);
+        return EXIT_OK;
+}

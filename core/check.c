@@ -86,6 +86,14 @@ static void unknown_key(struct er_fctx *f, const struct er_node *k, const struct
                 er_field_error(f, k, "unknown key '%s' in readiness check", k->str);
 }
 
+static const char *kind_suggestion(const char *key)
+{
+        const char *keys[N_KINDS];
+        for (size_t i = 0; i < N_KINDS; i++)
+                keys[i] = kinds[i]->key;
+        return kind_of(key) ? NULL : er_suggest(key, keys, N_KINDS);
+}
+
 /* Finds the one kind key of map m; reports none or several. */
 static const struct er_check_ops *find_kind(struct er_fctx *f, const struct er_node *m,
                                             const struct er_node **ret_value)
@@ -108,6 +116,10 @@ static const struct er_check_ops *find_kind(struct er_fctx *f, const struct er_n
                 first = m->pairs[i].key;
                 *ret_value = m->pairs[i].val;
         }
+        /* A misspelt kind ('tpc') is reported as an unknown key with a suggestion. */
+        for (size_t i = 0; i < m->n && !ops; i++)
+                if (kind_suggestion(m->pairs[i].key->str))
+                        return NULL;
         if (!ops)
                 er_field_error(f, m,
                                "a readiness check needs one of 'output', 'tcp', 'unix', 'http', "
@@ -242,11 +254,17 @@ int er_regex_compile(struct er_fctx *f, const struct er_node *n, const char *key
                 return er_field_error(f, n, "invalid regex '%s' in '%s': %s at offset %zu", pattern,
                                       key, (const char *)msg, (size_t)off);
         }
-        /* JIT makes matching every output line cheap; where it is not
-         * available the interpreter is used, with the same results. */
-        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+        /* No JIT here: validating must stay cheap (JIT compiling costs
+         * about 20 times the compile itself); the engine JITs the regexes it
+         * is about to match, er_regex_jit(). */
         *ret = re;
         return 0;
+}
+
+void er_regex_jit(struct pcre2_real_code_8 *code)
+{
+        /* Where JIT is not available the interpreter gives the same results. */
+        pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
 }
 
 void er_regex_free(struct pcre2_real_code_8 *code)

@@ -123,6 +123,8 @@ extern const struct er_check_ops er_check_notify_ops;
  * match the whole subject. */
 int er_regex_compile(struct er_fctx *f, const struct er_node *n, const char *key,
                      const char *pattern, bool whole, struct pcre2_real_code_8 **ret);
+/* JIT-compiles a regex about to be matched many times (output lines). */
+void er_regex_jit(struct pcre2_real_code_8 *code);
 void er_regex_free(struct pcre2_real_code_8 *code);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "field.h"
+#include "suggest.h"
 #include "units.h"
 
 static const char *const top_keys[] = {"name", "env", "env_file", "services", "ports", "test"};
@@ -304,7 +305,12 @@ static int build_cmd(struct builder *b, const struct er_node *map, const struct 
         if (build_cwd(b, map, &cwd) < 0)
                 r = -ER_ECONFIG;
         if (!cmdn) {
-                r = er_field_error(&b->f, map, "'command' is required");
+                /* A misspelt 'command' is reported as an unknown key already. */
+                static const char *const cmd_key[] = {"command"};
+                bool misspelt = false;
+                for (size_t i = 0; i < map->n && !misspelt; i++)
+                        misspelt = er_suggest(map->pairs[i].key->str, cmd_key, 1) != NULL;
+                r = misspelt ? -ER_ECONFIG : er_field_error(&b->f, map, "'command' is required");
         } else if (er_field_cmd(&b->f, cmdn, "command", shell, cmd) < 0) {
                 r = -ER_ECONFIG;
         } else {

@@ -125,7 +125,7 @@ int er_field_uint(struct er_fctx *f, const struct er_node *n, const char *key, u
                   uint64_t max, uint64_t *ret)
 {
         char *s;
-        uint64_t v;
+        uint64_t v = 0;
         int r = typed_text(f, n, key, ER_TAG_INT, "an integer", &s);
         if (r < 0)
                 return r;
@@ -406,7 +406,7 @@ int er_field_env(struct er_fctx *f, const struct er_node *n, struct er_envlist *
 
 static int env_file_one(struct er_fctx *f, const struct er_node *n, struct er_envlist *out)
 {
-        char *rel, *path;
+        char *rel = NULL, *path;
         int r;
 
         if (er_field_str_nonempty(f, n, "env_file", &rel, NULL) < 0)

@@ -153,9 +153,9 @@ static int expr(struct interp *in, const char *e, size_t n, bool eval, unsigned 
         if (depth > DEPTH_MAX)
                 return fail(in, -EINVAL, "'${' nested more than %d levels deep in '%.*s%s'",
                             DEPTH_MAX, QUOTE(in->whole, strlen(in->whole)));
-        name_len = strcspn(name, ":-?+=}");
-        if (name_len > body_len)
-                name_len = body_len;
+        for (name_len = 0; name_len < body_len; name_len++)
+                if (strchr(":-?+=", name[name_len]))
+                        break;
         if (name_len == 0)
                 return fail(in, -EINVAL, "missing variable name in '%.*s%s'", QUOTE(e, n));
         if (!name_valid(name, name_len))

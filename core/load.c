@@ -537,7 +537,9 @@ static const char *anchor_key(const void *ctx, size_t idx, size_t *len)
         return a->name;
 }
 
-/* Registers (or redefines: the latest definition wins) an anchor. */
+/* Registers (or redefines: the latest definition wins) an anchor.  `name`
+ * must live as long as the loader: a copy in l->scratch, since libyaml's
+ * goes with its event. */
 static int anchor_set(struct loader *l, const char *name, struct xnode *x)
 {
         size_t len = strlen(name), slot, idx;
@@ -814,16 +816,20 @@ static int node_done(struct loader *l, struct xnode *x, unsigned line, unsigned 
         return map_value(l, f, &x->node, line, col);
 }
 
-static int set_anchor(struct loader *l, const yaml_char_t *anchor, struct xnode *x)
+/* Copies a node's anchor out of its event, which is about to be freed. */
+static int copy_anchor(struct loader *l, const yaml_char_t *anchor, const char **ret)
 {
-        if (!anchor)
-                return 0;
-        return anchor_set(l, (const char *)anchor, x);
+        const char *name = (const char *)anchor;
+
+        *ret = NULL;
+        if (name && !(*ret = arena_strndup(&l->scratch, name, strlen(name))))
+                return -ENOMEM;
+        return 0;
 }
 
 static int on_scalar(struct loader *l, const yaml_event_t *ev)
 {
-        const char *s = (const char *)ev->data.scalar.value;
+        const char *s = (const char *)ev->data.scalar.value, *anchor;
         size_t len = ev->data.scalar.length;
         unsigned line, col;
         enum er_node_tag tag;
@@ -847,7 +853,9 @@ static int on_scalar(struct loader *l, const yaml_event_t *ev)
         /* The file has no NUL (checked), but "\0" in double quotes makes one. */
         if (memchr(str, '\0', len))
                 record(l, -ER_ECONFIG, line, col, "NUL character in string");
-        if (set_anchor(l, ev->data.scalar.anchor, x) < 0)
+        if (copy_anchor(l, ev->data.scalar.anchor, &anchor) < 0)
+                return -ENOMEM;
+        if (anchor && anchor_set(l, anchor, x) < 0)
                 return -ENOMEM;
         return node_done(l, x, line, col);
 }
@@ -922,13 +930,8 @@ static int on_start(struct loader *l, const yaml_event_t *ev, enum er_node_kind 
         f->x = xnode_new(l, kind, tag, line, col);
         if (!f->x)
                 return -ENOMEM;
-        f->anchor = NULL;
-        if (anchor) {
-                f->anchor = arena_strndup(&l->scratch, (const char *)anchor,
-                                          strlen((const char *)anchor));
-                if (!f->anchor)
-                        return -ENOMEM;
-        }
+        if (copy_anchor(l, anchor, &f->anchor) < 0)
+                return -ENOMEM;
         f->n_items = f->n_pairs = 0;
         htab_reset(&f->keys);
         f->key_state = KEY_NONE;
@@ -984,35 +987,75 @@ static int on_event(struct loader *l, const yaml_event_t *ev)
 
 /* ---- libyaml's errors ------------------------------------------------------ */
 
-/* Line and column (1-based, columns in characters) of byte `off` in `s`,
- * which is valid UTF-8 before `off`.  Line breaks are libyaml's: LF, CR,
- * CRLF, and (YAML 1.1) NEL, LS and PS; a leading BOM is not a column. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The high bit of each zero byte of w, and no other bit. */
+static uint64_t zero_bytes(uint64_t w)
+{
+        return ~(((w & ~HIGHS) + ~HIGHS) | w) & HIGHS;
+}
+
+/* Length of the line break at s[0..n), or 0.  libyaml's breaks: LF, CR,
+ * CRLF, and (YAML 1.1) NEL, LS and PS. */
+static size_t break_len(const unsigned char *s, size_t n)
+{
+        if (s[0] == '\n')
+                return 1;
+        if (s[0] == '\r')
+                return n > 1 && s[1] == '\n' ? 2 : 1;
+        if (s[0] == 0xc2 && n > 1 && s[1] == 0x85)
+                return 2;
+        if (s[0] == 0xe2 && n > 2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9))
+                return 3;
+        return 0;
+}
+
+/* Line and column (1-based, columns in characters like libyaml's marks) of
+ * byte `off` of `buf`, valid UTF-8 before `off`.  A leading BOM is not a
+ * column: libyaml's reader drops it.  Runs on error paths only, but may
+ * have to cross 4 MiB: ASCII without CR goes eight bytes at a time. */
 static void locate(const char *buf, size_t off, unsigned *line, unsigned *col)
 {
         const unsigned char *s = (const unsigned char *)buf;
-        size_t l = 1, c = 1, i = 0;
+        size_t l = 1, c = 1, i = 0, start, n;
+        uint64_t w, m;
 
         if (off >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
                 i = 3;
+        start = i;
         while (i < off) {
-                if (s[i] == '\n') {
-                        i++;
-                } else if (s[i] == '\r') {
-                        i += i + 1 < off && s[i + 1] == '\n' ? 2 : 1;
-                } else if (s[i] == 0xc2 && i + 1 < off && s[i + 1] == 0x85) {
-                        i += 2;
-                } else if (s[i] == 0xe2 && i + 2 < off && s[i + 1] == 0x80 &&
-                           (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
-                        i += 3;
-                } else {
-                        if ((s[i] & 0xc0) != 0x80)
-                                c++;
-                        i++;
-                        continue;
+                if (off - i >= 8) {
+                        memcpy(&w, s + i, 8);
+                        if (!(w & HIGHS) && !zero_bytes(w ^ (ONES * '\r'))) {
+                                m = zero_bytes(w ^ (ONES * '\n'));
+                                if (m) {
+                                        l += (size_t)__builtin_popcountll(m);
+                                        /* After the last LF: little-endian,
+                                         * so the highest marked byte. */
+                                        start = i + (size_t)(63 - __builtin_clzll(m)) / 8 + 1;
+                                }
+                                i += 8;
+                                continue;
+                        }
                 }
-                l++;
-                c = 1;
+                n = break_len(s + i, off - i);
+                if (n) {
+                        l++;
+                        i += n;
+                        start = i;
+                } else {
+                        i++;
+                }
         }
+        /* Characters are the bytes that are not UTF-8 continuations. */
+        for (i = start; off - i >= 8; i += 8) {
+                memcpy(&w, s + i, 8);
+                c += 8 - (size_t)__builtin_popcountll(w & ~(w << 1) & HIGHS);
+        }
+        for (; i < off; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        c++;
         *line = clamp_uint(l);
         *col = clamp_uint(c);
 }
@@ -1081,9 +1124,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
         return len;
 }
 
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
 /* Offset of the first NUL or invalid UTF-8 byte, or len.  ASCII text, most
  * of any config file, goes eight bytes at a time. */
 static size_t scan_bytes(const char *buf, size_t len)
@@ -1096,8 +1136,7 @@ static size_t scan_bytes(const char *buf, size_t len)
 
                 if (len - i >= 8) {
                         memcpy(&w, s + i, 8);
-                        /* No byte >= 0x80 and no zero byte. */
-                        if (!((w | ((w - ONES) & ~w)) & HIGHS)) {
+                        if (!(w & HIGHS) && !zero_bytes(w)) {
                                 i += 8;
                                 continue;
                         }
@@ -1280,9 +1319,9 @@ int er_load_file(const char *path, const struct er_load_limits *limits, struct e
                  struct er_errs *errs)
 {
         const struct er_load_limits *lim = limits ? limits : &er_load_default_limits;
-        char limit[32], *buf;
+        char limit[32], *buf = NULL;
         struct stat st;
-        size_t len;
+        size_t len = 0;
         int fd, r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);

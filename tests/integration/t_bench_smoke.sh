@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The benchmark scripts must not rot: run each in its smoke mode (a handful
+# of runs, no timing assertions) against the release build.
+. "$(dirname "$0")/lib.sh"
+expect_success "bench validate --smoke" bash "$ENVRUN_SRC/tests/bench/validate.sh" --smoke "$ENVRUN_RELEASE"
+finish

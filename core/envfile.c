@@ -428,6 +428,9 @@ int er_envfile_parse(const char *buf, size_t len, const char *file, struct er_en
 
         if (len == 0)
                 return 0;
+        if (len > ER_ENVFILE_MAX_BYTES)
+                return er_errs_add(errs, -ER_ELIMIT, file, 0, 0,
+                                   "env file '%s' is larger than 1 MiB", file);
         nul = memchr(buf, '\0', len);
         if (nul) {
                 size_t off = (size_t)(nul - buf), ls = 0;

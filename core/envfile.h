@@ -13,7 +13,13 @@
  *   - a line without '=' is an error (compose would pass the host's value; we
  *     refuse the ambiguity);
  *   - values are never interpolated.
- * Errors are located "file:line:col". */
+ * Also: "export" followed by '=' is the name itself ("export=1"); unknown
+ * escapes in double quotes are kept as written ("\q"); after a closing quote
+ * a '#' starts a comment with or without a blank before it; CRLF line ends
+ * and a leading UTF-8 byte order mark are accepted; a NUL byte is an error.
+ * Errors are located "file:line:col" (col counts bytes); syntax errors have
+ * code -ER_ESYNTAX, limits -ER_ELIMIT, I/O errors -errno.  An unterminated
+ * quote ends the parse; after other errors the next line is parsed. */
 #ifndef ER_ENVFILE_H
 #define ER_ENVFILE_H
 
@@ -43,7 +49,8 @@ const char *er_envlist_get(const struct er_envlist *l, const char *name);
 /* Appends every entry of src with er_envlist_set semantics. */
 int er_envlist_merge(struct er_envlist *dst, const struct er_envlist *src);
 
-/* Limits: 1 MiB per env file, 64 KiB per value. */
+/* Limits: 1 MiB per env file, 64 KiB per value, 10000 variables per file
+ * (lookups are linear). */
 #define ER_ENVFILE_MAX_BYTES (1024 * 1024)
 
 /* Parses buf into out (entries are added with er_envlist_set).  `file` is
@@ -57,7 +64,9 @@ int er_envfile_parse(const char *buf, size_t len, const char *file, struct er_en
 int er_envfile_read(const char *path, struct er_envlist *out, struct er_errs *errs,
                     const char *ref_file, unsigned ref_line, unsigned ref_col);
 
-/* Names of environment variables, as POSIX shells accept them. */
+/* Names of environment variables, as POSIX shells accept them:
+ * [A-Za-z_][A-Za-z0-9_]*.  1 when valid, 0 when not (or NULL).  Stricter than
+ * env file names, which may also hold '.' and '-'. */
 int er_env_name_valid(const char *name);
 
 #endif

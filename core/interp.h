@@ -10,9 +10,13 @@
  *   $$                a literal $
  *   $ followed by anything else (including $VAR and end of string) is kept
  *   as it is, so a shell command can still use $VAR at run time.
- * Defaults and messages are themselves interpolated (${A:-${B}}).  VAR
- * matches [A-Za-z_][A-Za-z0-9_]*; anything else inside ${...} is an error
- * ("invalid variable name '1X'"), as is an unterminated "${".
+ * Defaults and messages are themselves interpolated (${A:-${B}}), only when
+ * used, but their syntax is always checked.  A "${" ends at its matching '}'
+ * ("$$" counts as one character, "${" nests; words.c splits by the same
+ * rule); nesting is bounded at 16 levels.  VAR matches [A-Za-z_][A-Za-z0-9_]*;
+ * anything else inside ${...} is an error ("invalid variable name '1X' in
+ * '${1X}'"), as is an unterminated "${" ("unterminated '${' in 'abc${X'").
+ * Values are substituted as they are, never interpolated again.
  *
  * Variables are looked up in order: the fixed list `vars` (built-ins and
  * ports), then `environ` (envrun's own environment), then `file_env` (the
@@ -42,15 +46,18 @@ struct er_vars {
         const struct er_envlist *file_env; /* may be NULL */
 };
 
-/* Looks NAME up as described above; NULL when unset. *ret_deferred (may be NULL) tells
- * whether the value is a placeholder. */
+/* Looks NAME up as described above (NAME need not be NUL-terminated); NULL
+ * when unset.  *ret_deferred (may be NULL) tells whether the value is a
+ * placeholder; it is false when NAME is unset. */
 const char *er_vars_get(const struct er_vars *vars, const char *name, size_t name_len,
                         bool *ret_deferred);
 
 /* Interpolates s.  On success *ret is a malloc'd string and *ret_deferred
  * (may be NULL) is true when a deferred variable was used.  On failure
- * returns -EINVAL (or -ENOMEM) and fills err->msg (err's file/line/col are
- * left for the caller to set). Results are bounded at 1 MiB (-E2BIG). */
+ * returns -EINVAL (or -ENOMEM) and fills err->code and err->msg (err's
+ * file/line/col are not touched: they are the caller's to set).  Results are
+ * bounded at 1 MiB (-E2BIG, "interpolated value longer than 1 MiB").  *ret
+ * and *ret_deferred are written only on success. */
 int er_interp(const char *s, const struct er_vars *vars, char **ret, bool *ret_deferred,
               struct er_err *err);
 

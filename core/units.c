@@ -292,14 +292,15 @@ static const struct {
 #define N_SIGNALS (sizeof(signals) / sizeof(signals[0]))
 #define SIGNAL_NUM_MAX 64
 
-/* A decimal number of at most 3 digits, the whole rest of s. -1 if not. */
-static int small_number(const char *s)
+/* A decimal number of at most max_digits digits, the whole rest of s; -1 if
+ * not.  The limits are the schema's: "RTMIN+3", "RTMAX-14", and 1-64. */
+static int small_number(const char *s, size_t max_digits)
 {
         int v = 0;
         size_t i;
 
         for (i = 0; is_digit(s[i]); i++) {
-                if (i >= 3)
+                if (i >= max_digits)
                         return -1;
                 v = v * 10 + (s[i] - '0');
         }
@@ -322,7 +323,7 @@ static int rt_signal_parse(const char *s, int *ret_sig)
                 return -EINVAL;
         s += 5;
         if (*s == '+' || *s == '-') {
-                off = small_number(s + 1);
+                off = small_number(s + 1, 2);
                 if (off < 0)
                         return -EINVAL;
                 if (*s == '-')
@@ -343,7 +344,8 @@ int er_signal_parse(const char *s, int *ret_sig)
         if (!s || !*s)
                 return -EINVAL;
         if (is_digit(*s)) {
-                n = small_number(s);
+                /* No leading zero: "09" is no spelling of a signal. */
+                n = *s == '0' ? -1 : small_number(s, 2);
                 if (n < 1 || n > SIGNAL_NUM_MAX)
                         return -EINVAL;
                 *ret_sig = n;

@@ -97,6 +97,7 @@ int verb_validate(int argc, char **argv);
 int verb_config(int argc, char **argv);
 int verb_graph(int argc, char **argv);
 int verb_unavailable(int argc, char **argv);
+int verb_exec(int argc, char **argv);
 
 /* The verb being run, for messages. */
 extern const struct verb *cli_verb;

@@ -42,7 +42,7 @@ static const struct opt logs_opts[] = {
 };
 
 static const struct verb verbs[] = {
-        {"exec", verb_unavailable,
+        {"exec", verb_exec,
          "exec [--timeout DURATION] [--report FILE] [--junit FILE] [--timeline FILE.svg]\n"
          "                [--abort-on-failure] [--] [CMD [ARG...]]",
          "Bring the environment up, run CMD (or the file's `test:` command), bring it down\n"

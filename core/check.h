@@ -63,6 +63,25 @@ struct er_check_exec {
 };
 
 struct er_check_ops;
+struct er_check_run;
+struct er_loop;
+
+/* A running check: what the engine gives a kind while it waits.  Results
+ * arrive through done(run, ER_CHECK_READY or ER_CHECK_FAILED, message); a
+ * kind calls done at most once per start, possibly from inside start. */
+enum er_check_result {
+        ER_CHECK_READY,
+        ER_CHECK_FAILED,
+};
+
+struct er_check_run {
+        const struct er_check *check;
+        struct er_loop *loop;
+        void *owner;                           /* the service, for done() */
+        void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
+        unsigned attempts;                     /* failed attempts so far (polled kinds) */
+        void *priv;                            /* the kind's own state, if any */
+};
 
 struct er_check {
         const struct er_check_ops *ops;
@@ -94,6 +113,20 @@ struct er_check_ops {
         /* One line for progress displays: "tcp 127.0.0.1:5433". */
         int (*describe)(const struct er_check *c, char *buf, size_t len);
         void (*fini)(struct er_check *c);
+
+        /* --- the engine side --- */
+        /* Begins waiting; may call run->done at once.  0 or -errno. */
+        int (*start)(struct er_check_run *run);
+        /* A line of the service's output (output kind). */
+        void (*line)(struct er_check_run *run, enum er_stream stream, const char *line,
+                     size_t len);
+        /* The main process exited (code >= 0) or was killed (code < 0), before
+         * ready.  Returns true when the kind handled it (exit: ready or
+         * failed); false lets the engine treat it as ProcessExitedWithError. */
+        bool (*exited)(struct er_check_run *run, int code);
+        /* Stops waiting, releasing what start took.  Called once per start
+         * that did not end with done(), and after done() too (must be idempotent). */
+        void (*cancel)(struct er_check_run *run);
 };
 
 /* Parses `ready:` (a check or a list of checks) into *ret_checks and *ret_n.

@@ -32,10 +32,32 @@ static int describe(const struct er_check *c, char *buf, size_t len)
         return n;
 }
 
+static int start(struct er_check_run *run)
+{
+        return 0;
+}
+
+static bool exited(struct er_check_run *run, int code)
+{
+        if (code >= 0 && er_codes_has(&run->check->u.exit.codes, (unsigned)code)) {
+                run->done(run, ER_CHECK_READY, NULL);
+                return true;
+        }
+        /* A signal or another status: the engine words it (ProcessExitedWithError). */
+        return false;
+}
+
+static void cancel(struct er_check_run *run)
+{
+}
+
 const struct er_check_ops er_check_exit_ops = {
         .key = "exit",
         .options = options,
         .parse = parse,
         .dump = dump,
         .describe = describe,
+        .start = start,
+        .exited = exited,
+        .cancel = cancel,
 };

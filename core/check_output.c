@@ -1,9 +1,13 @@
 /* output: ready when a line of the service's output matches a PCRE2 regex. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 static const char *const options[] = {"stream", NULL};
 
@@ -59,6 +63,32 @@ static void fini(struct er_check *c)
                 er_regex_free(c->u.output.code);
 }
 
+static int start(struct er_check_run *run)
+{
+        pcre2_code *code = run->check->u.output.code;
+        er_regex_jit(code);
+        run->priv = pcre2_match_data_create_from_pattern(code, NULL);
+        return run->priv ? 0 : -ENOMEM;
+}
+
+static void line(struct er_check_run *run, enum er_stream stream, const char *text, size_t len)
+{
+        const struct er_check_output *o = &run->check->u.output;
+        int rc;
+
+        if (!run->priv || (o->stream != ER_STREAM_BOTH && o->stream != stream))
+                return;
+        rc = pcre2_match(o->code, (PCRE2_SPTR)text, len, 0, 0, run->priv, NULL);
+        if (rc >= 0)
+                run->done(run, ER_CHECK_READY, NULL);
+}
+
+static void cancel(struct er_check_run *run)
+{
+        pcre2_match_data_free(run->priv);
+        run->priv = NULL;
+}
+
 const struct er_check_ops er_check_output_ops = {
         .key = "output",
         .options = options,
@@ -66,4 +96,7 @@ const struct er_check_ops er_check_output_ops = {
         .dump = dump,
         .describe = describe,
         .fini = fini,
+        .start = start,
+        .line = line,
+        .cancel = cancel,
 };

@@ -31,9 +31,9 @@
 #include <yaml.h>
 
 const struct er_load_limits er_load_default_limits = {
-        .max_bytes = 4 << 20,
-        .max_depth = 64,
-        .max_nodes = 200000,
+    .max_bytes = 4 << 20,
+    .max_depth = 64,
+    .max_nodes = 200000,
 };
 
 #define YAML_TAG_PREFIX "tag:yaml.org,2002:"
@@ -203,11 +203,12 @@ static uint64_t siphash13(const struct hkey *k, const char *s, size_t len)
 
 static void hkey_init(struct hkey *k)
 {
+        struct timespec ts;
+
         if (getrandom(k, sizeof(*k), GRND_NONBLOCK) == (ssize_t)sizeof(*k))
                 return;
         /* No entropy yet (early boot) or no getrandom: ASLR and the clock
          * still make collisions hard to plan in advance. */
-        struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         k->k0 = (uint64_t)(uintptr_t)k * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_nsec;
         k->k1 = (uint64_t)ts.tv_sec * 0xbf58476d1ce4e5b9ULL ^ (uint64_t)getpid();
@@ -417,7 +418,7 @@ static void mark_pos(const yaml_mark_t *m, unsigned *line, unsigned *col)
  * passes the code up.  Running out of memory is not recorded here but once,
  * by er_load_buffer(): functions just return -ENOMEM. */
 static int record(struct loader *l, int code, unsigned line, unsigned col, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 static int record(struct loader *l, int code, unsigned line, unsigned col, const char *fmt, ...)
 {
@@ -494,10 +495,10 @@ static enum er_node_tag parse_tag(struct loader *l, const yaml_char_t *ytag, enu
                 enum er_node_tag tag;
                 enum er_node_kind kind;
         } core[] = {
-                {"str", ER_TAG_STR, ER_NODE_SCALAR},     {"int", ER_TAG_INT, ER_NODE_SCALAR},
-                {"float", ER_TAG_FLOAT, ER_NODE_SCALAR}, {"bool", ER_TAG_BOOL, ER_NODE_SCALAR},
-                {"null", ER_TAG_NULL, ER_NODE_SCALAR},   {"seq", ER_TAG_SEQ, ER_NODE_SEQ},
-                {"map", ER_TAG_MAP, ER_NODE_MAP},
+            {"str", ER_TAG_STR, ER_NODE_SCALAR},     {"int", ER_TAG_INT, ER_NODE_SCALAR},
+            {"float", ER_TAG_FLOAT, ER_NODE_SCALAR}, {"bool", ER_TAG_BOOL, ER_NODE_SCALAR},
+            {"null", ER_TAG_NULL, ER_NODE_SCALAR},   {"seq", ER_TAG_SEQ, ER_NODE_SEQ},
+            {"map", ER_TAG_MAP, ER_NODE_MAP},
         };
         const char *tag = (const char *)ytag;
         size_t plen = strlen(YAML_TAG_PREFIX);
@@ -648,8 +649,8 @@ static bool mergeable(const struct er_node *v)
         return true;
 }
 
-/* A completed node `x` arrives in map frame `f`, found at line:col (for an
- * alias, where the alias is, not its anchor). */
+/* A completed node `k` arrives in map frame `f` where a key is expected.
+ * line:col is where it was found: for an alias, the alias, not its anchor. */
 static int map_key(struct loader *l, struct frame *f, struct er_node *k, unsigned line,
                    unsigned col)
 {
@@ -680,7 +681,8 @@ static int map_key(struct loader *l, struct frame *f, struct er_node *k, unsigne
         i = map_find(l, f, k);
         if (i != SIZE_MAX) {
                 const struct er_node *first = f->pairs[i].key;
-                record(l, -ER_ESYNTAX, line, col, "duplicate key '%s' (first at line %u, column %u)",
+                record(l, -ER_ESYNTAX, line, col,
+                       "duplicate key '%s' (first at line %u, column %u)",
                        show(buf, k->str, k->len), first->line, first->col);
                 f->key_state = KEY_SKIP;
                 return 0;
@@ -769,8 +771,8 @@ static int seq_finish(struct loader *l, struct frame *f)
 
         if (!f->n_items)
                 return 0;
-        s->items = arena_alloc(&l->doc->arena, f->n_items * sizeof(*s->items),
-                               alignof(struct er_node *));
+        s->items =
+            arena_alloc(&l->doc->arena, f->n_items * sizeof(*s->items), alignof(struct er_node *));
         if (!s->items)
                 return -ENOMEM;
         memcpy(s->items, f->items, f->n_items * sizeof(*s->items));
@@ -791,7 +793,7 @@ static bool empty_document(const struct er_node *n)
         return n->kind == ER_NODE_SCALAR && !n->quoted && n->tag == ER_TAG_NONE && n->len == 0;
 }
 
-/* A node is complete: hand it to its parent. */
+/* A node is complete: hand it to its parent.  line:col as for map_key(). */
 static int node_done(struct loader *l, struct xnode *x, unsigned line, unsigned col)
 {
         struct er_node **items;
@@ -1228,9 +1230,9 @@ int er_load_buffer(const char *buf, size_t len, const char *file,
                    struct er_errs *errs)
 {
         struct loader l = {
-                .file = file,
-                .lim = limits ? limits : &er_load_default_limits,
-                .errs = errs,
+            .file = file,
+            .lim = limits ? limits : &er_load_default_limits,
+            .errs = errs,
         };
         int r;
 
@@ -1266,7 +1268,7 @@ out_free_doc:
 out_nomem:
         if (r == -ENOMEM)
                 record(&l, -ENOMEM, 0, 0, "out of memory");
-        return l.err ? l.err : r;
+        return r;
 }
 
 /* Reads fd to its end, but never more than limit + 1 bytes: enough to tell

@@ -257,22 +257,22 @@ int er_words_split(const char *s, struct er_words *ret, struct er_err *err)
         while (s[i]) {
                 r = step(&sp, s, &i, err);
                 if (r < 0)
-                        goto out_fail;
+                        goto out_split_fini;
         }
         r = word_end(&sp);
         if (r < 0)
-                goto out_fail;
+                goto out_split_fini;
         if (sp.n == 0) {
                 r = fail(err, -EINVAL, 0, "empty command");
                 err->col = 0;
-                goto out_fail;
+                goto out_split_fini;
         }
         free(sp.word);
         ret->v = sp.v;
         ret->n = sp.n;
         return 0;
 
-out_fail:
+out_split_fini:
         if (r == -ENOMEM) {
                 fail(err, r, 0, "out of memory");
                 err->col = 0;

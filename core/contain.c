@@ -1,0 +1,868 @@
+/* contain: one service's process tree, by cgroup2 or by session + marker
+ * (SPEC §5.6).  See contain.h for the two mechanisms. */
+#include "contain.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MARKER_KEY "ENVRUN_MARKER="
+#define TOP_DIR "envrun"           /* as root: <mount>/envrun/<instance> */
+#define DELEGATED_PREFIX "envrun." /* delegated: <own cgroup>/envrun.<instance> */
+#define ENVIRON_MAX (256 * 1024)   /* how much of /proc/PID/environ is searched */
+#define CGROUP_DEPTH_MAX 32        /* sub-cgroups a service made itself */
+#define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
+#define KILL_PASSES 16
+#define MKDIR_TRIES 4              /* another instance may rmdir <mount>/envrun */
+
+/* ---- pid sets ---------------------------------------------------------- */
+
+struct pidvec {
+        pid_t *v;
+        size_t n, cap;
+};
+
+static int pidvec_push(struct pidvec *pv, pid_t pid)
+{
+        if (pv->n == pv->cap) {
+                size_t cap = pv->cap ? pv->cap * 2 : 64;
+                pid_t *v = realloc(pv->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                pv->v = v;
+                pv->cap = cap;
+        }
+        pv->v[pv->n++] = pid;
+        return 0;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+        pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+        return (x > y) - (x < y);
+}
+
+static void pidvec_sort_uniq(struct pidvec *pv)
+{
+        size_t j = 0;
+        if (pv->n < 2)
+                return;
+        qsort(pv->v, pv->n, sizeof(*pv->v), cmp_pid);
+        for (size_t i = 1; i < pv->n; i++)
+                if (pv->v[i] != pv->v[j])
+                        pv->v[++j] = pv->v[i];
+        pv->n = j + 1;
+}
+
+static bool pidvec_has(const struct pidvec *sorted, pid_t pid)
+{
+        return sorted->n && bsearch(&pid, sorted->v, sorted->n, sizeof(pid), cmp_pid);
+}
+
+/* Copies a set out to a caller's array; returns its full size. */
+static int pidvec_export(const struct pidvec *pv, pid_t *pids, size_t n)
+{
+        for (size_t i = 0; i < pv->n && i < n; i++)
+                pids[i] = pv->v[i];
+        return pv->n > INT_MAX ? INT_MAX : (int)pv->n;
+}
+
+static pid_t parse_pid(const char *s)
+{
+        long v = 0;
+        if (!*s)
+                return 0;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return 0;
+                v = v * 10 + (*s - '0');
+                if (v > INT_MAX)
+                        return 0;
+        }
+        return (pid_t)v;
+}
+
+/* ---- finding the hierarchy --------------------------------------------- */
+
+/* Undoes mountinfo's octal escapes ("\040" for a space) in place. */
+static void unescape_octal(char *s)
+{
+        char *d = s;
+        while (*s) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+                    s[3] >= '0' && s[3] <= '7') {
+                        *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 4;
+                } else {
+                        *d++ = *s++;
+                }
+        }
+        *d = '\0';
+}
+
+/* The first cgroup2 mount in /proc/self/mountinfo: its mount point and the
+ * cgroup it shows ("/" unless a subtree was bind-mounted).  0, -ENOENT when
+ * there is none, or -errno. */
+static int find_cgroup2(char **ret_mnt, char **ret_root)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char *line = NULL, *mnt = NULL, *root = NULL;
+        size_t cap = 0;
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (getline(&line, &cap, f) > 0) {
+                char *sep = strstr(line, " - "), *save = NULL, *fields[5];
+                int i;
+                if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+                        continue;
+                *sep = '\0';
+                for (i = 0; i < 5; i++)
+                        if (!(fields[i] = strtok_r(i ? NULL : line, " ", &save)))
+                                break;
+                if (i < 5)
+                        continue;
+                unescape_octal(fields[3]);
+                unescape_octal(fields[4]);
+                mnt = er_strdup(fields[4]);
+                root = er_strdup(fields[3]);
+                r = mnt && root ? 0 : -ENOMEM;
+                break;
+        }
+        free(line);
+        fclose(f);
+        if (r < 0) {
+                free(mnt);
+                free(root);
+                return r;
+        }
+        *ret_mnt = mnt;
+        *ret_root = root;
+        return 0;
+}
+
+/* envrun's own cgroup2 directory, from the "0::/path" line of
+ * /proc/self/cgroup, seen through the mount (whose root is mnt_root).
+ * 0, -ENOENT (no cgroup2 line, or the cgroup is outside the mount) or -errno. */
+static int own_cgroup_dir(const char *mnt, const char *mnt_root, char **ret)
+{
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        char *line = NULL, *path = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while ((len = getline(&line, &cap, f)) > 0) {
+                size_t rl = strlen(mnt_root);
+                char *p = line + 3;
+                if (strncmp(line, "0::", 3) != 0)
+                        continue;
+                if (line[len - 1] == '\n')
+                        line[len - 1] = '\0';
+                if (strcmp(mnt_root, "/") != 0) {
+                        if (strncmp(p, mnt_root, rl) != 0 || (p[rl] && p[rl] != '/'))
+                                break;
+                        p += rl;
+                }
+                r = asprintf(&path, "%s%s", mnt, strcmp(p, "/") ? p : "") < 0 ? -ENOMEM : 0;
+                break;
+        }
+        free(line);
+        fclose(f);
+        if (r == 0)
+                *ret = path;
+        return r;
+}
+
+/* ---- the instance ------------------------------------------------------- */
+
+static int make_instance_id(const char *project, char **ret)
+{
+        uint32_t rnd;
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+                /* Entropy not ready yet (early boot) or no getrandom: the pid
+                 * already makes the id unique on this host; this only has to
+                 * differ from a crashed instance that had the same pid. */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u;
+        }
+        if (asprintf(ret, "%s.%ld.%08x", project, (long)getpid(), (unsigned)rnd) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static void set_reason_errno(struct er_contain *c, const char *path, int err)
+{
+        snprintf(c->reason, sizeof(c->reason), "session: no writable cgroup2 hierarchy (%s: %s)",
+                 path, strerror(err));
+}
+
+/* As root: <mnt>/envrun/<instance>.  A concurrent instance's fini may remove
+ * <mnt>/envrun between our two mkdirs (ENOENT), hence the retries. */
+static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
+{
+        char *top = NULL, *dir = NULL;
+        int r = -ENOMEM;
+
+        if (asprintf(&top, "%s/" TOP_DIR, mnt) < 0) {
+                top = NULL;
+                goto out;
+        }
+        if (asprintf(&dir, "%s/%s", top, c->instance) < 0) {
+                dir = NULL;
+                goto out;
+        }
+        for (int i = 0; i < MKDIR_TRIES; i++) {
+                if (mkdir(top, 0755) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        set_reason_errno(c, mnt, errno);
+                        goto out;
+                }
+                if (mkdir(dir, 0755) == 0) {
+                        r = 0;
+                        *ret = dir;
+                        dir = NULL;
+                        goto out;
+                }
+                r = -errno;
+                if (errno != ENOENT)
+                        break;
+        }
+        set_reason_errno(c, dir, -r);
+        rmdir(top); /* only if empty: it may be another instance's too */
+out:
+        free(top);
+        free(dir);
+        return r;
+}
+
+/* Not root: <own cgroup>/envrun.<instance>, when our own cgroup is delegated
+ * to us.  Moving a process between two cgroups needs write access to the
+ * cgroup.procs of their common ancestor, which is our own cgroup. */
+static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root,
+                           char **ret)
+{
+        char *own = NULL, *procs = NULL, *dir = NULL;
+        int r = own_cgroup_dir(mnt, mnt_root, &own);
+
+        if (r == -ENOENT) {
+                snprintf(c->reason, sizeof(c->reason),
+                         "session: own cgroup is not under the cgroup2 mount %s", mnt);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        r = -ENOMEM;
+        if (asprintf(&procs, "%s/cgroup.procs", own) < 0) {
+                procs = NULL; /* asprintf leaves it undefined */
+                goto out;
+        }
+        if (asprintf(&dir, "%s/" DELEGATED_PREFIX "%s", own, c->instance) < 0) {
+                dir = NULL;
+                goto out;
+        }
+        if (access(own, W_OK) < 0 || access(procs, W_OK) < 0) {
+                r = -errno;
+                set_reason_errno(c, access(own, W_OK) < 0 ? own : procs, errno);
+                goto out;
+        }
+        if (mkdir(dir, 0755) < 0) {
+                r = -errno;
+                set_reason_errno(c, dir, errno);
+                goto out;
+        }
+        *ret = dir;
+        dir = NULL;
+        r = 0;
+out:
+        free(own);
+        free(procs);
+        free(dir);
+        return r;
+}
+
+/* Sets up the cgroup2 tree; on failure other than ENOMEM, c->reason says why. */
+static int try_cgroup2(struct er_contain *c)
+{
+        char *mnt = NULL, *mnt_root = NULL, *dir = NULL;
+        bool root = geteuid() == 0;
+        int r = find_cgroup2(&mnt, &mnt_root);
+
+        if (r == -ENOENT)
+                snprintf(c->reason, sizeof(c->reason), "session: no cgroup2 hierarchy mounted");
+        else if (r < 0 && r != -ENOMEM)
+                snprintf(c->reason, sizeof(c->reason),
+                         "session: cannot read /proc/self/mountinfo: %s", strerror(-r));
+        if (r < 0)
+                return r;
+        r = root ? mkdir_as_root(c, mnt, &dir) : mkdir_delegated(c, mnt, mnt_root, &dir);
+        if (r < 0)
+                goto out;
+        c->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c->root_fd < 0) {
+                r = -errno;
+                set_reason_errno(c, dir, errno);
+                rmdir(dir);
+                goto out;
+        }
+        c->root = dir;
+        dir = NULL;
+        snprintf(c->reason, sizeof(c->reason), "cgroup2 at %s (%s)", c->root,
+                 root ? "root" : "delegated");
+out:
+        free(mnt);
+        free(mnt_root);
+        free(dir);
+        return r;
+}
+
+int er_contain_init(struct er_contain *c, const char *project, bool force_session)
+{
+        int r;
+
+        c->kind = ER_CONTAIN_SESSION;
+        c->instance = NULL;
+        c->root = NULL;
+        c->root_fd = -1;
+        c->reason[0] = '\0';
+        r = make_instance_id(project, &c->instance);
+        if (r < 0)
+                return r;
+        if (force_session) {
+                snprintf(c->reason, sizeof(c->reason), "session: forced");
+        } else {
+                r = try_cgroup2(c);
+                if (r == -ENOMEM) {
+                        er_contain_fini(c);
+                        return r;
+                }
+                if (r == 0)
+                        c->kind = ER_CONTAIN_CGROUP2;
+        }
+        /* Needed by the session kind; with cgroup2 it makes envrun, not init,
+         * the one to reap a service's orphans.  It cannot fail for a valid
+         * argument. */
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        return 0;
+}
+
+/* Removes an empty cgroup, and first the empty cgroups below it (a service
+ * may make its own); one that still has processes stays (EBUSY). */
+static int rmdir_cgroup(int at, const char *name, unsigned depth)
+{
+        int fd = -1;
+        DIR *d;
+        struct dirent *de;
+
+        if (depth < CGROUP_DEPTH_MAX)
+                fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+                d = fdopendir(fd);
+                if (!d) {
+                        close(fd);
+                } else {
+                        while ((de = readdir(d)))
+                                if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 &&
+                                    strcmp(de->d_name, "..") != 0)
+                                        rmdir_cgroup(dirfd(d), de->d_name, depth + 1);
+                        closedir(d);
+                }
+        }
+        return unlinkat(at, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+void er_contain_fini(struct er_contain *c)
+{
+        if (!c)
+                return;
+        er_close(&c->root_fd);
+        if (c->root && c->instance) {
+                size_t len = strlen(c->root), il = strlen(c->instance);
+                rmdir_cgroup(AT_FDCWD, c->root, 0);
+                /* As root the directory is <mount>/envrun/<instance>: remove
+                 * <mount>/envrun too unless other instances use it. */
+                if (len > il + 1 && c->root[len - il - 1] == '/' &&
+                    strcmp(c->root + len - il, c->instance) == 0) {
+                        c->root[len - il - 1] = '\0';
+                        rmdir(c->root);
+                }
+        }
+        free(c->root);
+        free(c->instance);
+        c->root = NULL;
+        c->instance = NULL;
+}
+
+const char *er_contain_name(const struct er_contain *c)
+{
+        return c->kind == ER_CONTAIN_CGROUP2 ? "cgroup2" : "session";
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+static bool valid_cgroup_name(const char *s)
+{
+        return *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strpbrk(s, "/\n");
+}
+
+static int group_mkdir(struct er_group *g, const char *service, struct er_err *err)
+{
+        int r;
+
+        if (!valid_cgroup_name(service)) {
+                if (err)
+                        er_err_set(err, -EINVAL, NULL, 0, 0, "invalid cgroup name '%s'", service);
+                return -EINVAL;
+        }
+        /* EEXIST is fine: the instance's tree is ours alone, so this is the
+         * service's own cgroup from before a restart. */
+        if (mkdirat(g->c->root_fd, service, 0755) < 0 && errno != EEXIST)
+                goto fail;
+        g->dir_fd = openat(g->c->root_fd, service, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (g->dir_fd < 0)
+                goto fail;
+        g->events_fd = openat(g->dir_fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+        if (g->events_fd < 0)
+                goto fail;
+        return 0;
+fail:
+        r = -errno;
+        if (err)
+                er_err_set(err, r, NULL, 0, 0, "cannot create cgroup '%s/%s': %s", g->c->root,
+                           service, strerror(-r));
+        return r;
+}
+
+int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
+                  struct er_err *err)
+{
+        int r;
+
+        g->c = c;
+        g->name = NULL;
+        g->dir_fd = g->events_fd = -1;
+        g->sid = 0;
+        r = snprintf(g->marker, sizeof(g->marker), MARKER_KEY "%s/%s", c->instance, service);
+        if (r < 0 || (size_t)r >= sizeof(g->marker)) {
+                g->marker[0] = '\0';
+                if (err)
+                        er_err_set(err, -ENAMETOOLONG, NULL, 0, 0,
+                                   "service name '%s' too long for a marker", service);
+                return -ENAMETOOLONG;
+        }
+        g->name = er_strdup(service);
+        if (!g->name) {
+                if (err)
+                        er_err_set(err, -ENOMEM, NULL, 0, 0, "service '%s': %s", service,
+                                   strerror(ENOMEM));
+                return -ENOMEM;
+        }
+        if (c->kind != ER_CONTAIN_CGROUP2)
+                return 0;
+        r = group_mkdir(g, service, err);
+        if (r < 0)
+                er_group_fini(g);
+        return r;
+}
+
+void er_group_fini(struct er_group *g)
+{
+        if (!g)
+                return;
+        er_close(&g->events_fd);
+        er_close(&g->dir_fd);
+        if (g->name && g->c && g->c->kind == ER_CONTAIN_CGROUP2 && g->c->root_fd >= 0)
+                rmdir_cgroup(g->c->root_fd, g->name, 0);
+        free(g->name);
+        g->name = NULL;
+}
+
+int er_group_cgroup_fd(const struct er_group *g)
+{
+        return g->dir_fd;
+}
+
+static int write_file_at(int at, const char *name, const char *data)
+{
+        size_t len = strlen(data);
+        ssize_t w;
+        int fd = openat(at, name, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        do
+                w = write(fd, data, len);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+                w = -errno;
+                close(fd);
+                return (int)w;
+        }
+        close(fd);
+        return (size_t)w == len ? 0 : -EIO;
+}
+
+int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup)
+{
+        char buf[32];
+
+        if (pid <= 0)
+                return -EINVAL;
+        g->sid = pid;
+        if (g->c->kind != ER_CONTAIN_CGROUP2 || in_cgroup)
+                return 0;
+        if (g->dir_fd < 0)
+                return -EBADF;
+        snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
+        return write_file_at(g->dir_fd, "cgroup.procs", buf);
+}
+
+/* ---- members: cgroup2 ---------------------------------------------------- */
+
+/* Parses a stream of decimal pids; the file may be larger than any buffer,
+ * so a number may straddle two reads. */
+static int read_pids_fd(int fd, struct pidvec *out)
+{
+        char buf[4096];
+        long cur = -1;
+        ssize_t k;
+        int r;
+
+        for (;;) {
+                k = read(fd, buf, sizeof(buf));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                for (ssize_t i = 0; i < k; i++) {
+                        if (buf[i] >= '0' && buf[i] <= '9') {
+                                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
+                                if (cur > INT_MAX)
+                                        return -EINVAL;
+                                continue;
+                        }
+                        if (cur > 0 && (r = pidvec_push(out, (pid_t)cur)) < 0)
+                                return r;
+                        cur = -1;
+                }
+        }
+        return cur > 0 ? pidvec_push(out, (pid_t)cur) : 0;
+}
+
+/* Every pid in the cgroup at dir_fd and in the cgroups below it. */
+static int read_procs_tree(int dir_fd, struct pidvec *out, unsigned depth)
+{
+        DIR *d;
+        struct dirent *de;
+        int fd, r;
+
+        fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = read_pids_fd(fd, out);
+        close(fd);
+        if (r < 0 || depth >= CGROUP_DEPTH_MAX)
+                return r;
+        /* fdopendir takes the fd: walk a fresh one. */
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while (r == 0 && (de = readdir(d))) {
+                int sub;
+                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (sub < 0)
+                        continue; /* removed meanwhile */
+                r = read_procs_tree(sub, out, depth + 1);
+                close(sub);
+                if (r == -ENOENT || r == -ENODEV)
+                        r = 0;
+        }
+        closedir(d);
+        return r;
+}
+
+/* ---- members: session and marker ------------------------------------------ */
+
+/* State (field 3) and session (field 6) of /proc/PID/stat. */
+static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session)
+{
+        char path[64], buf[1024], *p;
+        int fd, sess;
+        ssize_t k;
+
+        snprintf(path, sizeof(path), "%s/stat", pid);
+        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+                return k < 0 ? -errno : -ESRCH;
+        buf[k] = '\0';
+        p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+        if (!p || sscanf(p + 1, " %c %*d %*d %d", state, &sess) != 2)
+                return -EINVAL;
+        *session = sess;
+        return 0;
+}
+
+/* Whether /proc/PID/environ holds `entry` exactly, as one NUL-terminated
+ * string.  Streams: no copy of the environment is kept. */
+static bool environ_has(int proc_fd, const char *pid, const char *entry)
+{
+        char path[64], buf[4096];
+        size_t len = strlen(entry), total = 0;
+        ssize_t pos = 0, k; /* pos: chars of entry matched so far, -1 = mismatch */
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/environ", pid);
+        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false; /* gone, or not ours to read */
+        while (total < ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
+                total += (size_t)k;
+                for (ssize_t i = 0; i < k; i++) {
+                        if (buf[i] == '\0') {
+                                if (pos == (ssize_t)len) {
+                                        close(fd);
+                                        return true;
+                                }
+                                pos = 0;
+                        } else if (pos >= 0 && (size_t)pos < len && buf[i] == entry[pos]) {
+                                pos++;
+                        } else {
+                                pos = -1;
+                        }
+                }
+        }
+        close(fd);
+        /* The last entry may lack its NUL when the environment was cut. */
+        return pos == (ssize_t)len;
+}
+
+/* Processes whose session is `sid` (when > 0) or whose environment holds
+ * `marker` (when non-NULL); zombies left out when live_only.  Races with
+ * processes exiting are ignored. */
+static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidvec *out)
+{
+        pid_t self = getpid();
+        struct dirent *de;
+        DIR *d;
+        int fd, r = 0;
+
+        fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while (r == 0 && (de = readdir(d))) {
+                pid_t pid = parse_pid(de->d_name), session = 0;
+                char state = 0;
+                if (pid <= 0 || pid == self)
+                        continue;
+                if (sid > 0 || live_only) {
+                        if (read_stat(dirfd(d), de->d_name, &state, &session) < 0)
+                                continue;
+                        if (live_only && (state == 'Z' || state == 'X'))
+                                continue;
+                        if (sid > 0 && session == sid) {
+                                r = pidvec_push(out, pid);
+                                continue;
+                        }
+                }
+                if (marker && environ_has(dirfd(d), de->d_name, marker))
+                        r = pidvec_push(out, pid);
+        }
+        closedir(d);
+        return r;
+}
+
+int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
+{
+        struct pidvec pv = { 0 };
+        int r;
+
+        if (!marker || !*marker)
+                return -EINVAL;
+        r = proc_scan(marker, 0, false, &pv);
+        if (r == 0) {
+                pidvec_sort_uniq(&pv);
+                r = pidvec_export(&pv, pids, n);
+        }
+        free(pv.v);
+        return r;
+}
+
+/* ---- members: either kind ------------------------------------------------- */
+
+/* The session to scan: never envrun's own (a group whose main process did
+ * not call setsid, like the test command, has no session of its own). */
+static pid_t group_session(const struct er_group *g)
+{
+        return g->sid > 0 && g->sid != getsid(0) ? g->sid : 0;
+}
+
+/* The group's members, sorted, without duplicates. */
+static int collect(struct er_group *g, struct pidvec *out, bool live_only)
+{
+        int r;
+
+        out->n = 0;
+        if (g->c->kind == ER_CONTAIN_CGROUP2)
+                r = g->dir_fd < 0 ? -EBADF : read_procs_tree(g->dir_fd, out, 0);
+        else
+                r = proc_scan(g->marker, group_session(g), live_only, out);
+        if (r == 0)
+                pidvec_sort_uniq(out);
+        return r;
+}
+
+/* Signals every member once, rescanning until a pass finds no new one (a
+ * member forked while we were signalling), at most `passes` times.  For the
+ * session kind with SIGKILL, killpg first on each pass: it reaches the whole
+ * process group at once.  It is not used for other signals, which would
+ * then reach most members twice (killpg, then the scan), and a second
+ * SIGTERM or SIGINT means "hurry" to many programs. */
+static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
+{
+        struct pidvec seen = { 0 }, cur = { 0 };
+        pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
+        int count = 0, err = 0, r = 0;
+
+        if (pg > 0 && pg == getpgrp())
+                pg = 0;
+        for (unsigned pass = 0; pass < passes && r == 0; pass++) {
+                size_t fresh = 0;
+                if (pg > 0)
+                        killpg(pg, SIGKILL);
+                r = collect(g, &cur, true);
+                if (r < 0)
+                        break;
+                for (size_t i = 0; i < cur.n; i++) {
+                        pid_t pid = cur.v[i];
+                        if (pid <= 0 || pidvec_has(&seen, pid))
+                                continue;
+                        if (kill(pid, sig) == 0)
+                                count++;
+                        else if (errno != ESRCH && !err)
+                                err = -errno;
+                        cur.v[fresh++] = pid;
+                }
+                for (size_t i = 0; cont && i < fresh; i++)
+                        kill(cur.v[i], SIGCONT);
+                if (!fresh)
+                        break;
+                for (size_t i = 0; i < fresh && r == 0; i++)
+                        r = pidvec_push(&seen, cur.v[i]);
+                pidvec_sort_uniq(&seen);
+        }
+        free(seen.v);
+        free(cur.v);
+        if (r < 0 && !count)
+                return r;
+        return count || !err ? count : err;
+}
+
+int er_group_signal(struct er_group *g, int sig, bool cont)
+{
+        return signal_loop(g, sig, cont, SIGNAL_PASSES);
+}
+
+int er_group_kill(struct er_group *g)
+{
+        struct pidvec pv = { 0 };
+        int r;
+
+        if (g->c->kind != ER_CONTAIN_CGROUP2)
+                return signal_loop(g, SIGKILL, false, KILL_PASSES);
+        r = collect(g, &pv, true);
+        free(pv.v);
+        if (r < 0)
+                return r;
+        /* cgroup.kill (5.14+) kills the subtree at once, and forks racing
+         * with it too; before that, kill pid by pid. */
+        if (write_file_at(g->dir_fd, "cgroup.kill", "1") == -ENOENT) {
+                r = signal_loop(g, SIGKILL, false, KILL_PASSES);
+                if (r < 0)
+                        return r;
+        }
+        return (int)pv.n;
+}
+
+int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
+{
+        struct pidvec pv = { 0 };
+        int r = collect(g, &pv, false);
+
+        if (r == 0)
+                r = pidvec_export(&pv, pids, n);
+        free(pv.v);
+        return r;
+}
+
+/* "populated 0" in cgroup.events: no process in the subtree.  Tasks leave
+ * their cgroup when they exit, so unreaped zombies do not count. */
+static int cgroup_populated(int events_fd)
+{
+        char buf[256];
+        ssize_t k = pread(events_fd, buf, sizeof(buf) - 1, 0);
+        const char *p;
+
+        if (k < 0)
+                return -errno;
+        buf[k] = '\0';
+        for (p = buf; *p; p++) {
+                if (strncmp(p, "populated ", 10) == 0)
+                        return p[10] != '0';
+                p = strchrnul(p, '\n');
+                if (!*p)
+                        break;
+        }
+        return -EINVAL;
+}
+
+bool er_group_empty(struct er_group *g)
+{
+        struct pidvec pv = { 0 };
+        int r;
+
+        if (g->c->kind == ER_CONTAIN_CGROUP2 && g->events_fd >= 0) {
+                r = cgroup_populated(g->events_fd);
+                if (r >= 0)
+                        return r == 0;
+        }
+        r = collect(g, &pv, true);
+        free(pv.v);
+        return r == 0 && pv.n == 0;
+}

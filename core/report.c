@@ -1,0 +1,1166 @@
+#include "report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "units.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A service may write one enormous line (minified JSON, a progress bar
+ * without newlines); twenty of them must not make the report huge. */
+#define TAIL_LINE_MAX 2048
+#define TAIL_CUT_MARK " [...]"
+
+/* The test command as shown in the text report and JUnit: whole arguments
+ * up to about this many bytes, then " ...". */
+#define COMMAND_SHOWN_MAX 200
+
+/* Columns of "how it ended" are aligned up to this width; longer messages
+ * just push the rest of their line right. */
+#define HOW_COLUMN_MAX 40
+
+/* Failed services listed by name in the summary line. */
+#define SUMMARY_NAMES_MAX 5
+
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+
+#define ANSI_GREEN "\033[32m"
+#define ANSI_RED "\033[31m"
+#define ANSI_RESET "\033[0m"
+
+#if JSON_INTEGER_IS_LONG_LONG
+#define JSON_INT_MAX LLONG_MAX
+#else
+#define JSON_INT_MAX LONG_MAX
+#endif
+
+static const char *const class_names[] = {
+        [ER_OK] = "ok",
+        [ER_PROCESS_EXITED_WITH_ERROR] = "ProcessExitedWithError",
+        [ER_PROCESS_FINISHED_WITH_ERROR] = "ProcessFinishedWithError",
+        [ER_TIMEOUT_EXPIRED] = "TimeoutExpired",
+        [ER_ALREADY_RUNNING] = "AlreadyRunning",
+        [ER_START_ERROR] = "StartError",
+        [ER_LIMIT_EXCEEDED] = "LimitExceeded",
+        [ER_DEPENDENCY_FAILED] = "DependencyFailed",
+};
+
+const char *er_error_class_name(enum er_error_class c)
+{
+        if ((unsigned)c >= ARRAY_SIZE(class_names))
+                return "UnknownError";
+        return class_names[c];
+}
+
+void er_report_fini(struct er_report *r)
+{
+        if (!r || !r->services)
+                return;
+        for (size_t i = 0; i < r->n_services; i++) {
+                struct er_report_service *s = &r->services[i];
+                for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
+                        free(s->tail[j]);
+                        s->tail[j] = NULL;
+                }
+                s->n_tail = 0;
+        }
+}
+
+static bool utf8_cont(unsigned char c)
+{
+        return (c & 0xC0) == 0x80;
+}
+
+/* Copies line[0..len) to a new string: NUL bytes (which would end it early)
+ * become U+FFFD, and cut says to append TAIL_CUT_MARK. */
+static char *tail_copy(const char *line, size_t len, bool cut)
+{
+        size_t nul = 0, size, o = 0;
+        char *copy;
+
+        for (size_t i = 0; i < len; i++)
+                nul += line[i] == '\0';
+        size = len + 2 * nul + (cut ? sizeof(TAIL_CUT_MARK) : 1);
+        copy = malloc(size);
+        if (!copy)
+                return NULL;
+        for (size_t i = 0; i < len; i++) {
+                if (line[i] == '\0') {
+                        memcpy(copy + o, REPLACEMENT, 3);
+                        o += 3;
+                } else {
+                        copy[o++] = line[i];
+                }
+        }
+        if (cut) {
+                memcpy(copy + o, TAIL_CUT_MARK, sizeof(TAIL_CUT_MARK));
+        } else {
+                copy[o] = '\0';
+        }
+        return copy;
+}
+
+int er_report_tail_push(struct er_report_service *s, const char *line, size_t len)
+{
+        bool cut = false;
+        char *copy;
+
+        /* A line as the reader split it may still carry its terminator. */
+        if (len > 0 && line[len - 1] == '\n')
+                len--;
+        if (len > 0 && line[len - 1] == '\r')
+                len--;
+        if (len > TAIL_LINE_MAX) {
+                /* Cut at a character boundary: back over at most three
+                 * continuation bytes (more means it is not UTF-8 anyway). */
+                len = TAIL_LINE_MAX;
+                for (int k = 0; k < 3 && len > 0 && utf8_cont((unsigned char)line[len]); k++)
+                        len--;
+                cut = true;
+        }
+        copy = tail_copy(line, len, cut);
+        if (!copy)
+                return -ENOMEM;
+        if (s->n_tail >= ER_REPORT_TAIL_LINES) {
+                free(s->tail[0]);
+                memmove(&s->tail[0], &s->tail[1],
+                        (ER_REPORT_TAIL_LINES - 1) * sizeof(s->tail[0]));
+                s->n_tail = ER_REPORT_TAIL_LINES - 1;
+        }
+        s->tail[s->n_tail++] = copy;
+        return 0;
+}
+
+/* ---- an output buffer that remembers running out of memory ---- */
+
+struct buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+
+static bool buf_reserve(struct buf *b, size_t more)
+{
+        size_t cap;
+        char *p;
+
+        if (b->oom)
+                return false;
+        if (b->len + more + 1 <= b->cap)
+                return true;
+        cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + more + 1) {
+                if (cap > SIZE_MAX / 2)
+                        goto oom;
+                cap *= 2;
+        }
+        p = realloc(b->p, cap);
+        if (!p)
+                goto oom;
+        b->p = p;
+        b->cap = cap;
+        return true;
+oom:
+        b->oom = true;
+        return false;
+}
+
+static void bput(struct buf *b, const char *s, size_t n)
+{
+        if (!b || !buf_reserve(b, n))
+                return;
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+}
+
+static void bputs(struct buf *b, const char *s)
+{
+        bput(b, s, strlen(s));
+}
+
+static void bpad(struct buf *b, size_t n)
+{
+        while (n-- > 0)
+                bput(b, " ", 1);
+}
+
+__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0 || !buf_reserve(b, (size_t)n))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+}
+
+/* Hands the buffer over as the result (always NUL-terminated), or frees it. */
+static int buf_finish(struct buf *b, char **ret, size_t *ret_len)
+{
+        if (!buf_reserve(b, 0)) {
+                free(b->p);
+                return -ENOMEM;
+        }
+        b->p[b->len] = '\0';
+        *ret = b->p;
+        if (ret_len)
+                *ret_len = b->len;
+        return 0;
+}
+
+/* ---- cleaning text from services for each output ---- */
+
+/* Decodes one UTF-8 sequence of s[0..n), n > 0.  Returns its length and
+ * the code point in *cp, or 1 and -1 for a byte that starts no valid
+ * sequence (stray continuation, overlong, surrogate, past U+10FFFF,
+ * truncated). */
+static size_t utf8_next(const unsigned char *s, size_t n, int32_t *cp)
+{
+        unsigned char c = s[0];
+        size_t len;
+        int32_t v, min;
+
+        if (c < 0x80) {
+                *cp = c;
+                return 1;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+                len = 2, v = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+                len = 3, v = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4, v = c & 0x07, min = 0x10000;
+        } else {
+                goto bad;
+        }
+        if (n < len)
+                goto bad;
+        for (size_t i = 1; i < len; i++) {
+                if (!utf8_cont(s[i]))
+                        goto bad;
+                v = v << 6 | (s[i] & 0x3F);
+        }
+        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+                goto bad;
+        *cp = v;
+        return len;
+bad:
+        *cp = -1;
+        return 1;
+}
+
+/* Length of the terminal escape sequence at s (s[0] is ESC): CSI (colors,
+ * cursor moves), OSC (titles, links) up to BEL or ST, else ESC and one
+ * character.  Services color their logs; a report shows the words. */
+static size_t escape_len(const unsigned char *s, size_t n)
+{
+        size_t i;
+
+        if (n < 2)
+                return 1;
+        if (s[1] == '[') {
+                for (i = 2; i < n && s[i] >= 0x20 && s[i] <= 0x3F; i++)
+                        ;
+                return i < n && s[i] >= 0x40 && s[i] <= 0x7E ? i + 1 : i;
+        }
+        if (s[1] == ']') {
+                for (i = 2; i < n; i++) {
+                        if (s[i] == 0x07)
+                                return i + 1;
+                        if (s[i] == 0x1B && i + 1 < n && s[i + 1] == '\\')
+                                return i + 2;
+                }
+                return n;
+        }
+        return s[1] >= 0x20 && s[1] <= 0x7E ? 2 : 1;
+}
+
+enum clean {
+        CLEAN_JSON,     /* valid UTF-8; jansson escapes the rest */
+        CLEAN_TEXT,     /* one terminal line: no escapes, no controls but tab */
+        CLEAN_XML,      /* XML 1.0 character data */
+        CLEAN_XML_ATTR, /* ... in an attribute value, where whitespace is normalised */
+};
+
+static bool char_allowed(int32_t cp, enum clean mode)
+{
+        if (cp < 0)
+                return false;
+        switch (mode) {
+        case CLEAN_JSON:
+                return true;
+        case CLEAN_TEXT:
+                return cp == '\t' || !(cp < 0x20 || (cp >= 0x7F && cp <= 0x9F));
+        case CLEAN_XML:
+        case CLEAN_XML_ATTR:
+                /* XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+                 * [#x10000-#x10FFFF]; surrogates never decode. */
+                if (cp < 0x20)
+                        return cp == '\t' || cp == '\n' || cp == '\r';
+                return cp != 0xFFFE && cp != 0xFFFF;
+        }
+        return false;
+}
+
+static const char *xml_entity(int32_t cp, enum clean mode)
+{
+        switch (cp) {
+        case '&':
+                return "&amp;";
+        case '<':
+                return "&lt;";
+        case '>':
+                return "&gt;";
+        case '"':
+                return "&quot;";
+        case '\'':
+                return "&apos;";
+        }
+        if (mode == CLEAN_XML_ATTR) {
+                switch (cp) {
+                case '\t':
+                        return "&#9;";
+                case '\n':
+                        return "&#10;";
+                case '\r':
+                        return "&#13;";
+                }
+        }
+        return NULL;
+}
+
+/* Appends str[0..n) made safe for mode (b may be NULL to only measure):
+ * invalid UTF-8 and forbidden characters become U+FFFD, terminal escapes
+ * are dropped (except in JSON, which keeps the data as it was), XML
+ * specials become entities.  Returns the number of characters shown. */
+static size_t put_clean(struct buf *b, const char *str, size_t n, enum clean mode)
+{
+        const unsigned char *s = (const unsigned char *)str;
+        size_t i = 0, shown = 0;
+
+        while (i < n) {
+                const char *ent;
+                int32_t cp;
+                size_t len;
+
+                if (s[i] == 0x1B && mode != CLEAN_JSON) {
+                        i += escape_len(s + i, n - i);
+                        continue;
+                }
+                len = utf8_next(s + i, n - i, &cp);
+                if (!char_allowed(cp, mode))
+                        bputs(b, REPLACEMENT);
+                else if (mode != CLEAN_JSON && mode != CLEAN_TEXT && (ent = xml_entity(cp, mode)))
+                        bputs(b, ent);
+                else
+                        bput(b, str + i, len);
+                i += len;
+                shown++;
+        }
+        return shown;
+}
+
+static size_t put_clean_str(struct buf *b, const char *s, enum clean mode)
+{
+        return s ? put_clean(b, s, strlen(s), mode) : 0;
+}
+
+/* Messages are fixed arrays the scheduler fills; never read past one. */
+#define MSG_LEN(m) strnlen((m), sizeof(m))
+
+/* ---- shared formatting ---- */
+
+static bool has_time(uint64_t ms)
+{
+        return ms != ER_REPORT_NO_TIME;
+}
+
+/* "412ms", "5.7s", "2m05s", "1h02m" */
+static void fmt_ms(uint64_t ms, char *out, size_t len)
+{
+        if (ms < 1000) {
+                snprintf(out, len, "%" PRIu64 "ms", ms);
+        } else if (ms < 59950) {
+                uint64_t tenths = (ms + 50) / 100;
+                snprintf(out, len, "%" PRIu64 ".%" PRIu64 "s", tenths / 10, tenths % 10);
+        } else if (ms < 3600 * 1000) {
+                uint64_t s = (ms + 500) / 1000;
+                snprintf(out, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+        } else {
+                uint64_t m = (ms + 30000) / 60000;
+                snprintf(out, len, "%" PRIu64 "h%02" PRIu64 "m", m / 60, m % 60);
+        }
+}
+
+/* "512B", "8.1K", "30.0M", "1.5G" */
+static void fmt_bytes(uint64_t bytes, char *out, size_t len)
+{
+        static const char units[] = "KMGTPE";
+        double v = (double)bytes;
+        size_t u = 0;
+
+        if (bytes < 1024) {
+                snprintf(out, len, "%" PRIu64 "B", bytes);
+                return;
+        }
+        v /= 1024;
+        while (v >= 1023.95 && u + 1 < sizeof(units) - 1) {
+                v /= 1024;
+                u++;
+        }
+        snprintf(out, len, "%.1f%c", v, units[u]);
+}
+
+static void fmt_signal(int sig, char *out, size_t len)
+{
+        er_signal_format(sig, out, len);
+}
+
+/* How a service ended when the scheduler wrote no message. */
+static void service_status(const struct er_report_service *s, char *out, size_t len)
+{
+        char sig[32];
+
+        if (s->pid <= 0 && !has_time(s->started_ms)) {
+                snprintf(out, len, "not started");
+        } else if (s->exit_code >= 0) {
+                snprintf(out, len, "exited %d", s->exit_code);
+        } else if (s->signal > 0) {
+                fmt_signal(s->signal, sig, sizeof(sig));
+                snprintf(out, len, "killed by %s", sig);
+        } else if (has_time(s->stopped_ms)) {
+                snprintf(out, len, "stopped");
+        } else {
+                snprintf(out, len, "running");
+        }
+}
+
+static void test_status(const struct er_report_test *t, char *out, size_t len)
+{
+        char sig[32];
+
+        if (t->not_run) {
+                snprintf(out, len, "not run");
+        } else if (t->exit_code >= 0) {
+                snprintf(out, len, "exited %d", t->exit_code);
+        } else if (t->signal > 0) {
+                fmt_signal(t->signal, sig, sizeof(sig));
+                snprintf(out, len, "killed by %s", sig);
+        } else {
+                snprintf(out, len, "%s", t->timed_out ? "timed out" : "ended");
+        }
+}
+
+/* The test has no class of its own in the model; derive it.  Not run means
+ * the environment it needed failed: DependencyFailed. */
+static enum er_error_class test_class(const struct er_report_test *t)
+{
+        if (t->not_run)
+                return ER_DEPENDENCY_FAILED;
+        if (t->timed_out)
+                return ER_TIMEOUT_EXPIRED;
+        if (t->exit_code == 0 && t->signal == 0)
+                return ER_OK;
+        return ER_PROCESS_EXITED_WITH_ERROR;
+}
+
+static bool service_has_run(const struct er_report_service *s)
+{
+        return s->pid > 0 || has_time(s->started_ms);
+}
+
+/* Milliseconds from spawn to stop (or to the end of the report when it
+ * still runs), or ER_REPORT_NO_TIME. */
+static uint64_t service_uptime(const struct er_report *r, const struct er_report_service *s)
+{
+        uint64_t end = has_time(s->stopped_ms) ? s->stopped_ms : r->total_ms;
+
+        if (!has_time(s->started_ms) || !has_time(end) || end < s->started_ms)
+                return ER_REPORT_NO_TIME;
+        return end - s->started_ms;
+}
+
+static bool shell_safe(const char *a)
+{
+        if (!*a)
+                return false;
+        for (; *a; a++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
+                            *a))
+                        return false;
+        return true;
+}
+
+/* argv as a shell would read it back ('it'\''s'), cut after whole
+ * arguments past COMMAND_SHOWN_MAX.  Not yet cleaned for any output. */
+static void put_command(struct buf *b, char *const *argv)
+{
+        size_t start = b->len;
+
+        for (size_t i = 0; argv && argv[i]; i++) {
+                if (i > 0) {
+                        if (b->len - start + strlen(argv[i]) > COMMAND_SHOWN_MAX) {
+                                bputs(b, " ...");
+                                return;
+                        }
+                        bputs(b, " ");
+                }
+                if (shell_safe(argv[i])) {
+                        bputs(b, argv[i]);
+                        continue;
+                }
+                bputs(b, "'");
+                for (const char *p = argv[i]; *p; p++) {
+                        if (*p == '\'')
+                                bputs(b, "'\\''");
+                        else
+                                bput(b, p, 1);
+                }
+                bputs(b, "'");
+        }
+}
+
+/* ---- text ---- */
+
+struct layout {
+        size_t name_w, res_w, how_w;
+        bool color;
+};
+
+static const char *color_of(enum er_error_class c, const struct layout *l)
+{
+        if (!l->color)
+                return NULL;
+        return c == ER_OK ? ANSI_GREEN : ANSI_RED;
+}
+
+static void put_colored(struct buf *b, const char *s, const char *color)
+{
+        if (color)
+                bputs(b, color);
+        bputs(b, s);
+        if (color)
+                bputs(b, ANSI_RESET);
+}
+
+/* name, result and gaps: "api      ProcessExitedWithError   " */
+static void put_head(struct buf *b, const struct layout *l, const char *name, const char *result,
+                     const char *color)
+{
+        size_t w = put_clean_str(b, name ? name : "?", CLEAN_TEXT);
+
+        bpad(b, l->name_w - w + 3);
+        put_colored(b, result, color);
+        bpad(b, l->res_w - strlen(result) + 3);
+}
+
+static size_t service_how(const struct er_report_service *s, struct buf *b)
+{
+        char status[64];
+
+        if (s->message[0])
+                return put_clean(b, s->message, MSG_LEN(s->message), CLEAN_TEXT);
+        service_status(s, status, sizeof(status));
+        return put_clean_str(b, status, CLEAN_TEXT);
+}
+
+static void put_stats(struct buf *b, const struct er_report *r, const struct er_report_service *s)
+{
+        char t[32];
+        uint64_t up = service_uptime(r, s);
+
+        if (has_time(s->ready_ms) && has_time(s->started_ms) && s->ready_ms >= s->started_ms) {
+                fmt_ms(s->ready_ms - s->started_ms, t, sizeof(t));
+                bprintf(b, "ready %s", t);
+        } else {
+                bputs(b, "ready -");
+        }
+        if (has_time(up)) {
+                fmt_ms(up, t, sizeof(t));
+                bprintf(b, "  up %s", t);
+        } else {
+                bputs(b, "  up -");
+        }
+        fmt_ms(s->cpu_ms, t, sizeof(t));
+        bprintf(b, "  cpu %s", t);
+        if (s->memory_peak_bytes) {
+                fmt_bytes(s->memory_peak_bytes, t, sizeof(t));
+                bprintf(b, "  mem %s%s", s->memory_peak_is_tree ? "" : "~", t);
+        } else {
+                bputs(b, "  mem -");
+        }
+        if (s->restarts)
+                bprintf(b, "  restarts %u", s->restarts);
+        if (s->log_dropped_bytes) {
+                fmt_bytes(s->log_dropped_bytes, t, sizeof(t));
+                bprintf(b, "  log dropped %s", t);
+        }
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+        return a > b ? a : b;
+}
+
+static void text_layout(const struct er_report *r, bool color, struct layout *l)
+{
+        *l = (struct layout){ .color = color };
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+                size_t how;
+
+                l->name_w = max_sz(l->name_w, put_clean_str(NULL, s->name ? s->name : "?",
+                                                            CLEAN_TEXT));
+                l->res_w = max_sz(l->res_w, strlen(er_error_class_name(s->error)));
+                how = service_how(s, NULL);
+                if (service_has_run(s) && how <= HOW_COLUMN_MAX)
+                        l->how_w = max_sz(l->how_w, how);
+        }
+        if (r->test.present) {
+                l->name_w = max_sz(l->name_w, strlen("test"));
+                l->res_w = max_sz(l->res_w, r->test.not_run
+                                                    ? strlen("not run")
+                                                    : strlen(er_error_class_name(
+                                                              test_class(&r->test))));
+        }
+}
+
+static void put_service(struct buf *b, const struct layout *l, const struct er_report *r,
+                        const struct er_report_service *s)
+{
+        size_t w;
+
+        put_head(b, l, s->name, er_error_class_name(s->error), color_of(s->error, l));
+        w = service_how(s, b);
+        if (service_has_run(s)) {
+                bpad(b, w < l->how_w ? l->how_w - w + 2 : 2);
+                put_stats(b, r, s);
+        }
+        bputs(b, "\n");
+}
+
+static void put_tails(struct buf *b, const struct er_report *r)
+{
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+
+                if (s->error == ER_OK || s->n_tail == 0)
+                        continue;
+                bputs(b, "--- last lines of ");
+                put_clean_str(b, s->name ? s->name : "?", CLEAN_TEXT);
+                bputs(b, " ---\n");
+                for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
+                        bputs(b, "  ");
+                        put_clean_str(b, s->tail[j], CLEAN_TEXT);
+                        bputs(b, "\n");
+                }
+        }
+}
+
+/* The command, cleaned for mode; "-" when there is none. */
+static void put_clean_command(struct buf *b, char *const *argv, enum clean mode)
+{
+        struct buf cmd = { 0 };
+
+        put_command(&cmd, argv);
+        if (cmd.oom)
+                b->oom = true;
+        else if (cmd.len == 0)
+                bputs(b, "-");
+        else
+                put_clean(b, cmd.p, cmd.len, mode);
+        free(cmd.p);
+}
+
+/* "exited 0 in 5.1s", or the scheduler's message */
+static void put_test_how(struct buf *b, const struct er_report_test *t, enum clean mode)
+{
+        char status[64], d[32];
+
+        if (t->not_run) {
+                put_clean_str(b, "not run (the environment failed)", mode);
+        } else if (t->message[0]) {
+                put_clean(b, t->message, MSG_LEN(t->message), mode);
+        } else {
+                test_status(t, status, sizeof(status));
+                fmt_ms(t->duration_ms, d, sizeof(d));
+                bprintf(b, "%s in %s", status, d);
+        }
+}
+
+static void put_test(struct buf *b, const struct layout *l, const struct er_report_test *t)
+{
+        enum er_error_class c = test_class(t);
+
+        if (t->not_run)
+                put_head(b, l, "test", "not run", NULL);
+        else
+                put_head(b, l, "test", er_error_class_name(c), color_of(c, l));
+        put_clean_command(b, t->argv, CLEAN_TEXT);
+        bputs(b, "  ");
+        if (t->not_run)
+                bputs(b, "(the environment failed)");
+        else
+                put_test_how(b, t, CLEAN_TEXT);
+        bputs(b, "\n");
+}
+
+static void put_notes(struct buf *b, const struct er_report *r)
+{
+        bool approx = false;
+
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+                approx |= service_has_run(s) && s->memory_peak_bytes && !s->memory_peak_is_tree;
+        }
+        if (approx)
+                bputs(b, "~ mem: peak of the largest single process, not of the whole tree\n");
+        if (r->containment) {
+                bputs(b, "containment: ");
+                put_clean_str(b, r->containment, CLEAN_TEXT);
+                bputs(b, "\n");
+        }
+}
+
+static void put_summary(struct buf *b, const struct layout *l, const struct er_report *r)
+{
+        const struct er_report_test *t = &r->test;
+        size_t listed = 0, more = 0, not_started = 0;
+        char status[64];
+
+        bputs(b, "envrun: ");
+        if (r->ok) {
+                put_colored(b, "ok", color_of(ER_OK, l));
+                bprintf(b, " (%zu service%s", r->n_services, r->n_services == 1 ? "" : "s");
+                if (t->present && test_class(t) == ER_OK) {
+                        bputs(b, ", test passed");
+                } else if (t->present) {
+                        test_status(t, status, sizeof(status));
+                        bprintf(b, ", test %s", status);
+                }
+                bputs(b, ")\n");
+                return;
+        }
+        put_colored(b, "failed", color_of(ER_PROCESS_EXITED_WITH_ERROR, l));
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+
+                if (s->error == ER_OK)
+                        continue;
+                if (s->error == ER_DEPENDENCY_FAILED) {
+                        not_started++;
+                } else if (listed < SUMMARY_NAMES_MAX) {
+                        bputs(b, listed++ ? ", " : ": ");
+                        put_clean_str(b, s->name ? s->name : "?", CLEAN_TEXT);
+                        bprintf(b, " %s", er_error_class_name(s->error));
+                } else {
+                        more++;
+                }
+        }
+        if (more)
+                bprintf(b, ", %zu more failed", more);
+        if (not_started)
+                bprintf(b, "%s%zu not started", listed ? ", " : ": ", not_started);
+        if (t->present && test_class(t) != ER_OK) {
+                if (t->not_run)
+                        snprintf(status, sizeof(status), "not run");
+                else if (t->timed_out)
+                        snprintf(status, sizeof(status), "timed out");
+                else
+                        test_status(t, status, sizeof(status));
+                bprintf(b, "%stest %s", listed || not_started ? ", " : ": ", status);
+        }
+        bprintf(b, " (exit status %d)\n", r->exit_status);
+}
+
+int er_report_text(const struct er_report *r, bool color, char **ret, size_t *ret_len)
+{
+        struct buf b = { 0 };
+        struct layout l;
+
+        text_layout(r, color, &l);
+        for (size_t i = 0; i < r->n_services; i++)
+                put_service(&b, &l, r, &r->services[i]);
+        put_tails(&b, r);
+        if (r->test.present)
+                put_test(&b, &l, &r->test);
+        put_notes(&b, r);
+        put_summary(&b, &l, r);
+        return buf_finish(&b, ret, ret_len);
+}
+
+/* ---- JSON ---- */
+
+/* A JSON string of s[0..n) (jansson refuses invalid UTF-8), or null for NULL. */
+static json_t *jstrn(const char *s, size_t n)
+{
+        struct buf b = { 0 };
+        json_t *v;
+
+        if (!s)
+                return json_null();
+        put_clean(&b, s, n, CLEAN_JSON);
+        if (b.oom) {
+                free(b.p);
+                return NULL;
+        }
+        v = json_stringn(b.p ? b.p : "", b.len);
+        free(b.p);
+        return v;
+}
+
+static json_t *jstr(const char *s)
+{
+        return jstrn(s, s ? strlen(s) : 0);
+}
+
+static json_t *juint(uint64_t v)
+{
+        return json_integer(v > (uint64_t)JSON_INT_MAX ? JSON_INT_MAX : (json_int_t)v);
+}
+
+static json_t *jtime(uint64_t ms)
+{
+        return has_time(ms) ? juint(ms) : json_null();
+}
+
+static json_t *jexit(int code)
+{
+        return code >= 0 ? json_integer(code) : json_null();
+}
+
+static json_t *jsignal(int sig)
+{
+        char name[32];
+
+        if (sig <= 0)
+                return json_null();
+        fmt_signal(sig, name, sizeof(name));
+        return json_string(name);
+}
+
+static json_t *jclass(enum er_error_class c)
+{
+        return json_string(er_error_class_name(c));
+}
+
+/* Steals v (NULL meaning it could not be made); 0 or -ENOMEM. */
+static int add(json_t *o, const char *key, json_t *v)
+{
+        return v && json_object_set_new(o, key, v) == 0 ? 0 : -ENOMEM;
+}
+
+static int append(json_t *a, json_t *v)
+{
+        return v && json_array_append_new(a, v) == 0 ? 0 : -ENOMEM;
+}
+
+static json_t *service_json(const struct er_report_service *s)
+{
+        json_t *o = json_object(), *tail;
+
+        if (!o)
+                return NULL;
+        /* pid 0 would mean "my process group" to whoever kills it: null. */
+        if (add(o, "name", jstr(s->name)) || add(o, "result", jclass(s->error)) ||
+            add(o, "error", s->error == ER_OK ? json_null() : jclass(s->error)) ||
+            add(o, "pid", s->pid > 0 ? json_integer(s->pid) : json_null()) ||
+            add(o, "exit_code", jexit(s->exit_code)) || add(o, "signal", jsignal(s->signal)) ||
+            add(o, "killed", json_boolean(s->killed)) ||
+            add(o, "started_ms", jtime(s->started_ms)) ||
+            add(o, "ready_ms", jtime(s->ready_ms)) ||
+            add(o, "stopped_ms", jtime(s->stopped_ms)) ||
+            add(o, "restarts", json_integer(s->restarts)) || add(o, "cpu_ms", juint(s->cpu_ms)) ||
+            add(o, "memory_peak_bytes",
+                s->memory_peak_bytes ? juint(s->memory_peak_bytes) : json_null()) ||
+            add(o, "memory_peak_scope",
+                json_string(s->memory_peak_is_tree ? "tree" : "largest_process")) ||
+            add(o, "log_dropped_bytes", juint(s->log_dropped_bytes)) ||
+            add(o, "message", jstrn(s->message, MSG_LEN(s->message))))
+                goto fail;
+        if (s->error != ER_OK) {
+                tail = json_array();
+                if (add(o, "output_tail", tail))
+                        goto fail;
+                for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++)
+                        if (append(tail, jstr(s->tail[j])))
+                                goto fail;
+        }
+        return o;
+fail:
+        json_decref(o);
+        return NULL;
+}
+
+static json_t *test_json(const struct er_report_test *t)
+{
+        json_t *o, *argv;
+
+        if (!t->present)
+                return json_null();
+        o = json_object();
+        if (!o)
+                return NULL;
+        argv = json_array();
+        if (add(o, "argv", argv))
+                goto fail;
+        for (size_t i = 0; t->argv && t->argv[i]; i++)
+                if (append(argv, jstr(t->argv[i])))
+                        goto fail;
+        if (add(o, "exit_code", t->not_run ? json_null() : jexit(t->exit_code)) ||
+            add(o, "signal", t->not_run ? json_null() : jsignal(t->signal)) ||
+            add(o, "duration_ms", t->not_run ? json_null() : juint(t->duration_ms)) ||
+            add(o, "result", jclass(test_class(t))) ||
+            add(o, "timed_out", json_boolean(t->timed_out)))
+                goto fail;
+        return o;
+fail:
+        json_decref(o);
+        return NULL;
+}
+
+static json_t *ports_json(const struct er_report *r)
+{
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < r->n_ports; i++) {
+                struct buf key = { 0 };
+                int err;
+
+                if (!r->ports[i].name)
+                        continue;
+                put_clean_str(&key, r->ports[i].name, CLEAN_JSON);
+                err = key.oom ? -ENOMEM
+                              : add(o, key.p ? key.p : "", json_integer(r->ports[i].port));
+                free(key.p);
+                if (err)
+                        goto fail;
+        }
+        return o;
+fail:
+        json_decref(o);
+        return NULL;
+}
+
+static json_t *report_json(const struct er_report *r)
+{
+        json_t *o = json_object(), *services;
+
+        if (!o)
+                return NULL;
+        if (add(o, "project", jstr(r->project)) ||
+            add(o, "result", json_string(r->ok ? "ok" : "failed")) ||
+            add(o, "exit_status", json_integer(r->exit_status)) ||
+            add(o, "containment", jstr(r->containment)) ||
+            add(o, "limits_enforced", json_boolean(r->limits_enforced)) ||
+            add(o, "ports", ports_json(r)) || add(o, "test", test_json(&r->test)))
+                goto fail;
+        services = json_array();
+        if (add(o, "services", services))
+                goto fail;
+        for (size_t i = 0; i < r->n_services; i++)
+                if (append(services, service_json(&r->services[i])))
+                        goto fail;
+        if (add(o, "total_ms", jtime(r->total_ms)))
+                goto fail;
+        return o;
+fail:
+        json_decref(o);
+        return NULL;
+}
+
+static int dump_cb(const char *s, size_t n, void *data)
+{
+        struct buf *b = data;
+
+        bput(b, s, n);
+        return b->oom ? -1 : 0;
+}
+
+int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
+{
+        struct buf b = { 0 };
+        json_t *root = report_json(r);
+        int err;
+
+        if (!root)
+                return -ENOMEM;
+        err = json_dump_callback(root, dump_cb, &b, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+        json_decref(root);
+        if (err)
+                b.oom = true;
+        bputs(&b, "\n");
+        return buf_finish(&b, ret, ret_len);
+}
+
+/* ---- JUnit XML ---- */
+
+static void put_xml_seconds(struct buf *b, uint64_t ms)
+{
+        if (!has_time(ms))
+                ms = 0;
+        bprintf(b, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+}
+
+static void put_property(struct buf *b, const char *name, const char *value)
+{
+        bprintf(b, "      <property name=\"%s\" value=\"", name);
+        put_clean_str(b, value, CLEAN_XML_ATTR);
+        bputs(b, "\"/>\n");
+}
+
+static void put_suite_properties(struct buf *b, const struct er_report *r)
+{
+        char v[32];
+
+        bputs(b, "    <properties>\n");
+        put_property(b, "result", r->ok ? "ok" : "failed");
+        snprintf(v, sizeof(v), "%d", r->exit_status);
+        put_property(b, "exit_status", v);
+        if (r->containment)
+                put_property(b, "containment", r->containment);
+        put_property(b, "limits_enforced", r->limits_enforced ? "true" : "false");
+        bputs(b, "    </properties>\n");
+}
+
+/* Machine-readable usage as name: value lines; JUnit has no standard
+ * per-testcase properties, but every CI shows system-out. */
+static void put_service_out(struct buf *b, const struct er_report_service *s)
+{
+        bputs(b, "      <system-out>message: ");
+        if (s->message[0]) {
+                put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML);
+        } else {
+                char status[64];
+                service_status(s, status, sizeof(status));
+                bputs(b, status);
+        }
+        bputs(b, "\n");
+        if (s->pid > 0)
+                bprintf(b, "pid: %d\n", s->pid);
+        if (has_time(s->started_ms))
+                bprintf(b, "started_ms: %" PRIu64 "\n", s->started_ms);
+        if (has_time(s->ready_ms))
+                bprintf(b, "ready_ms: %" PRIu64 "\n", s->ready_ms);
+        if (has_time(s->stopped_ms))
+                bprintf(b, "stopped_ms: %" PRIu64 "\n", s->stopped_ms);
+        if (service_has_run(s)) {
+                bprintf(b, "restarts: %u\ncpu_ms: %" PRIu64 "\n", s->restarts, s->cpu_ms);
+                if (s->memory_peak_bytes)
+                        bprintf(b, "memory_peak_bytes: %" PRIu64 " (%s)\n", s->memory_peak_bytes,
+                                s->memory_peak_is_tree ? "whole tree" : "largest single process");
+        }
+        if (s->log_dropped_bytes)
+                bprintf(b, "log_dropped_bytes: %" PRIu64 "\n", s->log_dropped_bytes);
+        bputs(b, "</system-out>\n");
+}
+
+static void put_testcase_open(struct buf *b, const struct er_report *r, const char *kind,
+                              const char *name, char *const *argv, uint64_t ms)
+{
+        bputs(b, "    <testcase classname=\"envrun.");
+        put_clean_str(b, r->project ? r->project : "", CLEAN_XML_ATTR);
+        bprintf(b, "\" name=\"%s ", kind);
+        if (argv)
+                put_clean_command(b, argv, CLEAN_XML_ATTR);
+        else
+                put_clean_str(b, name ? name : "?", CLEAN_XML_ATTR);
+        bputs(b, "\" time=\"");
+        put_xml_seconds(b, ms);
+        bputs(b, "\">\n");
+}
+
+static void put_service_case(struct buf *b, const struct er_report *r,
+                             const struct er_report_service *s)
+{
+        put_testcase_open(b, r, "service", s->name, NULL, service_uptime(r, s));
+        if (s->error != ER_OK) {
+                bprintf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(s->error));
+                put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML_ATTR);
+                bputs(b, "\">");
+                if (s->n_tail == 0)
+                        put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML);
+                for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
+                        put_clean_str(b, s->tail[j], CLEAN_XML);
+                        bputs(b, "\n");
+                }
+                bputs(b, "</failure>\n");
+        }
+        put_service_out(b, s);
+        bputs(b, "    </testcase>\n");
+}
+
+static void put_test_case(struct buf *b, const struct er_report *r)
+{
+        const struct er_report_test *t = &r->test;
+        enum er_error_class c = test_class(t);
+        static char *const no_argv[] = { NULL };
+
+        put_testcase_open(b, r, "test", NULL, t->argv ? t->argv : no_argv,
+                          t->not_run ? 0 : t->duration_ms);
+        if (t->not_run) {
+                bputs(b, "      <skipped message=\"not run (the environment failed)\"/>\n");
+        } else if (c != ER_OK) {
+                char status[64];
+
+                bprintf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(c));
+                put_test_how(b, t, CLEAN_XML_ATTR);
+                bputs(b, "\">");
+                test_status(t, status, sizeof(status));
+                bprintf(b, "%s after %" PRIu64 " ms; envrun exit status %d", status,
+                        t->duration_ms, r->exit_status);
+                bputs(b, "</failure>\n");
+        }
+        bputs(b, "    </testcase>\n");
+}
+
+int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
+{
+        struct buf b = { 0 };
+        size_t tests = r->n_services, failures = 0, skipped = 0;
+
+        for (size_t i = 0; i < r->n_services; i++)
+                failures += r->services[i].error != ER_OK;
+        if (r->test.present) {
+                tests++;
+                if (r->test.not_run)
+                        skipped++;
+                else
+                        failures += test_class(&r->test) != ER_OK;
+        }
+        bputs(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        bprintf(&b, "<testsuites name=\"envrun\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+                    "skipped=\"%zu\" time=\"",
+                tests, failures, skipped);
+        put_xml_seconds(&b, r->total_ms);
+        bputs(&b, "\">\n  <testsuite name=\"envrun: ");
+        put_clean_str(&b, r->project ? r->project : "", CLEAN_XML_ATTR);
+        bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"",
+                tests, failures, skipped);
+        put_xml_seconds(&b, r->total_ms);
+        bputs(&b, "\">\n");
+        put_suite_properties(&b, r);
+        for (size_t i = 0; i < r->n_services; i++)
+                put_service_case(&b, r, &r->services[i]);
+        if (r->test.present)
+                put_test_case(&b, r);
+        bputs(&b, "  </testsuite>\n</testsuites>\n");
+        return buf_finish(&b, ret, ret_len);
+}

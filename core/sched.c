@@ -1,0 +1,957 @@
+/* sched: see sched.h. */
+#include "sched.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "envp.h"
+#include "log.h"
+#include "proc.h"
+#include "units.h"
+
+#define TEST_KILL_AFTER_US (10 * 1000000ULL)
+
+struct svc {
+        struct er_sched *s;
+        size_t index;
+        const struct er_service *cfg;
+        enum er_svc_state state;
+        struct er_proc proc;
+        bool proc_init;
+        struct er_log log;
+        bool log_open;
+        struct er_check_run run;
+        size_t check_i;
+        bool check_active;
+        bool spawned, ready, completed, down;
+        bool need_completed;          /* a dependent waits for it to complete */
+        struct er_timer timeout;
+        uint64_t spawn_us, ready_us, stop_us;
+        enum er_error_class error;
+        char message[512];
+        char **envp;
+};
+
+struct er_sched {
+        struct er_sched_opts o;
+        const struct er_config *c;
+        struct svc *svcs;
+        size_t n;
+        bool up_started, up_done, failed;
+        bool down_started, down_done, fast;
+        bool abort_on_failure, failed_during_test;
+        int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
+        unsigned n_sigint, n_sigterm;
+
+        /* the test command */
+        struct er_proc test;
+        bool test_init, test_started, test_running, test_done, test_timed_out, test_spawn_failed;
+        char *const *test_argv;
+        char **test_envp;
+        char test_message[256];
+        int test_status;              /* exit status when it could not start (126/127) */
+        struct er_timer test_timer;   /* time limit */
+        struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
+        uint64_t test_start_us, test_end_us;
+};
+
+const char *er_svc_state_name(enum er_svc_state st)
+{
+        static const char *const names[] = {"pending", "starting", "ready",  "exited",
+                                            "stopping", "stopped", "failed"};
+        return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+static uint64_t since_ms(uint64_t from_us)
+{
+        uint64_t now = er_now_us();
+        return now > from_us ? (now - from_us) / 1000 : 0;
+}
+
+static void emit(struct svc *v, const char *detail)
+{
+        struct er_sched *s = v->s;
+        struct er_sched_event ev = {
+                .service = v->index,
+                .state = v->state,
+                .detail = detail,
+                .elapsed_ms = v->spawned ? since_ms(v->spawn_us) : 0,
+        };
+        if (s->o.on_event)
+                s->o.on_event(s->o.ud, &ev);
+}
+
+static void emit_test(struct er_sched *s, enum er_svc_state st, const char *detail)
+{
+        struct er_sched_event ev = {.service = SIZE_MAX, .state = st, .detail = detail};
+        if (s->test_start_us)
+                ev.elapsed_ms = since_ms(s->test_start_us);
+        if (s->o.on_event)
+                s->o.on_event(s->o.ud, &ev);
+}
+
+static void describe_status(char *buf, size_t len, int code, int sig)
+{
+        char name[32];
+        if (sig) {
+                er_signal_format(sig, name, sizeof(name));
+                snprintf(buf, len, "killed by %s", name);
+        } else {
+                snprintf(buf, len, "exited %d", code);
+        }
+}
+
+static void schedule(struct er_sched *s);
+static void stop_if_possible(struct svc *v);
+static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigned depth);
+
+/* --- failure ------------------------------------------------------------- */
+
+static void cancel_check(struct svc *v)
+{
+        if (v->check_active && v->run.check->ops->cancel)
+                v->run.check->ops->cancel(&v->run);
+        v->check_active = false;
+}
+
+static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
+{
+        struct er_sched *s = v->s;
+        va_list ap;
+
+        if (v->state == ER_SVC_FAILED)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(v->message, sizeof(v->message), fmt, ap);
+        va_end(ap);
+        v->error = cls;
+        v->state = ER_SVC_FAILED;
+        cancel_check(v);
+        er_timer_stop(s->o.loop, &v->timeout);
+        if (v->log_open)
+                er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), v->message, strlen(v->message));
+        emit(v, v->message);
+        if (!s->up_done) {
+                /* SPEC §5.3: the bring-up fails; nothing more starts. */
+                s->failed = true;
+                s->up_done = true;
+        } else if (s->test_running) {
+                s->failed_during_test = true;
+                if (s->abort_on_failure)
+                        er_proc_signal_main(&s->test, SIGTERM);
+        } else if (!s->down_started) {
+                s->failed_during_test = true;
+        }
+        schedule(s);
+}
+
+/* --- dependencies -------------------------------------------------------- */
+
+static bool dep_met(const struct er_sched *s, const struct er_dep *d)
+{
+        const struct svc *t = &s->svcs[d->index];
+        switch (d->cond) {
+        case ER_COND_STARTED:
+                return t->spawned;
+        case ER_COND_READY:
+                return t->ready;
+        case ER_COND_COMPLETED:
+                return t->completed;
+        }
+        return false;
+}
+
+static bool dep_failed(const struct er_sched *s, const struct er_dep *d)
+{
+        const struct svc *t = &s->svcs[d->index];
+        return t->state == ER_SVC_FAILED || t->error == ER_DEPENDENCY_FAILED;
+}
+
+static void dependency_failed(struct svc *v, const struct er_dep *d)
+{
+        const struct svc *t = &v->s->svcs[d->index];
+        v->error = ER_DEPENDENCY_FAILED;
+        if (t->error == ER_DEPENDENCY_FAILED)
+                snprintf(v->message, sizeof(v->message), "%.64s <- %.400s", v->cfg->name,
+                         t->message);
+        else
+                snprintf(v->message, sizeof(v->message), "%.64s <- %.64s: %.370s", v->cfg->name,
+                         t->cfg->name, t->message);
+        emit(v, v->message);
+}
+
+/* --- readiness ----------------------------------------------------------- */
+
+static void check_next(struct svc *v);
+
+static void mark_ready(struct svc *v)
+{
+        struct er_sched *s = v->s;
+        char detail[300] = "";
+
+        v->ready = true;
+        v->ready_us = er_now_us();
+        /* Ready after the main process exited: an exit check accepted it. */
+        if (v->proc.exited)
+                v->completed = true;
+        if (v->state == ER_SVC_STARTING)
+                v->state = v->completed ? ER_SVC_EXITED : ER_SVC_READY;
+        if (!v->need_completed || v->completed)
+                er_timer_stop(s->o.loop, &v->timeout);
+        if (v->cfg->n_checks) {
+                er_check_describe(v->cfg->checks[v->cfg->n_checks - 1], detail, sizeof(detail));
+                size_t n = strlen(detail);
+                snprintf(detail + n, sizeof(detail) - n, ", %llu ms",
+                         (unsigned long long)((v->ready_us - v->spawn_us) / 1000));
+        }
+        emit(v, detail);
+        schedule(s);
+}
+
+static void on_check_done(struct er_check_run *run, enum er_check_result result, const char *msg)
+{
+        struct svc *v = run->owner;
+        char what[256];
+
+        if (!v->check_active)
+                return;
+        cancel_check(v);
+        if (result == ER_CHECK_READY) {
+                v->check_i++;
+                check_next(v);
+                return;
+        }
+        er_check_describe(run->check, what, sizeof(what));
+        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what, msg ? msg : "failed");
+}
+
+static void check_next(struct svc *v)
+{
+        const struct er_check *c;
+        int r;
+
+        if (v->check_i >= v->cfg->n_checks) {
+                mark_ready(v);
+                return;
+        }
+        c = v->cfg->checks[v->check_i];
+        if (!c->ops->start) {
+                fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
+                     c->ops->key);
+                return;
+        }
+        memset(&v->run, 0, sizeof(v->run));
+        v->run.check = c;
+        v->run.loop = v->s->o.loop;
+        v->run.owner = v;
+        v->run.done = on_check_done;
+        v->check_active = true;
+        r = c->ops->start(&v->run);
+        if (r < 0 && v->check_active)
+                fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", c->ops->key,
+                     strerror(-r));
+}
+
+static void on_timeout(struct er_loop *loop, struct er_timer *t)
+{
+        struct svc *v = er_container_of(t, struct svc, timeout);
+        char limit[32], what[256] = "";
+
+        er_duration_format(v->cfg->timeout_us, limit, sizeof(limit));
+        if (v->ready) {
+                fail(v, ER_TIMEOUT_EXPIRED, "did not complete within %s", limit);
+                return;
+        }
+        if (v->check_active)
+                er_check_describe(v->run.check, what, sizeof(what));
+        fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
+             what, *what ? ")" : "");
+}
+
+/* --- the process --------------------------------------------------------- */
+
+static void svc_line(struct er_proc *p, enum er_stream stream, const char *line, size_t len)
+{
+        struct svc *v = p->owner;
+        struct er_sched *s = v->s;
+
+        if (v->check_active && v->run.check->ops->line)
+                v->run.check->ops->line(&v->run, stream, line, len);
+        if (s->o.want_lines && s->o.on_event) {
+                struct er_sched_event ev = {.service = v->index,
+                                            .state = v->state,
+                                            .line = line,
+                                            .line_len = len,
+                                            .stream = stream};
+                s->o.on_event(s->o.ud, &ev);
+        }
+}
+
+static void svc_exit(struct er_proc *p)
+{
+        struct svc *v = p->owner;
+        char how[64];
+        int code = p->exit_signal ? -1 : p->exit_code;
+
+        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
+        if (p->stopping || v->state == ER_SVC_FAILED)
+                return; /* judged when the tree is gone */
+        if (v->state == ER_SVC_STARTING) {
+                /* An exit check decides (ready and completed at once, in
+                 * mark_ready); anything else is an exit before ready. */
+                if (v->check_active && v->run.check->ops->exited &&
+                    v->run.check->ops->exited(&v->run, code))
+                        return;
+                fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready", how);
+                return;
+        }
+        if (code == 0) {
+                v->completed = true;
+                v->state = ER_SVC_EXITED;
+                er_timer_stop(v->s->o.loop, &v->timeout);
+                emit(v, how);
+                schedule(v->s);
+                return;
+        }
+        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s", how,
+             v->s->test_running ? "while the test ran" : "after it was ready");
+}
+
+static void judge_stop(struct svc *v)
+{
+        const struct er_proc *p = &v->proc;
+        char how[64], limit[32], sig[32];
+
+        if (v->state == ER_SVC_FAILED || v->error != ER_OK)
+                return;
+        er_duration_format(v->cfg->stop_timeout_us, limit, sizeof(limit));
+        er_signal_format(v->cfg->sig_kill, sig, sizeof(sig));
+        if (p->killed_before_exit) {
+                v->error = ER_PROCESS_FINISHED_WITH_ERROR;
+                snprintf(v->message, sizeof(v->message), "killed by %s after %s stop timeout", sig,
+                         limit);
+                return;
+        }
+        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
+        if (p->killed && p->killed_count) {
+                v->error = ER_PROCESS_FINISHED_WITH_ERROR;
+                snprintf(v->message, sizeof(v->message),
+                         "%u process%s of its tree killed by %s after %s stop timeout (main "
+                         "process %s)",
+                         p->killed_count, p->killed_count == 1 ? "" : "es", sig, limit, how);
+                return;
+        }
+        if (v->completed) {
+                snprintf(v->message, sizeof(v->message), "%s", how);
+                return;
+        }
+        bool clean = p->exit_signal ? p->exit_signal == v->cfg->sig_stop
+                                    : er_codes_has(&v->cfg->ok_exit, (unsigned)p->exit_code);
+        er_signal_format(v->cfg->sig_stop, sig, sizeof(sig));
+        if (clean) {
+                if (p->exit_signal)
+                        snprintf(v->message, sizeof(v->message), "stopped by %s", sig);
+                else
+                        snprintf(v->message, sizeof(v->message), "%s after %s", how, sig);
+                return;
+        }
+        v->error = ER_PROCESS_FINISHED_WITH_ERROR;
+        snprintf(v->message, sizeof(v->message), "%s after %s (not in ok_exit)", how, sig);
+}
+
+static void finish_down(struct svc *v)
+{
+        struct er_sched *s = v->s;
+
+        v->down = true;
+        v->stop_us = er_now_us();
+        judge_stop(v);
+        if (v->state != ER_SVC_FAILED)
+                v->state = ER_SVC_STOPPED;
+        emit(v, v->message);
+        for (size_t i = 0; i < s->n; i++)
+                if (depends_on(s, v->index, i, 0))
+                        stop_if_possible(&s->svcs[i]);
+}
+
+static void svc_gone(struct er_proc *p)
+{
+        struct svc *v = p->owner;
+        /* A tree that emptied by itself (a one-shot job) is finished when
+         * the environment goes down. */
+        if (!p->stopping && !v->s->down_started)
+                return;
+        finish_down(v);
+}
+
+static const struct er_proc_cb svc_cb = {
+        .line = svc_line,
+        .exit = svc_exit,
+        .gone = svc_gone,
+};
+
+/* The environment of a service or the test (SPEC §3). */
+static char **build_envp(struct er_sched *s, const struct er_envlist *own, const char *service,
+                         const char *marker)
+{
+        struct er_envlist extra;
+        char port[16], **envp = NULL;
+        const char *eq = strchr(marker, '=');
+
+        er_envlist_init(&extra);
+        if (er_envlist_set(&extra, "ENVRUN_PROJECT", s->c->project, 0, 0) < 0 ||
+            er_envlist_set(&extra, "ENVRUN_STATE_DIR", s->o.state_dir, 0, 0) < 0 ||
+            (service && er_envlist_set(&extra, "ENVRUN_SERVICE", service, 0, 0) < 0))
+                goto out;
+        for (size_t i = 0; i < s->c->n_ports; i++) {
+                snprintf(port, sizeof(port), "%u", s->o.ports[i]);
+                if (er_envlist_set(&extra, s->c->ports[i].name, port, 0, 0) < 0)
+                        goto out;
+        }
+        {
+                char name[32];
+                size_t n = (size_t)(eq - marker);
+                memcpy(name, marker, n);
+                name[n] = '\0';
+                if (er_envlist_set(&extra, name, eq + 1, 0, 0) < 0)
+                        goto out;
+        }
+        const struct er_envlist *layers[] = {&s->c->env_file, &s->c->env, own, &extra};
+        envp = er_envp_build(s->o.environ, layers, 4);
+out:
+        er_envlist_fini(&extra);
+        return envp;
+}
+
+static void start_svc(struct svc *v)
+{
+        struct er_sched *s = v->s;
+        const struct er_service *cfg = v->cfg;
+        struct er_err err = {0};
+        int r;
+
+        v->spawn_us = er_now_us();
+        r = er_log_open(&v->log, s->o.log_dir_fd, cfg->name, cfg->log_max_size);
+        if (r < 0) {
+                fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
+                return;
+        }
+        v->log_open = true;
+        if (er_proc_init(&v->proc, s->o.loop, s->o.contain, cfg->name, &svc_cb, v, &v->log,
+                         &err) < 0) {
+                fail(v, ER_START_ERROR, "%s", err.msg);
+                return;
+        }
+        v->proc_init = true;
+        v->envp = build_envp(s, &cfg->env, cfg->name, er_proc_marker(&v->proc));
+        if (!v->envp) {
+                fail(v, ER_START_ERROR, "out of memory");
+                return;
+        }
+        struct er_spawn_opts opts = {
+                .file = cfg->cmd.argv[0],
+                .argv = cfg->cmd.argv,
+                .envp = v->envp,
+                .cwd = cfg->cmd.cwd,
+                .stdin_fd = -1,
+                .stdout_fd = -1,
+                .stderr_fd = -1,
+                .pgrp = ER_SPAWN_SETSID,
+                .uid = cfg->user ? cfg->uid : -1,
+                .gid = cfg->user ? cfg->gid : -1,
+                .cgroup_fd = -1,
+                .pdeathsig = SIGKILL,
+                .no_pidfd = s->o.no_pidfd,
+        };
+        v->state = ER_SVC_STARTING;
+        if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
+                fail(v, ER_START_ERROR, "%s", err.msg);
+                return;
+        }
+        v->spawned = true;
+        {
+                char detail[300] = "";
+                if (cfg->n_checks)
+                        er_check_describe(cfg->checks[0], detail, sizeof(detail));
+                emit(v, detail);
+        }
+        if (cfg->n_checks || v->need_completed)
+                er_timer_start(s->o.loop, &v->timeout, cfg->timeout_us, on_timeout);
+        check_next(v);
+}
+
+/* Starts what can start, marks what never will, and notices the end of the
+ * bring-up. */
+static void schedule(struct er_sched *s)
+{
+        bool progress = true, busy = false;
+
+        if (!s->up_started || s->down_started)
+                return;
+        while (progress) {
+                progress = false;
+                for (size_t i = 0; i < s->n; i++) {
+                        struct svc *v = &s->svcs[i];
+                        bool met = true;
+                        if (v->state != ER_SVC_PENDING || v->error != ER_OK)
+                                continue;
+                        for (size_t k = 0; k < v->cfg->n_deps; k++) {
+                                const struct er_dep *d = &v->cfg->deps[k];
+                                if (dep_failed(s, d)) {
+                                        dependency_failed(v, d);
+                                        progress = true;
+                                        met = false;
+                                        break;
+                                }
+                                met = met && dep_met(s, d);
+                        }
+                        if (met && v->error == ER_OK && !s->failed) {
+                                start_svc(v);
+                                progress = true;
+                        }
+                }
+        }
+        for (size_t i = 0; i < s->n; i++) {
+                const struct svc *v = &s->svcs[i];
+                if (v->error != ER_OK)
+                        continue;
+                if (v->state == ER_SVC_PENDING || (v->state == ER_SVC_STARTING) ||
+                    (v->need_completed && !v->completed && v->state != ER_SVC_FAILED))
+                        busy = true;
+        }
+        if (!busy)
+                s->up_done = true;
+}
+
+/* --- the test command ---------------------------------------------------- */
+
+static void test_exit(struct er_proc *p)
+{
+        struct er_sched *s = p->owner;
+        s->test_end_us = er_now_us();
+        s->test_running = false;
+        er_timer_stop(s->o.loop, &s->test_timer);
+        /* Whatever it left behind is stopped like a service's tree. */
+        er_proc_stop(p, SIGTERM, TEST_KILL_AFTER_US, SIGKILL, false);
+}
+
+static void test_gone(struct er_proc *p)
+{
+        struct er_sched *s = p->owner;
+        char how[64];
+
+        er_timer_stop(s->o.loop, &s->test_kill);
+        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
+        s->test_done = true;
+        emit_test(s, ER_SVC_STOPPED, how);
+}
+
+static const struct er_proc_cb test_cb = {
+        .exit = test_exit,
+        .gone = test_gone,
+};
+
+static void on_test_kill(struct er_loop *loop, struct er_timer *t)
+{
+        struct er_sched *s = er_container_of(t, struct er_sched, test_kill);
+        er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
+}
+
+static void on_test_timeout(struct er_loop *loop, struct er_timer *t)
+{
+        struct er_sched *s = er_container_of(t, struct er_sched, test_timer);
+        s->test_timed_out = true;
+        emit_test(s, ER_SVC_STOPPING, "time limit reached: SIGTERM to its tree");
+        er_proc_stop(&s->test, SIGTERM, TEST_KILL_AFTER_US, SIGKILL, false);
+}
+
+int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bool from_file,
+                      uint64_t timeout_us)
+{
+        struct er_err err = {0};
+        int r;
+
+        s->test_started = true;
+        s->test_argv = argv;
+        r = er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL, &err);
+        if (r < 0)
+                goto out_fail;
+        s->test_init = true;
+        s->test_envp = build_envp(s, from_file ? &s->c->test.env : NULL, NULL,
+                                  er_proc_marker(&s->test));
+        if (!s->test_envp) {
+                r = er_err_set(&err, -ENOMEM, NULL, 0, 0, "out of memory");
+                goto out_fail;
+        }
+        struct er_spawn_opts opts = {
+                .file = argv[0],
+                .argv = argv,
+                .envp = s->test_envp,
+                .cwd = cwd,
+                .stdin_fd = STDIN_FILENO,
+                .stdout_fd = -1,
+                .stderr_fd = -1,
+                .pgrp = ER_SPAWN_INHERIT,
+                .uid = -1,
+                .gid = -1,
+                .cgroup_fd = -1,
+                .pdeathsig = SIGKILL,
+                .no_pidfd = s->o.no_pidfd,
+        };
+        s->test_start_us = er_now_us();
+        r = er_proc_spawn(&s->test, &opts, false, &err);
+        if (r < 0)
+                goto out_fail;
+        s->test_running = true;
+        if (timeout_us)
+                er_timer_start(s->o.loop, &s->test_timer, timeout_us, on_test_timeout);
+        emit_test(s, ER_SVC_STARTING, argv[0]);
+        return 0;
+
+out_fail:
+        snprintf(s->test_message, sizeof(s->test_message), "%s", err.msg);
+        s->test_spawn_failed = true;
+        s->test_status = r == -ENOENT ? 127 : 126;
+        s->test_done = true;
+        s->test_end_us = s->test_start_us = er_now_us();
+        emit_test(s, ER_SVC_FAILED, s->test_message);
+        return r;
+}
+
+bool er_sched_test_done(const struct er_sched *s)
+{
+        return !s->test_started || s->test_done;
+}
+
+/* --- down ----------------------------------------------------------------- */
+
+/* Whether service `from` depends on `to`, directly or through others. */
+static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigned depth)
+{
+        const struct er_service *c = s->svcs[from].cfg;
+        if (depth > s->n) /* validated acyclic; a bound all the same */
+                return false;
+        for (size_t k = 0; k < c->n_deps; k++)
+                if (c->deps[k].index == to || depends_on(s, c->deps[k].index, to, depth + 1))
+                        return true;
+        return false;
+}
+
+/* SPEC §5.5: a service stops only after everything that depends on it,
+ * directly or not, has stopped (api -> migrate -> db: db outlives api even
+ * when migrate is long finished). */
+static bool all_dependents_down(struct er_sched *s, size_t idx)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                const struct svc *d = &s->svcs[i];
+                if (d->spawned && !d->down && i != idx && depends_on(s, i, idx, 0))
+                        return false;
+        }
+        return true;
+}
+
+static void stop_if_possible(struct svc *v)
+{
+        struct er_sched *s = v->s;
+
+        if (!s->down_started || !v->spawned || v->down)
+                return;
+        if (!all_dependents_down(s, v->index))
+                return;
+        if (v->proc.stopping && !s->fast)
+                return;
+        cancel_check(v);
+        er_timer_stop(s->o.loop, &v->timeout);
+        if (v->state != ER_SVC_FAILED && !v->proc.stopping) {
+                v->state = ER_SVC_STOPPING;
+                emit(v, NULL);
+        }
+        er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill,
+                     s->fast);
+}
+
+void er_sched_down(struct er_sched *s, bool fast)
+{
+        s->down_started = true;
+        s->up_done = true;
+        if (fast)
+                s->fast = true;
+        if (s->test_running && fast)
+                er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                cancel_check(v);
+                er_timer_stop(s->o.loop, &v->timeout);
+        }
+        /* Trees that emptied by themselves while the environment was up. */
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[s->n - 1 - i];
+                if (v->spawned && v->proc.gone && !v->down)
+                        finish_down(v);
+        }
+        for (size_t i = 0; i < s->n; i++)
+                stop_if_possible(&s->svcs[s->n - 1 - i]);
+}
+
+bool er_sched_down_done(const struct er_sched *s)
+{
+        if (!er_sched_test_done(s))
+                return false;
+        for (size_t i = 0; i < s->n; i++)
+                if (s->svcs[i].spawned && !s->svcs[i].down)
+                        return false;
+        return true;
+}
+
+/* --- signals -------------------------------------------------------------- */
+
+void er_sched_signal(struct er_sched *s, int sig, bool from_terminal)
+{
+        if (sig == SIGINT)
+                s->n_sigint++;
+        if (sig == SIGTERM)
+                s->n_sigterm++;
+        if (!s->interrupted)
+                s->interrupted = sig;
+        if (s->test_running) {
+                if (!from_terminal)
+                        er_proc_signal_main(&s->test, sig);
+                if (!er_timer_active(&s->test_kill))
+                        er_timer_start(s->o.loop, &s->test_kill, TEST_KILL_AFTER_US, on_test_kill);
+                if (s->n_sigterm > 1 || s->n_sigint > 1)
+                        er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
+        }
+        if (s->n_sigint > 1 && s->down_started)
+                er_sched_down(s, true);
+        s->up_done = true;
+}
+
+void er_sched_set_abort_on_failure(struct er_sched *s, bool on)
+{
+        s->abort_on_failure = on;
+}
+
+static struct er_proc *proc_by_pid(struct er_sched *s, pid_t pid)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (s->svcs[i].spawned && !s->svcs[i].proc.exited && s->svcs[i].proc.pid == pid)
+                        return &s->svcs[i].proc;
+        if (s->test_init && s->test.spawned && !s->test.exited && s->test.pid == pid)
+                return &s->test;
+        return NULL;
+}
+
+void er_sched_sigchld(struct er_sched *s)
+{
+        /* Peek without reaping (WNOWAIT): a tracked pid is reaped by its
+         * owner, which wants its status; an orphan that reparented to envrun
+         * (the subreaper) is reaped here.  A blind waitpid(-1) would steal
+         * the services' statuses. */
+        for (unsigned guard = 0; guard < 4096; guard++) {
+                siginfo_t si;
+                struct er_proc *p;
+                memset(&si, 0, sizeof(si));
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+                        break;
+                p = proc_by_pid(s, si.si_pid);
+                if (p) {
+                        if (!er_proc_reap(p))
+                                break;
+                } else {
+                        siginfo_t tmp;
+                        waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG);
+                }
+        }
+        for (size_t i = 0; i < s->n; i++)
+                if (s->svcs[i].spawned && s->svcs[i].proc.exited && !s->svcs[i].proc.gone)
+                        er_proc_check_empty(&s->svcs[i].proc);
+        if (s->test_init && s->test.exited && !s->test.gone)
+                er_proc_check_empty(&s->test);
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
+{
+        struct er_sched *s = calloc(1, sizeof(*s));
+        const struct er_config *c = opts->config;
+
+        if (!s)
+                return -ENOMEM;
+        s->o = *opts;
+        s->c = c;
+        s->n = c->n_services;
+        s->svcs = calloc(s->n ? s->n : 1, sizeof(*s->svcs));
+        if (!s->svcs) {
+                free(s);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                v->s = s;
+                v->index = i;
+                v->cfg = &c->services[i];
+                er_timer_init(&v->timeout);
+                v->log.fd = -1;
+        }
+        for (size_t i = 0; i < s->n; i++)
+                for (size_t k = 0; k < c->services[i].n_deps; k++)
+                        if (c->services[i].deps[k].cond == ER_COND_COMPLETED)
+                                s->svcs[c->services[i].deps[k].index].need_completed = true;
+        er_timer_init(&s->test_timer);
+        er_timer_init(&s->test_kill);
+        *ret = s;
+        return 0;
+}
+
+void er_sched_up(struct er_sched *s)
+{
+        s->up_started = true;
+        schedule(s);
+}
+
+bool er_sched_up_done(const struct er_sched *s)
+{
+        return s->up_done;
+}
+
+bool er_sched_failed(const struct er_sched *s)
+{
+        return s->failed;
+}
+
+static void tail_cb(void *ud, const char *line, size_t len)
+{
+        er_report_tail_push(ud, line, len);
+}
+
+int er_sched_report(struct er_sched *s, struct er_report *r)
+{
+        uint64_t t0 = s->o.t0_us;
+        bool finished_error = false;
+
+        memset(r, 0, sizeof(*r));
+        r->project = s->c->project;
+        r->containment = er_contain_name(s->o.contain);
+        r->limits_enforced = false;
+        r->services = calloc(s->n ? s->n : 1, sizeof(*r->services));
+        r->ports = calloc(s->c->n_ports ? s->c->n_ports : 1, sizeof(*r->ports));
+        if (!r->services || !r->ports)
+                return -ENOMEM;
+        r->n_ports = s->c->n_ports;
+        for (size_t i = 0; i < s->c->n_ports; i++) {
+                r->ports[i].name = s->c->ports[i].name;
+                r->ports[i].port = s->o.ports[i];
+        }
+        r->n_services = s->n;
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                struct er_report_service *rs = &r->services[i];
+                rs->name = v->cfg->name;
+                rs->error = v->error;
+                if (v->error == ER_OK && !v->spawned)
+                        snprintf(rs->message, sizeof(rs->message), "not started (the bring-up failed)");
+                else
+                        snprintf(rs->message, sizeof(rs->message), "%s", v->message);
+                rs->pid = v->spawned ? v->proc.pid : 0;
+                rs->exit_code = v->spawned && v->proc.exited && !v->proc.exit_signal ? v->proc.exit_code : -1;
+                rs->signal = v->spawned && v->proc.exited ? v->proc.exit_signal : 0;
+                rs->killed = v->proc_init && v->proc.killed;
+                rs->killed_descendants = v->proc_init ? v->proc.killed_count : 0;
+                rs->started_ms = v->spawned ? (v->spawn_us - t0) / 1000 : ER_REPORT_NO_TIME;
+                rs->ready_ms = v->ready ? (v->ready_us - t0) / 1000 : ER_REPORT_NO_TIME;
+                rs->stopped_ms = v->down ? (v->stop_us - t0) / 1000 : ER_REPORT_NO_TIME;
+                if (v->proc_init) {
+                        const struct rusage *ru = &v->proc.rusage;
+                        rs->cpu_ms = (uint64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+                                     (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
+                        rs->memory_peak_bytes = (uint64_t)ru->ru_maxrss * 1024;
+                }
+                rs->memory_peak_is_tree = false;
+                rs->log_dropped_bytes = v->log.dropped;
+                if (v->error != ER_OK && v->error != ER_DEPENDENCY_FAILED && v->log_open)
+                        er_log_tail(s->o.log_dir_fd, v->cfg->name, ER_REPORT_TAIL_LINES, tail_cb, rs);
+                if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)
+                        finished_error = true;
+        }
+        r->test.present = s->test_started;
+        if (s->test_started) {
+                struct er_report_test *t = &r->test;
+                t->argv = (char **)s->test_argv;
+                t->timed_out = s->test_timed_out;
+                t->exit_code = s->test_spawn_failed ? s->test_status
+                               : s->test.exit_signal ? -1 : s->test.exit_code;
+                t->signal = s->test_spawn_failed ? 0 : s->test.exit_signal;
+                snprintf(t->message, sizeof(t->message), "%s", s->test_message);
+                t->started_ms = (s->test_start_us - t0) / 1000;
+                t->duration_ms = (s->test_end_us - s->test_start_us) / 1000;
+        } else {
+                r->test.not_run = true;
+        }
+        r->exit_status = er_sched_exec_status(s);
+        r->ok = r->exit_status == 0 && !finished_error;
+        r->total_ms = (er_now_us() - t0) / 1000;
+        return 0;
+}
+
+int er_sched_exec_status(const struct er_sched *s)
+{
+        bool finished_error = false;
+
+        if (s->interrupted == SIGHUP)
+                return 129;
+        if (s->interrupted == SIGINT)
+                return 130;
+        if (s->interrupted == SIGTERM)
+                return 143;
+        if (s->failed || s->failed_during_test)
+                return 125;
+        if (s->test_timed_out)
+                return 124;
+        if (s->test_started) {
+                if (s->test_spawn_failed)
+                        return s->test_status;
+                if (s->test.exit_signal)
+                        return 128 + s->test.exit_signal;
+                if (s->test.exit_code != 0)
+                        return s->test.exit_code;
+        }
+        for (size_t i = 0; i < s->n; i++)
+                if (s->svcs[i].error == ER_PROCESS_FINISHED_WITH_ERROR)
+                        finished_error = true;
+        return finished_error ? 125 : 0;
+}
+
+void er_sched_free(struct er_sched *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                cancel_check(v);
+                er_timer_stop(s->o.loop, &v->timeout);
+                if (v->proc_init)
+                        er_proc_fini(&v->proc);
+                if (v->log_open)
+                        er_log_close(&v->log);
+                er_envp_free(v->envp);
+        }
+        if (s->test_init)
+                er_proc_fini(&s->test);
+        er_timer_stop(s->o.loop, &s->test_timer);
+        er_timer_stop(s->o.loop, &s->test_kill);
+        er_envp_free(s->test_envp);
+        free(s->svcs);
+        free(s);
+}

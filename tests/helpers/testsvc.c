@@ -1,0 +1,820 @@
+/*
+ * testsvc — a small configurable fake service for envrun's integration tests.
+ *
+ * Usage: testsvc ACTION... (executed left to right; each may repeat)
+ *
+ *   --stdout TEXT / --stderr TEXT  write TEXT + "\n" in one write(2)
+ *   --partial TEXT                 write TEXT to stdout, no newline
+ *   --sleep SECONDS                sleep (fractional); resumes on EINTR and keeps
+ *                                  servicing --tcp listeners meanwhile
+ *   --exit CODE                    exit with CODE now
+ *   --kill-self SIGNAL             reset SIGNAL to SIG_DFL, unblock it, raise it
+ *   --ignore SIGNAL                SIG_IGN for SIGNAL
+ *   --on-term-exit CODE            on SIGTERM: _exit(CODE)
+ *   --on-signal-exit SIGNAL CODE   on SIGNAL: _exit(CODE)
+ *   --record FILE                  FILE := "<CLOCK_MONOTONIC ns>\n"
+ *   --append FILE TEXT             append "TEXT <CLOCK_MONOTONIC ns>\n" to FILE
+ *                                  (O_APPEND, one write)
+ *   --pidfile FILE                 FILE := "<pid>\n" (via FILE.tmp + rename)
+ *   --daemon                       double fork: the parent exits 0, the child
+ *                                  calls setsid() and forks again, the middle
+ *                                  process exits 0, the grandchild carries on
+ *   --fork-child ACTIONS... --end  fork a child running ACTIONS (nesting is
+ *                                  allowed), then exiting 0; the parent goes on
+ *                                  at once (and reaps its children)
+ *   --setsid                       setsid()
+ *   --spam BYTES                   write exactly BYTES bytes of 100-byte lines
+ *                                  "spam 0000000001 xxx...x\n" to stdout (a
+ *                                  trailing partial line also ends in "\n")
+ *   --spam-noline BYTES            write BYTES bytes of 'x', no newline
+ *   --tcp PORT                     listen on 127.0.0.1:PORT (SO_REUSEADDR);
+ *                                  connections are accepted and closed while
+ *                                  in --sleep / --hold
+ *   --write-env NAME FILE          FILE := value of $NAME (or "<unset>") + "\n"
+ *   --write-uid FILE               FILE := "<uid> <gid>\n"
+ *   --burn SECONDS                 spin until SECONDS of process CPU time used
+ *   --alloc BYTES                  malloc + memset BYTES, kept until exit
+ *   --stop-self                    raise(SIGSTOP)
+ *   --hold                         wait forever (until a signal ends us)
+ *
+ * SIGNAL is a number or a name, with or without "SIG", any case (TERM, sigusr1).
+ * BYTES takes an optional K/M/G suffix (powers of 1024; "KiB"/"KB" also ok).
+ * Files written with --record/--write-env/--write-uid/--pidfile are replaced
+ * atomically (temporary file + rename), so a poller never sees them half
+ * written.
+ *
+ * The whole argument list is validated before anything runs: an unknown
+ * action prints "testsvc: unknown action 'X'" and exits 2, as do a missing
+ * argument, a bad value or an unmatched --fork-child/--end.  When the actions
+ * run out the process exits 0.  Failing system calls that a test relies on
+ * (bind, writing a file, malloc) print a message and exit 1.
+ *
+ * Leftover detection: tests export TESTSVC_MARKER=<unique value> before
+ * starting services; every testsvc process (daemonised and forked ones too)
+ * inherits it, so a test finds survivors by scanning /proc/PID/environ for it.
+ * testsvc itself needs to do nothing special for this.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum kind {
+    A_STDOUT, A_STDERR, A_PARTIAL, A_SLEEP, A_EXIT, A_KILL_SELF, A_IGNORE,
+    A_ON_TERM_EXIT, A_ON_SIGNAL_EXIT, A_RECORD, A_APPEND, A_PIDFILE,
+    A_DAEMON, A_FORK_CHILD, A_SETSID, A_SPAM, A_SPAM_NOLINE, A_TCP,
+    A_WRITE_ENV, A_WRITE_UID, A_BURN, A_ALLOC, A_STOP_SELF, A_HOLD
+};
+
+struct action {
+    const char *name;
+    int nargs;
+    enum kind kind;
+};
+
+static const struct action actions[] = {
+    { "--stdout", 1, A_STDOUT },
+    { "--stderr", 1, A_STDERR },
+    { "--partial", 1, A_PARTIAL },
+    { "--sleep", 1, A_SLEEP },
+    { "--exit", 1, A_EXIT },
+    { "--kill-self", 1, A_KILL_SELF },
+    { "--ignore", 1, A_IGNORE },
+    { "--on-term-exit", 1, A_ON_TERM_EXIT },
+    { "--on-signal-exit", 2, A_ON_SIGNAL_EXIT },
+    { "--record", 1, A_RECORD },
+    { "--append", 2, A_APPEND },
+    { "--pidfile", 1, A_PIDFILE },
+    { "--daemon", 0, A_DAEMON },
+    { "--fork-child", 0, A_FORK_CHILD },
+    { "--setsid", 0, A_SETSID },
+    { "--spam", 1, A_SPAM },
+    { "--spam-noline", 1, A_SPAM_NOLINE },
+    { "--tcp", 1, A_TCP },
+    { "--write-env", 2, A_WRITE_ENV },
+    { "--write-uid", 1, A_WRITE_UID },
+    { "--burn", 1, A_BURN },
+    { "--alloc", 1, A_ALLOC },
+    { "--stop-self", 0, A_STOP_SELF },
+    { "--hold", 0, A_HOLD },
+};
+
+#define MAX_LISTENERS 64
+
+static struct pollfd listeners[MAX_LISTENERS];
+static nfds_t nlisteners;
+
+static void **allocs;
+static size_t nallocs;
+
+static volatile sig_atomic_t exit_codes[NSIG];
+
+/* ---- output ------------------------------------------------------------ */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                (void)poll(&pfd, 1, -1);
+                continue;
+            }
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+__attribute__((format(printf, 1, 2)))
+static void msg(const char *fmt, ...)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "testsvc: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof buf - 2)
+        len = sizeof buf - 2;
+    buf[len++] = '\n';
+    (void)write_all(2, buf, len);
+}
+
+__attribute__((format(printf, 2, 3), noreturn))
+static void die(int code, const char *fmt, ...)
+{
+    char buf[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    msg("%s", buf);
+    _exit(code);
+}
+
+static void write_line(int fd, const char *text, int newline)
+{
+    size_t len = strlen(text);
+    char *buf = malloc(len + 1);
+    if (!buf)
+        die(1, "out of memory");
+    memcpy(buf, text, len);
+    if (newline)
+        buf[len++] = '\n';
+    (void)write_all(fd, buf, len);
+    free(buf);
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static const struct action *lookup(const char *name)
+{
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(actions[i].name, name) == 0)
+            return &actions[i];
+    return NULL;
+}
+
+static const struct {
+    const char *name;
+    int sig;
+} signames[] = {
+    { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+    { "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
+    { "IOT", SIGABRT }, { "BUS", SIGBUS }, { "FPE", SIGFPE },
+    { "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "SEGV", SIGSEGV },
+    { "USR2", SIGUSR2 }, { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },
+    { "TERM", SIGTERM },
+#ifdef SIGSTKFLT
+    { "STKFLT", SIGSTKFLT },
+#endif
+    { "CHLD", SIGCHLD }, { "CLD", SIGCHLD }, { "CONT", SIGCONT },
+    { "STOP", SIGSTOP }, { "TSTP", SIGTSTP }, { "TTIN", SIGTTIN },
+    { "TTOU", SIGTTOU }, { "URG", SIGURG }, { "XCPU", SIGXCPU },
+    { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
+    { "WINCH", SIGWINCH }, { "IO", SIGIO }, { "POLL", SIGIO },
+#ifdef SIGPWR
+    { "PWR", SIGPWR },
+#endif
+    { "SYS", SIGSYS },
+};
+
+static int parse_signal(const char *s)
+{
+    if (isdigit((unsigned char)s[0])) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || *end || v < 1 || v >= NSIG)
+            return -1;
+        return (int)v;
+    }
+    const char *name = s;
+    if (strncasecmp(name, "SIG", 3) == 0)
+        name += 3;
+    for (size_t i = 0; i < sizeof signames / sizeof signames[0]; i++)
+        if (strcasecmp(signames[i].name, name) == 0)
+            return signames[i].sig;
+    return -1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e9)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bytes(const char *s, unsigned long long *out)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    unsigned long long mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1ULL << 10; end++; break;
+    case 'm': case 'M': mult = 1ULL << 20; end++; break;
+    case 'g': case 'G': mult = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (mult > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    if (*end)
+        return -1;
+    if (v > ULLONG_MAX / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static unsigned long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void service_listeners(void)
+{
+    for (nfds_t i = 0; i < nlisteners; i++) {
+        if (!listeners[i].revents)
+            continue;
+        for (;;) {
+            int c = accept4(listeners[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0) {
+                close(c);
+                continue;
+            }
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;
+        }
+    }
+}
+
+/* Wait until the CLOCK_MONOTONIC deadline (NULL: forever), accepting and
+ * closing connections on the --tcp listeners meanwhile. */
+static void wait_until(const struct timespec *deadline)
+{
+    for (;;) {
+        if (nlisteners == 0) {
+            if (!deadline) {
+                pause();
+                continue;
+            }
+            int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, deadline, NULL);
+            if (r == EINTR)
+                continue;
+            return;
+        }
+        struct timespec rel, *tp = NULL;
+        if (deadline) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (!ts_before(&now, deadline))
+                return;
+            rel.tv_sec = deadline->tv_sec - now.tv_sec;
+            rel.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+            if (rel.tv_nsec < 0) {
+                rel.tv_nsec += 1000000000L;
+                rel.tv_sec--;
+            }
+            tp = &rel;
+        }
+        int r = ppoll(listeners, nlisteners, tp, NULL);
+        if (r > 0)
+            service_listeners();
+    }
+}
+
+static void do_sleep(double secs)
+{
+    struct timespec d;
+    clock_gettime(CLOCK_MONOTONIC, &d);
+    time_t whole = (time_t)secs;    /* secs >= 0: truncation is floor */
+    d.tv_sec += whole;
+    d.tv_nsec += (long)((secs - (double)whole) * 1e9);
+    if (d.tv_nsec >= 1000000000L) {
+        d.tv_nsec -= 1000000000L;
+        d.tv_sec++;
+    }
+    wait_until(&d);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static void write_file_atomic(const char *path, const char *tmp, const char *data, size_t len)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die(1, "%s: %s", tmp, strerror(errno));
+    if (write_all(fd, data, len) < 0)
+        die(1, "%s: %s", tmp, strerror(errno));
+    if (close(fd) < 0)
+        die(1, "%s: %s", tmp, strerror(errno));
+    if (rename(tmp, path) < 0)
+        die(1, "rename %s -> %s: %s", tmp, path, strerror(errno));
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp)
+        die(1, "out of memory");
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    write_file_atomic(path, tmp, data, len);
+    free(tmp);
+}
+
+/* ---- actions ----------------------------------------------------------- */
+
+#define SPAM_LINE 100
+#define SPAM_CHUNK_LINES 10000
+
+static void spam(unsigned long long total)
+{
+    size_t cap = (size_t)SPAM_LINE * SPAM_CHUNK_LINES;
+    char *buf = malloc(cap);
+    if (!buf)
+        die(1, "out of memory");
+    for (size_t l = 0; l < SPAM_CHUNK_LINES; l++) {
+        char *line = buf + l * SPAM_LINE;
+        memcpy(line, "spam 0000000000 ", 16);
+        memset(line + 16, 'x', SPAM_LINE - 17);
+        line[SPAM_LINE - 1] = '\n';
+    }
+    unsigned long long lineno = 1;
+    while (total > 0) {
+        size_t n = total < cap ? (size_t)total : cap;
+        size_t lines = (n + SPAM_LINE - 1) / SPAM_LINE;
+        for (size_t l = 0; l < lines; l++) {
+            unsigned long long v = lineno + l;
+            char *d = buf + l * SPAM_LINE + 5;
+            for (int k = 9; k >= 0; k--) {
+                d[k] = (char)('0' + v % 10);
+                v /= 10;
+            }
+        }
+        buf[n - 1] = '\n';   /* a trailing partial line still ends a line */
+        if (write_all(1, buf, n) < 0)
+            break;
+        lineno += lines;
+        total -= n;
+    }
+    free(buf);
+}
+
+static void spam_noline(unsigned long long total)
+{
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    if (!buf)
+        die(1, "out of memory");
+    memset(buf, 'x', cap);
+    while (total > 0) {
+        size_t n = total < cap ? (size_t)total : cap;
+        if (write_all(1, buf, n) < 0)
+            break;
+        total -= n;
+    }
+    free(buf);
+}
+
+static void tcp_listen(long port)
+{
+    if (nlisteners >= MAX_LISTENERS)
+        die(1, "too many --tcp listeners");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        die(1, "socket: %s", strerror(errno));
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        die(1, "bind 127.0.0.1:%ld: %s", port, strerror(errno));
+    if (listen(fd, 128) < 0)
+        die(1, "listen 127.0.0.1:%ld: %s", port, strerror(errno));
+    listeners[nlisteners].fd = fd;
+    listeners[nlisteners].events = POLLIN;
+    nlisteners++;
+}
+
+static void burn(double secs)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + secs;
+    volatile unsigned long sink = 0;
+    for (;;) {
+        for (int i = 0; i < 100000; i++)
+            sink = sink + (unsigned long)i;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 >= end)
+            break;
+    }
+}
+
+static void alloc_keep(unsigned long long bytes)
+{
+    if (bytes > SIZE_MAX)
+        die(1, "--alloc %llu: too large", bytes);
+    void *p = malloc(bytes ? (size_t)bytes : 1);
+    if (!p)
+        die(1, "--alloc %llu: out of memory", bytes);
+    memset(p, 0x5a, (size_t)bytes);
+    void **n = realloc(allocs, (nallocs + 1) * sizeof *allocs);
+    if (!n)
+        die(1, "out of memory");
+    allocs = n;
+    allocs[nallocs++] = p;
+}
+
+static void on_signal_exit(int sig)
+{
+    _exit(exit_codes[sig]);
+}
+
+static void reap_children(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    errno = saved;
+}
+
+static void set_handler(int sig, void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) < 0)
+        die(1, "sigaction %d: %s", sig, strerror(errno));
+}
+
+static void catch_exit(int sig, int code)
+{
+    exit_codes[sig] = code;
+    set_handler(sig, on_signal_exit);
+}
+
+/* Reap forked children so they don't linger as zombies, unless the user
+ * already chose a SIGCHLD disposition. */
+static void install_reaper(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGCHLD, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO))
+        set_handler(SIGCHLD, reap_children);
+}
+
+static void kill_self(int sig)
+{
+    if (sig != SIGKILL && sig != SIGSTOP)
+        signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+}
+
+/* ---- interpreter ------------------------------------------------------- */
+
+__attribute__((noreturn))
+static void bad_value(const char *action, const char *value)
+{
+    die(2, "bad value '%s' for %s", value, action);
+}
+
+static void check_arity(int ac, int i, const struct action *a)
+{
+    if (i + a->nargs >= ac)
+        die(2, "action '%s' needs %d argument%s", a->name, a->nargs,
+            a->nargs == 1 ? "" : "s");
+}
+
+/* Index of the --end matching a --fork-child whose actions start at i. */
+static int find_end(char **av, int ac, int i)
+{
+    while (i < ac) {
+        if (strcmp(av[i], "--end") == 0)
+            return i;
+        const struct action *a = lookup(av[i]);
+        if (!a)
+            die(2, "unknown action '%s'", av[i]);
+        check_arity(ac, i, a);
+        if (a->kind == A_FORK_CHILD) {
+            int e = find_end(av, ac, i + 1);
+            if (e < 0)
+                return -1;
+            i = e + 1;
+        } else {
+            i += 1 + a->nargs;
+        }
+    }
+    return -1;
+}
+
+static int parse_sig_arg(const char *action, const char *s, int catchable)
+{
+    int sig = parse_signal(s);
+    if (sig < 0 || (catchable && (sig == SIGKILL || sig == SIGSTOP)))
+        bad_value(action, s);
+    return sig;
+}
+
+/* Run av[0..ac); with dry set, only validate. */
+static void run(char **av, int ac, int dry)
+{
+    int i = 0;
+    while (i < ac) {
+        const struct action *a = lookup(av[i]);
+        if (!a) {
+            if (strcmp(av[i], "--end") == 0)
+                die(2, "'--end' without '--fork-child'");
+            die(2, "unknown action '%s'", av[i]);
+        }
+        check_arity(ac, i, a);
+        const char *x = a->nargs > 0 ? av[i + 1] : NULL;
+        const char *y = a->nargs > 1 ? av[i + 2] : NULL;
+        int next = i + 1 + a->nargs;
+        long lv = 0;
+        double dv = 0;
+        unsigned long long bv = 0;
+        int sig = 0;
+
+        switch (a->kind) {
+        case A_STDOUT:
+            if (!dry)
+                write_line(1, x, 1);
+            break;
+        case A_STDERR:
+            if (!dry)
+                write_line(2, x, 1);
+            break;
+        case A_PARTIAL:
+            if (!dry)
+                write_line(1, x, 0);
+            break;
+        case A_SLEEP:
+            if (parse_seconds(x, &dv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                do_sleep(dv);
+            break;
+        case A_EXIT:
+            if (parse_int(x, INT_MIN, INT_MAX, &lv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                _exit((int)lv);
+            break;
+        case A_KILL_SELF:
+            sig = parse_sig_arg(a->name, x, 0);
+            if (!dry)
+                kill_self(sig);
+            break;
+        case A_IGNORE:
+            sig = parse_sig_arg(a->name, x, 1);
+            if (!dry)
+                set_handler(sig, SIG_IGN);
+            break;
+        case A_ON_TERM_EXIT:
+            if (parse_int(x, INT_MIN, INT_MAX, &lv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                catch_exit(SIGTERM, (int)lv);
+            break;
+        case A_ON_SIGNAL_EXIT:
+            sig = parse_sig_arg(a->name, x, 1);
+            if (parse_int(y, INT_MIN, INT_MAX, &lv) < 0)
+                bad_value(a->name, y);
+            if (!dry)
+                catch_exit(sig, (int)lv);
+            break;
+        case A_RECORD:
+            if (!dry) {
+                char buf[32];
+                int n = snprintf(buf, sizeof buf, "%llu\n", mono_ns());
+                write_file(x, buf, (size_t)n);
+            }
+            break;
+        case A_APPEND:
+            if (!dry) {
+                size_t cap = strlen(y) + 32;
+                char *buf = malloc(cap);
+                if (!buf)
+                    die(1, "out of memory");
+                int n = snprintf(buf, cap, "%s %llu\n", y, mono_ns());
+                int fd = open(x, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd < 0)
+                    die(1, "%s: %s", x, strerror(errno));
+                if (write_all(fd, buf, (size_t)n) < 0)
+                    die(1, "%s: %s", x, strerror(errno));
+                close(fd);
+                free(buf);
+            }
+            break;
+        case A_PIDFILE:
+            if (!dry) {
+                char buf[32];
+                int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+                size_t tn = strlen(x) + 5;
+                char *tmp = malloc(tn);
+                if (!tmp)
+                    die(1, "out of memory");
+                snprintf(tmp, tn, "%s.tmp", x);
+                write_file_atomic(x, tmp, buf, (size_t)n);
+                free(tmp);
+            }
+            break;
+        case A_DAEMON:
+            if (!dry) {
+                pid_t p = fork();
+                if (p < 0)
+                    die(1, "fork: %s", strerror(errno));
+                if (p > 0)
+                    _exit(0);
+                if (setsid() < 0)
+                    msg("setsid: %s", strerror(errno));
+                p = fork();
+                if (p < 0)
+                    die(1, "fork: %s", strerror(errno));
+                if (p > 0)
+                    _exit(0);
+            }
+            break;
+        case A_FORK_CHILD: {
+            int e = find_end(av, ac, i + 1);
+            if (e < 0)
+                die(2, "'--fork-child' without matching '--end'");
+            if (dry) {
+                run(av + i + 1, e - i - 1, 1);
+            } else {
+                install_reaper();
+                pid_t p = fork();
+                if (p < 0)
+                    die(1, "fork: %s", strerror(errno));
+                if (p == 0) {
+                    run(av + i + 1, e - i - 1, 0);
+                    _exit(0);
+                }
+            }
+            next = e + 1;
+            break;
+        }
+        case A_SETSID:
+            if (!dry && setsid() < 0)
+                msg("setsid: %s", strerror(errno));
+            break;
+        case A_SPAM:
+            if (parse_bytes(x, &bv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                spam(bv);
+            break;
+        case A_SPAM_NOLINE:
+            if (parse_bytes(x, &bv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                spam_noline(bv);
+            break;
+        case A_TCP:
+            if (parse_int(x, 0, 65535, &lv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                tcp_listen(lv);
+            break;
+        case A_WRITE_ENV:
+            if (!dry) {
+                const char *v = getenv(x);
+                if (!v)
+                    v = "<unset>";
+                size_t n = strlen(v);
+                char *buf = malloc(n + 1);
+                if (!buf)
+                    die(1, "out of memory");
+                memcpy(buf, v, n);
+                buf[n] = '\n';
+                write_file(y, buf, n + 1);
+                free(buf);
+            }
+            break;
+        case A_WRITE_UID:
+            if (!dry) {
+                char buf[64];
+                int n = snprintf(buf, sizeof buf, "%ld %ld\n", (long)getuid(), (long)getgid());
+                write_file(x, buf, (size_t)n);
+            }
+            break;
+        case A_BURN:
+            if (parse_seconds(x, &dv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                burn(dv);
+            break;
+        case A_ALLOC:
+            if (parse_bytes(x, &bv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                alloc_keep(bv);
+            break;
+        case A_STOP_SELF:
+            if (!dry)
+                raise(SIGSTOP);
+            break;
+        case A_HOLD:
+            if (!dry)
+                wait_until(NULL);
+            break;
+        }
+        i = next;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    run(argv + 1, argc - 1, 1);
+    run(argv + 1, argc - 1, 0);
+    return 0;
+}

@@ -1,0 +1,690 @@
+/* contain: a real process tree (double fork + setsid) is found, signalled,
+ * killed and waited for under both mechanisms; the cgroup2 tree is removed;
+ * the marker scan matches exact entries only; the fallbacks give a reason.
+ * Needs root for the cgroup2 tests (skipped otherwise). Every process and
+ * cgroup a test makes is killed (by pid) and removed by its teardown, even
+ * when the test fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "contain.h"
+
+#define MAX_PIDS 256
+#define DEADLINE_NS (5 * 1000000000LL)
+#define NOBODY 65534
+
+/* Four processes, two of them in a session of their own after a double
+ * fork: what a daemon does. */
+#define TREE_SCRIPT "sleep 100 & setsid sh -c \"sleep 100 & sleep 100\" & sleep 100"
+
+struct fixture {
+        struct er_contain c;
+        bool c_ok;
+        struct er_group g;
+        bool g_ok;
+        pid_t pids[MAX_PIDS]; /* every pid this test made or saw: killed in teardown */
+        size_t npids;
+        int epfd;
+        char cgdir[512]; /* a cgroup made by the test itself, or "" */
+};
+
+static long long now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void nap(void)
+{
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+}
+
+static void reap_all(void)
+{
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+}
+
+static void remember(struct fixture *fx, pid_t pid)
+{
+        for (size_t i = 0; i < fx->npids; i++)
+                if (fx->pids[i] == pid)
+                        return;
+        if (fx->npids < MAX_PIDS)
+                fx->pids[fx->npids++] = pid;
+}
+
+static bool all_gone(const struct fixture *fx)
+{
+        for (size_t i = 0; i < fx->npids; i++)
+                if (kill(fx->pids[i], 0) == 0 || errno != ESRCH)
+                        return false;
+        return true;
+}
+
+/* Reaps (the test is a subreaper, so orphans come here) until every pid
+ * seen is gone, or the deadline. */
+static void reap_until_gone(struct fixture *fx)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        while (reap_all(), !all_gone(fx) && now_ns() < end)
+                nap();
+}
+
+/* The cgroup2 mount point, found the same way contain.c does, or "". */
+static void cgroup2_mount(char *buf, size_t len, bool *rw)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+
+        buf[0] = '\0';
+        *rw = false;
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                char mnt[1024], opts[1024];
+                if (!strstr(line, " - cgroup2 "))
+                        continue;
+                if (sscanf(line, "%*s %*s %*s %*s %1023s %1023s", mnt, opts) == 2) {
+                        snprintf(buf, len, "%s", mnt);
+                        *rw = strncmp(opts, "rw", 2) == 0 && (opts[2] == ',' || !opts[2]);
+                }
+                break;
+        }
+        fclose(f);
+}
+
+/* Whether this host must give cgroup2: root and a writable mount. */
+static bool expect_cgroup2(void)
+{
+        char mnt[1024];
+        bool rw;
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        return geteuid() == 0 && mnt[0] && rw;
+}
+
+static void random_suffix(char *buf, size_t len)
+{
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+                r = (uint32_t)now_ns();
+        snprintf(buf, len, "%08x", (unsigned)r);
+}
+
+static int rmdir_dir(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        (void)st;
+        (void)ftw;
+        if (type == FTW_DP)
+                rmdir(path);
+        return 0;
+}
+
+/* Removes a tree of cgroups, deepest first: only directories (a cgroup's
+ * files cannot be unlinked), and rmdir never removes one with processes. */
+static void rmdir_tree(const char *path)
+{
+        if (path[0])
+                nftw(path, rmdir_dir, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup(void **state)
+{
+        struct fixture *fx = calloc(1, sizeof(*fx));
+        if (!fx)
+                return -1;
+        fx->epfd = -1;
+        *state = fx;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *fx = *state;
+        long long end = now_ns() + DEADLINE_NS;
+
+        for (size_t i = 0; i < fx->npids; i++)
+                kill(fx->pids[i], SIGKILL);
+        if (fx->g_ok) {
+                er_group_kill(&fx->g);
+                while (reap_all(), !er_group_empty(&fx->g) && now_ns() < end)
+                        nap();
+        }
+        reap_until_gone(fx);
+        if (fx->g_ok)
+                er_group_fini(&fx->g);
+        if (fx->c_ok)
+                er_contain_fini(&fx->c);
+        rmdir_tree(fx->cgdir);
+        if (fx->epfd >= 0)
+                close(fx->epfd);
+        free(fx);
+        return 0;
+}
+
+/* Forks the tree's root: in its own session (as spawn does for services),
+ * with the marker, and into the group before it execs, so nothing it forks
+ * can be outside the cgroup. */
+static pid_t start_tree(struct fixture *fx)
+{
+        int p[2];
+        pid_t pid;
+        char b = 0;
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(p[1]);
+                setsid();
+                putenv(fx->g.marker);
+                if (read(p[0], &b, 1) != 1)
+                        _exit(126);
+                execl("/bin/sh", "sh", "-c", TREE_SCRIPT, (char *)NULL);
+                _exit(127);
+        }
+        close(p[0]);
+        remember(fx, pid);
+        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
+        assert_int_equal(write(p[1], &b, 1), 1);
+        close(p[1]);
+        return pid;
+}
+
+static int wait_members(struct fixture *fx, int want)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        pid_t pids[64];
+        int n;
+
+        for (;;) {
+                n = er_group_pids(&fx->g, pids, 64);
+                assert_true(n >= 0);
+                for (int i = 0; i < n && i < 64; i++)
+                        remember(fx, pids[i]);
+                if (n >= want || now_ns() >= end)
+                        return n;
+                nap();
+        }
+}
+
+/* The whole life of a group, for either kind. */
+static void run_tree(struct fixture *fx)
+{
+        struct er_err err = { 0 };
+        struct epoll_event ev = { 0 };
+        bool cg = fx->c.kind == ER_CONTAIN_CGROUP2;
+        long long end;
+        char root[512] = "";
+        int n;
+
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        assert_string_equal(fx->g.name, "svc");
+        assert_true(strncmp(fx->g.marker, "ENVRUN_MARKER=", 14) == 0);
+        assert_non_null(strstr(fx->g.marker, fx->c.instance));
+        assert_true(cg ? er_group_cgroup_fd(&fx->g) >= 0 : er_group_cgroup_fd(&fx->g) == -1);
+        assert_true(er_group_empty(&fx->g));
+
+        start_tree(fx);
+        n = wait_members(fx, 4);
+        assert_true(n >= 4);
+        for (size_t i = 0; i < fx->npids; i++)
+                assert_int_equal(kill(fx->pids[i], 0), 0);
+
+        if (cg) {
+                /* Read cgroup.events once (er_group_empty does), so that the
+                 * notification of the 0 -> 1 change is consumed. */
+                fx->epfd = epoll_create1(EPOLL_CLOEXEC);
+                assert_true(fx->epfd >= 0);
+                ev.events = EPOLLPRI;
+                assert_int_equal(epoll_ctl(fx->epfd, EPOLL_CTL_ADD, fx->g.events_fd, &ev), 0);
+                assert_false(er_group_empty(&fx->g));
+                assert_int_equal(epoll_wait(fx->epfd, &ev, 1, 0), 0);
+        } else {
+                assert_false(er_group_empty(&fx->g));
+        }
+
+        n = er_group_signal(&fx->g, SIGTERM, true);
+        assert_true(n >= 4);
+        n = er_group_kill(&fx->g);
+        assert_true(n >= 0);
+
+        if (cg) {
+                n = epoll_wait(fx->epfd, &ev, 1, 5000);
+                assert_int_equal(n, 1);
+                assert_true(ev.events & EPOLLPRI);
+        }
+        end = now_ns() + DEADLINE_NS;
+        while (reap_all(), !er_group_empty(&fx->g) && now_ns() < end)
+                nap();
+        assert_true(er_group_empty(&fx->g));
+        reap_until_gone(fx);
+        for (size_t i = 0; i < fx->npids; i++) {
+                errno = 0;
+                assert_int_equal(kill(fx->pids[i], 0), -1);
+                assert_int_equal(errno, ESRCH);
+        }
+        assert_int_equal(er_group_pids(&fx->g, NULL, 0), 0);
+
+        er_group_fini(&fx->g);
+        fx->g_ok = false;
+        if (cg) {
+                struct stat st;
+                errno = 0;
+                assert_int_equal(fstatat(fx->c.root_fd, "svc", &st, 0), -1);
+                assert_int_equal(errno, ENOENT);
+                snprintf(root, sizeof(root), "%s", fx->c.root);
+        }
+        er_contain_fini(&fx->c);
+        fx->c_ok = false;
+        if (cg) {
+                struct stat st;
+                errno = 0;
+                assert_int_equal(stat(root, &st), -1);
+                assert_int_equal(errno, ENOENT);
+        }
+}
+
+static void check_instance_id(const struct er_contain *c, const char *project)
+{
+        char want[64];
+        size_t wl;
+        snprintf(want, sizeof(want), "%s.%ld.", project, (long)getpid());
+        wl = strlen(want);
+        assert_true(strncmp(c->instance, want, wl) == 0);
+        assert_int_equal(strlen(c->instance), wl + 8);
+        assert_int_equal(strspn(c->instance + wl, "0123456789abcdef"), 8);
+}
+
+static void test_tree_cgroup2(void **state)
+{
+        struct fixture *fx = *state;
+        char mnt[1024];
+        bool rw;
+        struct stat st;
+
+        if (!expect_cgroup2())
+                skip();
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        assert_int_equal(er_contain_init(&fx->c, "t", false), 0);
+        fx->c_ok = true;
+        assert_int_equal(fx->c.kind, ER_CONTAIN_CGROUP2);
+        assert_string_equal(er_contain_name(&fx->c), "cgroup2");
+        check_instance_id(&fx->c, "t");
+        assert_true(strncmp(fx->c.reason, "cgroup2 at ", 11) == 0);
+        assert_non_null(strstr(fx->c.reason, mnt));
+        assert_non_null(strstr(fx->c.reason, "(root)"));
+        assert_true(strncmp(fx->c.root, mnt, strlen(mnt)) == 0);
+        assert_non_null(strstr(fx->c.root, "/envrun/"));
+        assert_non_null(strstr(fx->c.root, fx->c.instance));
+        assert_int_equal(stat(fx->c.root, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_true(fx->c.root_fd >= 0);
+        print_message("    containment: %s\n", fx->c.reason);
+        run_tree(fx);
+}
+
+static void test_tree_session(void **state)
+{
+        struct fixture *fx = *state;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(fx->c.kind, ER_CONTAIN_SESSION);
+        assert_string_equal(er_contain_name(&fx->c), "session");
+        assert_non_null(strstr(fx->c.reason, "forced"));
+        assert_null(fx->c.root);
+        assert_int_equal(fx->c.root_fd, -1);
+        check_instance_id(&fx->c, "t");
+        run_tree(fx);
+}
+
+/* A signal sent while the group is stopped reaches it (SIGCONT after). */
+static void test_signal_stopped(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = { 0 };
+        long long end;
+        pid_t pid;
+        int status = 0;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", !expect_cgroup2()), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "stopped", &err), 0);
+        fx->g_ok = true;
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                setsid();
+                raise(SIGSTOP);
+                pause();
+                _exit(0);
+        }
+        remember(fx, pid);
+        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
+        assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+        assert_true(WIFSTOPPED(status));
+        assert_int_equal(er_group_signal(&fx->g, SIGTERM, true), 1);
+        end = now_ns() + DEADLINE_NS;
+        while (waitpid(pid, &status, WNOHANG) == 0 && now_ns() < end)
+                nap();
+        assert_true(WIFSIGNALED(status));
+        assert_int_equal(WTERMSIG(status), SIGTERM);
+        assert_true(er_group_empty(&fx->g));
+        assert_int_equal(er_group_kill(&fx->g), 0);
+}
+
+static bool exec_done(pid_t pid)
+{
+        char path[64], comm[32] = "";
+        int fd;
+        ssize_t k;
+        snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        k = read(fd, comm, sizeof(comm) - 1);
+        close(fd);
+        return k > 0 && strncmp(comm, "sleep", 5) == 0;
+}
+
+static pid_t spawn_sleep(struct fixture *fx, char *const envp[])
+{
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                execle("/bin/sleep", "sleep", "100", (char *)NULL, envp);
+                _exit(127);
+        }
+        remember(fx, pid);
+        return pid;
+}
+
+static void test_marker_scan(void **state)
+{
+        struct fixture *fx = *state;
+        char rnd[16], marker[128], longer[140], shorter[128], inner[160];
+        pid_t with, without, pids[8];
+        long long end = now_ns() + DEADLINE_NS;
+        int n;
+
+        random_suffix(rnd, sizeof(rnd));
+        snprintf(marker, sizeof(marker), "ENVRUN_MARKER=scan.%ld.%s/svc", (long)getpid(), rnd);
+        snprintf(longer, sizeof(longer), "%sX", marker);
+        snprintf(shorter, sizeof(shorter), "%.*s", (int)strlen(marker) - 1, marker);
+        snprintf(inner, sizeof(inner), "OTHER=%s", marker);
+        {
+                char *env_with[] = { "A=1", marker, "B=2", NULL };
+                char *env_without[] = { longer, shorter, inner, NULL };
+                with = spawn_sleep(fx, env_with);
+                without = spawn_sleep(fx, env_without);
+        }
+        while ((!exec_done(with) || !exec_done(without)) && now_ns() < end)
+                nap();
+        assert_true(exec_done(with) && exec_done(without));
+
+        n = er_contain_scan_marker(marker, pids, 8);
+        assert_int_equal(n, 1);
+        assert_int_equal(pids[0], with);
+        (void)without;
+        /* The count is returned even when the array is too small. */
+        assert_int_equal(er_contain_scan_marker(marker, NULL, 0), 1);
+        assert_int_equal(er_contain_scan_marker("", pids, 8), -EINVAL);
+
+        kill(with, SIGKILL);
+        kill(without, SIGKILL);
+        reap_until_gone(fx);
+        assert_int_equal(er_contain_scan_marker(marker, pids, 8), 0);
+}
+
+static void test_group_errors(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = { 0 };
+        struct er_group g;
+        char name[400];
+
+        if (!expect_cgroup2())
+                skip();
+        assert_int_equal(er_contain_init(&fx->c, "t", false), 0);
+        fx->c_ok = true;
+        assert_int_equal(fx->c.kind, ER_CONTAIN_CGROUP2);
+
+        assert_int_equal(er_group_init(&g, &fx->c, "a/b", &err), -EINVAL);
+        assert_string_equal(err.msg, "invalid cgroup name 'a/b'");
+        er_group_fini(&g);
+
+        /* A kernel file of the same name: the cgroup cannot be made. */
+        assert_true(er_group_init(&g, &fx->c, "cgroup.procs", &err) < 0);
+        assert_true(strncmp(err.msg, "cannot create cgroup '", 22) == 0);
+        assert_non_null(strstr(err.msg, fx->c.root));
+        print_message("    %s\n", err.msg);
+        er_group_fini(&g);
+
+        memset(name, 'x', sizeof(name) - 1);
+        name[sizeof(name) - 1] = '\0';
+        assert_int_equal(er_group_init(&g, &fx->c, name, &err), -ENAMETOOLONG);
+        er_group_fini(&g);
+
+        /* fini is safe twice and on NULL. */
+        er_group_fini(NULL);
+        er_contain_fini(NULL);
+}
+
+/* Runs fn in a child and returns its exit status (77: skipped). */
+static int in_child(struct fixture *fx, int (*fn)(const char *arg), const char *arg)
+{
+        int status = 0;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(fn(arg));
+        remember(fx, pid);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+/* In a mount namespace of its own, the cgroup2 mount made read-only. */
+static int child_readonly(const char *mnt)
+{
+        struct er_contain c;
+        if (unshare(CLONE_NEWNS) < 0)
+                return 77;
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+                return 77;
+        if (er_contain_init(&c, "ro", false) < 0)
+                return 1;
+        printf("    read-only: %s\n", c.reason);
+        fflush(stdout);
+        if (c.kind != ER_CONTAIN_SESSION || c.root || c.root_fd != -1)
+                return 2;
+        if (!strstr(c.reason, "Read-only file system") || !strstr(c.reason, mnt))
+                return 3;
+        er_contain_fini(&c);
+        return 0;
+}
+
+static void test_fallback_readonly(void **state)
+{
+        struct fixture *fx = *state;
+        char mnt[1024];
+        bool rw;
+        int r;
+
+        if (!expect_cgroup2())
+                skip();
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        r = in_child(fx, child_readonly, mnt);
+        if (r == 77)
+                skip();
+        assert_int_equal(r, 0);
+}
+
+static int drop_to_nobody(void)
+{
+        if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+                return -1;
+        return 0;
+}
+
+/* Not root, in the root cgroup: nothing writable, so session. */
+static int child_unprivileged(const char *mnt)
+{
+        struct er_contain c;
+        if (drop_to_nobody() < 0)
+                return 77;
+        if (er_contain_init(&c, "np", false) < 0)
+                return 1;
+        printf("    unprivileged: %s\n", c.reason);
+        fflush(stdout);
+        if (c.kind != ER_CONTAIN_SESSION)
+                return 2;
+        if (!strstr(c.reason, "no writable cgroup2") || !strstr(c.reason, mnt))
+                return 3;
+        er_contain_fini(&c);
+        return 0;
+}
+
+static void test_fallback_unprivileged(void **state)
+{
+        struct fixture *fx = *state;
+        char mnt[1024];
+        bool rw;
+        int r;
+
+        if (!expect_cgroup2())
+                skip();
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        r = in_child(fx, child_unprivileged, mnt);
+        if (r == 77)
+                skip();
+        assert_int_equal(r, 0);
+}
+
+static int wait_empty(struct er_group *g)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        while (reap_all(), !er_group_empty(g) && now_ns() < end)
+                nap();
+        return er_group_empty(g) ? 0 : -1;
+}
+
+/* As nobody, in a cgroup delegated to nobody (the way systemd delegates a
+ * user's subtree): envrun's tree goes below it. */
+static int child_delegated(const char *dir)
+{
+        struct er_contain c;
+        struct er_group g;
+        struct er_err err;
+        char want[600];
+        pid_t pids[4], pid;
+        struct stat st;
+        char procs[600];
+        int fd, r = 0;
+
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        fd = open(procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0\n", 2) != 2)
+                return 10;
+        close(fd);
+        if (drop_to_nobody() < 0)
+                return 77;
+        if (er_contain_init(&c, "dg", false) < 0)
+                return 1;
+        printf("    delegated: %s\n", c.reason);
+        fflush(stdout);
+        snprintf(want, sizeof(want), "%s/envrun.%s", dir, c.instance);
+        if (c.kind != ER_CONTAIN_CGROUP2 || strcmp(c.root, want) != 0 ||
+            !strstr(c.reason, "(delegated)"))
+                return 2;
+        if (er_group_init(&g, &c, "svc", &err) < 0)
+                return 3;
+        pid = fork();
+        if (pid == 0) {
+                for (;;)
+                        pause();
+        }
+        if (pid < 0 || er_group_started(&g, pid, false) < 0)
+                r = 4;
+        else if (er_group_pids(&g, pids, 4) != 1 || pids[0] != pid)
+                r = 5;
+        else if (er_group_kill(&g) != 1 || wait_empty(&g) < 0)
+                r = 6;
+        if (pid > 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        er_group_fini(&g);
+        er_contain_fini(&c);
+        if (!r && stat(want, &st) == 0)
+                r = 7;
+        return r;
+}
+
+static void test_delegated(void **state)
+{
+        struct fixture *fx = *state;
+        char mnt[1024], rnd[16], path[600];
+        static const char *const files[] = { "", "/cgroup.procs", "/cgroup.threads",
+                                             "/cgroup.subtree_control" };
+        bool rw;
+        int r;
+
+        if (!expect_cgroup2())
+                skip();
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        random_suffix(rnd, sizeof(rnd));
+        snprintf(fx->cgdir, sizeof(fx->cgdir), "%s/envrun-test.%ld.%s", mnt, (long)getpid(),
+                 rnd);
+        assert_int_equal(mkdir(fx->cgdir, 0755), 0);
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                snprintf(path, sizeof(path), "%s%s", fx->cgdir, files[i]);
+                assert_int_equal(chown(path, NOBODY, NOBODY), 0);
+        }
+        r = in_child(fx, child_delegated, fx->cgdir);
+        if (r == 77)
+                skip();
+        assert_int_equal(r, 0);
+        assert_int_equal(rmdir(fx->cgdir), 0);
+        fx->cgdir[0] = '\0';
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -18,11 +18,6 @@ int er_config_load(const char *path, const struct er_config_opts *opts,
                 goto out_free_doc;
         if (er_validate(c, errs) < 0 && r == 0)
                 r = -ER_ECONFIG;
-        /* Errors borrow their file name; validate's borrow c->file, which
-         * dies with c: point them at the caller's path, which outlives them. */
-        for (size_t i = 0; i < errs->n; i++)
-                if (errs->v[i].file == c->file)
-                        errs->v[i].file = path;
         if (r < 0) {
                 er_config_free(c);
                 goto out_free_doc;

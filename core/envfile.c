@@ -492,8 +492,9 @@ static ssize_t read_bounded(int fd, char **ret)
         return (ssize_t)len;
 }
 
-int er_envfile_read(const char *path, struct er_envlist *out, struct er_errs *errs,
-                    const char *ref_file, unsigned ref_line, unsigned ref_col)
+int er_envfile_read(const char *path, const char *display, struct er_envlist *out,
+                    struct er_errs *errs, const char *ref_file, unsigned ref_line,
+                    unsigned ref_col)
 {
         struct stat st;
         char *buf = NULL;
@@ -525,10 +526,10 @@ int er_envfile_read(const char *path, struct er_envlist *out, struct er_errs *er
         er_close(&fd);
         if (n > ER_ENVFILE_MAX_BYTES) {
                 r = er_errs_add(errs, -ER_ELIMIT, ref_file, ref_line, ref_col,
-                                "env file '%s' is larger than 1 MiB", path);
+                                "env file '%s' is larger than 1 MiB", display);
                 goto out_free;
         }
-        r = er_envfile_parse(buf, (size_t)n, path, out, errs);
+        r = er_envfile_parse(buf, (size_t)n, display, out, errs);
 out_free:
         free(buf);
         return r;
@@ -536,6 +537,6 @@ out_free:
 out_close:
         er_close(&fd);
 out_io:
-        return er_errs_add(errs, r, ref_file, ref_line, ref_col, "env file '%s': %s", path,
+        return er_errs_add(errs, r, ref_file, ref_line, ref_col, "env file '%s': %s", display,
                            strerror(-r));
 }

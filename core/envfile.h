@@ -58,11 +58,13 @@ int er_envlist_merge(struct er_envlist *dst, const struct er_envlist *src);
  * first error's code. */
 int er_envfile_parse(const char *buf, size_t len, const char *file, struct er_envlist *out,
                      struct er_errs *errs);
-/* Reads and parses `path`. I/O errors go to errs located at (file,line,col)
+/* Reads and parses `path`; messages name it `display` (the path as the
+ * user can find it from where they ran envrun). I/O errors go to errs located at (file,line,col)
  * of the reference (the env_file key in environment.yml):
  * "env file 'path': No such file or directory". */
-int er_envfile_read(const char *path, struct er_envlist *out, struct er_errs *errs,
-                    const char *ref_file, unsigned ref_line, unsigned ref_col);
+int er_envfile_read(const char *path, const char *display, struct er_envlist *out,
+                    struct er_errs *errs, const char *ref_file, unsigned ref_line,
+                    unsigned ref_col);
 
 /* Names of environment variables, as POSIX shells accept them:
  * [A-Za-z_][A-Za-z0-9_]*.  1 when valid, 0 when not (or NULL).  Stricter than

@@ -11,6 +11,8 @@ void er_errs_init(struct er_errs *errs)
         errs->v = NULL;
         errs->n = errs->cap = 0;
         errs->dropped = 0;
+        errs->files = NULL;
+        errs->n_files = 0;
 }
 
 void er_errs_fini(struct er_errs *errs)
@@ -18,7 +20,34 @@ void er_errs_fini(struct er_errs *errs)
         if (!errs)
                 return;
         free(errs->v);
+        for (size_t i = 0; i < errs->n_files; i++)
+                free(errs->files[i]);
+        free(errs->files);
         er_errs_init(errs);
+}
+
+/* The list's own copy of file (NULL stays NULL; on ENOMEM, NULL too: the
+ * error then prints without its file rather than pointing at freed memory). */
+static const char *intern(struct er_errs *errs, const char *file)
+{
+        char **v, *copy;
+
+        if (!file)
+                return NULL;
+        for (size_t i = 0; i < errs->n_files; i++)
+                if (errs->files[i] == file || !strcmp(errs->files[i], file))
+                        return errs->files[i];
+        copy = er_strdup(file);
+        v = realloc(errs->files, (errs->n_files + 1) * sizeof(*v));
+        if (!copy || !v) {
+                free(copy);
+                if (v)
+                        errs->files = v;
+                return NULL;
+        }
+        errs->files = v;
+        errs->files[errs->n_files++] = copy;
+        return copy;
 }
 
 static struct er_err *errs_slot(struct er_errs *errs)
@@ -55,7 +84,7 @@ int er_errs_addv(struct er_errs *errs, int code, const char *file, unsigned line
 {
         struct er_err *e = errs_slot(errs);
         if (e)
-                err_fillv(e, code, file, line, col, fmt, ap);
+                err_fillv(e, code, intern(errs, file), line, col, fmt, ap);
         return code;
 }
 
@@ -72,8 +101,10 @@ int er_errs_add(struct er_errs *errs, int code, const char *file, unsigned line,
 int er_errs_push(struct er_errs *errs, const struct er_err *err)
 {
         struct er_err *e = errs_slot(errs);
-        if (e)
+        if (e) {
                 *e = *err;
+                e->file = intern(errs, err->file);
+        }
         return err->code;
 }
 

@@ -2,7 +2,7 @@
  *
  * Fallible functions return int: >= 0 on success, -errno or -ER_E* on
  * failure.  What a user will read is an er_err: a code, an optional file
- * (borrowed: the caller keeps the string alive while the error lives), a
+ * (borrowed in a single er_err; an er_errs list copies it), a
  * 1-based line and column (0 = unknown) and a message in git's style
  * (lower case, no trailing period, user strings in single quotes). */
 #ifndef ER_ERR_H
@@ -39,6 +39,10 @@ struct er_errs {
         struct er_err *v;
         size_t n, cap;
         size_t dropped;
+        /* The list keeps its own copy of each file name its errors name, so
+         * an error outlives the model or document it was found in. */
+        char **files;
+        size_t n_files;
 };
 
 void er_errs_init(struct er_errs *errs);

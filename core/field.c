@@ -404,19 +404,38 @@ int er_field_env(struct er_fctx *f, const struct er_node *n, struct er_envlist *
         return r;
 }
 
+/* The path of `rel` as the user reaches it from where envrun runs: next to
+ * environment.yml as the user named it ("sub/db.env" for -f sub/environment.yml). */
+static char *display_path(const char *file, const char *rel)
+{
+        const char *slash = strrchr(file, '/');
+        char *d;
+        if (rel[0] == '/' || !slash)
+                return er_strdup(rel);
+        d = malloc((size_t)(slash - file) + strlen(rel) + 2);
+        if (d)
+                sprintf(d, "%.*s/%s", (int)(slash - file), file, rel);
+        return d;
+}
+
 static int env_file_one(struct er_fctx *f, const struct er_node *n, struct er_envlist *out)
 {
-        char *rel = NULL, *path;
+        char *rel = NULL, *path, *shown;
         int r;
 
         if (er_field_str_nonempty(f, n, "env_file", &rel, NULL) < 0)
                 return -ER_ECONFIG;
         path = er_path_join(f->dir, rel);
+        shown = display_path(f->file, rel);
         free(rel);
-        if (!path)
+        if (!path || !shown) {
+                free(path);
+                free(shown);
                 return er_field_error(f, n, "out of memory");
-        r = er_envfile_read(path, out, f->errs, f->file, n->line, n->col);
+        }
+        r = er_envfile_read(path, shown, out, f->errs, f->file, n->line, n->col);
         free(path);
+        free(shown);
         return r < 0 ? -ER_ECONFIG : 0;
 }
 

@@ -94,7 +94,7 @@ struct child_ctx {
         int max_fd; /* for the close_range fallback */
 };
 
-static char *const empty_env[] = { NULL };
+static char *const empty_env[] = {NULL};
 
 /* ---- lookup ---------------------------------------------------------- */
 
@@ -226,7 +226,7 @@ char *er_spawn_lookup(const char *file, char *const *envp, const char *cwd)
 
 static _Noreturn void child_fail(const struct child_ctx *c, enum er_spawn_step step, int e)
 {
-        struct child_rec rec = { .step = step, .err = e };
+        struct child_rec rec = {.step = step, .err = e};
         ssize_t n;
         do
                 n = write(c->err_fd, &rec, sizeof(rec));
@@ -309,11 +309,9 @@ static _Noreturn void child_run(const struct child_ctx *c)
 
         if (c->set_groups && syscall(SYS_SETGROUPS, c->ngroups, c->groups) < 0)
                 child_fail(c, ER_SPAWN_STEP_GROUPS, errno);
-        if (c->gid >= 0 && syscall(SYS_SETRESGID, (gid_t)c->gid, (gid_t)c->gid,
-                                   (gid_t)c->gid) < 0)
+        if (c->gid >= 0 && syscall(SYS_SETRESGID, (gid_t)c->gid, (gid_t)c->gid, (gid_t)c->gid) < 0)
                 child_fail(c, ER_SPAWN_STEP_SETGID, errno);
-        if (c->uid >= 0 && syscall(SYS_SETRESUID, (uid_t)c->uid, (uid_t)c->uid,
-                                   (uid_t)c->uid) < 0)
+        if (c->uid >= 0 && syscall(SYS_SETRESUID, (uid_t)c->uid, (uid_t)c->uid, (uid_t)c->uid) < 0)
                 child_fail(c, ER_SPAWN_STEP_SETUID, errno);
 
         /* After the credentials change, which clears it.  If the parent died
@@ -340,7 +338,7 @@ static _Noreturn void child_run(const struct child_ctx *c)
 /* ---- the parent ------------------------------------------------------ */
 
 static int set_err(struct er_err *err, int code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int set_err(struct er_err *err, int code, const char *fmt, ...)
 {
         va_list ap;
@@ -436,8 +434,8 @@ static int prepare_creds(const struct er_spawn_opts *o, struct child_ctx *c, gid
                         break;
                 }
                 if (n >= GROUPS_MAX) {
-                        r = set_err(err, -ER_ELIMIT, "user '%s': more than %d groups",
-                                    res->pw_name, GROUPS_MAX);
+                        r = set_err(err, -ER_ELIMIT, "user '%s': more than %d groups", res->pw_name,
+                                    GROUPS_MAX);
                         free(buf);
                         return r;
                 }
@@ -482,16 +480,22 @@ static pid_t create(const struct er_spawn_opts *o, int *pidfd, bool *in_cgroup)
                 bool cg = o->cgroup_fd >= 0;
 
                 for (;;) {
+                        int fd = -1;
                         long r;
                         memset(&args, 0, sizeof(args));
                         args.flags = CLONE_PIDFD | (cg ? CLONE_INTO_CGROUP : 0);
-                        args.pidfd = (uint64_t)(uintptr_t)pidfd;
+                        args.pidfd = (uint64_t)(uintptr_t)&fd;
                         args.exit_signal = SIGCHLD;
                         args.cgroup = cg ? (uint64_t)o->cgroup_fd : 0;
                         /* No CLONE_VM and no stack: the child returns here on
-                         * a copy of our stack, as from fork(). */
+                         * a copy of our stack, as from fork().  On failure
+                         * fd may hold a number the kernel reserved and freed
+                         * again (6.18 writes it before the cgroup check):
+                         * it is not ours to close. */
                         r = syscall(SYS_clone3, &args, sizeof(args));
                         if (r >= 0) {
+                                if (r > 0)
+                                        *pidfd = fd;
                                 *in_cgroup = cg;
                                 return (pid_t)r;
                         }
@@ -505,7 +509,6 @@ static pid_t create(const struct er_spawn_opts *o, int *pidfd, bool *in_cgroup)
                                 return -errno;
                         cg = false;
                 }
-                *pidfd = -1;
         }
 
         pid = fork();
@@ -589,7 +592,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         struct child_rec rec;
         gid_t *groups = NULL;
         char *path;
-        int devnull = -1, pipefd[2] = { -1, -1 }, pidfd = -1;
+        int devnull = -1, pipefd[2] = {-1, -1}, pidfd = -1;
         sigset_t all, old;
         bool in_cgroup;
         pid_t pid;
@@ -649,8 +652,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         pthread_sigmask(SIG_SETMASK, &old, NULL);
 
         if (pid < 0) {
-                r = set_err(err, (int)pid, "%s: %s", opts->no_pidfd ? "fork" : "clone",
-                            strerror((int)-pid));
+                r = set_err(err, (int)pid, "fork: %s", strerror((int)-pid));
                 goto out_close;
         }
         er_close(&pipefd[1]);

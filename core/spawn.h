@@ -7,7 +7,7 @@
  * a program that exits 127.
  *
  * In the child, in order: every signal disposition to SIG_DFL (the mask
- * stays blocked), setsid() or setpgid() as asked, supplementary groups, gid
+ * stays blocked), setsid() for ER_SPAWN_SETSID, supplementary groups, gid
  * and uid when a user is given, PR_SET_PDEATHSIG (after the credentials
  * change, which would clear it) and a check that the parent did not die
  * already (getppid against the pid saved before the fork), stdin/stdout/
@@ -15,10 +15,11 @@
  * mask, execve.
  *
  * Process creation: clone3(CLONE_PIDFD | CLONE_INTO_CGROUP) when a cgroup fd
- * is given, else clone3(CLONE_PIDFD), else fork() + pidfd_open(); when these
- * return ENOSYS (old kernels, valgrind) or ER_SPAWN_NO_PIDFD is set in the
- * environment-independent flags, plain fork() and pidfd = -1: the caller
- * then learns of the exit from SIGCHLD on its signalfd and waitid(P_PID). */
+ * is given (refused by the kernel: retried without it, in_cgroup = false),
+ * else clone3(CLONE_PIDFD); when clone3 returns ENOSYS (old kernels,
+ * valgrind), fork() + pidfd_open(); when that returns ENOSYS too, or
+ * no_pidfd is set, plain fork() and pidfd = -1: the caller then learns of
+ * the exit from SIGCHLD on its signalfd and waitid(P_PID). */
 #ifndef ER_SPAWN_H
 #define ER_SPAWN_H
 
@@ -40,7 +41,7 @@ struct er_spawn_opts {
         int stdin_fd;                /* -1: /dev/null */
         int stdout_fd, stderr_fd;    /* -1: inherit the parent's */
         enum er_spawn_pgrp pgrp;
-        long uid, gid;               /* -1: keep envrun's */
+        long uid, gid;               /* -1: keep envrun's (gid, with a uid: the user's group) */
         int cgroup_fd;               /* -1: none; else a cgroup2 directory fd (CLONE_INTO_CGROUP) */
         int pdeathsig;               /* 0: none; else sent to the child when envrun dies */
         bool no_pidfd;               /* force the fork()+SIGCHLD path (tests, valgrind runs) */

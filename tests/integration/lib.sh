@@ -26,3 +26,28 @@ finish() {
   printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
   [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
 }
+
+# marker_pids MARKER: the pids of live processes whose environment holds
+# TESTSVC_MARKER=MARKER (zombies have an empty environ and are not listed).
+marker_pids() {
+  local f p
+  for f in $(grep -lzxF "TESTSVC_MARKER=$1" /proc/[0-9]*/environ 2>/dev/null); do
+    p=${f#/proc/}; p=${p%/environ}
+    [ "$p" != "$$" ] && echo "$p"
+  done
+  return 0
+}
+
+# assert_no_leftovers MARKER [LABEL]: ok when no process carries the marker;
+# otherwise fails, describing each survivor, and kills each one by pid.
+assert_no_leftovers() {
+  local m=$1 label=${2:-$1} pids p st info=()
+  pids=$(marker_pids "$m")
+  if [ -z "$pids" ]; then ok "$label: no leftover processes"; return 0; fi
+  for p in $pids; do
+    st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1-2)
+    info+=("survivor pid $p (state/ppid: $st): $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)")
+  done
+  for p in $pids; do kill -KILL "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
+  fail "$label: leftover processes" "${info[@]}"
+}

@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <sched.h>
+#include <linux/sched.h> /* CLONE_NEWNS: <sched.h> is shadowed by core/sched.h under -Icore */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ struct fixture {
         size_t npids;
         int epfd;
         char cgdir[512]; /* a cgroup made by the test itself, or "" */
+        char tag[64];    /* an environment entry the test gave its processes, or "" */
 };
 
 static long long now_ns(void)
@@ -104,11 +106,12 @@ static void cgroup2_mount(char *buf, size_t len, bool *rw)
         if (!f)
                 return;
         while (fgets(line, sizeof(line), f)) {
-                char mnt[1024], opts[1024];
+                char mnt[256], opts[256];
                 if (!strstr(line, " - cgroup2 "))
                         continue;
-                if (sscanf(line, "%*s %*s %*s %*s %1023s %1023s", mnt, opts) == 2) {
-                        snprintf(buf, len, "%s", mnt);
+                if (sscanf(line, "%*s %*s %*s %*s %255s %255s", mnt, opts) == 2) {
+                        memcpy(buf, mnt, len < sizeof(mnt) ? len : sizeof(mnt));
+                        buf[len - 1] = '\0';
                         *rw = strncmp(opts, "rw", 2) == 0 && (opts[2] == ',' || !opts[2]);
                 }
                 break;
@@ -119,7 +122,7 @@ static void cgroup2_mount(char *buf, size_t len, bool *rw)
 /* Whether this host must give cgroup2: root and a writable mount. */
 static bool expect_cgroup2(void)
 {
-        char mnt[1024];
+        char mnt[256];
         bool rw;
         cgroup2_mount(mnt, sizeof(mnt), &rw);
         return geteuid() == 0 && mnt[0] && rw;
@@ -150,6 +153,25 @@ static void rmdir_tree(const char *path)
                 nftw(path, rmdir_dir, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Kills, by pid, whatever carries the test's tag, until nothing does. */
+static void kill_tagged(struct fixture *fx)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        pid_t pids[64];
+        int n;
+
+        if (!fx->tag[0])
+                return;
+        while ((n = er_contain_scan_marker(fx->tag, pids, 64)) > 0 && now_ns() < end) {
+                for (int i = 0; i < n && i < 64; i++) {
+                        remember(fx, pids[i]);
+                        kill(pids[i], SIGKILL);
+                }
+                reap_all();
+                nap();
+        }
+}
+
 static int setup(void **state)
 {
         struct fixture *fx = calloc(1, sizeof(*fx));
@@ -167,6 +189,7 @@ static int teardown(void **state)
 
         for (size_t i = 0; i < fx->npids; i++)
                 kill(fx->pids[i], SIGKILL);
+        kill_tagged(fx);
         if (fx->g_ok) {
                 er_group_kill(&fx->g);
                 while (reap_all(), !er_group_empty(&fx->g) && now_ns() < end)
@@ -187,7 +210,7 @@ static int teardown(void **state)
 /* Forks the tree's root: in its own session (as spawn does for services),
  * with the marker, and into the group before it execs, so nothing it forks
  * can be outside the cgroup. */
-static pid_t start_tree(struct fixture *fx)
+static pid_t start_tree(struct fixture *fx, char *env_entry)
 {
         int p[2];
         pid_t pid;
@@ -199,7 +222,7 @@ static pid_t start_tree(struct fixture *fx)
         if (pid == 0) {
                 close(p[1]);
                 setsid();
-                putenv(fx->g.marker);
+                putenv(env_entry);
                 if (read(p[0], &b, 1) != 1)
                         _exit(126);
                 execl("/bin/sh", "sh", "-c", TREE_SCRIPT, (char *)NULL);
@@ -248,7 +271,7 @@ static void run_tree(struct fixture *fx)
         assert_true(cg ? er_group_cgroup_fd(&fx->g) >= 0 : er_group_cgroup_fd(&fx->g) == -1);
         assert_true(er_group_empty(&fx->g));
 
-        start_tree(fx);
+        start_tree(fx, fx->g.marker);
         n = wait_members(fx, 4);
         assert_true(n >= 4);
         for (size_t i = 0; i < fx->npids; i++)
@@ -322,7 +345,7 @@ static void check_instance_id(const struct er_contain *c, const char *project)
 static void test_tree_cgroup2(void **state)
 {
         struct fixture *fx = *state;
-        char mnt[1024];
+        char mnt[256];
         bool rw;
         struct stat st;
 
@@ -360,6 +383,42 @@ static void test_tree_session(void **state)
         assert_int_equal(fx->c.root_fd, -1);
         check_instance_id(&fx->c, "t");
         run_tree(fx);
+}
+
+/* The negative control: without the marker, the session kind sees only
+ * the processes that stayed in the session; the ones below setsid escape
+ * (at least two sleeps).  A tag of the test's own finds them all. */
+static void test_session_without_marker(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = { 0 };
+        char rnd[16], *tag = fx->tag;
+        pid_t tagged[16];
+        long long end;
+        int n = 0, t = 0;
+
+        random_suffix(rnd, sizeof(rnd));
+        snprintf(fx->tag, sizeof(fx->tag), "ENVRUN_TEST_TAG=%ld.%s", (long)getpid(), rnd);
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        start_tree(fx, tag);
+        end = now_ns() + DEADLINE_NS;
+        while (now_ns() < end) {
+                t = er_contain_scan_marker(tag, tagged, 16);
+                for (int i = 0; i < t && i < 16; i++)
+                        remember(fx, tagged[i]);
+                n = er_group_pids(&fx->g, NULL, 0);
+                if (t >= 4 && n >= 1 && t - n >= 2)
+                        break;
+                nap();
+        }
+        print_message("    tagged %d, in the session %d\n", t, n);
+        assert_true(t >= 4);
+        assert_true(n >= 1);
+        assert_true(t - n >= 2);
+        /* teardown kills all four by pid */
 }
 
 /* A signal sent while the group is stopped reaches it (SIGCONT after). */
@@ -512,10 +571,11 @@ static int in_child(struct fixture *fx, int (*fn)(const char *arg), const char *
 static int child_readonly(const char *mnt)
 {
         struct er_contain c;
-        if (unshare(CLONE_NEWNS) < 0)
+        if (syscall(SYS_unshare, CLONE_NEWNS) < 0)
                 return 77;
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-            mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+        /* Source and type are ignored here; "none", not NULL, for valgrind. */
+        if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("none", mnt, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
                 return 77;
         if (er_contain_init(&c, "ro", false) < 0)
                 return 1;
@@ -532,7 +592,7 @@ static int child_readonly(const char *mnt)
 static void test_fallback_readonly(void **state)
 {
         struct fixture *fx = *state;
-        char mnt[1024];
+        char mnt[256];
         bool rw;
         int r;
 
@@ -573,7 +633,7 @@ static int child_unprivileged(const char *mnt)
 static void test_fallback_unprivileged(void **state)
 {
         struct fixture *fx = *state;
-        char mnt[1024];
+        char mnt[256];
         bool rw;
         int r;
 
@@ -649,7 +709,7 @@ static int child_delegated(const char *dir)
 static void test_delegated(void **state)
 {
         struct fixture *fx = *state;
-        char mnt[1024], rnd[16], path[600];
+        char mnt[256], rnd[16], path[600];
         static const char *const files[] = { "", "/cgroup.procs", "/cgroup.threads",
                                              "/cgroup.subtree_control" };
         bool rw;
@@ -679,6 +739,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_session_without_marker, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),

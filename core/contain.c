@@ -24,7 +24,7 @@
 #define CGROUP_DEPTH_MAX 32        /* sub-cgroups a service made itself */
 #define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
 #define KILL_PASSES 16
-#define MKDIR_TRIES 4              /* another instance may rmdir <mount>/envrun */
+#define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
 
 /* ---- pid sets ---------------------------------------------------------- */
 
@@ -256,17 +256,17 @@ out:
 /* Not root: <own cgroup>/envrun.<instance>, when our own cgroup is delegated
  * to us.  Moving a process between two cgroups needs write access to the
  * cgroup.procs of their common ancestor, which is our own cgroup. */
-static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root,
-                           char **ret)
+static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root, char **ret)
 {
         char *own = NULL, *procs = NULL, *dir = NULL;
         int r = own_cgroup_dir(mnt, mnt_root, &own);
 
-        if (r == -ENOENT) {
+        if (r == -ENOENT)
                 snprintf(c->reason, sizeof(c->reason),
-                         "session: own cgroup is not under the cgroup2 mount %s", mnt);
-                return r;
-        }
+                         "session: own cgroup not found under the cgroup2 mount %s", mnt);
+        else if (r < 0 && r != -ENOMEM)
+                snprintf(c->reason, sizeof(c->reason), "session: cannot read /proc/self/cgroup: %s",
+                         strerror(-r));
         if (r < 0)
                 return r;
         r = -ENOMEM;
@@ -279,8 +279,9 @@ static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mn
                 goto out;
         }
         if (access(own, W_OK) < 0 || access(procs, W_OK) < 0) {
+                const char *what = errno == EROFS || access(own, W_OK) < 0 ? own : procs;
                 r = -errno;
-                set_reason_errno(c, access(own, W_OK) < 0 ? own : procs, errno);
+                set_reason_errno(c, what, -r);
                 goto out;
         }
         if (mkdir(dir, 0755) < 0) {
@@ -312,7 +313,22 @@ static int try_cgroup2(struct er_contain *c)
                          "session: cannot read /proc/self/mountinfo: %s", strerror(-r));
         if (r < 0)
                 return r;
-        r = root ? mkdir_as_root(c, mnt, &dir) : mkdir_delegated(c, mnt, mnt_root, &dir);
+        if (root) {
+                r = mkdir_as_root(c, mnt, &dir);
+                if (r < 0 && r != -ENOMEM) {
+                        /* Root of a user namespace: the top is not ours,
+                         * but our own cgroup may be delegated to us. */
+                        char why[sizeof(c->reason)];
+                        memcpy(why, c->reason, sizeof(why));
+                        r = mkdir_delegated(c, mnt, mnt_root, &dir);
+                        if (r < 0)
+                                memcpy(c->reason, why, sizeof(why));
+                        else
+                                root = false;
+                }
+        } else {
+                r = mkdir_delegated(c, mnt, mnt_root, &dir);
+        }
         if (r < 0)
                 goto out;
         c->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -450,8 +466,7 @@ fail:
         return r;
 }
 
-int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
-                  struct er_err *err)
+int er_group_init(struct er_group *g, struct er_contain *c, const char *service, struct er_err *err)
 {
         int r;
 
@@ -601,7 +616,9 @@ static int read_procs_tree(int dir_fd, struct pidvec *out, unsigned depth)
                         continue; /* removed meanwhile */
                 r = read_procs_tree(sub, out, depth + 1);
                 close(sub);
-                if (r == -ENOENT || r == -ENODEV)
+                /* Removed meanwhile, or threaded (EOPNOTSUPP): its
+                 * processes are listed by the domain cgroup above it. */
+                if (r != -ENOMEM)
                         r = 0;
         }
         closedir(d);
@@ -710,7 +727,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
 
 int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
 {
-        struct pidvec pv = { 0 };
+        struct pidvec pv = {0};
         int r;
 
         if (!marker || !*marker)
@@ -756,7 +773,7 @@ static int collect(struct er_group *g, struct pidvec *out, bool live_only)
  * SIGTERM or SIGINT means "hurry" to many programs. */
 static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
 {
-        struct pidvec seen = { 0 }, cur = { 0 };
+        struct pidvec seen = {0}, cur = {0};
         pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
         int count = 0, err = 0, r = 0;
 
@@ -801,7 +818,7 @@ int er_group_signal(struct er_group *g, int sig, bool cont)
 
 int er_group_kill(struct er_group *g)
 {
-        struct pidvec pv = { 0 };
+        struct pidvec pv = {0};
         int r;
 
         if (g->c->kind != ER_CONTAIN_CGROUP2)
@@ -811,8 +828,8 @@ int er_group_kill(struct er_group *g)
         if (r < 0)
                 return r;
         /* cgroup.kill (5.14+) kills the subtree at once, and forks racing
-         * with it too; before that, kill pid by pid. */
-        if (write_file_at(g->dir_fd, "cgroup.kill", "1") == -ENOENT) {
+         * with it too; without it (ENOENT), kill pid by pid. */
+        if (write_file_at(g->dir_fd, "cgroup.kill", "1") < 0) {
                 r = signal_loop(g, SIGKILL, false, KILL_PASSES);
                 if (r < 0)
                         return r;
@@ -822,7 +839,7 @@ int er_group_kill(struct er_group *g)
 
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
 {
-        struct pidvec pv = { 0 };
+        struct pidvec pv = {0};
         int r = collect(g, &pv, false);
 
         if (r == 0)
@@ -854,7 +871,7 @@ static int cgroup_populated(int events_fd)
 
 bool er_group_empty(struct er_group *g)
 {
-        struct pidvec pv = { 0 };
+        struct pidvec pv = {0};
         int r;
 
         if (g->c->kind == ER_CONTAIN_CGROUP2 && g->events_fd >= 0) {

@@ -59,7 +59,7 @@ static long long now_ns(void)
 
 static void nap(void)
 {
-        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
 }
 
@@ -256,8 +256,8 @@ static int wait_members(struct fixture *fx, int want)
 /* The whole life of a group, for either kind. */
 static void run_tree(struct fixture *fx)
 {
-        struct er_err err = { 0 };
-        struct epoll_event ev = { 0 };
+        struct er_err err = {0};
+        struct epoll_event ev = {0};
         bool cg = fx->c.kind == ER_CONTAIN_CGROUP2;
         long long end;
         char root[512] = "";
@@ -391,7 +391,7 @@ static void test_tree_session(void **state)
 static void test_session_without_marker(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         char rnd[16], *tag = fx->tag;
         pid_t tagged[16];
         long long end;
@@ -425,7 +425,7 @@ static void test_session_without_marker(void **state)
 static void test_signal_stopped(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         long long end;
         pid_t pid;
         int status = 0;
@@ -496,8 +496,8 @@ static void test_marker_scan(void **state)
         snprintf(shorter, sizeof(shorter), "%.*s", (int)strlen(marker) - 1, marker);
         snprintf(inner, sizeof(inner), "OTHER=%s", marker);
         {
-                char *env_with[] = { "A=1", marker, "B=2", NULL };
-                char *env_without[] = { longer, shorter, inner, NULL };
+                char *env_with[] = {"A=1", marker, "B=2", NULL};
+                char *env_without[] = {longer, shorter, inner, NULL};
                 with = spawn_sleep(fx, env_with);
                 without = spawn_sleep(fx, env_without);
         }
@@ -522,7 +522,7 @@ static void test_marker_scan(void **state)
 static void test_group_errors(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = { 0 };
+        struct er_err err = {0};
         struct er_group g;
         char name[400];
 
@@ -710,8 +710,8 @@ static void test_delegated(void **state)
 {
         struct fixture *fx = *state;
         char mnt[256], rnd[16], path[600];
-        static const char *const files[] = { "", "/cgroup.procs", "/cgroup.threads",
-                                             "/cgroup.subtree_control" };
+        static const char *const files[] = {"", "/cgroup.procs", "/cgroup.threads",
+                                            "/cgroup.subtree_control"};
         bool rw;
         int r;
 
@@ -719,8 +719,7 @@ static void test_delegated(void **state)
                 skip();
         cgroup2_mount(mnt, sizeof(mnt), &rw);
         random_suffix(rnd, sizeof(rnd));
-        snprintf(fx->cgdir, sizeof(fx->cgdir), "%s/envrun-test.%ld.%s", mnt, (long)getpid(),
-                 rnd);
+        snprintf(fx->cgdir, sizeof(fx->cgdir), "%s/envrun-test.%ld.%s", mnt, (long)getpid(), rnd);
         assert_int_equal(mkdir(fx->cgdir, 0755), 0);
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
                 snprintf(path, sizeof(path), "%s%s", fx->cgdir, files[i]);
@@ -737,15 +736,15 @@ static void test_delegated(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_session_without_marker, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_session_without_marker, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,6 +92,11 @@ struct child_ctx {
         int pdeathsig;
         pid_t parent;
         int max_fd; /* for the close_range fallback */
+        /* The cgroup's cgroup.procs, when the child was not created inside
+         * it (fork path): the child moves itself there before it can fork,
+         * so nothing it starts escapes the cgroup. */
+        int procs_fd;
+        bool in_cgroup;
 };
 
 static char *const empty_env[] = {NULL};
@@ -303,6 +308,9 @@ static _Noreturn void child_run(const struct child_ctx *c)
         sigemptyset(&sa.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)
                 (void)sigaction(sig, &sa, NULL); /* EINVAL: KILL, STOP, glibc's own */
+
+        if (!c->in_cgroup && c->procs_fd >= 0 && write(c->procs_fd, "0", 1) != 1)
+                child_fail(c, ER_SPAWN_STEP_CGROUP, errno);
 
         if (c->new_session && setsid() < 0)
                 child_fail(c, ER_SPAWN_STEP_SETSID, errno);
@@ -574,6 +582,8 @@ static int step_err(const struct er_spawn_opts *o, const struct child_ctx *c,
                 return set_err(err, code, "cwd '%s': %s", o->cwd, why);
         case ER_SPAWN_STEP_EXEC:
                 return set_err(err, code, "exec '%s': %s", c->path, why);
+        case ER_SPAWN_STEP_CGROUP:
+                return set_err(err, code, "joining its cgroup: %s", why);
         default:
                 return set_err(err, code, "child setup: %s", why);
         }
@@ -592,7 +602,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         struct child_rec rec;
         gid_t *groups = NULL;
         char *path;
-        int devnull = -1, pipefd[2] = {-1, -1}, pidfd = -1;
+        int devnull = -1, pipefd[2] = {-1, -1}, pidfd = -1, procs_fd = -1;
         sigset_t all, old;
         bool in_cgroup;
         pid_t pid;
@@ -640,15 +650,20 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
                 goto out_close;
         }
         c.err_fd = pipefd[1];
+        if (opts->cgroup_fd >= 0)
+                procs_fd = openat(opts->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 
         /* No handler of ours may run in the child before it resets them;
          * the caller normally has everything blocked already. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         c.parent = getpid();
+        c.procs_fd = procs_fd;
         pid = create(opts, &pidfd, &in_cgroup);
-        if (pid == 0)
+        if (pid == 0) {
+                c.in_cgroup = in_cgroup;
                 child_run(&c);
+        }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
 
         if (pid < 0) {
@@ -672,9 +687,10 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
 
         ret->pid = pid;
         ret->pidfd = pidfd;
-        ret->in_cgroup = in_cgroup;
+        ret->in_cgroup = in_cgroup || procs_fd >= 0;
         r = 0;
 out_close:
+        er_close(&procs_fd);
         er_close(&pipefd[0]);
         er_close(&pipefd[1]);
         er_close(&devnull);

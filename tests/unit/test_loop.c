@@ -838,6 +838,14 @@ static void test_loop_stop_from_callback(void **state)
         assert_int_equal(er_loop_run(loop), 0);
         assert_int_equal(s.calls, 5);
 
+        /* A stop asked for outside er_loop_run (here from run_once) does not
+         * cancel the next run, as in redis's aeMain. */
+        s.stop_at = 6;
+        assert_int_equal(er_loop_run_once(loop, 1000000), 1);
+        s.stop_at = 8;
+        assert_int_equal(er_loop_run(loop), 0);
+        assert_int_equal(s.calls, 8);
+
         er_io_stop(loop, &s.io);
         close_pair(p);
         er_loop_free(loop);

@@ -25,16 +25,23 @@ struct tmp {
         int fd;
 };
 
-static void tmp_make(struct tmp *t)
+static int tmp_setup(void **state)
 {
+        struct tmp *t = malloc(sizeof(*t));
+
+        assert_non_null(t);
         strcpy(t->path, "/tmp/test_log.XXXXXX");
         assert_non_null(mkdtemp(t->path));
         t->fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_true(t->fd >= 0);
+        *state = t;
+        return 0;
 }
 
-static void tmp_remove(struct tmp *t)
+/* Runs even when the test failed, so no directory is left behind. */
+static int tmp_teardown(void **state)
 {
+        struct tmp *t = *state;
         int fd = dup(t->fd);
         DIR *d;
         struct dirent *de;
@@ -44,10 +51,14 @@ static void tmp_remove(struct tmp *t)
         assert_non_null(d);
         while ((de = readdir(d)))
                 if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        assert_int_equal(unlinkat(t->fd, de->d_name, 0), 0);
+                        assert_int_equal(unlinkat(t->fd, de->d_name,
+                                                  de->d_type == DT_DIR ? AT_REMOVEDIR : 0),
+                                         0);
         closedir(d);
         close(t->fd);
         assert_int_equal(rmdir(t->path), 0);
+        free(t);
+        return 0;
 }
 
 /* The whole file, NUL-terminated; *len its size.  NULL if absent. */
@@ -116,13 +127,12 @@ static void test_line_format(void **state)
                                    "1970-01-01T00:00:00.000Z O epoch\n"
                                    "2000-02-29T23:59:59.999Z O leap\n";
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         char *s;
         size_t len;
         uint64_t now;
 
-        tmp_make(&t);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 1 << 20), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 1 << 20), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "hello world", 11), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDERR, T0, NULL, 0), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_PROBE, T0 + 1, "probe", 5), 0);
@@ -131,7 +141,7 @@ static void test_line_format(void **state)
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0 - 513, "back", 4), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, 0, "epoch", 5), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, 951868799999ULL, "leap", 4), 0);
-        s = slurp(t.fd, "svc.log", &len);
+        s = slurp(t->fd, "svc.log", &len);
         assert_non_null(s);
         assert_string_equal(s, want);
         assert_int_equal(log.size, len);
@@ -143,36 +153,34 @@ static void test_line_format(void **state)
         assert_true(now > T0 - 10ULL * 365 * 86400 * 1000);
         er_log_close(&log);
         assert_int_equal(log.fd, -1);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 1 << 20), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 1 << 20), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDERR, now, "x", 1), 0);
-        s = slurp(t.fd, "svc.log", &len);
+        s = slurp(t->fd, "svc.log", &len);
         assert_int_equal(len, HDR_LEN + 2);
         assert_header_shape(s, 'E');
         assert_memory_equal(s + HDR_LEN, "x\n", 2);
         assert_int_equal(memcmp(s, "20", 2), 0);
         free(s);
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 static void test_rotation(void **state)
 {
         enum { LINES = 10000, TEXT = 50, LINE = HDR_LEN + TEXT + 1 };
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         char text[TEXT + 1], want[64];
         char *cur, *old;
         size_t cur_len, old_len;
         uint64_t kept;
 
-        tmp_make(&t);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
         for (unsigned i = 0; i < LINES; i++) {
                 line_text(text, TEXT, i);
                 assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0 + i, text, TEXT), 0);
         }
-        cur = slurp(t.fd, "svc.log", &cur_len);
-        old = slurp(t.fd, "svc.log.1", &old_len);
+        cur = slurp(t->fd, "svc.log", &cur_len);
+        old = slurp(t->fd, "svc.log.1", &old_len);
         assert_non_null(cur);
         assert_non_null(old);
         kept = cur_len + old_len;
@@ -196,32 +204,30 @@ static void test_rotation(void **state)
         er_log_close(&log);
 
         /* a fresh open truncates and drops the stale .1 */
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
-        assert_int_equal(file_size(t.fd, "svc.log"), 0);
-        assert_int_equal(faccessat(t.fd, "svc.log.1", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
+        assert_int_equal(file_size(t->fd, "svc.log"), 0);
+        assert_int_equal(faccessat(t->fd, "svc.log.1", F_OK, AT_SYMLINK_NOFOLLOW), -1);
         assert_int_equal(errno, ENOENT);
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 static void test_long_line(void **state)
 {
         enum { BIG = 100 * 1000, MID = 10000 };
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         char *big, *s;
         size_t len;
 
-        tmp_make(&t);
         big = malloc(BIG);
         assert_non_null(big);
         for (size_t i = 0; i < BIG; i++)
                 big[i] = (char)('A' + i % 26);
 
-        assert_int_equal(er_log_open(&log, t.fd, "big", 8192), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "big", 8192), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, big, BIG), 0);
         assert_int_equal(log.dropped, HDR_LEN + BIG + 1 - 4096);
-        s = slurp(t.fd, "big.log", &len);
+        s = slurp(t->fd, "big.log", &len);
         assert_int_equal(len, 4096);
         assert_memory_equal(s, T0_STR " O ", HDR_LEN);
         assert_memory_equal(s + HDR_LEN, big, 4096 - HDR_LEN - 1);
@@ -231,25 +237,24 @@ static void test_long_line(void **state)
         /* the next line rotates the full segment; no older .1 to drop */
         assert_int_equal(er_log_line(&log, ER_LOG_STDERR, T0, "after", 5), 0);
         assert_int_equal(log.dropped, HDR_LEN + BIG + 1 - 4096);
-        assert_int_equal(file_size(t.fd, "big.log.1"), 4096);
-        s = slurp(t.fd, "big.log", &len);
+        assert_int_equal(file_size(t->fd, "big.log.1"), 4096);
+        s = slurp(t->fd, "big.log", &len);
         assert_string_equal(s, T0_STR " E after\n");
         free(s);
         er_log_close(&log);
 
         /* longer than the stack buffer, shorter than a segment: kept whole */
-        assert_int_equal(er_log_open(&log, t.fd, "mid", 64 * 1024), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "mid", 64 * 1024), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, big, MID), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "x", 1), 0);
         assert_int_equal(log.dropped, 0);
-        s = slurp(t.fd, "mid.log", &len);
+        s = slurp(t->fd, "mid.log", &len);
         assert_int_equal(len, HDR_LEN + MID + 1 + HDR_LEN + 2);
         assert_memory_equal(s + HDR_LEN, big, MID);
         assert_int_equal(s[HDR_LEN + MID], '\n');
         free(s);
         er_log_close(&log);
         free(big);
-        tmp_remove(&t);
 }
 
 struct lines {
@@ -281,19 +286,18 @@ static void test_tail_across_segments(void **state)
 {
         enum { LINES = 200, TEXT = 20 };
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         struct lines got = { 0 };
         char text[TEXT + 1], want[HDR_LEN + TEXT + 1];
         unsigned in_cur, kept;
 
-        tmp_make(&t);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
         for (unsigned i = 0; i < LINES; i++) {
                 line_text(text, TEXT, i);
                 assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, text, TEXT), 0);
         }
-        in_cur = (unsigned)(file_size(t.fd, "svc.log") / (HDR_LEN + TEXT + 1));
-        kept = in_cur + (unsigned)(file_size(t.fd, "svc.log.1") / (HDR_LEN + TEXT + 1));
+        in_cur = (unsigned)(file_size(t->fd, "svc.log") / (HDR_LEN + TEXT + 1));
+        kept = in_cur + (unsigned)(file_size(t->fd, "svc.log.1") / (HDR_LEN + TEXT + 1));
         assert_true(in_cur > 0 && kept > in_cur + 3);
 
         const unsigned ns[] = { 1, 2, in_cur - 1, in_cur, in_cur + 1, in_cur + 3, kept };
@@ -302,7 +306,7 @@ static void test_tail_across_segments(void **state)
 
                 if (n > 64)
                         continue;
-                assert_int_equal(er_log_tail(t.fd, "svc", n, collect, &got), 0);
+                assert_int_equal(er_log_tail(t->fd, "svc", n, collect, &got), 0);
                 assert_int_equal(got.n, n);
                 for (unsigned j = 0; j < n; j++) {
                         memcpy(want, T0_STR " O ", HDR_LEN);
@@ -312,34 +316,31 @@ static void test_tail_across_segments(void **state)
                 }
                 lines_free(&got);
         }
-        assert_int_equal(er_log_tail(t.fd, "svc", 0, collect, &got), 0);
+        assert_int_equal(er_log_tail(t->fd, "svc", 0, collect, &got), 0);
         assert_int_equal(got.n, 0);
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 static void test_tail_more_than_available(void **state)
 {
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         struct lines got = { 0 };
 
-        tmp_make(&t);
-        assert_int_equal(er_log_tail(t.fd, "none", 5, collect, &got), -ENOENT);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
-        assert_int_equal(er_log_tail(t.fd, "svc", 5, collect, &got), 0);
+        assert_int_equal(er_log_tail(t->fd, "none", 5, collect, &got), -ENOENT);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
+        assert_int_equal(er_log_tail(t->fd, "svc", 5, collect, &got), 0);
         assert_int_equal(got.n, 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "a", 1), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDERR, T0, "", 0), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_NOTE, T0, "c", 1), 0);
-        assert_int_equal(er_log_tail(t.fd, "svc", 1000000, collect, &got), 0);
+        assert_int_equal(er_log_tail(t->fd, "svc", 1000000, collect, &got), 0);
         assert_int_equal(got.n, 3);
         assert_string_equal(got.v[0], T0_STR " O a");
         assert_string_equal(got.v[1], T0_STR " E ");
         assert_string_equal(got.v[2], T0_STR " - c");
         lines_free(&got);
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 static void write_file(int dir_fd, const char *name, const char *s, size_t len)
@@ -356,14 +357,13 @@ static void write_file(int dir_fd, const char *name, const char *s, size_t len)
 static void test_tail_raw_files(void **state)
 {
         enum { HUGE = 200 * 1024 };
-        struct tmp t;
+        struct tmp *t = *state;
         struct lines got = { 0 };
         char *huge;
 
-        tmp_make(&t);
-        write_file(t.fd, "r.log.1", "a\n\nb", 4);
-        write_file(t.fd, "r.log", "c\nd", 3);
-        assert_int_equal(er_log_tail(t.fd, "r", 10, collect, &got), 0);
+        write_file(t->fd, "r.log.1", "a\n\nb", 4);
+        write_file(t->fd, "r.log", "c\nd", 3);
+        assert_int_equal(er_log_tail(t->fd, "r", 10, collect, &got), 0);
         assert_int_equal(got.n, 5);
         assert_string_equal(got.v[0], "a");
         assert_string_equal(got.v[1], "");
@@ -371,15 +371,15 @@ static void test_tail_raw_files(void **state)
         assert_string_equal(got.v[3], "c");
         assert_string_equal(got.v[4], "d");
         lines_free(&got);
-        assert_int_equal(er_log_tail(t.fd, "r", 3, collect, &got), 0);
+        assert_int_equal(er_log_tail(t->fd, "r", 3, collect, &got), 0);
         assert_int_equal(got.n, 3);
         assert_string_equal(got.v[0], "b");
         assert_string_equal(got.v[2], "d");
         lines_free(&got);
 
         /* only .1 (a tail racing a rotation sees this for a moment) */
-        assert_int_equal(unlinkat(t.fd, "r.log", 0), 0);
-        assert_int_equal(er_log_tail(t.fd, "r", 2, collect, &got), 0);
+        assert_int_equal(unlinkat(t->fd, "r.log", 0), 0);
+        assert_int_equal(er_log_tail(t->fd, "r", 2, collect, &got), 0);
         assert_int_equal(got.n, 2);
         assert_string_equal(got.v[0], "");
         assert_string_equal(got.v[1], "b");
@@ -391,8 +391,8 @@ static void test_tail_raw_files(void **state)
         huge[0] = 'H';
         huge[HUGE] = '\n';
         huge[HUGE + 1] = 'z';
-        write_file(t.fd, "r.log", huge, HUGE + 2);
-        assert_int_equal(er_log_tail(t.fd, "r", 2, collect, &got), 0);
+        write_file(t->fd, "r.log", huge, HUGE + 2);
+        assert_int_equal(er_log_tail(t->fd, "r", 2, collect, &got), 0);
         assert_int_equal(got.n, 2);
         assert_int_equal(got.len[0], 64 * 1024);
         assert_int_equal(got.v[0][0], 'H');
@@ -400,9 +400,8 @@ static void test_tail_raw_files(void **state)
         lines_free(&got);
         free(huge);
 
-        assert_int_equal(er_log_tail(t.fd, "a/b", 1, collect, &got), -EINVAL);
-        assert_int_equal(er_log_tail(t.fd, "", 1, collect, &got), -EINVAL);
-        tmp_remove(&t);
+        assert_int_equal(er_log_tail(t->fd, "a/b", 1, collect, &got), -EINVAL);
+        assert_int_equal(er_log_tail(t->fd, "", 1, collect, &got), -EINVAL);
 }
 
 struct seq {
@@ -448,34 +447,32 @@ static void test_tail_blocks(void **state)
 {
         enum { LINES = 2000 };
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         struct seq q = { 0 };
         char text[3100];
         uint64_t written = 0;
 
-        tmp_make(&t);
-        assert_int_equal(er_log_open(&log, t.fd, "v", 1 << 20), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "v", 1 << 20), 0);
         for (unsigned i = 0; i < LINES; i++) {
                 assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, text,
                                              line_text(text, var_len(i), i)), 0);
                 written += HDR_LEN + var_len(i) + 1;
         }
-        assert_true(file_size(t.fd, "v.log.1") > 0);
-        assert_int_equal(er_log_tail(t.fd, "v", SIZE_MAX, check_seq, &q), 0);
+        assert_true(file_size(t->fd, "v.log.1") > 0);
+        assert_int_equal(er_log_tail(t->fd, "v", SIZE_MAX, check_seq, &q), 0);
         assert_int_equal(q.next, LINES);
-        assert_int_equal(q.bytes, file_size(t.fd, "v.log") + file_size(t.fd, "v.log.1"));
+        assert_int_equal(q.bytes, file_size(t->fd, "v.log") + file_size(t->fd, "v.log.1"));
         assert_int_equal(log.dropped, written - q.bytes);
 
         for (size_t n = 1; n < q.n; n += 97) {
                 struct seq r = { 0 };
 
-                assert_int_equal(er_log_tail(t.fd, "v", n, check_seq, &r), 0);
+                assert_int_equal(er_log_tail(t->fd, "v", n, check_seq, &r), 0);
                 assert_int_equal(r.n, n);
                 assert_int_equal(r.first, LINES - n);
                 assert_int_equal(r.next, LINES);
         }
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 static void assert_mode_0600(int dir_fd, const char *name)
@@ -490,68 +487,63 @@ static void assert_mode_0600(int dir_fd, const char *name)
 static void test_modes(void **state)
 {
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         mode_t old = umask(0);
         char text[100];
 
-        tmp_make(&t);
         /* an existing 0644 file keeps its mode through O_TRUNC: fixed */
-        write_file(t.fd, "svc.log", "old\n", 4);
-        assert_int_equal(fchmodat(t.fd, "svc.log", 0644, 0), 0);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
-        assert_int_equal(file_size(t.fd, "svc.log"), 0);
-        assert_mode_0600(t.fd, "svc.log");
+        write_file(t->fd, "svc.log", "old\n", 4);
+        assert_int_equal(fchmodat(t->fd, "svc.log", 0644, 0), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
+        assert_int_equal(file_size(t->fd, "svc.log"), 0);
+        assert_mode_0600(t->fd, "svc.log");
         memset(text, 't', sizeof(text));
         for (int i = 0; i < 100; i++)
                 assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, text, sizeof(text)), 0);
-        assert_mode_0600(t.fd, "svc.log");
-        assert_mode_0600(t.fd, "svc.log.1");
+        assert_mode_0600(t->fd, "svc.log");
+        assert_mode_0600(t->fd, "svc.log.1");
         er_log_close(&log);
         umask(old);
-        tmp_remove(&t);
 }
 
 static void test_open_refuses(void **state)
 {
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         char name[100];
 
-        tmp_make(&t);
-        assert_int_equal(symlinkat("target", t.fd, "svc.log"), 0);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), -ELOOP);
+        assert_int_equal(symlinkat("target", t->fd, "svc.log"), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), -ELOOP);
         assert_int_equal(log.fd, -1);
         er_log_close(&log);
-        assert_int_equal(faccessat(t.fd, "target", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(t->fd, "target", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 
-        assert_int_equal(mkfifoat(t.fd, "fifo.log", 0600), 0);
-        assert_int_equal(er_log_open(&log, t.fd, "fifo", 4096), -ENXIO);
-        assert_int_equal(mkdirat(t.fd, "dir.log", 0700), 0);
-        assert_int_equal(er_log_open(&log, t.fd, "dir", 4096), -EISDIR);
-        assert_int_equal(unlinkat(t.fd, "dir.log", AT_REMOVEDIR), 0);
+        assert_int_equal(mkfifoat(t->fd, "fifo.log", 0600), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "fifo", 4096), -ENXIO);
+        assert_int_equal(mkdirat(t->fd, "dir.log", 0700), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "dir", 4096), -EISDIR);
+        assert_int_equal(unlinkat(t->fd, "dir.log", AT_REMOVEDIR), 0);
 
-        assert_int_equal(er_log_open(&log, t.fd, "a/b", 4096), -EINVAL);
-        assert_int_equal(er_log_open(&log, t.fd, "", 4096), -EINVAL);
+        assert_int_equal(er_log_open(&log, t->fd, "a/b", 4096), -EINVAL);
+        assert_int_equal(er_log_open(&log, t->fd, "", 4096), -EINVAL);
         memset(name, 'n', 76);
         name[76] = '\0';
-        assert_int_equal(er_log_open(&log, t.fd, name, 4096), -ENAMETOOLONG);
+        assert_int_equal(er_log_open(&log, t->fd, name, 4096), -ENAMETOOLONG);
         name[75] = '\0';
-        assert_int_equal(er_log_open(&log, t.fd, name, 4096), 0);
+        assert_int_equal(er_log_open(&log, t->fd, name, 4096), 0);
         er_log_close(&log);
         er_log_close(NULL);
-        tmp_remove(&t);
 }
 
 static void test_write_error(void **state)
 {
         struct er_log log;
-        struct tmp t;
+        struct tmp *t = *state;
         int ro, fd;
 
-        tmp_make(&t);
-        assert_int_equal(er_log_open(&log, t.fd, "svc", 4096), 0);
+        assert_int_equal(er_log_open(&log, t->fd, "svc", 4096), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "ok", 2), 0);
-        ro = openat(t.fd, "ro", O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+        ro = openat(t->fd, "ro", O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
         assert_true(ro >= 0);
         /* swap the log's fd for a read-only one behind its back */
         assert_int_equal(dup2(ro, log.fd), log.fd);
@@ -560,14 +552,14 @@ static void test_write_error(void **state)
         assert_int_equal(log.err, -EBADF);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "lost", 4), 0);
         assert_int_equal(er_log_line(&log, ER_LOG_STDERR, T0, "lost", 4), 0);
-        assert_int_equal(file_size(t.fd, "svc.log"), HDR_LEN + 3);
-        assert_int_equal(file_size(t.fd, "ro"), 0);
+        assert_int_equal(file_size(t->fd, "svc.log"), HDR_LEN + 3);
+        assert_int_equal(file_size(t->fd, "ro"), 0);
         er_log_close(&log);
         assert_int_equal(log.fd, -1);
 
         /* rotation failing (the directory fd is no directory): same contract */
-        assert_int_equal(er_log_open(&log, t.fd, "rot", 4096), 0);
-        fd = openat(t.fd, "ro", O_RDONLY | O_CLOEXEC);
+        assert_int_equal(er_log_open(&log, t->fd, "rot", 4096), 0);
+        fd = openat(t->fd, "ro", O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         log.dir_fd = fd;
         for (int i = 0; i < 100; i++) {
@@ -580,25 +572,24 @@ static void test_write_error(void **state)
         }
         assert_int_equal(log.err, -ENOTDIR);
         assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "x", 1), 0);
-        assert_true(file_size(t.fd, "rot.log") <= 2048);
+        assert_true(file_size(t->fd, "rot.log") <= 2048);
         close(fd);
         er_log_close(&log);
-        tmp_remove(&t);
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_line_format),
-                cmocka_unit_test(test_rotation),
-                cmocka_unit_test(test_long_line),
-                cmocka_unit_test(test_tail_across_segments),
-                cmocka_unit_test(test_tail_more_than_available),
-                cmocka_unit_test(test_tail_raw_files),
-                cmocka_unit_test(test_tail_blocks),
-                cmocka_unit_test(test_modes),
-                cmocka_unit_test(test_open_refuses),
-                cmocka_unit_test(test_write_error),
+                cmocka_unit_test_setup_teardown(test_line_format, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_rotation, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_long_line, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_tail_across_segments, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_tail_more_than_available, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_tail_raw_files, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_tail_blocks, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_modes, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_open_refuses, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_write_error, tmp_setup, tmp_teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

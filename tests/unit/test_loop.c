@@ -77,7 +77,7 @@ static void io_rec_cb(struct er_loop *loop, struct er_io *io, uint32_t revents)
 static void test_io_pipe_readable(void **state)
 {
         struct er_loop *loop = new_loop();
-        struct io_rec rec = { 0 };
+        struct io_rec rec = {0};
         int p[2];
 
         (void)state;
@@ -110,7 +110,7 @@ static void test_io_pipe_readable(void **state)
 static void test_io_start_errors(void **state)
 {
         struct er_loop *loop = new_loop();
-        struct io_rec a = { 0 }, b = { 0 };
+        struct io_rec a = {0}, b = {0};
         char path[] = "/tmp/test_loop.XXXXXX";
         int p[2], file;
 
@@ -154,7 +154,7 @@ static void test_io_start_errors(void **state)
 static void test_io_modify_epollout(void **state)
 {
         struct er_loop *loop = new_loop();
-        struct io_rec rec = { 0 };
+        struct io_rec rec = {0};
         int sv[2];
 
         (void)state;
@@ -301,8 +301,7 @@ static void reuse_c_cb(struct er_loop *loop, struct er_io *io, uint32_t revents)
         r->c_calls++;
 }
 
-static void reuse_take_over(struct er_loop *loop, struct reuse *r, struct er_io *victim,
-                            int vp[2])
+static void reuse_take_over(struct er_loop *loop, struct reuse *r, struct er_io *victim, int vp[2])
 {
         int num = vp[0];
 
@@ -468,8 +467,8 @@ static void test_timer_order_and_fifo(void **state)
         struct tlog log;
         uint64_t base = past_base();
         /* timer i gets deadline base + off[i]; equal offsets keep start order */
-        static const uint64_t off[] = { 50, 10, 30, 10, 40, 10, 30, 0 };
-        static const int want[] = { 7, 1, 3, 5, 2, 6, 4, 0 };
+        static const uint64_t off[] = {50, 10, 30, 10, 40, 10, 30, 0};
+        static const int want[] = {7, 1, 3, 5, 2, 6, 4, 0};
 
         (void)state;
         memset(&log, 0, sizeof(log));
@@ -614,7 +613,7 @@ static void test_timer_rearm_in_callback(void **state)
 
         (void)state;
         for (int absolute = 0; absolute < 2; absolute++) {
-                struct rearm r = { .limit = 5, .absolute = absolute };
+                struct rearm r = {.limit = 5, .absolute = absolute};
 
                 er_timer_init(&r.t);
                 assert_int_equal(er_timer_start(loop, &r.t, 0, rearm_cb), 0);
@@ -702,7 +701,7 @@ static void test_timer_precision(void **state)
         (void)state;
         for (int i = 0; i < 20; i++) {
                 uint64_t after = 2000 + (uint64_t)i * 37; /* 2 ms and not round */
-                struct stamp s = { .at = 0 };
+                struct stamp s = {.at = 0};
                 uint64_t t0 = er_now_us();
 
                 er_timer_init(&s.t);
@@ -710,8 +709,8 @@ static void test_timer_precision(void **state)
                 assert_int_equal(er_loop_run(loop), 0);
                 assert_true(s.at != 0);
                 if (s.at - t0 < after)
-                        fail_msg("timer of %llu us fired after %llu us",
-                                 (unsigned long long)after, (unsigned long long)(s.at - t0));
+                        fail_msg("timer of %llu us fired after %llu us", (unsigned long long)after,
+                                 (unsigned long long)(s.at - t0));
                 assert_true(s.at - t0 < 500000);
         }
         er_loop_free(loop);
@@ -720,7 +719,7 @@ static void test_timer_precision(void **state)
 static void test_run_once_timeout(void **state)
 {
         struct er_loop *loop = new_loop();
-        static const int64_t timeouts[] = { 1500, 1001, 2999, 0 };
+        static const int64_t timeouts[] = {1500, 1001, 2999, 0};
 
         (void)state;
         /* 1.5 ms rounds up to 2 ms for epoll_wait, never down to 1. */
@@ -747,7 +746,7 @@ static void test_run_once_eintr(void **state)
         struct sigaction sa, old;
         struct sigevent sev;
         struct itimerspec its;
-        struct stamp s = { .at = 0 };
+        struct stamp s = {.at = 0};
         timer_t posix_timer;
 
         (void)state;
@@ -821,7 +820,7 @@ static void stopper_cb(struct er_loop *loop, struct er_io *io, uint32_t revents)
 static void test_loop_stop_from_callback(void **state)
 {
         struct er_loop *loop = new_loop();
-        struct stopper s = { .stop_at = 3 };
+        struct stopper s = {.stop_at = 3};
         int p[2];
 
         (void)state;
@@ -993,25 +992,25 @@ static int setup_deadline(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_io_pipe_readable),
-                cmocka_unit_test(test_io_start_errors),
-                cmocka_unit_test(test_io_modify_epollout),
-                cmocka_unit_test(test_stop_other_in_same_batch),
-                cmocka_unit_test(test_modify_other_in_same_batch),
-                cmocka_unit_test(test_stale_event_on_reused_fd),
-                cmocka_unit_test(test_self_stop_and_free),
-                cmocka_unit_test(test_timer_order_and_fifo),
-                cmocka_unit_test(test_timer_stop_pending),
-                cmocka_unit_test(test_timer_stop_from_timer),
-                cmocka_unit_test(test_timer_rearm_in_callback),
-                cmocka_unit_test(test_timer_zero_after_io),
-                cmocka_unit_test(test_timer_precision),
-                cmocka_unit_test(test_run_once_timeout),
-                cmocka_unit_test(test_run_once_eintr),
-                cmocka_unit_test(test_run_returns_when_empty),
-                cmocka_unit_test(test_loop_stop_from_callback),
-                cmocka_unit_test(test_many_timers_sorted),
-                cmocka_unit_test(test_fds_cloexec),
+            cmocka_unit_test(test_io_pipe_readable),
+            cmocka_unit_test(test_io_start_errors),
+            cmocka_unit_test(test_io_modify_epollout),
+            cmocka_unit_test(test_stop_other_in_same_batch),
+            cmocka_unit_test(test_modify_other_in_same_batch),
+            cmocka_unit_test(test_stale_event_on_reused_fd),
+            cmocka_unit_test(test_self_stop_and_free),
+            cmocka_unit_test(test_timer_order_and_fifo),
+            cmocka_unit_test(test_timer_stop_pending),
+            cmocka_unit_test(test_timer_stop_from_timer),
+            cmocka_unit_test(test_timer_rearm_in_callback),
+            cmocka_unit_test(test_timer_zero_after_io),
+            cmocka_unit_test(test_timer_precision),
+            cmocka_unit_test(test_run_once_timeout),
+            cmocka_unit_test(test_run_once_eintr),
+            cmocka_unit_test(test_run_returns_when_empty),
+            cmocka_unit_test(test_loop_stop_from_callback),
+            cmocka_unit_test(test_many_timers_sorted),
+            cmocka_unit_test(test_fds_cloexec),
         };
 
         return cmocka_run_group_tests(tests, setup_deadline, NULL);

@@ -108,8 +108,17 @@ int er_log_open(struct er_log *log, int dir_fd, const char *service, uint64_t ma
 
 void er_log_close(struct er_log *log)
 {
-        if (log)
-                er_close(&log->fd);
+        if (!log)
+                return;
+        if (log->fd >= 0 && !log->err && log->dropped) {
+                /* SPEC §3: the log says how much was dropped. */
+                char note[128];
+                int n = snprintf(note, sizeof(note),
+                                 "envrun: %llu bytes of older output were dropped (log.max_size)",
+                                 (unsigned long long)log->dropped);
+                er_log_line(log, ER_LOG_NOTE, er_realtime_ms(), note, (size_t)n);
+        }
+        er_close(&log->fd);
 }
 
 /* NAME.log becomes NAME.log.1; what NAME.log.1 held is dropped. */

@@ -687,6 +687,7 @@ void er_sched_down(struct er_sched *s, bool fast)
         s->up_done = true;
         if (fast)
                 s->fast = true;
+        fast = s->fast;
         if (s->test_running && fast)
                 er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
         for (size_t i = 0; i < s->n; i++) {
@@ -732,8 +733,13 @@ void er_sched_signal(struct er_sched *s, int sig, bool from_terminal)
                 if (s->n_sigterm > 1 || s->n_sigint > 1)
                         er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
         }
-        if (s->n_sigint > 1 && s->down_started)
-                er_sched_down(s, true);
+        /* A second SIGINT skips the grace periods (SPEC §5.7), now or when
+         * the teardown starts. */
+        if (s->n_sigint > 1) {
+                s->fast = true;
+                if (s->down_started)
+                        er_sched_down(s, true);
+        }
         s->up_done = true;
 }
 

@@ -282,6 +282,37 @@ static void lines_free(struct lines *l)
         l->n = 0;
 }
 
+/* SPEC §3: once output was dropped, the log says how much when it closes. */
+static void test_dropped_note(void **state)
+{
+        struct er_log log;
+        struct tmp *t = *state;
+        struct lines got = { 0 };
+        char want[128];
+        uint64_t dropped;
+
+        assert_int_equal(er_log_open(&log, t->fd, "n", 4096), 0);
+        for (unsigned i = 0; i < 500; i++)
+                assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "0123456789", 10), 0);
+        dropped = log.dropped;
+        assert_true(dropped > 0);
+        er_log_close(&log);
+        assert_int_equal(er_log_tail(t->fd, "n", 1, collect, &got), 0);
+        assert_int_equal(got.n, 1);
+        snprintf(want, sizeof(want), " - envrun: %llu bytes of older output were dropped (log.max_size)",
+                 (unsigned long long)dropped);
+        assert_non_null(strstr(got.v[0], want));
+        lines_free(&got);
+
+        /* nothing dropped: no note */
+        assert_int_equal(er_log_open(&log, t->fd, "m", 4096), 0);
+        assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, "only", 4), 0);
+        er_log_close(&log);
+        assert_int_equal(er_log_tail(t->fd, "m", 5, collect, &got), 0);
+        assert_int_equal(got.n, 1);
+        lines_free(&got);
+}
+
 static void test_tail_across_segments(void **state)
 {
         enum { LINES = 200, TEXT = 20 };
@@ -582,6 +613,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_line_format, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_rotation, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_dropped_note, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_tail_across_segments, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_tail_more_than_available, tmp_setup, tmp_teardown),

@@ -74,7 +74,7 @@ int er_ports_allocate(struct er_ports *p, const char *base, size_t n)
                 unsigned tries = 0;
                 for (;;) {
                         bool dup = false;
-                        unsigned port;
+                        unsigned port = 0;
                         if (++tries > ER_PORTS_MAX_TRIES)
                                 return -EADDRINUSE;
                         if ((r = pick(&port)) < 0)

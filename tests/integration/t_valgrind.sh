@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# valgrind (memcheck) over the release binary: validate, config and a whole
+# exec.  valgrind emulates neither clone3 nor pidfd_open, so exec runs on the
+# fork + SIGCHLD fallback path here: this keeps that path exercised.
+. "$(dirname "$0")/lib.sh"
+command -v valgrind >/dev/null || { fail "valgrind" "valgrind is not installed (tests/run installs it)"; finish; exit 1; }
+vg() { valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+         --show-leak-kinds=definite,indirect "$ENVRUN_RELEASE" "$@"; }
+
+export PG_USER=
+out=$(vg validate -f "$ENVRUN_SRC/examples/shop/environment.yml" 2>&1) && ok "validate under valgrind" || fail "validate under valgrind" "$out"
+out=$(vg config --json -f "$ENVRUN_SRC/tests/cases/valid/schema_full.yml" 2>&1 >/dev/null) && ok "config under valgrind" || fail "config under valgrind" "$out"
+out=$(vg validate -f "$ENVRUN_SRC/tests/cases/invalid/types.yml" 2>&1); rc=$?
+[ "$rc" -eq 2 ] && ok "invalid file under valgrind (exit 2, no memory errors)" || fail "invalid file under valgrind" "exit $rc" "$out"
+
+mkdir -p "$TEST_TMP/env"
+cat >"$TEST_TMP/env/environment.yml" <<'YML'
+services:
+  db:
+    command: [sh, -c, 'echo booting; echo "ready to serve"; exec sleep 30']
+    ready: {output: "^ready"}
+  job:
+    command: [sh, -c, 'echo migrated']
+    ready: {exit: 0}
+    depends_on: [db]
+  app:
+    command: [sleep, "30"]
+    depends_on:
+      job: {condition: completed}
+YML
+export TESTSVC_MARKER=envrun-t-valgrind-$$
+out=$(cd "$TEST_TMP/env" && vg exec --report report.json -- sh -c 'exit 0' 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["result"]=="ok" and len(r["services"])==3 else 1)' "$TEST_TMP/env/report.json"; then
+  ok "exec under valgrind (fallback path)"
+else
+  fail "exec under valgrind (fallback path)" "exit $rc" "$out"
+fi
+assert_no_leftovers "$TESTSVC_MARKER" "exec under valgrind"
+finish

@@ -781,11 +781,13 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
                 pg = 0;
         for (unsigned pass = 0; pass < passes && r == 0; pass++) {
                 size_t fresh = 0;
-                if (pg > 0)
-                        killpg(pg, SIGKILL);
+                /* Members are listed before killpg, so that the ones it kills
+                 * are counted too (the count says how many had to be killed). */
                 r = collect(g, &cur, true);
                 if (r < 0)
                         break;
+                if (pg > 0)
+                        killpg(pg, SIGKILL);
                 for (size_t i = 0; i < cur.n; i++) {
                         pid_t pid = cur.v[i];
                         if (pid <= 0 || pidvec_has(&seen, pid))

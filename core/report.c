@@ -43,14 +43,14 @@
 #endif
 
 static const char *const class_names[] = {
-        [ER_OK] = "ok",
-        [ER_PROCESS_EXITED_WITH_ERROR] = "ProcessExitedWithError",
-        [ER_PROCESS_FINISHED_WITH_ERROR] = "ProcessFinishedWithError",
-        [ER_TIMEOUT_EXPIRED] = "TimeoutExpired",
-        [ER_ALREADY_RUNNING] = "AlreadyRunning",
-        [ER_START_ERROR] = "StartError",
-        [ER_LIMIT_EXCEEDED] = "LimitExceeded",
-        [ER_DEPENDENCY_FAILED] = "DependencyFailed",
+    [ER_OK] = "ok",
+    [ER_PROCESS_EXITED_WITH_ERROR] = "ProcessExitedWithError",
+    [ER_PROCESS_FINISHED_WITH_ERROR] = "ProcessFinishedWithError",
+    [ER_TIMEOUT_EXPIRED] = "TimeoutExpired",
+    [ER_ALREADY_RUNNING] = "AlreadyRunning",
+    [ER_START_ERROR] = "StartError",
+    [ER_LIMIT_EXCEEDED] = "LimitExceeded",
+    [ER_DEPENDENCY_FAILED] = "DependencyFailed",
 };
 
 const char *er_error_class_name(enum er_error_class c)
@@ -131,8 +131,7 @@ int er_report_tail_push(struct er_report_service *s, const char *line, size_t le
                 return -ENOMEM;
         if (s->n_tail >= ER_REPORT_TAIL_LINES) {
                 free(s->tail[0]);
-                memmove(&s->tail[0], &s->tail[1],
-                        (ER_REPORT_TAIL_LINES - 1) * sizeof(s->tail[0]));
+                memmove(&s->tail[0], &s->tail[1], (ER_REPORT_TAIL_LINES - 1) * sizeof(s->tail[0]));
                 s->n_tail = ER_REPORT_TAIL_LINES - 1;
         }
         s->tail[s->n_tail++] = copy;
@@ -398,7 +397,7 @@ static void fmt_ms(uint64_t ms, char *out, size_t len)
         } else if (ms < 59950) {
                 uint64_t tenths = (ms + 50) / 100;
                 snprintf(out, len, "%" PRIu64 ".%" PRIu64 "s", tenths / 10, tenths % 10);
-        } else if (ms < 3600 * 1000) {
+        } else if (ms < 3600 * 1000 - 500) {
                 uint64_t s = (ms + 500) / 1000;
                 snprintf(out, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
         } else {
@@ -500,8 +499,9 @@ static bool shell_safe(const char *a)
         if (!*a)
                 return false;
         for (; *a; a++)
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
-                            *a))
+                if (!strchr(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
+                        *a))
                         return false;
         return true;
 }
@@ -569,14 +569,15 @@ static void put_head(struct buf *b, const struct layout *l, const char *name, co
         bpad(b, l->res_w - strlen(result) + 3);
 }
 
-static size_t service_how(const struct er_report_service *s, struct buf *b)
+/* How it ended: the scheduler's message, else what the numbers say. */
+static size_t service_how(const struct er_report_service *s, struct buf *b, enum clean mode)
 {
         char status[64];
 
         if (s->message[0])
-                return put_clean(b, s->message, MSG_LEN(s->message), CLEAN_TEXT);
+                return put_clean(b, s->message, MSG_LEN(s->message), mode);
         service_status(s, status, sizeof(status));
-        return put_clean_str(b, status, CLEAN_TEXT);
+        return put_clean_str(b, status, mode);
 }
 
 static void put_stats(struct buf *b, const struct er_report *r, const struct er_report_service *s)
@@ -619,24 +620,23 @@ static size_t max_sz(size_t a, size_t b)
 
 static void text_layout(const struct er_report *r, bool color, struct layout *l)
 {
-        *l = (struct layout){ .color = color };
+        *l = (struct layout){.color = color};
         for (size_t i = 0; i < r->n_services; i++) {
                 const struct er_report_service *s = &r->services[i];
                 size_t how;
 
-                l->name_w = max_sz(l->name_w, put_clean_str(NULL, s->name ? s->name : "?",
-                                                            CLEAN_TEXT));
+                l->name_w =
+                    max_sz(l->name_w, put_clean_str(NULL, s->name ? s->name : "?", CLEAN_TEXT));
                 l->res_w = max_sz(l->res_w, strlen(er_error_class_name(s->error)));
-                how = service_how(s, NULL);
+                how = service_how(s, NULL, CLEAN_TEXT);
                 if (service_has_run(s) && how <= HOW_COLUMN_MAX)
                         l->how_w = max_sz(l->how_w, how);
         }
         if (r->test.present) {
                 l->name_w = max_sz(l->name_w, strlen("test"));
-                l->res_w = max_sz(l->res_w, r->test.not_run
-                                                    ? strlen("not run")
-                                                    : strlen(er_error_class_name(
-                                                              test_class(&r->test))));
+                l->res_w = max_sz(
+                    l->res_w, r->test.not_run ? strlen("not run")
+                                              : strlen(er_error_class_name(test_class(&r->test))));
         }
 }
 
@@ -646,7 +646,7 @@ static void put_service(struct buf *b, const struct layout *l, const struct er_r
         size_t w;
 
         put_head(b, l, s->name, er_error_class_name(s->error), color_of(s->error, l));
-        w = service_how(s, b);
+        w = service_how(s, b, CLEAN_TEXT);
         if (service_has_run(s)) {
                 bpad(b, w < l->how_w ? l->how_w - w + 2 : 2);
                 put_stats(b, r, s);
@@ -675,7 +675,7 @@ static void put_tails(struct buf *b, const struct er_report *r)
 /* The command, cleaned for mode; "-" when there is none. */
 static void put_clean_command(struct buf *b, char *const *argv, enum clean mode)
 {
-        struct buf cmd = { 0 };
+        struct buf cmd = {0};
 
         put_command(&cmd, argv);
         if (cmd.oom)
@@ -790,7 +790,7 @@ static void put_summary(struct buf *b, const struct layout *l, const struct er_r
 
 int er_report_text(const struct er_report *r, bool color, char **ret, size_t *ret_len)
 {
-        struct buf b = { 0 };
+        struct buf b = {0};
         struct layout l;
 
         text_layout(r, color, &l);
@@ -809,7 +809,7 @@ int er_report_text(const struct er_report *r, bool color, char **ret, size_t *re
 /* A JSON string of s[0..n) (jansson refuses invalid UTF-8), or null for NULL. */
 static json_t *jstrn(const char *s, size_t n)
 {
-        struct buf b = { 0 };
+        struct buf b = {0};
         json_t *v;
 
         if (!s)
@@ -882,14 +882,15 @@ static json_t *service_json(const struct er_report_service *s)
             add(o, "pid", s->pid > 0 ? json_integer(s->pid) : json_null()) ||
             add(o, "exit_code", jexit(s->exit_code)) || add(o, "signal", jsignal(s->signal)) ||
             add(o, "killed", json_boolean(s->killed)) ||
-            add(o, "started_ms", jtime(s->started_ms)) ||
-            add(o, "ready_ms", jtime(s->ready_ms)) ||
+            add(o, "started_ms", jtime(s->started_ms)) || add(o, "ready_ms", jtime(s->ready_ms)) ||
             add(o, "stopped_ms", jtime(s->stopped_ms)) ||
             add(o, "restarts", json_integer(s->restarts)) || add(o, "cpu_ms", juint(s->cpu_ms)) ||
             add(o, "memory_peak_bytes",
                 s->memory_peak_bytes ? juint(s->memory_peak_bytes) : json_null()) ||
             add(o, "memory_peak_scope",
-                json_string(s->memory_peak_is_tree ? "tree" : "largest_process")) ||
+                !s->memory_peak_bytes    ? json_null()
+                : s->memory_peak_is_tree ? json_string("tree")
+                                         : json_string("largest_process")) ||
             add(o, "log_dropped_bytes", juint(s->log_dropped_bytes)) ||
             add(o, "message", jstrn(s->message, MSG_LEN(s->message))))
                 goto fail;
@@ -941,14 +942,14 @@ static json_t *ports_json(const struct er_report *r)
         if (!o)
                 return NULL;
         for (size_t i = 0; i < r->n_ports; i++) {
-                struct buf key = { 0 };
+                struct buf key = {0};
                 int err;
 
                 if (!r->ports[i].name)
                         continue;
                 put_clean_str(&key, r->ports[i].name, CLEAN_JSON);
-                err = key.oom ? -ENOMEM
-                              : add(o, key.p ? key.p : "", json_integer(r->ports[i].port));
+                err =
+                    key.oom ? -ENOMEM : add(o, key.p ? key.p : "", json_integer(r->ports[i].port));
                 free(key.p);
                 if (err)
                         goto fail;
@@ -996,7 +997,7 @@ static int dump_cb(const char *s, size_t n, void *data)
 
 int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct buf b = { 0 };
+        struct buf b = {0};
         json_t *root = report_json(r);
         int err;
 
@@ -1045,13 +1046,7 @@ static void put_suite_properties(struct buf *b, const struct er_report *r)
 static void put_service_out(struct buf *b, const struct er_report_service *s)
 {
         bputs(b, "      <system-out>message: ");
-        if (s->message[0]) {
-                put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML);
-        } else {
-                char status[64];
-                service_status(s, status, sizeof(status));
-                bputs(b, status);
-        }
+        service_how(s, b, CLEAN_XML);
         bputs(b, "\n");
         if (s->pid > 0)
                 bprintf(b, "pid: %d\n", s->pid);
@@ -1093,10 +1088,10 @@ static void put_service_case(struct buf *b, const struct er_report *r,
         put_testcase_open(b, r, "service", s->name, NULL, service_uptime(r, s));
         if (s->error != ER_OK) {
                 bprintf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(s->error));
-                put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML_ATTR);
+                service_how(s, b, CLEAN_XML_ATTR);
                 bputs(b, "\">");
                 if (s->n_tail == 0)
-                        put_clean(b, s->message, MSG_LEN(s->message), CLEAN_XML);
+                        service_how(s, b, CLEAN_XML);
                 for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
                         put_clean_str(b, s->tail[j], CLEAN_XML);
                         bputs(b, "\n");
@@ -1111,7 +1106,7 @@ static void put_test_case(struct buf *b, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
         enum er_error_class c = test_class(t);
-        static char *const no_argv[] = { NULL };
+        static char *const no_argv[] = {NULL};
 
         put_testcase_open(b, r, "test", NULL, t->argv ? t->argv : no_argv,
                           t->not_run ? 0 : t->duration_ms);
@@ -1124,8 +1119,8 @@ static void put_test_case(struct buf *b, const struct er_report *r)
                 put_test_how(b, t, CLEAN_XML_ATTR);
                 bputs(b, "\">");
                 test_status(t, status, sizeof(status));
-                bprintf(b, "%s after %" PRIu64 " ms; envrun exit status %d", status,
-                        t->duration_ms, r->exit_status);
+                bprintf(b, "%s after %" PRIu64 " ms; envrun exit status %d", status, t->duration_ms,
+                        r->exit_status);
                 bputs(b, "</failure>\n");
         }
         bputs(b, "    </testcase>\n");
@@ -1133,7 +1128,7 @@ static void put_test_case(struct buf *b, const struct er_report *r)
 
 int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct buf b = { 0 };
+        struct buf b = {0};
         size_t tests = r->n_services, failures = 0, skipped = 0;
 
         for (size_t i = 0; i < r->n_services; i++)
@@ -1146,14 +1141,15 @@ int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
                         failures += test_class(&r->test) != ER_OK;
         }
         bputs(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        bprintf(&b, "<testsuites name=\"envrun\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-                    "skipped=\"%zu\" time=\"",
+        bprintf(&b,
+                "<testsuites name=\"envrun\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+                "skipped=\"%zu\" time=\"",
                 tests, failures, skipped);
         put_xml_seconds(&b, r->total_ms);
         bputs(&b, "\">\n  <testsuite name=\"envrun: ");
         put_clean_str(&b, r->project ? r->project : "", CLEAN_XML_ATTR);
-        bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"",
-                tests, failures, skipped);
+        bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"", tests,
+                failures, skipped);
         put_xml_seconds(&b, r->total_ms);
         bputs(&b, "\">\n");
         put_suite_properties(&b, r);

@@ -837,6 +837,14 @@ bool er_sched_failed(const struct er_sched *s)
         return s->failed;
 }
 
+static const struct svc *first_failed(const struct er_sched *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (s->svcs[i].state == ER_SVC_FAILED)
+                        return &s->svcs[i];
+        return NULL;
+}
+
 static void tail_cb(void *ud, const char *line, size_t len)
 {
         er_report_tail_push(ud, line, len);
@@ -866,9 +874,17 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 struct er_report_service *rs = &r->services[i];
                 rs->name = v->cfg->name;
                 rs->error = v->error;
-                if (v->error == ER_OK && !v->spawned)
-                        snprintf(rs->message, sizeof(rs->message), "not started (the bring-up failed)");
-                else
+                if (v->error == ER_OK && !v->spawned && s->failed) {
+                        /* Never started because another service failed the
+                         * bring-up: not "ok" — name the failure. */
+                        const struct svc *f = first_failed(s);
+                        rs->error = ER_DEPENDENCY_FAILED;
+                        snprintf(rs->message, sizeof(rs->message),
+                                 "not started: the bring-up failed at '%.64s'",
+                                 f ? f->cfg->name : "?");
+                } else if (v->error == ER_OK && !v->spawned) {
+                        snprintf(rs->message, sizeof(rs->message), "not started (interrupted)");
+                } else
                         snprintf(rs->message, sizeof(rs->message), "%s", v->message);
                 rs->pid = v->spawned ? v->proc.pid : 0;
                 rs->exit_code = v->spawned && v->proc.exited && !v->proc.exit_signal ? v->proc.exit_code : -1;

@@ -20,7 +20,7 @@
 #define NO ER_REPORT_NO_TIME
 #define PYTHON "/usr/bin/python3"
 
-static char *pytest_argv[] = { "pytest", "-q", NULL };
+static char *pytest_argv[] = {"pytest", "-q", NULL};
 
 /* ---- building reports by hand ---- */
 
@@ -56,7 +56,7 @@ static void push(struct er_report_service *s, const char *line)
         assert_int_equal(er_report_tail_push(s, line, strlen(line)), 0);
 }
 
-static struct er_report_port ports[] = { { "API_PORT", 41873 }, { "DB_PORT", 5433 } };
+static struct er_report_port ports[] = {{"API_PORT", 41873}, {"DB_PORT", 5433}};
 
 /* Everything fine: two services stopped by SIGTERM, the test passed. */
 static void ok_report(struct er_report *r, struct er_report_service *s)
@@ -195,14 +195,15 @@ static void assert_null_at(json_t *o, const char *key)
         assert_true(json_is_null(v));
 }
 
-static char *text_of(const struct er_report *r, bool color)
+/* Into the caller's pointer: gcc 12 -O3 warns (-Wdangling-pointer) when a
+ * local whose address escaped is returned by value. */
+static void text_of(const struct er_report *r, bool color, char **out)
 {
-        char *out = NULL;
         size_t len = 0;
 
-        assert_int_equal(er_report_text(r, color, &out, &len), 0);
-        assert_int_equal(strlen(out), len);
-        return out;
+        *out = NULL;
+        assert_int_equal(er_report_text(r, color, out, &len), 0);
+        assert_int_equal(strlen(*out), len);
 }
 
 static void assert_contains(const char *hay, const char *needle)
@@ -226,15 +227,15 @@ struct junit_counts {
 static struct junit_counts junit_check(const struct er_report *r)
 {
         static const char script[] =
-                "import xml.dom.minidom,sys\n"
-                "d=xml.dom.minidom.parse(sys.argv[1])\n"
-                "s=d.getElementsByTagName(\"testsuite\")[0]\n"
-                "print(s.getAttribute(\"tests\"),s.getAttribute(\"failures\"),"
-                "s.getAttribute(\"skipped\"),len(d.getElementsByTagName(\"testcase\")),"
-                "len(d.getElementsByTagName(\"failure\")),len(d.getElementsByTagName(\"skipped\")))\n";
+            "import xml.dom.minidom,sys\n"
+            "d=xml.dom.minidom.parse(sys.argv[1])\n"
+            "s=d.getElementsByTagName(\"testsuite\")[0]\n"
+            "print(s.getAttribute(\"tests\"),s.getAttribute(\"failures\"),"
+            "s.getAttribute(\"skipped\"),len(d.getElementsByTagName(\"testcase\")),"
+            "len(d.getElementsByTagName(\"failure\")),len(d.getElementsByTagName(\"skipped\")))\n";
         char path[] = "/tmp/test_report_junit_XXXXXX";
-        char cmd[256];
-        struct junit_counts c = { 0 };
+        char cmd[1024];
+        struct junit_counts c = {0};
         char *out = NULL;
         size_t len = 0;
         FILE *f, *p;
@@ -267,9 +268,14 @@ static struct junit_counts junit_check(const struct er_report *r)
 static void test_class_names(void **state)
 {
         static const char *const want[] = {
-                "ok",           "ProcessExitedWithError", "ProcessFinishedWithError",
-                "TimeoutExpired", "AlreadyRunning",       "StartError",
-                "LimitExceeded", "DependencyFailed",
+            "ok",
+            "ProcessExitedWithError",
+            "ProcessFinishedWithError",
+            "TimeoutExpired",
+            "AlreadyRunning",
+            "StartError",
+            "LimitExceeded",
+            "DependencyFailed",
         };
         (void)state;
         for (size_t i = 0; i < ARRAY_SIZE(want); i++)
@@ -280,7 +286,7 @@ static void test_class_names(void **state)
 static void test_tail_keeps_newest_20(void **state)
 {
         struct er_report_service s;
-        struct er_report r = { .services = &s, .n_services = 1 };
+        struct er_report r = {.services = &s, .n_services = 1};
         char line[32];
         (void)state;
 
@@ -303,7 +309,7 @@ static void test_tail_keeps_newest_20(void **state)
 static void test_tail_copies_and_cuts(void **state)
 {
         struct er_report_service s;
-        struct er_report r = { .services = &s, .n_services = 1 };
+        struct er_report r = {.services = &s, .n_services = 1};
         char buf[8] = "abc\r\n";
         char *big;
         (void)state;
@@ -314,7 +320,8 @@ static void test_tail_copies_and_cuts(void **state)
         assert_string_equal(s.tail[0], "abc");
 
         assert_int_equal(er_report_tail_push(&s, "a\0b", 3), 0);
-        assert_string_equal(s.tail[1], "a\xef\xbf\xbd" "b");
+        assert_string_equal(s.tail[1], "a\xef\xbf\xbd"
+                                       "b");
 
         assert_int_equal(er_report_tail_push(&s, "", 0), 0);
         assert_string_equal(s.tail[2], "");
@@ -328,23 +335,42 @@ static void test_tail_copies_and_cuts(void **state)
         assert_true(strlen(s.tail[3]) < 4096);
         assert_non_null(strstr(s.tail[3], "\xc3\xa9\xc3\xa9 [...]"));
         assert_int_equal(strstr(s.tail[3], " [...]") - s.tail[3], 2048);
+        /* ... backing over a character that straddles the limit */
+        big[0] = 'x';
+        for (size_t i = 1; i + 1 < (1 << 20); i += 2)
+                memcpy(big + i, "\xc3\xa9", 2);
+        assert_int_equal(er_report_tail_push(&s, big, 1 << 20), 0);
+        assert_int_equal(strstr(s.tail[4], " [...]") - s.tail[4], 2047);
+        assert_int_equal(s.tail[4][2046], '\xa9');
         free(big);
         er_report_fini(&r);
 }
 
 static void test_json_ok(void **state)
 {
-        static const char *const top[] = { "project",   "result", "exit_status",
-                                           "containment", "limits_enforced", "ports",
-                                           "test",      "services", "total_ms" };
+        static const char *const top[] = {"project",     "result",          "exit_status",
+                                          "containment", "limits_enforced", "ports",
+                                          "test",        "services",        "total_ms"};
         static const char *const svc_keys[] = {
-                "name",     "result",    "error",    "pid",          "exit_code",
-                "signal",   "killed",    "started_ms", "ready_ms",   "stopped_ms",
-                "restarts", "cpu_ms",    "memory_peak_bytes", "memory_peak_scope",
-                "log_dropped_bytes", "message",
+            "name",
+            "result",
+            "error",
+            "pid",
+            "exit_code",
+            "signal",
+            "killed",
+            "started_ms",
+            "ready_ms",
+            "stopped_ms",
+            "restarts",
+            "cpu_ms",
+            "memory_peak_bytes",
+            "memory_peak_scope",
+            "log_dropped_bytes",
+            "message",
         };
-        static const char *const test_keys[] = { "argv",   "exit_code", "signal",
-                                                 "duration_ms", "result", "timed_out" };
+        static const char *const test_keys[] = {"argv",        "exit_code", "signal",
+                                                "duration_ms", "result",    "timed_out"};
         struct er_report_service s[2];
         struct er_report r;
         json_t *root, *db, *test, *ports_o, *argv;
@@ -401,9 +427,14 @@ static void test_json_ok(void **state)
 static void test_json_failed(void **state)
 {
         static const char *const classes[N_FAILED] = {
-                "ok",           "ProcessExitedWithError", "DependencyFailed",
-                "ProcessFinishedWithError", "TimeoutExpired", "AlreadyRunning",
-                "StartError",   "LimitExceeded",
+            "ok",
+            "ProcessExitedWithError",
+            "DependencyFailed",
+            "ProcessFinishedWithError",
+            "TimeoutExpired",
+            "AlreadyRunning",
+            "StartError",
+            "LimitExceeded",
         };
         struct er_report_service s[N_FAILED];
         struct er_report r;
@@ -452,6 +483,7 @@ static void test_json_failed(void **state)
         assert_null_at(o, "ready_ms");
         assert_null_at(o, "stopped_ms");
         assert_null_at(o, "memory_peak_bytes");
+        assert_null_at(o, "memory_peak_scope");
         assert_int_equal(jint_at(o, "cpu_ms"), 0);
         assert_string_equal(jstr_at(o, "message"), "api <- migrate <- db: exited 1");
         assert_int_equal(json_array_size(json_object_get(o, "output_tail")), 0);
@@ -538,8 +570,9 @@ static void test_json_invalid_utf8(void **state)
         root = json_of(&r);
         o = json_array_get(json_object_get(root, "services"), 1);
         assert_string_equal(jstr_at(o, "message"), "bad \xef\xbf\xbd byte");
-        assert_string_equal(json_string_value(json_array_get(json_object_get(o, "output_tail"), 0)),
-                            "caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \x01 ok \xc3\xa9");
+        assert_string_equal(
+            json_string_value(json_array_get(json_object_get(o, "output_tail"), 0)),
+            "caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \x01 ok \xc3\xa9");
         json_decref(root);
         er_report_fini(&r);
 }
@@ -547,31 +580,31 @@ static void test_json_invalid_utf8(void **state)
 static void test_text_ok(void **state)
 {
         static const char want[] =
-                "db    ok   stopped by SIGTERM  ready 409ms  up 5.7s  cpu 180ms  mem 30.0M\n"
-                "api   ok   stopped by SIGTERM  ready 1.2s  up 3.1s  cpu 20ms  mem 8.1M\n"
-                "test  ok   pytest -q  exited 0 in 5.1s\n"
-                "containment: cgroup2\n"
-                "envrun: ok (2 services, test passed)\n";
+            "db     ok   stopped by SIGTERM  ready 409ms  up 5.7s  cpu 180ms  mem 30.0M\n"
+            "api    ok   stopped by SIGTERM  ready 1.2s  up 3.1s  cpu 20ms  mem 8.1M\n"
+            "test   ok   pytest -q  exited 0 in 5.1s\n"
+            "containment: cgroup2\n"
+            "envrun: ok (2 services, test passed)\n";
         struct er_report_service s[2];
         struct er_report r;
         char *out;
         (void)state;
 
         ok_report(&r, s);
-        out = text_of(&r, false);
+        text_of(&r, false, &out);
         assert_string_equal(out, want);
         free(out);
 
         r.test.present = false;
         r.n_services = 1;
         r.containment = NULL;
-        out = text_of(&r, false);
+        text_of(&r, false, &out);
         assert_string_equal(out, "db   ok   stopped by SIGTERM  ready 409ms  up 5.7s  cpu 180ms  "
                                  "mem 30.0M\nenvrun: ok (1 service)\n");
         free(out);
 
         r.n_services = 0;
-        out = text_of(&r, false);
+        text_of(&r, false, &out);
         assert_string_equal(out, "envrun: ok (0 services)\n");
         free(out);
 }
@@ -587,8 +620,8 @@ static void assert_aligned(const char *out, const char *const *names, size_t n)
 
                 snprintf(needle, sizeof(needle), "\n%s ", names[i]);
                 line = i == 0 && strncmp(out, names[0], strlen(names[0])) == 0
-                               ? out
-                               : strstr(out, needle) + 1;
+                           ? out
+                           : strstr(out, needle) + 1;
                 assert_non_null(line);
                 for (p = line + strlen(names[i]); *p == ' '; p++)
                         ;
@@ -600,24 +633,26 @@ static void assert_aligned(const char *out, const char *const *names, size_t n)
 
 static void test_text_failed(void **state)
 {
-        static const char *const names[] = { "db",    "api", "worker", "cache",
-                                             "slow",  "dup", "ghost",  "hog", "test" };
+        static const char *const names[] = {"db",  "api",   "worker", "cache", "slow",
+                                            "dup", "ghost", "hog",    "test"};
         struct er_report_service s[N_FAILED];
         struct er_report r;
         char *out;
         (void)state;
 
         failed_report(&r, s);
-        out = text_of(&r, false);
+        text_of(&r, false, &out);
         assert_lacks(out, "\033");
         assert_contains(out, "db       ok                         exited 0 after SIGTERM");
-        assert_contains(out, "api      ProcessExitedWithError     exited 1 while the test ran  "
-                             "ready 409ms  up 5.7s  cpu 180ms  mem 30.0M\n");
+        /* "how it ended" is a column too, up to 40 characters wide */
+        assert_contains(out, "api      ProcessExitedWithError     exited 1 while the test ran"
+                             "               ready 409ms  up 5.7s  cpu 180ms  mem 30.0M\n");
+        assert_contains(out, "(tcp 127.0.0.1:9000)  ready -  up 5.7s");
         /* a service that never ran shows no usage */
-        assert_contains(out, "worker   DependencyFailed           api <- migrate <- db: exited 1\n");
+        assert_contains(out,
+                        "worker   DependencyFailed           api <- migrate <- db: exited 1\n");
         assert_contains(out, "ghost    StartError                 'ghost': command not found\n");
         assert_contains(out, "dup      AlreadyRunning             port 5432 is already in use\n");
-        assert_contains(out, "ready -  up 5.7s");
         assert_contains(out, "mem ~30.0M  restarts 2\n");
         assert_contains(out, "~ mem: peak of the largest single process, not of the whole tree\n");
         assert_contains(out, "mem 64.0M  log dropped 12.1K\n");
@@ -627,8 +662,9 @@ static void test_text_failed(void **state)
                              "--- last lines of cache ---\n"
                              "  ignoring SIGTERM\n");
         assert_lacks(out, "last lines of db");
-        assert_contains(out, "\ntest     TimeoutExpired             pytest -q  killed after 30m time "
-                             "limit\n");
+        assert_contains(out,
+                        "\ntest     TimeoutExpired             pytest -q  killed after 30m time "
+                        "limit\n");
         assert_contains(out, "containment: session\n");
         assert_contains(out, "\nenvrun: failed: api ProcessExitedWithError, cache "
                              "ProcessFinishedWithError, slow TimeoutExpired, dup AlreadyRunning, "
@@ -643,7 +679,7 @@ static void test_text_failed(void **state)
         r.test.timed_out = false;
         r.test.not_run = true;
         r.test.message[0] = '\0';
-        out = text_of(&r, false);
+        text_of(&r, false, &out);
         assert_contains(out, "\ntest     not run                    pytest -q  (the environment "
                              "failed)\n");
         assert_contains(out, ", test not run (exit status 125)\n");
@@ -659,7 +695,7 @@ static void test_text_color(void **state)
         (void)state;
 
         failed_report(&r, s);
-        out = text_of(&r, true);
+        text_of(&r, true, &out);
         assert_contains(out, "db       \033[32mok\033[0m                         exited 0");
         assert_contains(out, "api      \033[31mProcessExitedWithError\033[0m     exited 1");
         assert_contains(out, "envrun: \033[31mfailed\033[0m: ");
@@ -669,7 +705,7 @@ static void test_text_color(void **state)
         er_report_fini(&r);
 
         ok_report(&r, s);
-        out = text_of(&r, true);
+        text_of(&r, true, &out);
         assert_contains(out, "envrun: \033[32mok\033[0m (2 services, test passed)\n");
         free(out);
 }
@@ -684,14 +720,16 @@ static void test_text_hostile(void **state)
         ok_report(&r, s);
         s[1].error = ER_PROCESS_EXITED_WITH_ERROR;
         snprintf(s[1].message, sizeof(s[1].message), "two\nlines\033]0;title\007");
-        push(&s[1], "\033[2J\033[Hclear\rover\x7f\xc2\x9b" "5m\xff");
-        out = text_of(&r, false);
+        push(&s[1], "\033[2J\033[Hclear\rover\x7f\xc2\x9b"
+                    "5m\xff");
+        text_of(&r, false, &out);
         assert_lacks(out, "\033");
         assert_lacks(out, "\r");
         assert_lacks(out, "\x7f");
         assert_lacks(out, "\xc2\x9b");
-        assert_contains(out, "two\xef\xbf\xbdlines  ready");
-        assert_contains(out, "\n  clear\xef\xbf\xbdover\xef\xbf\xbd\xef\xbf\xbd" "5m\xef\xbf\xbd\n");
+        assert_contains(out, "   two\xef\xbf\xbdlines           ready");
+        assert_contains(out, "\n  clear\xef\xbf\xbdover\xef\xbf\xbd\xef\xbf\xbd"
+                             "5m\xef\xbf\xbd\n");
         free(out);
         er_report_fini(&r);
 }
@@ -759,7 +797,7 @@ static void test_junit_content(void **state)
 
 static void test_junit_hostile(void **state)
 {
-        static char *argv[] = { "sh", "-c", "echo \"<&>\" 'it'", NULL };
+        static char *argv[] = {"sh", "-c", "echo \"<&>\" 'it'", NULL};
         struct er_report_service s[2];
         struct er_report r;
         struct junit_counts c;
@@ -802,20 +840,20 @@ static void test_junit_hostile(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_class_names),
-                cmocka_unit_test(test_tail_keeps_newest_20),
-                cmocka_unit_test(test_tail_copies_and_cuts),
-                cmocka_unit_test(test_json_ok),
-                cmocka_unit_test(test_json_failed),
-                cmocka_unit_test(test_json_no_test_and_not_run),
-                cmocka_unit_test(test_json_invalid_utf8),
-                cmocka_unit_test(test_text_ok),
-                cmocka_unit_test(test_text_failed),
-                cmocka_unit_test(test_text_color),
-                cmocka_unit_test(test_text_hostile),
-                cmocka_unit_test(test_junit_counts),
-                cmocka_unit_test(test_junit_content),
-                cmocka_unit_test(test_junit_hostile),
+            cmocka_unit_test(test_class_names),
+            cmocka_unit_test(test_tail_keeps_newest_20),
+            cmocka_unit_test(test_tail_copies_and_cuts),
+            cmocka_unit_test(test_json_ok),
+            cmocka_unit_test(test_json_failed),
+            cmocka_unit_test(test_json_no_test_and_not_run),
+            cmocka_unit_test(test_json_invalid_utf8),
+            cmocka_unit_test(test_text_ok),
+            cmocka_unit_test(test_text_failed),
+            cmocka_unit_test(test_text_color),
+            cmocka_unit_test(test_text_hostile),
+            cmocka_unit_test(test_junit_counts),
+            cmocka_unit_test(test_junit_content),
+            cmocka_unit_test(test_junit_hostile),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

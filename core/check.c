@@ -4,6 +4,7 @@
 #include "check.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,4 +271,143 @@ void er_regex_jit(struct pcre2_real_code_8 *code)
 void er_regex_free(struct pcre2_real_code_8 *code)
 {
         pcre2_code_free(code);
+}
+
+/* --- the engine side: one runner for every kind ------------------------- */
+
+/* The first retry comes this soon: a refused loopback connect costs
+ * microseconds, and a server that is almost up should not wait 10 ms. */
+#define FIRST_DELAY_US 1000
+
+void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
+                       const struct er_check_env *env, void *owner,
+                       void (*done)(struct er_check_run *, enum er_check_result, const char *))
+{
+        memset(run, 0, sizeof(*run));
+        run->check = c;
+        run->loop = loop;
+        run->env = env;
+        run->owner = owner;
+        run->done = done;
+        er_timer_init(&run->retry);
+}
+
+int er_check_prepare(struct er_check_run *run, struct er_envlist *extra)
+{
+        int r = 0;
+        if (run->check->ops->prepare)
+                r = run->check->ops->prepare(run, extra);
+        run->prepared = r == 0;
+        return r;
+}
+
+uint64_t er_check_time_left(const struct er_check_run *run)
+{
+        uint64_t now = er_now_us();
+        if (!run->env || !run->env->deadline_us)
+                return UINT64_MAX;
+        return run->env->deadline_us > now ? run->env->deadline_us - now : 0;
+}
+
+static void attempt_now(struct er_check_run *run)
+{
+        int r;
+        run->attempting = true;
+        r = run->check->ops->attempt(run);
+        if (r < 0 && run->attempting) {
+                char why[96];
+                snprintf(why, sizeof(why), "cannot attempt: %s", strerror(-r));
+                er_check_attempt_done(run, false, why);
+        }
+}
+
+static void on_retry(struct er_loop *loop, struct er_timer *t)
+{
+        struct er_check_run *run = er_container_of(t, struct er_check_run, retry);
+        if (run->active)
+                attempt_now(run);
+}
+
+int er_check_start(struct er_check_run *run, bool once)
+{
+        const struct er_check_ops *ops = run->check->ops;
+
+        run->once = once;
+        run->active = true;
+        run->attempts = 0;
+        run->last_error[0] = '\0';
+        if (ops->attempt) {
+                run->delay_us = FIRST_DELAY_US;
+                attempt_now(run);
+                return 0;
+        }
+        if (once || !ops->start) {
+                run->active = false;
+                return -EOPNOTSUPP;
+        }
+        return ops->start(run);
+}
+
+void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why)
+{
+        uint64_t interval = run->check->interval_us;
+
+        if (!run->active || !run->attempting)
+                return;
+        run->attempting = false;
+        if (ok) {
+                run->active = false;
+                run->done(run, ER_CHECK_READY, NULL);
+                return;
+        }
+        run->attempts++;
+        snprintf(run->last_error, sizeof(run->last_error), "%s", why ? why : "not ready");
+        if (run->once) {
+                run->active = false;
+                run->done(run, ER_CHECK_FAILED, run->last_error);
+                return;
+        }
+        if (run->attempt_failed)
+                run->attempt_failed(run, run->last_error);
+        /* Poll fast at first, then back off to `interval`, the longest wait. */
+        er_timer_start(run->loop, &run->retry, run->delay_us < interval ? run->delay_us : interval,
+                       on_retry);
+        if (run->delay_us < interval)
+                run->delay_us *= 2;
+}
+
+void er_check_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len)
+{
+        if (run->active && run->check->ops->line)
+                run->check->ops->line(run, stream, line, len);
+}
+
+bool er_check_exited(struct er_check_run *run, int code)
+{
+        return run->active && run->check->ops->exited && run->check->ops->exited(run, code);
+}
+
+void er_check_stop(struct er_check_run *run)
+{
+        const struct er_check_ops *ops;
+        if (!run->check)
+                return;
+        ops = run->check->ops;
+        er_timer_stop(run->loop, &run->retry);
+        if (run->attempting && ops->abort)
+                ops->abort(run);
+        run->attempting = false;
+        if (ops->cancel)
+                ops->cancel(run);
+        run->active = false;
+}
+
+void er_check_release(struct er_check_run *run)
+{
+        if (!run->check)
+                return;
+        er_check_stop(run);
+        if (run->prepared && run->check->ops->release)
+                run->check->ops->release(run);
+        run->prepared = false;
 }

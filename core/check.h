@@ -14,10 +14,12 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "field.h"
 #include "load.h"
+#include "loop.h"
 
 struct pcre2_real_code_8;
 
@@ -67,20 +69,56 @@ struct er_check_run;
 struct er_loop;
 
 /* A running check: what the engine gives a kind while it waits.  Results
- * arrive through done(run, ER_CHECK_READY or ER_CHECK_FAILED, message); a
- * kind calls done at most once per start, possibly from inside start. */
+ * arrive through done(run, ER_CHECK_READY or ER_CHECK_FAILED, message),
+ * at most once per start, possibly from inside start. */
 enum er_check_result {
         ER_CHECK_READY,
         ER_CHECK_FAILED,
 };
 
+struct er_proc;
+struct er_group;
+struct er_log;
+struct er_contain;
+struct er_envlist;
+
+/* What a service offers its checks; owned by the engine, alive while the
+ * service's checks run. */
+struct er_check_env {
+        const char *service;
+        char *const *envp;             /* the service's environment (probes run with it) */
+        const char *cwd;               /* the service's working directory */
+        struct er_log *log;            /* the service's log: probe output goes here ('P') */
+        struct er_contain *contain;    /* for a probe's own process group */
+        struct er_group *group;        /* the service's processes (notify, pidfile membership) */
+        const char *state_dir;         /* the instance's private directory (sockets) */
+        bool no_pidfd;
+        uint64_t deadline_us;          /* the service's timeout (er_now_us clock); 0: none */
+        /* Probe processes must be known to the engine's SIGCHLD reaper. */
+        void (*track)(void *engine, struct er_proc *p, bool on);
+        void *engine;
+};
+
 struct er_check_run {
         const struct er_check *check;
         struct er_loop *loop;
-        void *owner;                           /* the service, for done() */
+        const struct er_check_env *env;
+        void *owner;                   /* the service, for done() */
         void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
-        unsigned attempts;                     /* failed attempts so far (polled kinds) */
-        void *priv;                            /* the kind's own state, if any */
+        /* Optional: each failed attempt of a polled kind (for -v). */
+        void (*attempt_failed)(struct er_check_run *run, const char *why);
+
+        bool once;                     /* one attempt, then done (the AlreadyRunning probe) */
+        unsigned attempts;             /* failed attempts so far */
+        char last_error[160];          /* why the last attempt failed: "connection refused" */
+        pid_t adopt_pid;               /* pidfile: the daemon to adopt, set before done(READY) */
+        char status[160];              /* notify: the last STATUS= */
+        void *priv;                    /* the kind's own state */
+
+        /* the generic runner's state (check.c) */
+        bool active, attempting, prepared;
+        uint64_t delay_us;             /* next wait between attempts (backoff up to interval) */
+        struct er_timer retry;
 };
 
 struct er_check {
@@ -114,7 +152,18 @@ struct er_check_ops {
         int (*describe)(const struct er_check *c, char *buf, size_t len);
         void (*fini)(struct er_check *c);
 
-        /* --- the engine side --- */
+        /* --- the engine side --- *
+         * Event kinds (output, exit, pidfile, notify) implement start/line/
+         * exited/cancel and are never polled.  Polled kinds (tcp, unix,
+         * http, exec) implement attempt/abort: the generic runner in check.c
+         * calls attempt at once, then again after a backoff that starts at
+         * 1 ms and doubles up to `interval`; each attempt ends with
+         * er_check_attempt_done(). */
+        /* Before the service is spawned, for every check of the service:
+         * add variables to its environment (notify: NOTIFY_SOCKET).  Optional. */
+        int (*prepare)(struct er_check_run *run, struct er_envlist *extra);
+        /* Undoes prepare, once the service no longer waits (optional). */
+        void (*release)(struct er_check_run *run);
         /* Begins waiting; may call run->done at once.  0 or -errno. */
         int (*start)(struct er_check_run *run);
         /* A line of the service's output (output kind). */
@@ -127,7 +176,32 @@ struct er_check_ops {
         /* Stops waiting, releasing what start took.  Called once per start
          * that did not end with done(), and after done() too (must be idempotent). */
         void (*cancel)(struct er_check_run *run);
+        /* Polled kinds: starts one attempt (non-blocking; the result comes
+         * through er_check_attempt_done, possibly from inside attempt). 0 or -errno. */
+        int (*attempt)(struct er_check_run *run);
+        /* Polled kinds: abandons an attempt in flight. */
+        void (*abort)(struct er_check_run *run);
 };
+
+/* --- the engine's calls (check.c) --- */
+void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
+                       const struct er_check_env *env, void *owner,
+                       void (*done)(struct er_check_run *, enum er_check_result, const char *));
+int er_check_prepare(struct er_check_run *run, struct er_envlist *extra);
+/* Starts waiting; once: a single attempt (polled kinds only) reported as
+ * READY (it passed: something answers) or FAILED. */
+int er_check_start(struct er_check_run *run, bool once);
+void er_check_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len);
+bool er_check_exited(struct er_check_run *run, int code);
+/* Stops waiting (no done() follows); idempotent. */
+void er_check_stop(struct er_check_run *run);
+/* Stops and undoes prepare. */
+void er_check_release(struct er_check_run *run);
+/* For polled kinds: the attempt in flight ended.  `why` says why it failed
+ * ("connection refused"), NULL when ok. */
+void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why);
+/* Microseconds left until the service's deadline (UINT64_MAX: none). */
+uint64_t er_check_time_left(const struct er_check_run *run);
 
 /* Parses `ready:` (a check or a list of checks) into *ret_checks and *ret_n.
  * `dir` resolves relative paths.  Keeps going after errors. */

@@ -202,8 +202,23 @@ bool er_proc_reap(struct er_proc *p)
 static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
 {
         struct er_proc *p = er_container_of(io, struct er_proc, pid_io);
-        if (!er_proc_reap(p))
-                er_io_stop(loop, io); /* reaped elsewhere (SIGCHLD path) */
+        siginfo_t si;
+
+        if (er_proc_reap(p))
+                return;
+        if (p->exited) {
+                er_io_stop(loop, io); /* reaped on the SIGCHLD path */
+                return;
+        }
+        /* Readable means it ended.  Not ours to reap (ECHILD): an adopted
+         * daemon whose parent is not envrun; its status is not ours to know. */
+        memset(&si, 0, sizeof(si));
+        if (syscall(SYS_waitid, P_PIDFD, p->pidfd, &si, WEXITED | WNOHANG, NULL) < 0 &&
+            errno == ECHILD) {
+                si.si_code = CLD_KILLED;
+                si.si_status = 0;
+                record_exit(p, &si);
+        }
 }
 
 static void on_events(struct er_loop *loop, struct er_io *io, uint32_t ev)
@@ -249,6 +264,28 @@ out_close:
         pipe_close(p, &p->out);
         pipe_close(p, &p->err);
         return r;
+}
+
+int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd)
+{
+        int fd = -1;
+
+        if (!p->exited || p->gone)
+                return -EINVAL;
+        if (!no_pidfd) {
+                fd = (int)syscall(SYS_pidfd_open, pid, 0U);
+                if (fd < 0 && errno != ENOSYS)
+                        return -errno;
+        }
+        p->pid = pid;
+        p->pidfd = fd;
+        p->exited = false;
+        p->exit_code = -1;
+        p->exit_signal = 0;
+        memset(&p->rusage, 0, sizeof(p->rusage));
+        if (fd >= 0)
+                er_io_start(p->loop, &p->pid_io, fd, EPOLLIN, on_pidfd);
+        return 0;
 }
 
 int er_proc_signal_main(struct er_proc *p, int sig)

@@ -79,6 +79,9 @@ const char *er_proc_marker(const struct er_proc *p); /* "ENVRUN_MARKER=..." */
 /* Starts the stop sequence (no-op when already stopping); the gone callback
  * follows once the tree is empty.  timeout 0 or `fast`: sig_kill at once. */
 void er_proc_stop(struct er_proc *p, int sig_stop, uint64_t timeout_us, int sig_kill, bool fast);
+/* Makes pid (a daemon of the tree, found by a pidfile check) the main
+ * process after the original one exited 0 (SPEC §4). 0 or -errno. */
+int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd);
 /* Sends sig to the main process only (forwarding a signal to the test). */
 int er_proc_signal_main(struct er_proc *p, int sig);
 

@@ -28,9 +28,15 @@ struct svc {
         bool proc_init;
         struct er_log log;
         bool log_open;
-        struct er_check_run run;
-        size_t check_i;
+        struct er_check_run *runs;    /* one per check, from spawn on */
+        struct er_check_env cenv;
+        size_t check_i;               /* the check being waited for */
         bool check_active;
+        bool probing;                 /* the AlreadyRunning probe before spawn */
+        size_t probes_pending;
+        bool probe_hit;
+        char probe_what[200];
+        bool daemonizing;             /* main exited 0 while a pidfile check was pending */
         bool spawned, ready, completed, down;
         bool need_completed;          /* a dependent waits for it to complete */
         struct er_timer timeout;
@@ -57,6 +63,9 @@ struct er_sched {
         char *const *test_argv;
         char **test_envp;
         char test_message[256];
+        /* probe processes of exec checks, for the SIGCHLD reaper */
+        struct er_proc **extra;
+        size_t n_extra, cap_extra;
         int test_status;              /* exit status when it could not start (126/127) */
         struct er_timer test_timer;   /* time limit */
         struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
@@ -117,9 +126,17 @@ static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigne
 
 static void cancel_check(struct svc *v)
 {
-        if (v->check_active && v->run.check->ops->cancel)
-                v->run.check->ops->cancel(&v->run);
+        if (v->check_active)
+                er_check_stop(&v->runs[v->check_i]);
         v->check_active = false;
+}
+
+/* The service waits for nothing any more: undo every check's prepare. */
+static void release_checks(struct svc *v)
+{
+        cancel_check(v);
+        for (size_t i = 0; v->runs && i < v->cfg->n_checks; i++)
+                er_check_release(&v->runs[i]);
 }
 
 static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
@@ -137,7 +154,7 @@ static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
         va_end(ap);
         v->error = cls;
         v->state = ER_SVC_FAILED;
-        cancel_check(v);
+        release_checks(v);
         er_timer_stop(s->o.loop, &v->timeout);
         if (v->log_open)
                 er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), v->message, strlen(v->message));
@@ -209,6 +226,7 @@ static void mark_ready(struct svc *v)
                 v->state = v->completed ? ER_SVC_EXITED : ER_SVC_READY;
         if (!v->need_completed || v->completed)
                 er_timer_stop(s->o.loop, &v->timeout);
+        release_checks(v);
         if (v->cfg->n_checks) {
                 er_check_describe(v->cfg->checks[v->cfg->n_checks - 1], detail, sizeof(detail));
                 size_t n = strlen(detail);
@@ -219,15 +237,48 @@ static void mark_ready(struct svc *v)
         schedule(s);
 }
 
+static void spawn_now(struct svc *v);
+
+/* The AlreadyRunning probe (SPEC §4): every tcp/unix/http check tried once
+ * before the spawn; one that passes means something else holds the address. */
+static void probe_done(struct svc *v, struct er_check_run *run, enum er_check_result result)
+{
+        er_check_stop(run);
+        if (result == ER_CHECK_READY && !v->probe_hit) {
+                v->probe_hit = true;
+                er_check_describe(run->check, v->probe_what, sizeof(v->probe_what));
+        }
+        if (--v->probes_pending)
+                return;
+        v->probing = false;
+        if (v->s->down_started)
+                return;
+        if (v->probe_hit)
+                fail(v, ER_ALREADY_RUNNING,
+                     "%s already answers before the service started: something else holds it",
+                     v->probe_what);
+        else
+                spawn_now(v);
+}
+
 static void on_check_done(struct er_check_run *run, enum er_check_result result, const char *msg)
 {
         struct svc *v = run->owner;
         char what[256];
 
-        if (!v->check_active)
+        if (v->probing) {
+                probe_done(v, run, result);
+                return;
+        }
+        if (!v->check_active || run != &v->runs[v->check_i])
                 return;
         cancel_check(v);
         if (result == ER_CHECK_READY) {
+                /* A pidfile check names the daemon a forking service left. */
+                if (run->adopt_pid > 0 && v->proc.exited && !v->proc.gone) {
+                        er_proc_adopt(&v->proc, run->adopt_pid, v->s->o.no_pidfd);
+                        v->daemonizing = false;
+                }
                 v->check_i++;
                 check_next(v);
                 return;
@@ -236,30 +287,41 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
         fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what, msg ? msg : "failed");
 }
 
+static void on_attempt_failed(struct er_check_run *run, const char *why)
+{
+        struct svc *v = run->owner;
+        struct er_sched *s = v->s;
+        char line[256], what[160];
+
+        if (!s->o.want_lines || !s->o.on_event)
+                return;
+        er_check_describe(run->check, what, sizeof(what));
+        snprintf(line, sizeof(line), "%s: attempt %u failed: %s", what, run->attempts, why);
+        struct er_sched_event ev = {.service = v->index,
+                                    .state = v->state,
+                                    .line = line,
+                                    .line_len = strlen(line),
+                                    .stream = ER_STREAM_BOTH};
+        s->o.on_event(s->o.ud, &ev);
+}
+
 static void check_next(struct svc *v)
 {
-        const struct er_check *c;
+        struct er_check_run *run;
         int r;
 
         if (v->check_i >= v->cfg->n_checks) {
                 mark_ready(v);
                 return;
         }
-        c = v->cfg->checks[v->check_i];
-        if (!c->ops->start) {
-                fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
-                     c->ops->key);
-                return;
-        }
-        memset(&v->run, 0, sizeof(v->run));
-        v->run.check = c;
-        v->run.loop = v->s->o.loop;
-        v->run.owner = v;
-        v->run.done = on_check_done;
+        run = &v->runs[v->check_i];
         v->check_active = true;
-        r = c->ops->start(&v->run);
-        if (r < 0 && v->check_active)
-                fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", c->ops->key,
+        r = er_check_start(run, false);
+        if (r == -EOPNOTSUPP && v->check_active)
+                fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
+                     run->check->ops->key);
+        else if (r < 0 && v->check_active)
+                fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", run->check->ops->key,
                      strerror(-r));
 }
 
@@ -274,7 +336,7 @@ static void on_timeout(struct er_loop *loop, struct er_timer *t)
                 return;
         }
         if (v->check_active)
-                er_check_describe(v->run.check, what, sizeof(what));
+                er_check_describe(v->runs[v->check_i].check, what, sizeof(what));
         fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
              what, *what ? ")" : "");
 }
@@ -286,8 +348,8 @@ static void svc_line(struct er_proc *p, enum er_stream stream, const char *line,
         struct svc *v = p->owner;
         struct er_sched *s = v->s;
 
-        if (v->check_active && v->run.check->ops->line)
-                v->run.check->ops->line(&v->run, stream, line, len);
+        if (v->check_active)
+                er_check_line(&v->runs[v->check_i], stream, line, len);
         if (s->o.want_lines && s->o.on_event) {
                 struct er_sched_event ev = {.service = v->index,
                                             .state = v->state,
@@ -296,6 +358,14 @@ static void svc_line(struct er_proc *p, enum er_stream stream, const char *line,
                                             .stream = stream};
                 s->o.on_event(s->o.ud, &ev);
         }
+}
+
+static bool pidfile_pending(const struct svc *v)
+{
+        for (size_t i = v->check_i; i < v->cfg->n_checks; i++)
+                if (v->cfg->checks[i]->ops == &er_check_pidfile_ops)
+                        return true;
+        return false;
 }
 
 static void svc_exit(struct er_proc *p)
@@ -310,9 +380,15 @@ static void svc_exit(struct er_proc *p)
         if (v->state == ER_SVC_STARTING) {
                 /* An exit check decides (ready and completed at once, in
                  * mark_ready); anything else is an exit before ready. */
-                if (v->check_active && v->run.check->ops->exited &&
-                    v->run.check->ops->exited(&v->run, code))
+                if (v->check_active && er_check_exited(&v->runs[v->check_i], code))
                         return;
+                /* SPEC §4: exiting 0 while a pidfile check is pending is
+                 * daemonizing: keep waiting, then adopt the daemon. */
+                if (code == 0 && pidfile_pending(v)) {
+                        v->daemonizing = true;
+                        emit(v, "daemonizing: the main process exited 0, waiting for its pid file");
+                        return;
+                }
                 fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready", how);
                 return;
         }
@@ -388,6 +464,11 @@ static void finish_down(struct svc *v)
 static void svc_gone(struct er_proc *p)
 {
         struct svc *v = p->owner;
+        if (v->daemonizing && !v->ready && v->state == ER_SVC_STARTING) {
+                v->daemonizing = false;
+                fail(v, ER_PROCESS_EXITED_WITH_ERROR,
+                     "exited 0 before ready and left no process behind (no daemon to adopt)");
+        }
         /* A tree that emptied by itself (a one-shot job) is finished when
          * the environment goes down. */
         if (!p->stopping && !v->s->down_started)
@@ -402,8 +483,8 @@ static const struct er_proc_cb svc_cb = {
 };
 
 /* The environment of a service or the test (SPEC §3). */
-static char **build_envp(struct er_sched *s, const struct er_envlist *own, const char *service,
-                         const char *marker)
+static char **build_envp(struct er_sched *s, const struct er_envlist *own,
+                         const struct er_envlist *checks, const char *service, const char *marker)
 {
         struct er_envlist extra;
         char port[16], **envp = NULL;
@@ -427,17 +508,78 @@ static char **build_envp(struct er_sched *s, const struct er_envlist *own, const
                 if (er_envlist_set(&extra, name, eq + 1, 0, 0) < 0)
                         goto out;
         }
-        const struct er_envlist *layers[] = {&s->c->env_file, &s->c->env, own, &extra};
-        envp = er_envp_build(s->o.environ, layers, 4);
+        const struct er_envlist *layers[] = {&s->c->env_file, &s->c->env, own, checks, &extra};
+        envp = er_envp_build(s->o.environ, layers, 5);
 out:
         er_envlist_fini(&extra);
         return envp;
+}
+
+static void track_proc(void *engine, struct er_proc *p, bool on)
+{
+        struct er_sched *s = engine;
+        if (on) {
+                if (s->n_extra == s->cap_extra) {
+                        size_t cap = s->cap_extra ? s->cap_extra * 2 : 8;
+                        struct er_proc **v = realloc(s->extra, cap * sizeof(*v));
+                        if (!v)
+                                return; /* reaped as an orphan: its status is lost, not its exit */
+                        s->extra = v;
+                        s->cap_extra = cap;
+                }
+                s->extra[s->n_extra++] = p;
+                return;
+        }
+        for (size_t i = 0; i < s->n_extra; i++)
+                if (s->extra[i] == p) {
+                        s->extra[i] = s->extra[--s->n_extra];
+                        return;
+                }
+}
+
+static void spawn_now(struct svc *v)
+{
+        struct er_sched *s = v->s;
+        const struct er_service *cfg = v->cfg;
+        struct er_err err = {0};
+        char detail[300] = "";
+
+        struct er_spawn_opts opts = {
+                .file = cfg->cmd.argv[0],
+                .argv = cfg->cmd.argv,
+                .envp = v->envp,
+                .cwd = cfg->cmd.cwd,
+                .stdin_fd = -1,
+                .stdout_fd = -1,
+                .stderr_fd = -1,
+                .pgrp = ER_SPAWN_SETSID,
+                .uid = cfg->user ? cfg->uid : -1,
+                .gid = cfg->user ? cfg->gid : -1,
+                .cgroup_fd = -1,
+                .pdeathsig = SIGKILL,
+                .no_pidfd = s->o.no_pidfd,
+        };
+        v->spawn_us = er_now_us();
+        v->cenv.deadline_us = v->spawn_us + cfg->timeout_us;
+        v->state = ER_SVC_STARTING;
+        if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
+                fail(v, ER_START_ERROR, "%s", err.msg);
+                return;
+        }
+        v->spawned = true;
+        if (cfg->n_checks)
+                er_check_describe(cfg->checks[0], detail, sizeof(detail));
+        emit(v, detail);
+        if (cfg->n_checks || v->need_completed)
+                er_timer_start(s->o.loop, &v->timeout, cfg->timeout_us, on_timeout);
+        check_next(v);
 }
 
 static void start_svc(struct svc *v)
 {
         struct er_sched *s = v->s;
         const struct er_service *cfg = v->cfg;
+        struct er_envlist extra;
         struct er_err err = {0};
         int r;
 
@@ -454,41 +596,56 @@ static void start_svc(struct svc *v)
                 return;
         }
         v->proc_init = true;
-        v->envp = build_envp(s, &cfg->env, cfg->name, er_proc_marker(&v->proc));
+        v->cenv = (struct er_check_env){
+                .service = cfg->name,
+                .cwd = cfg->cmd.cwd,
+                .log = &v->log,
+                .contain = s->o.contain,
+                .group = &v->proc.group,
+                .state_dir = s->o.state_dir,
+                .no_pidfd = s->o.no_pidfd,
+                .track = track_proc,
+                .engine = s,
+        };
+        v->runs = calloc(cfg->n_checks ? cfg->n_checks : 1, sizeof(*v->runs));
+        if (!v->runs) {
+                fail(v, ER_START_ERROR, "out of memory");
+                return;
+        }
+        er_envlist_init(&extra);
+        for (size_t i = 0; i < cfg->n_checks; i++) {
+                er_check_run_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v,
+                                  on_check_done);
+                v->runs[i].attempt_failed = on_attempt_failed;
+                r = er_check_prepare(&v->runs[i], &extra);
+                if (r < 0) {
+                        er_envlist_fini(&extra);
+                        fail(v, ER_START_ERROR, "cannot prepare the '%s' check: %s",
+                             cfg->checks[i]->ops->key, strerror(-r));
+                        return;
+                }
+        }
+        v->envp = build_envp(s, &cfg->env, &extra, cfg->name, er_proc_marker(&v->proc));
+        er_envlist_fini(&extra);
         if (!v->envp) {
                 fail(v, ER_START_ERROR, "out of memory");
                 return;
         }
-        struct er_spawn_opts opts = {
-                .file = cfg->cmd.argv[0],
-                .argv = cfg->cmd.argv,
-                .envp = v->envp,
-                .cwd = cfg->cmd.cwd,
-                .stdin_fd = -1,
-                .stdout_fd = -1,
-                .stderr_fd = -1,
-                .pgrp = ER_SPAWN_SETSID,
-                .uid = cfg->user ? cfg->uid : -1,
-                .gid = cfg->user ? cfg->gid : -1,
-                .cgroup_fd = -1,
-                .pdeathsig = SIGKILL,
-                .no_pidfd = s->o.no_pidfd,
-        };
-        v->state = ER_SVC_STARTING;
-        if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
-                fail(v, ER_START_ERROR, "%s", err.msg);
+        v->cenv.envp = v->envp;
+        /* Count first: a probe may finish inside er_check_start. */
+        for (size_t i = 0; i < cfg->n_checks; i++)
+                if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
+                        v->probes_pending++;
+        if (!v->probes_pending) {
+                spawn_now(v);
                 return;
         }
-        v->spawned = true;
-        {
-                char detail[300] = "";
-                if (cfg->n_checks)
-                        er_check_describe(cfg->checks[0], detail, sizeof(detail));
-                emit(v, detail);
-        }
-        if (cfg->n_checks || v->need_completed)
-                er_timer_start(s->o.loop, &v->timeout, cfg->timeout_us, on_timeout);
-        check_next(v);
+        v->probing = true;
+        v->state = ER_SVC_STARTING;
+        emit(v, "checking that nothing else holds its address");
+        for (size_t i = 0; i < cfg->n_checks && v->probing; i++)
+                if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
+                        er_check_start(&v->runs[i], true);
 }
 
 /* Starts what can start, marks what never will, and notices the end of the
@@ -588,7 +745,7 @@ int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bo
         if (r < 0)
                 goto out_fail;
         s->test_init = true;
-        s->test_envp = build_envp(s, from_file ? &s->c->test.env : NULL, NULL,
+        s->test_envp = build_envp(s, from_file ? &s->c->test.env : NULL, NULL, NULL,
                                   er_proc_marker(&s->test));
         if (!s->test_envp) {
                 r = er_err_set(&err, -ENOMEM, NULL, 0, 0, "out of memory");
@@ -692,7 +849,8 @@ void er_sched_down(struct er_sched *s, bool fast)
                 er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
-                cancel_check(v);
+                release_checks(v);
+                v->probing = false;
                 er_timer_stop(s->o.loop, &v->timeout);
         }
         /* Trees that emptied by themselves while the environment was up. */
@@ -755,6 +913,9 @@ static struct er_proc *proc_by_pid(struct er_sched *s, pid_t pid)
                         return &s->svcs[i].proc;
         if (s->test_init && s->test.spawned && !s->test.exited && s->test.pid == pid)
                 return &s->test;
+        for (size_t i = 0; i < s->n_extra; i++)
+                if (s->extra[i]->spawned && !s->extra[i]->exited && s->extra[i]->pid == pid)
+                        return s->extra[i];
         return NULL;
 }
 
@@ -784,6 +945,9 @@ void er_sched_sigchld(struct er_sched *s)
                         er_proc_check_empty(&s->svcs[i].proc);
         if (s->test_init && s->test.exited && !s->test.gone)
                 er_proc_check_empty(&s->test);
+        for (size_t i = 0; i < s->n_extra; i++)
+                if (s->extra[i]->exited && !s->extra[i]->gone)
+                        er_proc_check_empty(s->extra[i]);
 }
 
 /* --- lifecycle ------------------------------------------------------------ */
@@ -961,7 +1125,8 @@ void er_sched_free(struct er_sched *s)
                 return;
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
-                cancel_check(v);
+                release_checks(v);
+                free(v->runs);
                 er_timer_stop(s->o.loop, &v->timeout);
                 if (v->proc_init)
                         er_proc_fini(&v->proc);
@@ -974,6 +1139,7 @@ void er_sched_free(struct er_sched *s)
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
         er_envp_free(s->test_envp);
+        free(s->extra);
         free(s->svcs);
         free(s);
 }

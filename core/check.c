@@ -273,6 +273,38 @@ void er_regex_free(struct pcre2_real_code_8 *code)
         pcre2_code_free(code);
 }
 
+/* --- helpers for the kinds whose value is a path (unix, pidfile) -------- */
+
+int er_check_parse_path(struct er_check *c, const struct er_node *v, const char *dir,
+                        struct er_fctx *f)
+{
+        bool deferred = false;
+        char *s;
+
+        if (er_field_str_nonempty(f, v, c->ops->key, &s, &deferred) < 0)
+                return -ER_ECONFIG;
+        c->u.path.path = er_path_join(dir, s);
+        free(s);
+        if (!c->u.path.path)
+                return er_field_error(f, v, "out of memory");
+        return deferred ? 1 : 0;
+}
+
+void er_check_path_dump(const struct er_check *c, json_t *o)
+{
+        json_object_set_new(o, c->ops->key, json_string(c->u.path.path));
+}
+
+int er_check_path_describe(const struct er_check *c, char *buf, size_t len)
+{
+        return snprintf(buf, len, "%s %s", c->ops->key, c->u.path.path);
+}
+
+void er_check_path_fini(struct er_check *c)
+{
+        free(c->u.path.path);
+}
+
 /* --- the engine side: one runner for every kind ------------------------- */
 
 /* The first retry comes this soon: a refused loopback connect costs

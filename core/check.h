@@ -225,6 +225,14 @@ extern const struct er_check_ops er_check_exit_ops;
 extern const struct er_check_ops er_check_exec_ops;
 extern const struct er_check_ops er_check_notify_ops;
 
+/* Shared by the kinds whose value is a path (unix, pidfile): the path made
+ * absolute against dir; returns 1 when it used a deferred variable. */
+int er_check_parse_path(struct er_check *c, const struct er_node *v, const char *dir,
+                        struct er_fctx *f);
+void er_check_path_dump(const struct er_check *c, json_t *o);
+int er_check_path_describe(const struct er_check *c, char *buf, size_t len);
+void er_check_path_fini(struct er_check *c);
+
 /* pcre2 helpers shared by kinds: compile with a located error "invalid regex
  * 'x(': missing closing parenthesis at offset 2". `whole`: the regex must
  * match the whole subject. */

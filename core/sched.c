@@ -38,6 +38,8 @@ struct svc {
         char probe_what[200];
         bool daemonizing;             /* main exited 0 while a pidfile check was pending */
         bool spawned, ready, completed, down;
+        bool restart_pending;         /* restart: start again once the tree is gone */
+        unsigned restarts;
         bool need_completed;          /* a dependent waits for it to complete */
         struct er_timer timeout;
         uint64_t spawn_us, ready_us, stop_us;
@@ -178,11 +180,13 @@ static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
 static bool dep_met(const struct er_sched *s, const struct er_dep *d)
 {
         const struct svc *t = &s->svcs[d->index];
+        /* A service stopped by hand (SPEC §8) no longer satisfies started
+         * or ready; a job that completed stays completed. */
         switch (d->cond) {
         case ER_COND_STARTED:
-                return t->spawned;
+                return t->spawned && !(t->down && !t->completed);
         case ER_COND_READY:
-                return t->ready;
+                return t->ready && !(t->down && !t->completed);
         case ER_COND_COMPLETED:
                 return t->completed;
         }
@@ -461,9 +465,20 @@ static void finish_down(struct svc *v)
                         stop_if_possible(&s->svcs[i]);
 }
 
+static void svc_reset(struct svc *v);
+static void start_svc(struct svc *v);
+
 static void svc_gone(struct er_proc *p)
 {
         struct svc *v = p->owner;
+        if (v->restart_pending && p->stopping) {
+                finish_down(v);
+                v->restart_pending = false;
+                svc_reset(v);
+                v->restarts++;
+                start_svc(v);
+                return;
+        }
         if (v->daemonizing && !v->ready && v->state == ER_SVC_STARTING) {
                 v->daemonizing = false;
                 fail(v, ER_PROCESS_EXITED_WITH_ERROR,
@@ -584,12 +599,14 @@ static void start_svc(struct svc *v)
         int r;
 
         v->spawn_us = er_now_us();
-        r = er_log_open(&v->log, s->o.log_dir_fd, cfg->name, cfg->log_max_size);
-        if (r < 0) {
-                fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
-                return;
+        if (!v->log_open) {
+                r = er_log_open(&v->log, s->o.log_dir_fd, cfg->name, cfg->log_max_size);
+                if (r < 0) {
+                        fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
+                        return;
+                }
+                v->log_open = true;
         }
-        v->log_open = true;
         if (er_proc_init(&v->proc, s->o.loop, s->o.contain, cfg->name, &svc_cb, v, &v->log,
                          &err) < 0) {
                 fail(v, ER_START_ERROR, "%s", err.msg);
@@ -873,6 +890,96 @@ bool er_sched_down_done(const struct er_sched *s)
         return true;
 }
 
+/* --- one service at a time (the detached supervisor's commands) ---------- */
+
+/* Forgets a finished run of v so that it can start again. */
+static void svc_reset(struct svc *v)
+{
+        struct er_sched *s = v->s;
+
+        release_checks(v);
+        free(v->runs);
+        v->runs = NULL;
+        er_timer_stop(s->o.loop, &v->timeout);
+        if (v->proc_init)
+                er_proc_fini(&v->proc);
+        v->proc_init = false;
+        er_envp_free(v->envp);
+        v->envp = NULL;
+        v->check_i = 0;
+        v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
+        v->probes_pending = 0;
+        v->spawned = v->ready = v->completed = v->down = false;
+        v->error = ER_OK;
+        v->message[0] = '\0';
+        v->state = ER_SVC_PENDING;
+}
+
+static bool svc_running(const struct svc *v)
+{
+        return v->spawned && !v->down;
+}
+
+int er_sched_stop_service(struct er_sched *s, size_t idx)
+{
+        struct svc *v = &s->svcs[idx];
+
+        if (!svc_running(v) || v->proc.stopping)
+                return -EALREADY;
+        release_checks(v);
+        er_timer_stop(s->o.loop, &v->timeout);
+        if (v->state != ER_SVC_FAILED) {
+                v->state = ER_SVC_STOPPING;
+                emit(v, NULL);
+        }
+        er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill, false);
+        return 0;
+}
+
+int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len)
+{
+        struct svc *v = &s->svcs[idx];
+
+        if (s->down_started)
+                return -ESHUTDOWN;
+        if (svc_running(v) || v->probing)
+                return -EBUSY;
+        for (size_t k = 0; k < v->cfg->n_deps; k++)
+                if (!dep_met(s, &v->cfg->deps[k])) {
+                        snprintf(why, len, "its dependency '%s' is not %s",
+                                 v->cfg->deps[k].name, er_cond_name(v->cfg->deps[k].cond));
+                        return -EAGAIN;
+                }
+        if (v->spawned || v->error != ER_OK)
+                svc_reset(v);
+        start_svc(v);
+        return 0;
+}
+
+int er_sched_restart_service(struct er_sched *s, size_t idx)
+{
+        struct svc *v = &s->svcs[idx];
+        char why[160];
+        int r;
+
+        if (s->down_started)
+                return -ESHUTDOWN;
+        if (!svc_running(v)) {
+                r = er_sched_start_service(s, idx, why, sizeof(why));
+                if (r == 0)
+                        v->restarts++;
+                return r;
+        }
+        v->restart_pending = true;
+        r = er_sched_stop_service(s, idx);
+        return r == -EALREADY ? 0 : r; /* already stopping: it starts once gone */
+}
+
+enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx)
+{
+        return s->svcs[idx].state;
+}
+
 /* --- signals -------------------------------------------------------------- */
 
 void er_sched_signal(struct er_sched *s, int sig, bool from_terminal)
@@ -1066,6 +1173,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 }
                 rs->memory_peak_is_tree = false;
                 rs->log_dropped_bytes = v->log.dropped;
+                rs->restarts = v->restarts;
                 if (v->error != ER_OK && v->error != ER_DEPENDENCY_FAILED && v->log_open)
                         er_log_tail(s->o.log_dir_fd, v->cfg->name, ER_REPORT_TAIL_LINES, tail_cb, rs);
                 if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)

@@ -1,0 +1,196 @@
+/* sched: the engine driven directly, as the detached supervisor will: bring
+ * up, stop one service (its dependent keeps running), start it again,
+ * restart it, tear down.  Real processes, the real loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ftw.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "contain.h"
+#include "load.h"
+#include "loop.h"
+#include "report.h"
+#include "sched.h"
+#include "validate.h"
+
+extern char **environ;
+
+struct fx {
+        char dir[64];
+        int log_fd;
+        struct er_config *c;
+        struct er_loop *loop;
+        struct er_contain contain;
+        struct er_sched *s;
+};
+
+static const char yaml[] = "services:\n"
+                           "  db:\n"
+                           "    command: [sh, -c, 'echo booting; echo ready; exec sleep 60']\n"
+                           "    ready: {output: '^ready$'}\n"
+                           "    stop_timeout: 2s\n"
+                           "  api:\n"
+                           "    command: [sleep, '60']\n"
+                           "    depends_on: [db]\n";
+
+static int setup(void **state)
+{
+        struct fx *f = calloc(1, sizeof(*f));
+        struct er_config_opts opts = {.environ = environ, .state_dir = "/tmp"};
+        struct er_errs errs;
+        struct er_doc *doc;
+        char logs[128];
+
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test_sched.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(logs, sizeof(logs), "%s", f->dir);
+        f->log_fd = open(logs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        er_errs_init(&errs);
+        assert_int_equal(er_load_buffer(yaml, strlen(yaml), "/tmp/environment.yml", NULL, &doc, &errs), 0);
+        assert_int_equal(er_config_build(doc, "/tmp/environment.yml", &opts, &f->c, &errs), 0);
+        assert_int_equal(er_validate(f->c, &errs), 0);
+        er_doc_free(doc);
+        er_errs_fini(&errs);
+        assert_int_equal(er_loop_new(&f->loop), 0);
+        assert_int_equal(er_contain_init(&f->contain, "tsched", false), 0);
+        struct er_sched_opts so = {
+                .config = f->c,
+                .loop = f->loop,
+                .contain = &f->contain,
+                .log_dir_fd = f->log_fd,
+                .environ = environ,
+                .state_dir = f->dir,
+                .t0_us = er_now_us(),
+        };
+        assert_int_equal(er_sched_new(&so, &f->s), 0);
+        *state = f;
+        return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int fl, struct FTW *ftw)
+{
+        (void)st, (void)fl, (void)ftw;
+        remove(p);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fx *f = *state;
+        er_sched_free(f->s);
+        er_contain_fini(&f->contain);
+        er_loop_free(f->loop);
+        er_config_free(f->c);
+        close(f->log_fd);
+        nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        free(f);
+        return 0;
+}
+
+/* Runs the loop until cond holds or 10 s pass. */
+static bool drive(struct fx *f, bool (*cond)(struct fx *))
+{
+        uint64_t deadline = er_now_us() + 10 * 1000000ULL;
+        while (!cond(f)) {
+                if (er_now_us() > deadline)
+                        return false;
+                er_loop_run_once(f->loop, 100000);
+                /* No signalfd here: reap on every turn, as SIGCHLD would. */
+                er_sched_sigchld(f->s);
+        }
+        return true;
+}
+
+static bool up_done(struct fx *f) { return er_sched_up_done(f->s); }
+static bool db_stopped(struct fx *f) { return er_sched_state(f->s, 0) == ER_SVC_STOPPED; }
+static bool api_stopped(struct fx *f) { return er_sched_state(f->s, 1) == ER_SVC_STOPPED; }
+static bool db_ready(struct fx *f) { return er_sched_state(f->s, 0) == ER_SVC_READY; }
+static bool down_done(struct fx *f) { return er_sched_down_done(f->s); }
+
+static int report_of(struct fx *f, struct er_report *r)
+{
+        return er_sched_report(f->s, r);
+}
+
+static void free_report(struct er_report *r)
+{
+        free(r->ports);
+        er_report_fini(r);
+        free(r->services);
+}
+
+static void test_stop_start_restart(void **state)
+{
+        struct fx *f = *state;
+        struct er_report r;
+        char why[128];
+        int api_pid, db_pid;
+
+        er_sched_up(f->s);
+        assert_true(drive(f, up_done));
+        assert_false(er_sched_failed(f->s));
+        assert_int_equal(er_sched_state(f->s, 0), ER_SVC_READY);
+        assert_int_equal(er_sched_state(f->s, 1), ER_SVC_READY);
+        assert_int_equal(report_of(f, &r), 0);
+        api_pid = r.services[1].pid;
+        db_pid = r.services[0].pid;
+        free_report(&r);
+        assert_true(api_pid > 0 && kill(api_pid, 0) == 0);
+
+        /* stop db alone: api is left running */
+        assert_int_equal(er_sched_stop_service(f->s, 0), 0);
+        assert_int_equal(er_sched_stop_service(f->s, 0), -EALREADY);
+        assert_true(drive(f, db_stopped));
+        assert_int_equal(kill(db_pid, 0), -1);
+        assert_int_equal(kill(api_pid, 0), 0);
+        assert_int_equal(er_sched_state(f->s, 1), ER_SVC_READY);
+
+        /* api stops too; it cannot start while its dependency is not ready */
+        assert_int_equal(er_sched_stop_service(f->s, 1), 0);
+        assert_int_equal(er_sched_start_service(f->s, 1, why, sizeof(why)), -EBUSY);
+        assert_true(drive(f, api_stopped));
+        assert_int_equal(er_sched_start_service(f->s, 1, why, sizeof(why)), -EAGAIN);
+        assert_string_equal(why, "its dependency 'db' is not ready");
+
+        /* start db again: a new process, ready again */
+        assert_int_equal(er_sched_start_service(f->s, 0, why, sizeof(why)), 0);
+        assert_true(drive(f, db_ready));
+        assert_int_equal(report_of(f, &r), 0);
+        assert_true(r.services[0].pid > 0 && r.services[0].pid != db_pid);
+        db_pid = r.services[0].pid;
+        free_report(&r);
+
+        /* restart: stop, then start once its tree is gone; counted */
+        assert_int_equal(er_sched_restart_service(f->s, 0), 0);
+        assert_true(drive(f, db_ready));
+        assert_int_equal(report_of(f, &r), 0);
+        assert_int_equal(r.services[0].restarts, 1);
+        assert_true(r.services[0].pid != db_pid);
+        free_report(&r);
+
+        er_sched_down(f->s, false);
+        assert_true(drive(f, down_done));
+        assert_int_equal(report_of(f, &r), 0);
+        assert_int_equal(r.services[0].error, ER_OK);
+        assert_true(kill(r.services[0].pid, 0) < 0);
+        free_report(&r);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_stop_start_restart, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -803,6 +803,11 @@ out_fail:
         return r;
 }
 
+void er_sched_plan_test(struct er_sched *s, char *const *argv)
+{
+        s->test_argv = argv;
+}
+
 bool er_sched_test_done(const struct er_sched *s)
 {
         return !s->test_started || s->test_done;
@@ -1179,7 +1184,8 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)
                         finished_error = true;
         }
-        r->test.present = s->test_started;
+        r->test.present = s->test_started || s->test_argv;
+        r->test.argv = (char **)s->test_argv;
         if (s->test_started) {
                 struct er_report_test *t = &r->test;
                 t->argv = (char **)s->test_argv;
@@ -1192,6 +1198,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 t->duration_ms = (s->test_end_us - s->test_start_us) / 1000;
         } else {
                 r->test.not_run = true;
+                r->test.exit_code = -1;
         }
         r->exit_status = er_sched_exec_status(s);
         r->ok = r->exit_status == 0 && !finished_error;

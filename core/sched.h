@@ -74,6 +74,9 @@ bool er_sched_failed(const struct er_sched *s);
 int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bool from_file,
                       uint64_t timeout_us);
 bool er_sched_test_done(const struct er_sched *s);
+/* Names the test command before the bring-up, so that a report of a failed
+ * bring-up still shows it, as not run. */
+void er_sched_plan_test(struct er_sched *s, char *const *argv);
 
 /* Tears everything down in reverse dependency order; `fast` skips grace
  * periods (a second SIGINT). */

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# envrun exec: --abort-on-failure, --junit, a second SIGINT skipping the grace
+# periods, SIGHUP, and a signal sent to envrun alone being forwarded to CMD.
+. "$(dirname "$0")/lib.sh"
+: "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
+TS=$ENVRUN_BUILD/tests/testsvc
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# wait_for FILE: up to 10 s
+wait_for() { local i; for i in $(seq 1000); do [ -e "$1" ] && return 0; sleep 0.01; done; return 1; }
+
+# --- abort-on-failure: a service dies while CMD runs; CMD gets SIGTERM at once
+D=$TEST_TMP/abort; mkdir -p "$D"; M=envrun-t-more-$$-abort
+cat >"$D/environment.yml" <<YML
+services:
+  flaky:
+    command: ["$TS", --stdout, up, --sleep, "0.3", --exit, "3"]
+    ready: {output: "^up\$"}
+YML
+t0=$(now_ms)
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --abort-on-failure --report r.json -- sleep 20) </dev/null >/dev/null 2>"$D/err"
+rc=$?; ms=$(( $(now_ms) - t0 ))
+[ "$rc" -eq 125 ] && ok "abort-on-failure: exit 125" || fail "abort-on-failure: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+[ "$ms" -lt 10000 ] && ok "abort-on-failure: CMD stopped at once (${ms} ms, CMD would sleep 20 s)" || fail "abort-on-failure: CMD stopped at once" "${ms} ms"
+/usr/bin/python3 - "$D/r.json" <<'PY' && ok "abort-on-failure: report names the failure and CMD's signal" || fail "abort-on-failure: report" "$(cat "$D/r.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["services"][0]
+assert s["error"] == "ProcessExitedWithError" and s["exit_code"] == 3, s
+assert r["test"]["signal"] == "SIGTERM", r["test"]
+PY
+assert_no_leftovers "$M" "abort-on-failure"
+
+# --- junit: one testcase per service and one for the test, failures marked
+D=$TEST_TMP/junit; mkdir -p "$D"; M=envrun-t-more-$$-junit
+cat >"$D/environment.yml" <<YML
+name: junitdemo
+services:
+  good:
+    command: ["$TS", --stdout, ready, --hold]
+    ready: {output: ready}
+  bad:
+    command: ["$TS", --stdout, "boom on line 1", --exit, "4"]
+    ready: {output: never}
+YML
+(cd "$D" && TESTSVC_MARKER=$M "$ENVRUN" exec --junit j.xml -- true) </dev/null >/dev/null 2>&1
+rc=$?
+[ "$rc" -eq 125 ] && ok "junit: bring-up failure exits 125" || fail "junit: bring-up failure exits 125" "exit $rc"
+/usr/bin/python3 - "$D/j.xml" <<'PY' && ok "junit: parses, a testcase per service and the test, bad one failed with its class and output" || fail "junit: content" "$(cat "$D/j.xml")"
+import sys, xml.dom.minidom
+d = xml.dom.minidom.parse(sys.argv[1])
+cases = {c.getAttribute("name"): c for c in d.getElementsByTagName("testcase")}
+assert "service good" in cases and "service bad" in cases, list(cases)
+assert any(n.startswith("test") for n in cases), list(cases)
+f = cases["service bad"].getElementsByTagName("failure")
+assert f and f[0].getAttribute("type") == "ProcessExitedWithError", f
+assert "boom on line 1" in f[0].firstChild.data
+assert not cases["service good"].getElementsByTagName("failure")
+PY
+assert_no_leftovers "$M" "junit"
+
+# --- a second SIGINT skips the grace periods
+D=$TEST_TMP/int2; mkdir -p "$D"; M=envrun-t-more-$$-int2
+cat >"$D/environment.yml" <<YML
+services:
+  stubborn:
+    command: ["$TS", --ignore, TERM, --ignore, INT, --stdout, ready, --hold]
+    ready: {output: ready}
+    stop_timeout: 30s
+YML
+(cd "$D" && TESTSVC_MARKER=$M exec env --default-signal=INT,TERM,HUP "$ENVRUN" exec -- sh -c 'touch started; exec sleep 30') </dev/null >/dev/null 2>"$D/err" &
+pid=$!
+if wait_for "$D/started"; then
+  t0=$(now_ms)
+  kill -INT "$pid"
+  # the service ignores SIGTERM: with one SIGINT envrun would wait 30 s
+  for i in $(seq 50); do sleep 0.02; done
+  kill -INT "$pid"
+  wait "$pid"; rc=$?
+  ms=$(( $(now_ms) - t0 ))
+  [ "$rc" -eq 130 ] && ok "second SIGINT: exit 130" || fail "second SIGINT: exit 130" "exit $rc" "$(tail -5 "$D/err")"
+  [ "$ms" -lt 10000 ] && ok "second SIGINT: no 30 s grace (${ms} ms)" || fail "second SIGINT: no 30 s grace" "${ms} ms"
+else
+  fail "second SIGINT: CMD never started" "$(tail -5 "$D/err")"; kill -KILL "$pid"
+fi
+assert_no_leftovers "$M" "second SIGINT"
+
+# --- SIGHUP to envrun alone: forwarded to CMD, exit 129
+D=$TEST_TMP/hup; mkdir -p "$D"; M=envrun-t-more-$$-hup
+printf 'services:\n  s:\n    command: [sleep, "30"]\n' >"$D/environment.yml"
+(cd "$D" && TESTSVC_MARKER=$M exec env --default-signal=INT,TERM,HUP "$ENVRUN" exec --report r.json -- "$TS" --on-signal-exit HUP 7 --record "$D/started" --hold) </dev/null >/dev/null 2>"$D/err" &
+pid=$!
+if wait_for "$D/started"; then
+  kill -HUP "$pid"; wait "$pid"; rc=$?
+  [ "$rc" -eq 129 ] && ok "SIGHUP: exit 129" || fail "SIGHUP: exit 129" "exit $rc" "$(tail -5 "$D/err")"
+  /usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["test"]; sys.exit(0 if t["exit_code"]==7 else 1)' "$D/r.json" \
+    && ok "SIGHUP: forwarded to CMD (its handler exited 7)" || fail "SIGHUP: forwarded to CMD" "$(cat "$D/r.json")"
+else
+  fail "SIGHUP: CMD never started" "$(tail -5 "$D/err")"; kill -KILL "$pid"
+fi
+assert_no_leftovers "$M" "SIGHUP"
+finish

@@ -39,7 +39,10 @@ struct svc {
         bool daemonizing;             /* main exited 0 while a pidfile check was pending */
         bool spawned, ready, completed, down;
         bool restart_pending;         /* restart: start again once the tree is gone */
+        bool policy_restart;          /* ... by its restart: policy, after a backoff */
         unsigned restarts;
+        struct er_timer backoff;
+        uint64_t first_spawn_us;      /* restarts before ready share the timeout from here */
         bool need_completed;          /* a dependent waits for it to complete */
         struct er_timer timeout;
         uint64_t spawn_us, ready_us, stop_us;
@@ -122,6 +125,8 @@ static void describe_status(char *buf, size_t len, int code, int sig)
 
 static void schedule(struct er_sched *s);
 static void stop_if_possible(struct svc *v);
+static void start_svc(struct svc *v);
+static void svc_reset(struct svc *v);
 static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigned depth);
 
 /* --- failure ------------------------------------------------------------- */
@@ -372,6 +377,61 @@ static bool pidfile_pending(const struct svc *v)
         return false;
 }
 
+/* SPEC §3 restart: on-failure restarts after a non-zero status or a
+ * signal, always after any exit, each up to max_restarts times. */
+static bool may_restart(const struct svc *v, int code)
+{
+        const struct er_service *c = v->cfg;
+        if (v->s->down_started || c->restart == ER_RESTART_NO || v->restarts >= c->max_restarts)
+                return false;
+        return c->restart == ER_RESTART_ALWAYS || code != 0;
+}
+
+static const char *after_restarts(const struct svc *v)
+{
+        static char buf[64];
+        if (!v->restarts)
+                return "";
+        snprintf(buf, sizeof(buf), " (after %u restart%s)", v->restarts,
+                 v->restarts == 1 ? "" : "s");
+        return buf;
+}
+
+/* Backoff before restart n (0-based): 100 ms doubling, at most 10 s. */
+static uint64_t backoff_us(unsigned n)
+{
+        uint64_t us = 100000;
+        for (unsigned i = 0; i < n && us < 10000000; i++)
+                us *= 2;
+        return us < 10000000 ? us : 10000000;
+}
+
+static void restart_after_exit(struct svc *v, const char *how)
+{
+        char detail[160], wait[32];
+
+        er_duration_format(backoff_us(v->restarts), wait, sizeof(wait));
+        snprintf(detail, sizeof(detail), "%s: restart %u of %u in %s", how, v->restarts + 1,
+                 v->cfg->max_restarts, wait);
+        if (v->log_open)
+                er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), detail, strlen(detail));
+        release_checks(v);
+        v->restart_pending = true;
+        v->policy_restart = true;
+        v->state = ER_SVC_STARTING;
+        emit(v, detail);
+        /* What the main process left behind goes before the next run. */
+        er_proc_stop(&v->proc, v->cfg->sig_stop, 0, v->cfg->sig_kill, true);
+}
+
+static void on_backoff(struct er_loop *loop, struct er_timer *t)
+{
+        struct svc *v = er_container_of(t, struct svc, backoff);
+        if (v->s->down_started)
+                return;
+        start_svc(v);
+}
+
 static void svc_exit(struct er_proc *p)
 {
         struct svc *v = p->owner;
@@ -393,7 +453,15 @@ static void svc_exit(struct er_proc *p)
                         emit(v, "daemonizing: the main process exited 0, waiting for its pid file");
                         return;
                 }
-                fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready", how);
+                if (may_restart(v, code)) {
+                        restart_after_exit(v, how);
+                        return;
+                }
+                fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
+                return;
+        }
+        if (may_restart(v, code)) {
+                restart_after_exit(v, how);
                 return;
         }
         if (code == 0) {
@@ -404,8 +472,8 @@ static void svc_exit(struct er_proc *p)
                 schedule(v->s);
                 return;
         }
-        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s", how,
-             v->s->test_running ? "while the test ran" : "after it was ready");
+        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
+             v->s->test_running ? "while the test ran" : "after it was ready", after_restarts(v));
 }
 
 static void judge_stop(struct svc *v)
@@ -472,9 +540,23 @@ static void svc_gone(struct er_proc *p)
 {
         struct svc *v = p->owner;
         if (v->restart_pending && p->stopping) {
-                finish_down(v);
-                v->restart_pending = false;
+                bool policy = v->policy_restart, was_ready = v->ready;
+                uint64_t first = v->first_spawn_us;
+                if (!policy)
+                        finish_down(v); /* a restart asked for: its stop is reported */
+                v->restart_pending = v->policy_restart = false;
                 svc_reset(v);
+                if (policy && !was_ready)
+                        v->first_spawn_us = first; /* the same timeout goes on */
+                if (policy && v->s->down_started)
+                        return;
+                if (policy) {
+                        v->state = ER_SVC_STARTING;
+                        er_timer_start(v->s->o.loop, &v->backoff, backoff_us(v->restarts),
+                                       on_backoff);
+                        v->restarts++;
+                        return;
+                }
                 v->restarts++;
                 start_svc(v);
                 return;
@@ -575,7 +657,9 @@ static void spawn_now(struct svc *v)
                 .no_pidfd = s->o.no_pidfd,
         };
         v->spawn_us = er_now_us();
-        v->cenv.deadline_us = v->spawn_us + cfg->timeout_us;
+        if (!v->first_spawn_us)
+                v->first_spawn_us = v->spawn_us;
+        v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
         v->state = ER_SVC_STARTING;
         if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
                 fail(v, ER_START_ERROR, "%s", err.msg);
@@ -586,7 +670,7 @@ static void spawn_now(struct svc *v)
                 er_check_describe(cfg->checks[0], detail, sizeof(detail));
         emit(v, detail);
         if (cfg->n_checks || v->need_completed)
-                er_timer_start(s->o.loop, &v->timeout, cfg->timeout_us, on_timeout);
+                er_timer_start_at(s->o.loop, &v->timeout, v->cenv.deadline_us, on_timeout);
         check_next(v);
 }
 
@@ -874,6 +958,7 @@ void er_sched_down(struct er_sched *s, bool fast)
                 release_checks(v);
                 v->probing = false;
                 er_timer_stop(s->o.loop, &v->timeout);
+                er_timer_stop(s->o.loop, &v->backoff);
         }
         /* Trees that emptied by themselves while the environment was up. */
         for (size_t i = 0; i < s->n; i++) {
@@ -915,6 +1000,8 @@ static void svc_reset(struct svc *v)
         v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
         v->probes_pending = 0;
         v->spawned = v->ready = v->completed = v->down = false;
+        v->first_spawn_us = 0;
+        er_timer_stop(s->o.loop, &v->backoff);
         v->error = ER_OK;
         v->message[0] = '\0';
         v->state = ER_SVC_PENDING;
@@ -1085,6 +1172,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 v->index = i;
                 v->cfg = &c->services[i];
                 er_timer_init(&v->timeout);
+                er_timer_init(&v->backoff);
                 v->log.fd = -1;
         }
         for (size_t i = 0; i < s->n; i++)
@@ -1243,6 +1331,7 @@ void er_sched_free(struct er_sched *s)
                 release_checks(v);
                 free(v->runs);
                 er_timer_stop(s->o.loop, &v->timeout);
+                er_timer_stop(s->o.loop, &v->backoff);
                 if (v->proc_init)
                         er_proc_fini(&v->proc);
                 if (v->log_open)

@@ -105,7 +105,7 @@ struct er_check_run {
         const struct er_check_env *env;
         void *owner;                   /* the service, for done() */
         void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
-        /* Optional: each failed attempt of a polled kind (for -v). */
+        /* Optional: each failed attempt or re-check (for -v). */
         void (*attempt_failed)(struct er_check_run *run, const char *why);
 
         bool once;                     /* one attempt, then done (the AlreadyRunning probe) */

@@ -344,8 +344,15 @@ static void on_timeout(struct er_loop *loop, struct er_timer *t)
                 fail(v, ER_TIMEOUT_EXPIRED, "did not complete within %s", limit);
                 return;
         }
-        if (v->check_active)
-                er_check_describe(v->runs[v->check_i].check, what, sizeof(what));
+        if (v->check_active) {
+                const struct er_check_run *run = &v->runs[v->check_i];
+                size_t n;
+                er_check_describe(run->check, what, sizeof(what));
+                n = strlen(what);
+                /* Say why the last attempt failed: "connection refused". */
+                if (run->last_error[0] && n + 3 < sizeof(what))
+                        snprintf(what + n, sizeof(what) - n, ": %s", run->last_error);
+        }
         fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
              what, *what ? ")" : "");
 }

@@ -871,6 +871,32 @@ static int cgroup_populated(int events_fd)
         return -EINVAL;
 }
 
+int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us)
+{
+        char buf[512];
+        const char *p;
+        ssize_t n;
+        int fd;
+
+        if (g->c->kind != ER_CONTAIN_CGROUP2 || g->dir_fd < 0)
+                return -EOPNOTSUPP;
+        fd = openat(g->dir_fd, "cpu.stat", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        /* Every cgroup2 cgroup has cpu.stat's usage_usec, with or without the
+         * cpu controller: the whole tree's CPU time, exited processes included. */
+        p = strstr(buf, "usage_usec ");
+        if (!p)
+                return -ENODATA;
+        *ret_us = strtoull(p + 11, NULL, 10);
+        return 0;
+}
+
 bool er_group_empty(struct er_group *g)
 {
         struct pidvec pv = {0};

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -84,6 +85,9 @@ int er_group_signal(struct er_group *g, int sig, bool cont);
 int er_group_kill(struct er_group *g);
 /* Lists up to n member pids into pids; returns how many there are (may be > n). */
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n);
+/* CPU time (user+system) of every process the group ever held, in
+ * microseconds (cgroup2's cpu.stat).  -EOPNOTSUPP for the session kind. */
+int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us);
 /* True when no process is left in the group. */
 bool er_group_empty(struct er_group *g);
 

@@ -41,6 +41,8 @@ struct svc {
         bool restart_pending;         /* restart: start again once the tree is gone */
         bool policy_restart;          /* ... by its restart: policy, after a backoff */
         unsigned restarts;
+        uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
+        bool cpu_is_tree;
         struct er_timer backoff;
         uint64_t first_spawn_us;      /* restarts before ready share the timeout from here */
         bool need_completed;          /* a dependent waits for it to complete */
@@ -525,10 +527,29 @@ static void judge_stop(struct svc *v)
         snprintf(v->message, sizeof(v->message), "%s after %s (not in ok_exit)", how, sig);
 }
 
+/* The tree's CPU time, read from its cgroup before the cgroup goes; the
+ * main process's rusage (with what it waited for) where there is none. */
+static void account(struct svc *v)
+{
+        uint64_t us;
+        const struct rusage *ru = &v->proc.rusage;
+
+        if (!v->proc_init || !v->spawned)
+                return;
+        if (er_group_cpu_usage(&v->proc.group, &us) == 0) {
+                v->cpu_us += us;
+                v->cpu_is_tree = true;
+                return;
+        }
+        v->cpu_us += (uint64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 +
+                     (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
+}
+
 static void finish_down(struct svc *v)
 {
         struct er_sched *s = v->s;
 
+        account(v);
         v->down = true;
         v->stop_us = er_now_us();
         judge_stop(v);
@@ -994,6 +1015,9 @@ static void svc_reset(struct svc *v)
 {
         struct er_sched *s = v->s;
 
+        if (!v->down)
+                account(v); /* finish_down did it otherwise */
+
         release_checks(v);
         free(v->runs);
         v->runs = NULL;
@@ -1265,12 +1289,9 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->started_ms = v->spawned ? (v->spawn_us - t0) / 1000 : ER_REPORT_NO_TIME;
                 rs->ready_ms = v->ready ? (v->ready_us - t0) / 1000 : ER_REPORT_NO_TIME;
                 rs->stopped_ms = v->down ? (v->stop_us - t0) / 1000 : ER_REPORT_NO_TIME;
-                if (v->proc_init) {
-                        const struct rusage *ru = &v->proc.rusage;
-                        rs->cpu_ms = (uint64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
-                                     (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
-                        rs->memory_peak_bytes = (uint64_t)ru->ru_maxrss * 1024;
-                }
+                rs->cpu_ms = v->cpu_us / 1000;
+                if (v->proc_init)
+                        rs->memory_peak_bytes = (uint64_t)v->proc.rusage.ru_maxrss * 1024;
                 rs->memory_peak_is_tree = false;
                 rs->log_dropped_bytes = v->log.dropped;
                 rs->restarts = v->restarts;

@@ -19,6 +19,7 @@
 #include "ports.h"
 #include "report.h"
 #include "sched.h"
+#include "timeline.h"
 #include "units.h"
 
 extern char **environ;
@@ -269,6 +270,10 @@ static int print_report(struct er_sched *sched)
                 r |= write_file(cli_value(OPT_JUNIT), buf, len);
                 free(buf);
         }
+        if (cli_value(OPT_TIMELINE) && er_timeline_svg(&rep, &buf, &len) == 0) {
+                r |= write_file(cli_value(OPT_TIMELINE), buf, len);
+                free(buf);
+        }
         free(rep.ports);
         er_report_fini(&rep);
         free(rep.services);
@@ -309,8 +314,6 @@ int verb_exec(int argc, char **argv)
                                        timeout_us == 0))
                 return cli_fail(EXIT_EXEC_ENV, "--timeout must be a duration such as '30s' or '10m', not '%s'",
                                 cli_value(OPT_TIMEOUT));
-        if (cli_value(OPT_TIMELINE))
-                return cli_fail(EXIT_EXEC_ENV, "--timeline is not implemented in this version yet");
         if (!(path = cli_config_path()))
                 return EXIT_EXEC_ENV;
 
@@ -413,6 +416,7 @@ int verb_exec(int argc, char **argv)
                 goto out_contain;
         }
         er_sched_set_abort_on_failure(r.sched, cli_has(OPT_ABORT));
+        er_sched_plan_test(r.sched, argc > 0 ? argv : r.config->test.cmd.argv);
         live_phase(&r, true);
         er_sched_up(r.sched);
         drive(&r, er_sched_up_done);

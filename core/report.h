@@ -38,6 +38,7 @@ struct er_report_service {
         /* Milliseconds from the start of the command; ER_REPORT_NO_TIME when it did not happen. */
         uint64_t started_ms, ready_ms, stopped_ms;
         unsigned restarts;
+        unsigned failed_attempts;      /* readiness attempts that failed (for --timeline) */
         uint64_t cpu_ms;               /* user+system of its tree */
         uint64_t memory_peak_bytes;    /* 0: unknown */
         bool memory_peak_is_tree;      /* false: largest single process (wait4 rusage) */

@@ -41,6 +41,7 @@ struct svc {
         bool restart_pending;         /* restart: start again once the tree is gone */
         bool policy_restart;          /* ... by its restart: policy, after a backoff */
         unsigned restarts;
+        unsigned failed_attempts;     /* readiness attempts that failed, every run */
         uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
         bool cpu_is_tree;
         struct er_timer backoff;
@@ -304,6 +305,7 @@ static void on_attempt_failed(struct er_check_run *run, const char *why)
         struct er_sched *s = v->s;
         char line[256], what[160];
 
+        v->failed_attempts++;
         if (!s->o.want_lines || !s->o.on_event)
                 return;
         er_check_describe(run->check, what, sizeof(what));
@@ -1295,6 +1297,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->memory_peak_is_tree = false;
                 rs->log_dropped_bytes = v->log.dropped;
                 rs->restarts = v->restarts;
+                rs->failed_attempts = v->failed_attempts;
                 if (v->error != ER_OK && v->error != ER_DEPENDENCY_FAILED && v->log_open)
                         er_log_tail(s->o.log_dir_fd, v->cfg->name, ER_REPORT_TAIL_LINES, tail_cb, rs);
                 if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)

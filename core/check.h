@@ -93,6 +93,7 @@ struct er_check_env {
         struct er_group *group;        /* the service's processes (notify, pidfile membership) */
         const char *state_dir;         /* the instance's private directory (sockets) */
         bool no_pidfd;
+        long uid, gid;                 /* the service's user: probes run as it; -1: envrun's */
         uint64_t deadline_us;          /* the service's timeout (er_now_us clock); 0: none */
         /* Probe processes must be known to the engine's SIGCHLD reaper. */
         void (*track)(void *engine, struct er_proc *p, bool on);

@@ -224,6 +224,12 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
 static void on_events(struct er_loop *loop, struct er_io *io, uint32_t ev)
 {
         struct er_proc *p = er_container_of(io, struct er_proc, events_io);
+        /* kernfs keeps reporting EPOLLPRI until the file is read again:
+         * read it on every event, or the loop spins while the tree lives. */
+        if (!p->exited) {
+                (void)er_group_empty(&p->group);
+                return;
+        }
         maybe_gone(p);
 }
 

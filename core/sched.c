@@ -735,6 +735,8 @@ static void start_svc(struct svc *v)
                 .group = &v->proc.group,
                 .state_dir = s->o.state_dir,
                 .no_pidfd = s->o.no_pidfd,
+                .uid = cfg->user ? cfg->uid : -1,
+                .gid = cfg->user ? cfg->gid : -1,
                 .track = track_proc,
                 .engine = s,
         };
@@ -1004,6 +1006,9 @@ bool er_sched_down_done(const struct er_sched *s)
 {
         if (!er_sched_test_done(s))
                 return false;
+        /* Probes stopped with their service may still be dying. */
+        if (s->n_extra)
+                return false;
         for (size_t i = 0; i < s->n; i++)
                 if (s->svcs[i].spawned && !s->svcs[i].down)
                         return false;
@@ -1177,8 +1182,9 @@ void er_sched_sigchld(struct er_sched *s)
                         er_proc_check_empty(&s->svcs[i].proc);
         if (s->test_init && s->test.exited && !s->test.gone)
                 er_proc_check_empty(&s->test);
-        for (size_t i = 0; i < s->n_extra; i++)
-                if (s->extra[i]->exited && !s->extra[i]->gone)
+        /* Backwards: a probe's gone callback removes it from the list. */
+        for (size_t i = s->n_extra; i-- > 0;)
+                if (i < s->n_extra && s->extra[i]->exited && !s->extra[i]->gone)
                         er_proc_check_empty(s->extra[i]);
 }
 

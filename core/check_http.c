@@ -1,11 +1,21 @@
-/* http: ready when a request's response status matches `status`. */
+/* http: ready when a request's response status matches `status`.
+ *
+ * Each attempt is one request on the loop's shared http client (http.h),
+ * which loads libcurl the first time an http check runs.  A run holds a
+ * reference on the client from its first attempt until it is stopped, so
+ * the client (one curl multi handle) lives while some http check runs. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "check.h"
+#include "http.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 static const char *const options[] = {"status", "method", "headers", "body", "follow_redirects",
                                       NULL};
@@ -140,6 +150,131 @@ static void fini(struct er_check *c)
         free(h->body);
 }
 
+/* --- the engine side ------------------------------------------------------ */
+
+/* A run's state (run->priv), from its first attempt until cancel. */
+struct http_run {
+        struct er_http *client;  /* a reference on the loop's client */
+        struct er_http_req *req; /* the attempt in flight, or NULL */
+        pcre2_match_data *md;    /* for a status regex */
+};
+
+/* An attempt may take interval x 10, at least 1 s (a server busy starting
+ * up answers slowly), never past the service's deadline. */
+static uint64_t attempt_timeout_ms(const struct er_check_run *run)
+{
+        uint64_t iv = run->check->interval_us;
+        uint64_t t = iv > UINT64_MAX / 10 ? UINT64_MAX : iv * 10;
+        uint64_t left = er_check_time_left(run);
+
+        if (t < 1000000)
+                t = 1000000;
+        if (t > left)
+                t = left;
+        t = t / 1000 + (t % 1000 != 0);
+        return t ? t : 1;
+}
+
+/* Whether status is what the check wants; if not, says so in why. */
+static bool status_ok(const struct er_check_http *h, pcre2_match_data *md, long status, char *why,
+                      size_t len)
+{
+        char code[24];
+        int n = snprintf(code, sizeof(code), "%ld", status);
+
+        if (h->status) {
+                if (status == (long)h->status)
+                        return true;
+                snprintf(why, len, "status %ld, want %u", status, h->status);
+                return false;
+        }
+        /* Anchored at both ends when compiled: the regex is the whole code. */
+        if (pcre2_match(h->status_code, (PCRE2_SPTR)code, (size_t)n, 0, 0, md, NULL) >= 0)
+                return true;
+        snprintf(why, len, "status %ld, want %s", status, h->status_re);
+        return false;
+}
+
+static void on_response(void *data, long status, const char *error)
+{
+        struct er_check_run *run = data;
+        struct http_run *p = run->priv;
+        char why[sizeof(run->last_error)];
+
+        p->req = NULL;
+        if (error)
+                er_check_attempt_done(run, false, error);
+        else if (status_ok(&run->check->u.http, p->md, status, why, sizeof(why)))
+                er_check_attempt_done(run, true, NULL);
+        else
+                er_check_attempt_done(run, false, why);
+}
+
+static int attempt(struct er_check_run *run)
+{
+        const struct er_check_http *h = &run->check->u.http;
+        struct http_run *p = run->priv;
+        char err[sizeof(run->last_error)];
+        int r;
+
+        if (!p) {
+                p = calloc(1, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                run->priv = p;
+        }
+        if (!p->client) {
+                r = er_http_ref(run->loop, &p->client, err, sizeof(err));
+                if (r == -ELIBACC || r == -ELIBBAD) {
+                        /* No libcurl: retrying cannot help, the check fails
+                         * now ("once" ends it with this attempt). */
+                        run->once = true;
+                        er_check_attempt_done(run, false, err);
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (h->status_code && !p->md) {
+                p->md = pcre2_match_data_create_from_pattern(h->status_code, NULL);
+                if (!p->md)
+                        return -ENOMEM;
+        }
+        struct er_http_opts o = {
+                .url = h->url,
+                .method = h->method,
+                .headers = &h->headers,
+                .body = h->body,
+                .follow_redirects = h->follow_redirects,
+                .timeout_ms = attempt_timeout_ms(run),
+        };
+        return er_http_request(p->client, &o, on_response, run, &p->req);
+}
+
+static void abort_attempt(struct er_check_run *run)
+{
+        struct http_run *p = run->priv;
+
+        if (p) {
+                er_http_cancel(p->req);
+                p->req = NULL;
+        }
+}
+
+/* After every stop: the last run to let go of the client frees it. */
+static void cancel(struct er_check_run *run)
+{
+        struct http_run *p = run->priv;
+
+        if (!p)
+                return;
+        er_http_cancel(p->req);
+        er_http_unref(p->client);
+        pcre2_match_data_free(p->md);
+        free(p);
+        run->priv = NULL;
+}
+
 const struct er_check_ops er_check_http_ops = {
         .key = "http",
         .polled = true,
@@ -150,4 +285,7 @@ const struct er_check_ops er_check_http_ops = {
         .dump = dump,
         .describe = describe,
         .fini = fini,
+        .attempt = attempt,
+        .abort = abort_attempt,
+        .cancel = cancel,
 };

@@ -408,6 +408,14 @@ void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why)
                 run->delay_us *= 2;
 }
 
+void er_check_fail(struct er_check_run *run, const char *why)
+{
+        snprintf(run->last_error, sizeof(run->last_error), "%s", why ? why : "failed");
+        run->fatal = true;
+        er_check_stop(run);
+        run->done(run, ER_CHECK_FAILED, run->last_error);
+}
+
 void er_check_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len)
 {
         if (run->active && run->check->ops->line)

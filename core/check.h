@@ -110,6 +110,7 @@ struct er_check_run {
         void (*attempt_failed)(struct er_check_run *run, const char *why);
 
         bool once;                     /* one attempt, then done (the AlreadyRunning probe) */
+        bool fatal;                    /* it failed for good: it can never pass (StartError) */
         unsigned attempts;             /* failed attempts so far */
         char last_error[160];          /* why the last attempt failed: "connection refused" */
         pid_t adopt_pid;               /* pidfile: the daemon to adopt, set before done(READY) */
@@ -201,6 +202,10 @@ void er_check_release(struct er_check_run *run);
 /* For polled kinds: the attempt in flight ended.  `why` says why it failed
  * ("connection refused"), NULL when ok. */
 void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why);
+/* The check can never pass (a probe program that does not exist, no
+ * libcurl): stops it and reports FAILED with run->fatal set, which the
+ * engine reports as a StartError rather than waiting for the timeout. */
+void er_check_fail(struct er_check_run *run, const char *why);
 /* Microseconds left until the service's deadline (UINT64_MAX: none). */
 uint64_t er_check_time_left(const struct er_check_run *run);
 

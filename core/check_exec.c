@@ -240,9 +240,7 @@ static void spawn_failed(struct er_check_run *run, int r, const char *msg)
                 return;
         }
         run->attempts++;
-        snprintf(run->last_error, sizeof(run->last_error), "%s", why);
-        er_check_stop(run);
-        run->done(run, ER_CHECK_FAILED, why);
+        er_check_fail(run, why);
 }
 
 /* How long this attempt may take: interval x 10, and no longer than the

@@ -226,10 +226,10 @@ static int attempt(struct er_check_run *run)
         if (!p->client) {
                 r = er_http_ref(run->loop, &p->client, err, sizeof(err));
                 if (r == -ELIBACC || r == -ELIBBAD) {
-                        /* No libcurl: retrying cannot help, the check fails
-                         * now ("once" ends it with this attempt). */
-                        run->once = true;
-                        er_check_attempt_done(run, false, err);
+                        /* No libcurl: retrying cannot help. */
+                        run->attempting = false;
+                        run->attempts++;
+                        er_check_fail(run, err);
                         return 0;
                 }
                 if (r < 0)

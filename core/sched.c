@@ -296,7 +296,8 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
                 return;
         }
         er_check_describe(run->check, what, sizeof(what));
-        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what, msg ? msg : "failed");
+        fail(v, run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what,
+             msg ? msg : "failed");
 }
 
 static void on_attempt_failed(struct er_check_run *run, const char *why)

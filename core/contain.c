@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MARKER_KEY "ENVRUN_MARKER="
@@ -628,10 +629,10 @@ static int read_procs_tree(int dir_fd, struct pidvec *out, unsigned depth)
 /* ---- members: session and marker ------------------------------------------ */
 
 /* State (field 3) and session (field 6) of /proc/PID/stat. */
-static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session)
+static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session, pid_t *ppid)
 {
         char path[64], buf[1024], *p;
-        int fd, sess;
+        int fd, sess, pp;
         ssize_t k;
 
         snprintf(path, sizeof(path), "%s/stat", pid);
@@ -644,15 +645,18 @@ static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session)
                 return k < 0 ? -errno : -ESRCH;
         buf[k] = '\0';
         p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-        if (!p || sscanf(p + 1, " %c %*d %*d %d", state, &sess) != 2)
+        if (!p || sscanf(p + 1, " %c %d %*d %d", state, &pp, &sess) != 3)
                 return -EINVAL;
         *session = sess;
+        *ppid = pp;
         return 0;
 }
 
 /* Whether /proc/PID/environ holds `entry` exactly, as one NUL-terminated
- * string.  Streams: no copy of the environment is kept. */
-static bool environ_has(int proc_fd, const char *pid, const char *entry)
+ * string: 1 yes, 0 no, -1 nothing could be read (gone, not ours, or a
+ * process in the middle of exiting, whose memory is already released).
+ * Streams: no copy of the environment is kept. */
+static int environ_has(int proc_fd, const char *pid, const char *entry)
 {
         char path[64], buf[4096];
         size_t len = strlen(entry), total = 0;
@@ -662,14 +666,14 @@ static bool environ_has(int proc_fd, const char *pid, const char *entry)
         snprintf(path, sizeof(path), "%s/environ", pid);
         fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return false; /* gone, or not ours to read */
+                return -1; /* gone, or not ours to read */
         while (total < ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
                 total += (size_t)k;
                 for (ssize_t i = 0; i < k; i++) {
                         if (buf[i] == '\0') {
                                 if (pos == (ssize_t)len) {
                                         close(fd);
-                                        return true;
+                                        return 1;
                                 }
                                 pos = 0;
                         } else if (pos >= 0 && (size_t)pos < len && buf[i] == entry[pos]) {
@@ -680,6 +684,8 @@ static bool environ_has(int proc_fd, const char *pid, const char *entry)
                 }
         }
         close(fd);
+        if (total == 0)
+                return -1;
         /* The last entry may lack its NUL when the environment was cut. */
         return pos == (ssize_t)len;
 }
@@ -704,12 +710,13 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
                 return r;
         }
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = parse_pid(de->d_name), session = 0;
+                pid_t pid = parse_pid(de->d_name), session = 0, ppid = 0;
                 char state = 0;
+                int has;
                 if (pid <= 0 || pid == self)
                         continue;
                 if (sid > 0 || live_only) {
-                        if (read_stat(dirfd(d), de->d_name, &state, &session) < 0)
+                        if (read_stat(dirfd(d), de->d_name, &state, &session, &ppid) < 0)
                                 continue;
                         if (live_only && (state == 'Z' || state == 'X'))
                                 continue;
@@ -718,7 +725,15 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
                                 continue;
                         }
                 }
-                if (marker && environ_has(dirfd(d), de->d_name, marker))
+                if (!marker)
+                        continue;
+                has = environ_has(dirfd(d), de->d_name, marker);
+                /* An orphan of envrun's that is exiting has no environment to
+                 * read any more, but may have just forked a child this scan
+                 * did not list: while it is not yet a zombie, it counts, so
+                 * "empty" is never answered too early (the next SIGCHLD looks
+                 * again).  Orphans of any service reparent to envrun. */
+                if (has > 0 || (has < 0 && live_only && ppid == self))
                         r = pidvec_push(out, pid);
         }
         closedir(d);
@@ -897,6 +912,13 @@ int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us)
         return 0;
 }
 
+static bool zombie_pending(void)
+{
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
+}
+
 bool er_group_empty(struct er_group *g)
 {
         struct pidvec pv = {0};
@@ -907,7 +929,14 @@ bool er_group_empty(struct er_group *g)
                 if (r >= 0)
                         return r == 0;
         }
+        /* The /proc scan can miss a process forked after it listed /proc
+         * whose parent then died before the scan read it.  As subreaper
+         * envrun inherits such a parent as an unreaped zombie: while one
+         * is pending the answer is "not yet", and reaping it (SIGCHLD)
+         * brings another look, which finds the orphan reparented here. */
+        if (zombie_pending())
+                return false;
         r = collect(g, &pv, true);
         free(pv.v);
-        return r == 0 && pv.n == 0;
+        return r == 0 && pv.n == 0 && !zombie_pending();
 }

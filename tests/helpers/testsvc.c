@@ -29,7 +29,26 @@
  *   --spam-noline BYTES            write BYTES bytes of 'x', no newline
  *   --tcp PORT                     listen on 127.0.0.1:PORT (SO_REUSEADDR);
  *                                  connections are accepted and closed while
- *                                  in --sleep / --hold
+ *                                  in --sleep / --hold / --wait-file
+ *   --unix PATH                    listen on a unix stream socket at PATH
+ *                                  ('@name': abstract namespace); connections
+ *                                  are accepted and closed like --tcp's
+ *   --http PORT STATUS             a minimal HTTP/1.1 server on 127.0.0.1:PORT
+ *                                  answering every request (read up to the end
+ *                                  of its headers and Content-Length body) with
+ *                                  "HTTP/1.1 STATUS ..." and "Connection: close",
+ *                                  then closing; served like --tcp's listeners
+ *   --http-log FILE                append each HTTP request's first line (+"\n")
+ *                                  to FILE, from now on, for every --http server
+ *   --notify TEXT                  send TEXT as one datagram to $NOTIFY_SOCKET
+ *                                  ('@' prefix: abstract namespace); exits 1
+ *                                  when NOTIFY_SOCKET is unset or sending fails
+ *   --notify-at FILE TEXT          the same, to the address read from FILE's
+ *                                  first line (as --write-env NOTIFY_SOCKET
+ *                                  FILE writes it): a sender that is not of
+ *                                  the service the socket belongs to
+ *   --wait-file FILE               wait until FILE exists (checked every 5 ms),
+ *                                  servicing the listeners meanwhile
  *   --write-env NAME FILE          FILE := value of $NAME (or "<unset>") + "\n"
  *   --write-uid FILE               FILE := "<uid> <gid>\n"
  *   --burn SECONDS                 spin until SECONDS of process CPU time used
@@ -48,6 +67,10 @@
  * argument, a bad value or an unmatched --fork-child/--end.  When the actions
  * run out the process exits 0.  Failing system calls that a test relies on
  * (bind, writing a file, malloc) print a message and exit 1.
+ *
+ * Servers take effect where they appear in the action list: "--sleep 0.3
+ * --tcp 5555 --record F --hold" listens only after 0.3 s, and F marks the
+ * moment it really is ready.  Servers are never closed before exit.
  *
  * Leftover detection: tests export TESTSVC_MARKER=<unique value> before
  * starting services; every testsvc process (daemonised and forked ones too)
@@ -71,8 +94,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,7 +106,8 @@ enum kind {
     A_STDOUT, A_STDERR, A_PARTIAL, A_SLEEP, A_EXIT, A_KILL_SELF, A_IGNORE,
     A_ON_TERM_EXIT, A_ON_SIGNAL_EXIT, A_RECORD, A_APPEND, A_PIDFILE,
     A_DAEMON, A_FORK_CHILD, A_SETSID, A_SPAM, A_SPAM_NOLINE, A_TCP,
-    A_WRITE_ENV, A_WRITE_UID, A_BURN, A_ALLOC, A_STOP_SELF, A_HOLD
+    A_WRITE_ENV, A_WRITE_UID, A_BURN, A_ALLOC, A_STOP_SELF, A_HOLD,
+    A_UNIX, A_HTTP, A_HTTP_LOG, A_NOTIFY, A_NOTIFY_AT, A_WAIT_FILE
 };
 
 struct action {
@@ -114,12 +141,32 @@ static const struct action actions[] = {
     { "--alloc", 1, A_ALLOC },
     { "--stop-self", 0, A_STOP_SELF },
     { "--hold", 0, A_HOLD },
+    { "--unix", 1, A_UNIX },
+    { "--http", 2, A_HTTP },
+    { "--http-log", 1, A_HTTP_LOG },
+    { "--notify", 1, A_NOTIFY },
+    { "--notify-at", 2, A_NOTIFY_AT },
+    { "--wait-file", 1, A_WAIT_FILE },
 };
 
-#define MAX_LISTENERS 64
+#define MAX_LISTENERS 256
+#define HTTP_REQ_MAX 16384
+
+/* What a polled descriptor is: a listener whose connections are closed at
+ * once (--tcp, --unix), an HTTP listener, or an HTTP connection being read. */
+enum lkind { L_CLOSE, L_HTTP, L_CONN };
+
+struct lslot {
+    enum lkind kind;
+    int status;      /* L_HTTP, L_CONN: the status to answer */
+    char *buf;       /* L_CONN: the request read so far */
+    size_t len;
+};
 
 static struct pollfd listeners[MAX_LISTENERS];
+static struct lslot lslots[MAX_LISTENERS];
 static nfds_t nlisteners;
+static const char *http_log;
 
 static void **allocs;
 static size_t nallocs;
@@ -307,15 +354,135 @@ static int ts_before(const struct timespec *a, const struct timespec *b)
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+static int add_slot(int fd, enum lkind kind, int status)
+{
+    if (nlisteners >= MAX_LISTENERS)
+        return -1;
+    listeners[nlisteners].fd = fd;
+    listeners[nlisteners].events = POLLIN;
+    listeners[nlisteners].revents = 0;
+    lslots[nlisteners].kind = kind;
+    lslots[nlisteners].status = status;
+    lslots[nlisteners].buf = NULL;
+    lslots[nlisteners].len = 0;
+    nlisteners++;
+    return 0;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+/* Length of the whole request in buf (headers and Content-Length body), or
+ * 0 while incomplete. */
+static size_t http_request_len(const char *buf, size_t len)
+{
+    const char *end = NULL;
+    for (size_t i = 0; i + 4 <= len; i++)
+        if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
+            end = buf + i + 4;
+            break;
+        }
+    if (!end)
+        return 0;
+    size_t body = 0;
+    for (const char *l = buf; l < end;) {
+        const char *nl = memchr(l, '\n', (size_t)(end - l));
+        if (!nl)
+            break;
+        if ((size_t)(nl - l) > 15 && strncasecmp(l, "Content-Length:", 15) == 0)
+            body = strtoul(l + 15, NULL, 10);
+        l = nl + 1;
+    }
+    size_t hdr = (size_t)(end - buf);
+    return hdr + body > len ? 0 : hdr + body;
+}
+
+static void http_answer(struct lslot *c, int fd)
+{
+    if (http_log) {
+        size_t n = 0;
+        while (n < c->len && c->buf[n] != '\r' && c->buf[n] != '\n')
+            n++;
+        int lfd = open(http_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (lfd >= 0) {
+            char *line = malloc(n + 1);
+            if (line) {
+                memcpy(line, c->buf, n);
+                line[n] = '\n';
+                (void)write_all(lfd, line, n + 1);
+                free(line);
+            }
+            close(lfd);
+        }
+    }
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+                     "Connection: close\r\n\r\n%03d\n",
+                     c->status, reason(c->status), c->status % 1000);
+    (void)write_all(fd, resp, (size_t)n);
+    (void)shutdown(fd, SHUT_WR);
+}
+
+/* Reads what an HTTP connection has; returns 1 when it is done with. */
+static int service_conn(struct lslot *c, int fd)
+{
+    for (;;) {
+        if (!c->buf) {
+            c->buf = malloc(HTTP_REQ_MAX);
+            if (!c->buf)
+                die(1, "out of memory");
+        }
+        if (c->len == HTTP_REQ_MAX) {
+            http_answer(c, fd);
+            return 1;
+        }
+        ssize_t n = read(fd, c->buf + c->len, HTTP_REQ_MAX - c->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return 1;    /* the client went away before a whole request */
+        c->len += (size_t)n;
+        if (http_request_len(c->buf, c->len)) {
+            http_answer(c, fd);
+            return 1;
+        }
+    }
+}
+
 static void service_listeners(void)
 {
-    for (nfds_t i = 0; i < nlisteners; i++) {
+    nfds_t n = nlisteners;   /* connections accepted now are polled next time */
+    for (nfds_t i = 0; i < n; i++) {
         if (!listeners[i].revents)
             continue;
+        listeners[i].revents = 0;
+        if (lslots[i].kind == L_CONN) {
+            if (service_conn(&lslots[i], listeners[i].fd)) {
+                close(listeners[i].fd);
+                listeners[i].fd = -1;
+            }
+            continue;
+        }
         for (;;) {
             int c = accept4(listeners[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c >= 0) {
-                close(c);
+                if (lslots[i].kind != L_HTTP || add_slot(c, L_CONN, lslots[i].status) < 0)
+                    close(c);
                 continue;
             }
             if (errno == EINTR || errno == ECONNABORTED)
@@ -323,10 +490,22 @@ static void service_listeners(void)
             break;
         }
     }
+    /* drop finished connections (listeners are never closed) */
+    nfds_t k = 0;
+    for (nfds_t i = 0; i < nlisteners; i++) {
+        if (listeners[i].fd < 0) {
+            free(lslots[i].buf);
+            continue;
+        }
+        listeners[k] = listeners[i];
+        lslots[k] = lslots[i];
+        k++;
+    }
+    nlisteners = k;
 }
 
-/* Wait until the CLOCK_MONOTONIC deadline (NULL: forever), accepting and
- * closing connections on the --tcp listeners meanwhile. */
+/* Wait until the CLOCK_MONOTONIC deadline (NULL: forever), serving the
+ * --tcp, --unix and --http listeners meanwhile. */
 static void wait_until(const struct timespec *deadline)
 {
     for (;;) {
@@ -454,11 +633,11 @@ static void spam_noline(unsigned long long total)
     free(buf);
 }
 
-static void tcp_listen(long port)
+static void tcp_listen(long port, enum lkind kind, int status)
 {
     if (nlisteners >= MAX_LISTENERS)
-        die(1, "too many --tcp listeners");
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        die(1, "too many listeners");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         die(1, "socket: %s", strerror(errno));
     int one = 1;
@@ -472,9 +651,80 @@ static void tcp_listen(long port)
         die(1, "bind 127.0.0.1:%ld: %s", port, strerror(errno));
     if (listen(fd, 128) < 0)
         die(1, "listen 127.0.0.1:%ld: %s", port, strerror(errno));
-    listeners[nlisteners].fd = fd;
-    listeners[nlisteners].events = POLLIN;
-    nlisteners++;
+    (void)add_slot(fd, kind, status);
+}
+
+/* A unix socket address for PATH; '@name' is abstract (sun_path[0] = 0). */
+static socklen_t unix_addr(const char *path, struct sockaddr_un *sa)
+{
+    size_t n = strlen(path);
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (n == 0 || n >= sizeof sa->sun_path)
+        die(1, "unix socket address '%s': empty or too long", path);
+    if (path[0] == '@') {
+        memcpy(sa->sun_path + 1, path + 1, n - 1);
+        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    }
+    memcpy(sa->sun_path, path, n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+static void unix_listen(const char *path)
+{
+    if (nlisteners >= MAX_LISTENERS)
+        die(1, "too many listeners");
+    struct sockaddr_un sa;
+    socklen_t len = unix_addr(path, &sa);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die(1, "socket: %s", strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0)
+        die(1, "bind %s: %s", path, strerror(errno));
+    if (listen(fd, 128) < 0)
+        die(1, "listen %s: %s", path, strerror(errno));
+    (void)add_slot(fd, L_CLOSE, 0);
+}
+
+static void notify_send(const char *addr, const char *text)
+{
+    struct sockaddr_un sa;
+    socklen_t len = unix_addr(addr, &sa);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die(1, "socket: %s", strerror(errno));
+    ssize_t n;
+    do
+        n = sendto(fd, text, strlen(text), 0, (struct sockaddr *)&sa, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        die(1, "send to %s: %s", addr, strerror(errno));
+    close(fd);
+}
+
+/* The first line of FILE (without its newline), malloc'd. */
+static char *read_first_line(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die(1, "%s: %s", path, strerror(errno));
+    char *buf = malloc(4096);
+    if (!buf)
+        die(1, "out of memory");
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, 4095 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die(1, "%s: %s", path, strerror(errno));
+        if (n == 0 || (len += (size_t)n) == 4095)
+            break;
+    }
+    close(fd);
+    buf[len] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    return buf;
 }
 
 static void burn(double secs)
@@ -763,7 +1013,47 @@ static void run(char **av, int ac, int dry)
             if (parse_int(x, 0, 65535, &lv) < 0)
                 bad_value(a->name, x);
             if (!dry)
-                tcp_listen(lv);
+                tcp_listen(lv, L_CLOSE, 0);
+            break;
+        case A_UNIX:
+            if (!dry)
+                unix_listen(x);
+            break;
+        case A_HTTP: {
+            long st = 0;
+            if (parse_int(x, 0, 65535, &lv) < 0)
+                bad_value(a->name, x);
+            if (parse_int(y, 100, 999, &st) < 0)
+                bad_value(a->name, y);
+            if (!dry)
+                tcp_listen(lv, L_HTTP, (int)st);
+            break;
+        }
+        case A_HTTP_LOG:
+            if (!dry)
+                http_log = x;
+            break;
+        case A_NOTIFY:
+            if (!dry) {
+                const char *addr = getenv("NOTIFY_SOCKET");
+                if (!addr || !*addr)
+                    die(1, "--notify: NOTIFY_SOCKET is not set");
+                notify_send(addr, x);
+            }
+            break;
+        case A_NOTIFY_AT:
+            if (!dry) {
+                char *addr = read_first_line(x);
+                notify_send(addr, y);
+                free(addr);
+            }
+            break;
+        case A_WAIT_FILE:
+            if (!dry) {
+                struct stat st;
+                while (stat(x, &st) < 0)
+                    do_sleep(0.005);
+            }
             break;
         case A_WRITE_ENV:
             if (!dry) {

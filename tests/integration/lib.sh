@@ -51,3 +51,33 @@ assert_no_leftovers() {
   for p in $pids; do kill -KILL "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
   fail "$label: leftover processes" "${info[@]}"
 }
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1, one per line (all are
+# bound at once, then released, so they differ from each other).
+free_ports() {
+  /usr/bin/python3 - "$1" <<'PYEOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+PYEOF
+}
+
+# free_port: one free TCP port on 127.0.0.1.
+free_port() { free_ports 1; }
+
+# wait_path PATH SECONDS: waits (deadline loop, 10 ms steps) until PATH
+# exists; returns 1 when the deadline passes first.
+wait_path() {
+  local end=$(($(date +%s%N) + $2 * 1000000000))
+  while [ ! -e "$1" ]; do
+    [ "$(date +%s%N)" -ge "$end" ] && return 1
+    sleep 0.01
+  done
+  return 0
+}

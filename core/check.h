@@ -108,6 +108,8 @@ struct er_check_run {
         void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
         /* Optional: each failed attempt or re-check (for -v). */
         void (*attempt_failed)(struct er_check_run *run, const char *why);
+        /* Optional: run->status changed (notify's STATUS=, shown in progress). */
+        void (*status_changed)(struct er_check_run *run);
 
         bool once;                     /* one attempt, then done (the AlreadyRunning probe) */
         bool fatal;                    /* it failed for good: it can never pass (StartError) */

@@ -228,6 +228,8 @@ static void set_status(struct er_check_run *run, const char *s, size_t len)
         }
         run->status[len] = '\0';
         note(run, "status: %s", run->status);
+        if (run->status_changed)
+                run->status_changed(run);
 }
 
 /* Reads the assignments of one datagram; returns true for READY=1. */

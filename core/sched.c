@@ -319,6 +319,17 @@ static void on_attempt_failed(struct er_check_run *run, const char *why)
         s->o.on_event(s->o.ud, &ev);
 }
 
+static void on_status(struct er_check_run *run)
+{
+        struct svc *v = run->owner;
+        char detail[200];
+
+        if (v->probing || v->state != ER_SVC_STARTING)
+                return;
+        snprintf(detail, sizeof(detail), "notify: %s", run->status);
+        emit(v, detail);
+}
+
 static void check_next(struct svc *v)
 {
         struct er_check_run *run;
@@ -556,9 +567,11 @@ static void finish_down(struct svc *v)
         v->down = true;
         v->stop_us = er_now_us();
         judge_stop(v);
-        if (v->state != ER_SVC_FAILED)
+        /* A failed service was announced when it failed. */
+        if (v->state != ER_SVC_FAILED) {
                 v->state = ER_SVC_STOPPED;
-        emit(v, v->message);
+                emit(v, v->message);
+        }
         for (size_t i = 0; i < s->n; i++)
                 if (depends_on(s, v->index, i, 0))
                         stop_if_possible(&s->svcs[i]);
@@ -751,6 +764,7 @@ static void start_svc(struct svc *v)
                 er_check_run_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v,
                                   on_check_done);
                 v->runs[i].attempt_failed = on_attempt_failed;
+                v->runs[i].status_changed = on_status;
                 r = er_check_prepare(&v->runs[i], &extra);
                 if (r < 0) {
                         er_envlist_fini(&extra);

@@ -307,9 +307,14 @@ void er_check_path_fini(struct er_check *c)
 
 /* --- the engine side: one runner for every kind ------------------------- */
 
-/* The first retry comes this soon: a refused loopback connect costs
- * microseconds, and a server that is almost up should not wait 10 ms. */
-#define FIRST_DELAY_US 1000
+/* Retries come fast at first and slow down as the wait grows: the delay is
+ * a twentieth of the time waited so far, between 1 ms and `interval`.  A
+ * refused loopback connect costs tens of microseconds, so polling a server
+ * that comes up after 50 ms every 2.5 ms costs little and adds ~1 ms; one
+ * that takes a minute is polled every `interval`.  Attempts over a wait of
+ * T: about 20 ln(T / 20 ms), plus T / interval once the cap is reached. */
+#define MIN_DELAY_US 1000
+#define DELAY_DIVISOR 20
 
 void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
                        const struct er_check_env *env, void *owner,
@@ -369,7 +374,7 @@ int er_check_start(struct er_check_run *run, bool once)
         run->attempts = 0;
         run->last_error[0] = '\0';
         if (ops->attempt) {
-                run->delay_us = FIRST_DELAY_US;
+                run->started_us = er_now_us();
                 attempt_now(run);
                 return 0;
         }
@@ -402,10 +407,13 @@ void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why)
         if (run->attempt_failed)
                 run->attempt_failed(run, run->last_error);
         /* Poll fast at first, then back off to `interval`, the longest wait. */
-        er_timer_start(run->loop, &run->retry, run->delay_us < interval ? run->delay_us : interval,
-                       on_retry);
-        if (run->delay_us < interval)
-                run->delay_us *= 2;
+        uint64_t waited = er_now_us() - run->started_us, delay = waited / DELAY_DIVISOR;
+        if (delay < MIN_DELAY_US)
+                delay = MIN_DELAY_US;
+        if (delay > interval)
+                delay = interval;
+        run->delay_us = delay;
+        er_timer_start(run->loop, &run->retry, delay, on_retry);
 }
 
 void er_check_fail(struct er_check_run *run, const char *why)

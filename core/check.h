@@ -121,7 +121,8 @@ struct er_check_run {
 
         /* the generic runner's state (check.c) */
         bool active, attempting, prepared;
-        uint64_t delay_us;             /* next wait between attempts (backoff up to interval) */
+        uint64_t delay_us;             /* the last wait between attempts (backoff up to interval) */
+        uint64_t started_us;           /* when the wait began: the backoff grows with it */
         struct er_timer retry;
 };
 
@@ -160,8 +161,8 @@ struct er_check_ops {
          * Event kinds (output, exit, pidfile, notify) implement start/line/
          * exited/cancel and are never polled.  Polled kinds (tcp, unix,
          * http, exec) implement attempt/abort: the generic runner in check.c
-         * calls attempt at once, then again after a backoff that starts at
-         * 1 ms and doubles up to `interval`; each attempt ends with
+         * calls attempt at once, then again after a backoff that grows with
+         * the time waited (1 ms at first, at most `interval`); each attempt ends with
          * er_check_attempt_done(). */
         /* Before the service is spawned, for every check of the service:
          * add variables to its environment (notify: NOTIFY_SOCKET).  Optional. */

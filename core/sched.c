@@ -889,10 +889,13 @@ int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bo
 
         s->test_started = true;
         s->test_argv = argv;
-        r = er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL, &err);
-        if (r < 0)
-                goto out_fail;
-        s->test_init = true;
+        if (!s->test_init) {
+                r = er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL,
+                                 &err);
+                if (r < 0)
+                        goto out_fail;
+                s->test_init = true;
+        }
         s->test_envp = build_envp(s, from_file ? &s->c->test.env : NULL, NULL, NULL,
                                   er_proc_marker(&s->test));
         if (!s->test_envp) {
@@ -936,7 +939,14 @@ out_fail:
 
 void er_sched_plan_test(struct er_sched *s, char *const *argv)
 {
+        struct er_err err;
+
         s->test_argv = argv;
+        /* Its group (a cgroup to create) is made now, while the services
+         * come up, not on the path from ready to the test's start. */
+        if (!s->test_init &&
+            er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL, &err) == 0)
+                s->test_init = true;
 }
 
 bool er_sched_test_done(const struct er_sched *s)

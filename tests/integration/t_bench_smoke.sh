@@ -4,4 +4,5 @@
 . "$(dirname "$0")/lib.sh"
 expect_success "bench validate --smoke" bash "$ENVRUN_SRC/tests/bench/validate.sh" --smoke "$ENVRUN_RELEASE"
 expect_success "bench latency --smoke" bash "$ENVRUN_SRC/tests/bench/latency.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench memory --smoke" bash "$ENVRUN_SRC/tests/bench/memory.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 finish

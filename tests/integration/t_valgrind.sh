@@ -14,8 +14,24 @@ out=$(vg validate -f "$ENVRUN_SRC/tests/cases/invalid/types.yml" 2>&1); rc=$?
 [ "$rc" -eq 2 ] && ok "invalid file under valgrind (exit 2, no memory errors)" || fail "invalid file under valgrind" "exit $rc" "$out"
 
 mkdir -p "$TEST_TMP/env"
-cat >"$TEST_TMP/env/environment.yml" <<'YML'
+TS=${ENVRUN_BUILD:-$(dirname "$ENVRUN")}/tests/testsvc
+read -r port port2 < <(/usr/bin/python3 -c 'import socket
+a=socket.socket(); a.bind(("127.0.0.1",0)); b=socket.socket(); b.bind(("127.0.0.1",0))
+print(a.getsockname()[1], b.getsockname()[1])')
+cat >"$TEST_TMP/env/environment.yml" <<YML
 services:
+  net:
+    command: ["$TS", --sleep, "0.2", --tcp, "$port", --http, "$port2", "204", --hold]
+    ready:
+      - tcp: $port
+      - http: http://127.0.0.1:$port2/
+        status: 204
+  probe:
+    command: ["$TS", --sleep, "0.2", --pidfile, flag, --hold]
+    ready: [{exec: [test, -f, flag]}, {pidfile: flag}]
+YML
+cat >>"$TEST_TMP/env/environment.yml" <<'YML'
+
   db:
     command: [sh, -c, 'echo booting; echo "ready to serve"; exec sleep 30']
     ready: {output: "^ready"}
@@ -30,7 +46,7 @@ services:
 YML
 export TESTSVC_MARKER=envrun-t-valgrind-$$
 out=$(cd "$TEST_TMP/env" && vg exec --report report.json -- sh -c 'exit 0' 2>&1); rc=$?
-if [ "$rc" -eq 0 ] && /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["result"]=="ok" and len(r["services"])==3 else 1)' "$TEST_TMP/env/report.json"; then
+if [ "$rc" -eq 0 ] && /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["result"]=="ok" and len(r["services"])==5 else 1)' "$TEST_TMP/env/report.json"; then
   ok "exec under valgrind (fallback path)"
 else
   fail "exec under valgrind (fallback path)" "exit $rc" "$out"

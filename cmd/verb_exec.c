@@ -350,6 +350,20 @@ int verb_exec(int argc, char **argv)
                 er_config_free(probe);
                 goto out_rm;
         }
+        /* SPEC §3 user: a service running as another user must reach
+         * ENVRUN_STATE_DIR: the directories on the way become traversable
+         * (not listable) and tmp/ sticky and world-writable like /tmp;
+         * logs/ and the records stay private. */
+        for (size_t i = 0; i < probe->n_services; i++)
+                if (probe->services[i].user && (probe->services[i].uid != (long)geteuid())) {
+                        if (chmod(base, 0711) < 0 || chmod(inst, 0711) < 0 || chmod(tmpdir, 01777) < 0) {
+                                cli_fail(EXIT_EXEC_ENV, "cannot open '%s' to service users: %s", inst,
+                                         strerror(errno));
+                                er_config_free(probe);
+                                goto out_rm;
+                        }
+                        break;
+                }
         rc = er_ports_allocate(&ports, base, probe->n_ports);
         er_config_free(probe);
         if (rc < 0) {

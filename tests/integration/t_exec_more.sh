@@ -98,4 +98,19 @@ else
   fail "SIGHUP: CMD never started" "$(tail -5 "$D/err")"; kill -KILL "$pid"
 fi
 assert_no_leftovers "$M" "SIGHUP"
+# --- user: a service runs as nobody and can write ENVRUN_STATE_DIR (SPEC §3)
+D=$TEST_TMP/user; mkdir -p "$D"; M=envrun-t-more-$$-user
+cat >"$D/environment.yml" <<'YML'
+services:
+  who:
+    command: [sh, -c, 'id -u > "$ENVRUN_STATE_DIR/uid"; echo ready; exec sleep 30']
+    user: nobody
+    cwd: /               # the test's temp dir is not nobody's to enter
+    ready: {output: ready}
+test: [sh, -c, 'test "$(cat "$ENVRUN_STATE_DIR/uid")" = "$(id -u nobody)" && test "$(stat -c %a "$ENVRUN_STATE_DIR")" = 1777 && test "$(stat -c %a "$(dirname "$ENVRUN_STATE_DIR")/logs")" = 700']
+YML
+(cd "$D" && TESTSVC_MARKER=$M "$ENVRUN" exec) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 0 ] && ok "user: nobody runs as nobody, writes tmp/ (1777), logs/ stays 0700" || fail "user: nobody" "exit $rc" "$(tail -5 "$D/err")"
+assert_no_leftovers "$M" "user"
 finish

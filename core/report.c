@@ -3,13 +3,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "report_priv.h"
 #include "units.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -19,18 +19,12 @@
 #define TAIL_LINE_MAX 2048
 #define TAIL_CUT_MARK " [...]"
 
-/* The test command as shown in the text report and JUnit: whole arguments
- * up to about this many bytes, then " ...". */
-#define COMMAND_SHOWN_MAX 200
-
 /* Columns of "how it ended" are aligned up to this width; longer messages
  * just push the rest of their line right. */
 #define HOW_COLUMN_MAX 40
 
 /* Failed services listed by name in the summary line. */
 #define SUMMARY_NAMES_MAX 5
-
-#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 
 #define ANSI_GREEN "\033[32m"
 #define ANSI_RED "\033[31m"
@@ -74,11 +68,6 @@ void er_report_fini(struct er_report *r)
         }
 }
 
-static bool utf8_cont(unsigned char c)
-{
-        return (c & 0xC0) == 0x80;
-}
-
 /* Copies line[0..len) to a new string: NUL bytes (which would end it early)
  * become U+FFFD, and cut says to append TAIL_CUT_MARK. */
 static char *tail_copy(const char *line, size_t len, bool cut)
@@ -94,7 +83,7 @@ static char *tail_copy(const char *line, size_t len, bool cut)
                 return NULL;
         for (size_t i = 0; i < len; i++) {
                 if (line[i] == '\0') {
-                        memcpy(copy + o, REPLACEMENT, 3);
+                        memcpy(copy + o, ER_RP_REPLACEMENT, 3);
                         o += 3;
                 } else {
                         copy[o++] = line[i];
@@ -122,7 +111,7 @@ int er_report_tail_push(struct er_report_service *s, const char *line, size_t le
                 /* Cut at a character boundary: back over at most three
                  * continuation bytes (more means it is not UTF-8 anyway). */
                 len = TAIL_LINE_MAX;
-                for (int k = 0; k < 3 && len > 0 && utf8_cont((unsigned char)line[len]); k++)
+                for (int k = 0; k < 3 && len > 0 && er_rp_utf8_cont((unsigned char)line[len]); k++)
                         len--;
                 cut = true;
         }
@@ -138,273 +127,21 @@ int er_report_tail_push(struct er_report_service *s, const char *line, size_t le
         return 0;
 }
 
-/* ---- an output buffer that remembers running out of memory ---- */
-
-struct buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static bool buf_reserve(struct buf *b, size_t more)
-{
-        size_t cap;
-        char *p;
-
-        if (b->oom)
-                return false;
-        if (b->len + more + 1 <= b->cap)
-                return true;
-        cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + more + 1) {
-                if (cap > SIZE_MAX / 2)
-                        goto oom;
-                cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (!p)
-                goto oom;
-        b->p = p;
-        b->cap = cap;
-        return true;
-oom:
-        b->oom = true;
-        return false;
-}
-
-static void bput(struct buf *b, const char *s, size_t n)
-{
-        if (!b || !buf_reserve(b, n))
-                return;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void bputs(struct buf *b, const char *s)
-{
-        bput(b, s, strlen(s));
-}
-
-static void bpad(struct buf *b, size_t n)
+static void bpad(struct er_rp_buf *b, size_t n)
 {
         while (n-- > 0)
-                bput(b, " ", 1);
+                er_rp_put(b, " ", 1);
 }
 
-__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
+static size_t put_clean_str(struct er_rp_buf *b, const char *s, enum er_rp_clean mode)
 {
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0 || !buf_reserve(b, (size_t)n))
-                return;
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
-
-/* Hands the buffer over as the result (always NUL-terminated), or frees it. */
-static int buf_finish(struct buf *b, char **ret, size_t *ret_len)
-{
-        if (!buf_reserve(b, 0)) {
-                free(b->p);
-                return -ENOMEM;
-        }
-        b->p[b->len] = '\0';
-        *ret = b->p;
-        if (ret_len)
-                *ret_len = b->len;
-        return 0;
-}
-
-/* ---- cleaning text from services for each output ---- */
-
-/* Decodes one UTF-8 sequence of s[0..n), n > 0.  Returns its length and
- * the code point in *cp, or 1 and -1 for a byte that starts no valid
- * sequence (stray continuation, overlong, surrogate, past U+10FFFF,
- * truncated). */
-static size_t utf8_next(const unsigned char *s, size_t n, int32_t *cp)
-{
-        unsigned char c = s[0];
-        size_t len;
-        int32_t v, min;
-
-        if (c < 0x80) {
-                *cp = c;
-                return 1;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-                len = 2, v = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-                len = 3, v = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                len = 4, v = c & 0x07, min = 0x10000;
-        } else {
-                goto bad;
-        }
-        if (n < len)
-                goto bad;
-        for (size_t i = 1; i < len; i++) {
-                if (!utf8_cont(s[i]))
-                        goto bad;
-                v = v << 6 | (s[i] & 0x3F);
-        }
-        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-                goto bad;
-        *cp = v;
-        return len;
-bad:
-        *cp = -1;
-        return 1;
-}
-
-/* Length of the terminal escape sequence at s (s[0] is ESC): CSI (colors,
- * cursor moves), OSC (titles, links) up to BEL or ST, else ESC and one
- * character.  Services color their logs; a report shows the words. */
-static size_t escape_len(const unsigned char *s, size_t n)
-{
-        size_t i;
-
-        if (n < 2)
-                return 1;
-        if (s[1] == '[') {
-                for (i = 2; i < n && s[i] >= 0x20 && s[i] <= 0x3F; i++)
-                        ;
-                return i < n && s[i] >= 0x40 && s[i] <= 0x7E ? i + 1 : i;
-        }
-        if (s[1] == ']') {
-                for (i = 2; i < n; i++) {
-                        if (s[i] == 0x07)
-                                return i + 1;
-                        if (s[i] == 0x1B && i + 1 < n && s[i + 1] == '\\')
-                                return i + 2;
-                }
-                return n;
-        }
-        return s[1] >= 0x20 && s[1] <= 0x7E ? 2 : 1;
-}
-
-enum clean {
-        CLEAN_JSON,     /* valid UTF-8; jansson escapes the rest */
-        CLEAN_TEXT,     /* one terminal line: no escapes, no controls but tab */
-        CLEAN_XML,      /* XML 1.0 character data */
-        CLEAN_XML_ATTR, /* ... in an attribute value, where whitespace is normalised */
-};
-
-static bool char_allowed(int32_t cp, enum clean mode)
-{
-        if (cp < 0)
-                return false;
-        switch (mode) {
-        case CLEAN_JSON:
-                return true;
-        case CLEAN_TEXT:
-                return cp == '\t' || !(cp < 0x20 || (cp >= 0x7F && cp <= 0x9F));
-        case CLEAN_XML:
-        case CLEAN_XML_ATTR:
-                /* XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
-                 * [#x10000-#x10FFFF]; surrogates never decode. */
-                if (cp < 0x20)
-                        return cp == '\t' || cp == '\n' || cp == '\r';
-                return cp != 0xFFFE && cp != 0xFFFF;
-        }
-        return false;
-}
-
-static const char *xml_entity(int32_t cp, enum clean mode)
-{
-        switch (cp) {
-        case '&':
-                return "&amp;";
-        case '<':
-                return "&lt;";
-        case '>':
-                return "&gt;";
-        case '"':
-                return "&quot;";
-        case '\'':
-                return "&apos;";
-        }
-        if (mode == CLEAN_XML_ATTR) {
-                switch (cp) {
-                case '\t':
-                        return "&#9;";
-                case '\n':
-                        return "&#10;";
-                case '\r':
-                        return "&#13;";
-                }
-        }
-        return NULL;
-}
-
-/* Appends str[0..n) made safe for mode (b may be NULL to only measure):
- * invalid UTF-8 and forbidden characters become U+FFFD, terminal escapes
- * are dropped (except in JSON, which keeps the data as it was), XML
- * specials become entities.  Returns the number of characters shown. */
-static size_t put_clean(struct buf *b, const char *str, size_t n, enum clean mode)
-{
-        const unsigned char *s = (const unsigned char *)str;
-        size_t i = 0, shown = 0;
-
-        while (i < n) {
-                const char *ent;
-                int32_t cp;
-                size_t len;
-
-                if (s[i] == 0x1B && mode != CLEAN_JSON) {
-                        i += escape_len(s + i, n - i);
-                        continue;
-                }
-                len = utf8_next(s + i, n - i, &cp);
-                if (!char_allowed(cp, mode))
-                        bputs(b, REPLACEMENT);
-                else if (mode != CLEAN_JSON && mode != CLEAN_TEXT && (ent = xml_entity(cp, mode)))
-                        bputs(b, ent);
-                else
-                        bput(b, str + i, len);
-                i += len;
-                shown++;
-        }
-        return shown;
-}
-
-static size_t put_clean_str(struct buf *b, const char *s, enum clean mode)
-{
-        return s ? put_clean(b, s, strlen(s), mode) : 0;
+        return s ? er_rp_put_clean(b, s, strlen(s), mode) : 0;
 }
 
 /* Messages are fixed arrays the scheduler fills; never read past one. */
 #define MSG_LEN(m) strnlen((m), sizeof(m))
 
 /* ---- shared formatting ---- */
-
-static bool has_time(uint64_t ms)
-{
-        return ms != ER_REPORT_NO_TIME;
-}
-
-/* "412ms", "5.7s", "2m05s", "1h02m" */
-static void fmt_ms(uint64_t ms, char *out, size_t len)
-{
-        if (ms < 1000) {
-                snprintf(out, len, "%" PRIu64 "ms", ms);
-        } else if (ms < 59950) {
-                uint64_t tenths = (ms + 50) / 100;
-                snprintf(out, len, "%" PRIu64 ".%" PRIu64 "s", tenths / 10, tenths % 10);
-        } else if (ms < 3600 * 1000 - 500) {
-                uint64_t s = (ms + 500) / 1000;
-                snprintf(out, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
-        } else {
-                uint64_t m = (ms + 30000) / 60000;
-                snprintf(out, len, "%" PRIu64 "h%02" PRIu64 "m", m / 60, m % 60);
-        }
-}
 
 /* "512B", "8.1K", "30.0M", "1.5G" */
 static void fmt_bytes(uint64_t bytes, char *out, size_t len)
@@ -435,14 +172,14 @@ static void service_status(const struct er_report_service *s, char *out, size_t 
 {
         char sig[32];
 
-        if (s->pid <= 0 && !has_time(s->started_ms)) {
+        if (s->pid <= 0 && !er_rp_has_time(s->started_ms)) {
                 snprintf(out, len, "not started");
         } else if (s->exit_code >= 0) {
                 snprintf(out, len, "exited %d", s->exit_code);
         } else if (s->signal > 0) {
                 fmt_signal(s->signal, sig, sizeof(sig));
                 snprintf(out, len, "killed by %s", sig);
-        } else if (has_time(s->stopped_ms)) {
+        } else if (er_rp_has_time(s->stopped_ms)) {
                 snprintf(out, len, "stopped");
         } else {
                 snprintf(out, len, "running");
@@ -464,75 +201,20 @@ static void test_status(const struct er_report_test *t, char *out, size_t len)
                 snprintf(out, len, "%s", t->timed_out ? "timed out" : "ended");
         }
 }
-
-/* The test has no class of its own in the model; derive it.  Not run means
- * the environment it needed failed: DependencyFailed. */
-static enum er_error_class test_class(const struct er_report_test *t)
-{
-        if (t->not_run)
-                return ER_DEPENDENCY_FAILED;
-        if (t->timed_out)
-                return ER_TIMEOUT_EXPIRED;
-        if (t->exit_code == 0 && t->signal == 0)
-                return ER_OK;
-        return ER_PROCESS_EXITED_WITH_ERROR;
-}
-
 static bool service_has_run(const struct er_report_service *s)
 {
-        return s->pid > 0 || has_time(s->started_ms);
+        return s->pid > 0 || er_rp_has_time(s->started_ms);
 }
 
 /* Milliseconds from spawn to stop (or to the end of the report when it
  * still runs), or ER_REPORT_NO_TIME. */
 static uint64_t service_uptime(const struct er_report *r, const struct er_report_service *s)
 {
-        uint64_t end = has_time(s->stopped_ms) ? s->stopped_ms : r->total_ms;
+        uint64_t end = er_rp_has_time(s->stopped_ms) ? s->stopped_ms : r->total_ms;
 
-        if (!has_time(s->started_ms) || !has_time(end) || end < s->started_ms)
+        if (!er_rp_has_time(s->started_ms) || !er_rp_has_time(end) || end < s->started_ms)
                 return ER_REPORT_NO_TIME;
         return end - s->started_ms;
-}
-
-static bool shell_safe(const char *a)
-{
-        if (!*a)
-                return false;
-        for (; *a; a++)
-                if (!strchr(
-                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
-                        *a))
-                        return false;
-        return true;
-}
-
-/* argv as a shell would read it back ('it'\''s'), cut after whole
- * arguments past COMMAND_SHOWN_MAX.  Not yet cleaned for any output. */
-static void put_command(struct buf *b, char *const *argv)
-{
-        size_t start = b->len;
-
-        for (size_t i = 0; argv && argv[i]; i++) {
-                if (i > 0) {
-                        if (b->len - start + strlen(argv[i]) > COMMAND_SHOWN_MAX) {
-                                bputs(b, " ...");
-                                return;
-                        }
-                        bputs(b, " ");
-                }
-                if (shell_safe(argv[i])) {
-                        bputs(b, argv[i]);
-                        continue;
-                }
-                bputs(b, "'");
-                for (const char *p = argv[i]; *p; p++) {
-                        if (*p == '\'')
-                                bputs(b, "'\\''");
-                        else
-                                bput(b, p, 1);
-                }
-                bputs(b, "'");
-        }
 }
 
 /* ---- text ---- */
@@ -549,20 +231,20 @@ static const char *color_of(enum er_error_class c, const struct layout *l)
         return c == ER_OK ? ANSI_GREEN : ANSI_RED;
 }
 
-static void put_colored(struct buf *b, const char *s, const char *color)
+static void put_colored(struct er_rp_buf *b, const char *s, const char *color)
 {
         if (color)
-                bputs(b, color);
-        bputs(b, s);
+                er_rp_puts(b, color);
+        er_rp_puts(b, s);
         if (color)
-                bputs(b, ANSI_RESET);
+                er_rp_puts(b, ANSI_RESET);
 }
 
 /* name, result and gaps: "api      ProcessExitedWithError   " */
-static void put_head(struct buf *b, const struct layout *l, const char *name, const char *result,
-                     const char *color)
+static void put_head(struct er_rp_buf *b, const struct layout *l, const char *name,
+                     const char *result, const char *color)
 {
-        size_t w = put_clean_str(b, name ? name : "?", CLEAN_TEXT);
+        size_t w = put_clean_str(b, name ? name : "?", ER_RP_CLEAN_TEXT);
 
         bpad(b, l->name_w - w + 3);
         put_colored(b, result, color);
@@ -570,46 +252,49 @@ static void put_head(struct buf *b, const struct layout *l, const char *name, co
 }
 
 /* How it ended: the scheduler's message, else what the numbers say. */
-static size_t service_how(const struct er_report_service *s, struct buf *b, enum clean mode)
+static size_t service_how(const struct er_report_service *s, struct er_rp_buf *b,
+                          enum er_rp_clean mode)
 {
         char status[64];
 
         if (s->message[0])
-                return put_clean(b, s->message, MSG_LEN(s->message), mode);
+                return er_rp_put_clean(b, s->message, MSG_LEN(s->message), mode);
         service_status(s, status, sizeof(status));
         return put_clean_str(b, status, mode);
 }
 
-static void put_stats(struct buf *b, const struct er_report *r, const struct er_report_service *s)
+static void put_stats(struct er_rp_buf *b, const struct er_report *r,
+                      const struct er_report_service *s)
 {
         char t[32];
         uint64_t up = service_uptime(r, s);
 
-        if (has_time(s->ready_ms) && has_time(s->started_ms) && s->ready_ms >= s->started_ms) {
-                fmt_ms(s->ready_ms - s->started_ms, t, sizeof(t));
-                bprintf(b, "ready %s", t);
+        if (er_rp_has_time(s->ready_ms) && er_rp_has_time(s->started_ms) &&
+            s->ready_ms >= s->started_ms) {
+                er_rp_fmt_ms(s->ready_ms - s->started_ms, t, sizeof(t));
+                er_rp_printf(b, "ready %s", t);
         } else {
-                bputs(b, "ready -");
+                er_rp_puts(b, "ready -");
         }
-        if (has_time(up)) {
-                fmt_ms(up, t, sizeof(t));
-                bprintf(b, "  up %s", t);
+        if (er_rp_has_time(up)) {
+                er_rp_fmt_ms(up, t, sizeof(t));
+                er_rp_printf(b, "  up %s", t);
         } else {
-                bputs(b, "  up -");
+                er_rp_puts(b, "  up -");
         }
-        fmt_ms(s->cpu_ms, t, sizeof(t));
-        bprintf(b, "  cpu %s", t);
+        er_rp_fmt_ms(s->cpu_ms, t, sizeof(t));
+        er_rp_printf(b, "  cpu %s", t);
         if (s->memory_peak_bytes) {
                 fmt_bytes(s->memory_peak_bytes, t, sizeof(t));
-                bprintf(b, "  mem %s%s", s->memory_peak_is_tree ? "" : "~", t);
+                er_rp_printf(b, "  mem %s%s", s->memory_peak_is_tree ? "" : "~", t);
         } else {
-                bputs(b, "  mem -");
+                er_rp_puts(b, "  mem -");
         }
         if (s->restarts)
-                bprintf(b, "  restarts %u", s->restarts);
+                er_rp_printf(b, "  restarts %u", s->restarts);
         if (s->log_dropped_bytes) {
                 fmt_bytes(s->log_dropped_bytes, t, sizeof(t));
-                bprintf(b, "  log dropped %s", t);
+                er_rp_printf(b, "  log dropped %s", t);
         }
 }
 
@@ -625,102 +310,101 @@ static void text_layout(const struct er_report *r, bool color, struct layout *l)
                 const struct er_report_service *s = &r->services[i];
                 size_t how;
 
-                l->name_w =
-                    max_sz(l->name_w, put_clean_str(NULL, s->name ? s->name : "?", CLEAN_TEXT));
+                l->name_w = max_sz(l->name_w,
+                                   put_clean_str(NULL, s->name ? s->name : "?", ER_RP_CLEAN_TEXT));
                 l->res_w = max_sz(l->res_w, strlen(er_error_class_name(s->error)));
-                how = service_how(s, NULL, CLEAN_TEXT);
+                how = service_how(s, NULL, ER_RP_CLEAN_TEXT);
                 if (service_has_run(s) && how <= HOW_COLUMN_MAX)
                         l->how_w = max_sz(l->how_w, how);
         }
         if (r->test.present) {
                 l->name_w = max_sz(l->name_w, strlen("test"));
-                l->res_w = max_sz(
-                    l->res_w, r->test.not_run ? strlen("not run")
-                                              : strlen(er_error_class_name(test_class(&r->test))));
+                l->res_w =
+                    max_sz(l->res_w, r->test.not_run
+                                         ? strlen("not run")
+                                         : strlen(er_error_class_name(er_rp_test_class(&r->test))));
         }
 }
 
-static void put_service(struct buf *b, const struct layout *l, const struct er_report *r,
+static void put_service(struct er_rp_buf *b, const struct layout *l, const struct er_report *r,
                         const struct er_report_service *s)
 {
         size_t w;
 
         put_head(b, l, s->name, er_error_class_name(s->error), color_of(s->error, l));
-        w = service_how(s, b, CLEAN_TEXT);
+        w = service_how(s, b, ER_RP_CLEAN_TEXT);
         if (service_has_run(s)) {
                 bpad(b, w < l->how_w ? l->how_w - w + 2 : 2);
                 put_stats(b, r, s);
         }
-        bputs(b, "\n");
+        er_rp_puts(b, "\n");
 }
 
-static void put_tails(struct buf *b, const struct er_report *r)
+static void put_tails(struct er_rp_buf *b, const struct er_report *r)
 {
         for (size_t i = 0; i < r->n_services; i++) {
                 const struct er_report_service *s = &r->services[i];
 
                 if (s->error == ER_OK || s->n_tail == 0)
                         continue;
-                bputs(b, "--- last lines of ");
-                put_clean_str(b, s->name ? s->name : "?", CLEAN_TEXT);
-                bputs(b, " ---\n");
+                er_rp_puts(b, "--- last lines of ");
+                put_clean_str(b, s->name ? s->name : "?", ER_RP_CLEAN_TEXT);
+                er_rp_puts(b, " ---\n");
                 for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
-                        bputs(b, "  ");
-                        put_clean_str(b, s->tail[j], CLEAN_TEXT);
-                        bputs(b, "\n");
+                        er_rp_puts(b, "  ");
+                        put_clean_str(b, s->tail[j], ER_RP_CLEAN_TEXT);
+                        er_rp_puts(b, "\n");
                 }
         }
 }
 
 /* The command, cleaned for mode; "-" when there is none. */
-static void put_clean_command(struct buf *b, char *const *argv, enum clean mode)
+static void put_clean_command(struct er_rp_buf *b, char *const *argv, enum er_rp_clean mode)
 {
-        struct buf cmd = {0};
+        struct er_rp_buf cmd = {0};
 
-        put_command(&cmd, argv);
+        er_rp_put_command(&cmd, argv);
         if (cmd.oom)
                 b->oom = true;
-        else if (cmd.len == 0)
-                bputs(b, "-");
         else
-                put_clean(b, cmd.p, cmd.len, mode);
+                er_rp_put_clean(b, cmd.p, cmd.len, mode);
         free(cmd.p);
 }
 
 /* "exited 0 in 5.1s", or the scheduler's message */
-static void put_test_how(struct buf *b, const struct er_report_test *t, enum clean mode)
+static void put_test_how(struct er_rp_buf *b, const struct er_report_test *t, enum er_rp_clean mode)
 {
         char status[64], d[32];
 
         if (t->not_run) {
                 put_clean_str(b, "not run (the environment failed)", mode);
         } else if (t->message[0]) {
-                put_clean(b, t->message, MSG_LEN(t->message), mode);
+                er_rp_put_clean(b, t->message, MSG_LEN(t->message), mode);
         } else {
                 test_status(t, status, sizeof(status));
-                fmt_ms(t->duration_ms, d, sizeof(d));
-                bprintf(b, "%s in %s", status, d);
+                er_rp_fmt_ms(t->duration_ms, d, sizeof(d));
+                er_rp_printf(b, "%s in %s", status, d);
         }
 }
 
-static void put_test(struct buf *b, const struct layout *l, const struct er_report_test *t)
+static void put_test(struct er_rp_buf *b, const struct layout *l, const struct er_report_test *t)
 {
-        enum er_error_class c = test_class(t);
+        enum er_error_class c = er_rp_test_class(t);
 
         if (t->not_run)
                 put_head(b, l, "test", "not run", NULL);
         else
                 put_head(b, l, "test", er_error_class_name(c), color_of(c, l));
-        put_clean_command(b, t->argv, CLEAN_TEXT);
-        bputs(b, "  ");
+        put_clean_command(b, t->argv, ER_RP_CLEAN_TEXT);
+        er_rp_puts(b, "  ");
         if (t->not_run)
-                bputs(b, "(the environment failed)");
+                er_rp_puts(b, "(the environment failed)");
         else
-                put_test_how(b, t, CLEAN_TEXT);
-        bputs(b, "\n");
+                put_test_how(b, t, ER_RP_CLEAN_TEXT);
+        er_rp_puts(b, "\n");
 }
 
-static void put_notes(struct buf *b, const struct er_report *r)
+static void put_notes(struct er_rp_buf *b, const struct er_report *r)
 {
         bool approx = false;
 
@@ -729,31 +413,31 @@ static void put_notes(struct buf *b, const struct er_report *r)
                 approx |= service_has_run(s) && s->memory_peak_bytes && !s->memory_peak_is_tree;
         }
         if (approx)
-                bputs(b, "~ mem: peak of the largest single process, not of the whole tree\n");
+                er_rp_puts(b, "~ mem: peak of the largest single process, not of the whole tree\n");
         if (r->containment) {
-                bputs(b, "containment: ");
-                put_clean_str(b, r->containment, CLEAN_TEXT);
-                bputs(b, "\n");
+                er_rp_puts(b, "containment: ");
+                put_clean_str(b, r->containment, ER_RP_CLEAN_TEXT);
+                er_rp_puts(b, "\n");
         }
 }
 
-static void put_summary(struct buf *b, const struct layout *l, const struct er_report *r)
+static void put_summary(struct er_rp_buf *b, const struct layout *l, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
         size_t listed = 0, more = 0, not_started = 0;
         char status[64];
 
-        bputs(b, "envrun: ");
+        er_rp_puts(b, "envrun: ");
         if (r->ok) {
                 put_colored(b, "ok", color_of(ER_OK, l));
-                bprintf(b, " (%zu service%s", r->n_services, r->n_services == 1 ? "" : "s");
-                if (t->present && test_class(t) == ER_OK) {
-                        bputs(b, ", test passed");
+                er_rp_printf(b, " (%zu service%s", r->n_services, r->n_services == 1 ? "" : "s");
+                if (t->present && er_rp_test_class(t) == ER_OK) {
+                        er_rp_puts(b, ", test passed");
                 } else if (t->present) {
                         test_status(t, status, sizeof(status));
-                        bprintf(b, ", test %s", status);
+                        er_rp_printf(b, ", test %s", status);
                 }
-                bputs(b, ")\n");
+                er_rp_puts(b, ")\n");
                 return;
         }
         put_colored(b, "failed", color_of(ER_PROCESS_EXITED_WITH_ERROR, l));
@@ -765,32 +449,32 @@ static void put_summary(struct buf *b, const struct layout *l, const struct er_r
                 if (s->error == ER_DEPENDENCY_FAILED) {
                         not_started++;
                 } else if (listed < SUMMARY_NAMES_MAX) {
-                        bputs(b, listed++ ? ", " : ": ");
-                        put_clean_str(b, s->name ? s->name : "?", CLEAN_TEXT);
-                        bprintf(b, " %s", er_error_class_name(s->error));
+                        er_rp_puts(b, listed++ ? ", " : ": ");
+                        put_clean_str(b, s->name ? s->name : "?", ER_RP_CLEAN_TEXT);
+                        er_rp_printf(b, " %s", er_error_class_name(s->error));
                 } else {
                         more++;
                 }
         }
         if (more)
-                bprintf(b, ", %zu more failed", more);
+                er_rp_printf(b, ", %zu more failed", more);
         if (not_started)
-                bprintf(b, "%s%zu not started", listed ? ", " : ": ", not_started);
-        if (t->present && test_class(t) != ER_OK) {
+                er_rp_printf(b, "%s%zu not started", listed ? ", " : ": ", not_started);
+        if (t->present && er_rp_test_class(t) != ER_OK) {
                 if (t->not_run)
                         snprintf(status, sizeof(status), "not run");
                 else if (t->timed_out)
                         snprintf(status, sizeof(status), "timed out");
                 else
                         test_status(t, status, sizeof(status));
-                bprintf(b, "%stest %s", listed || not_started ? ", " : ": ", status);
+                er_rp_printf(b, "%stest %s", listed || not_started ? ", " : ": ", status);
         }
-        bprintf(b, " (exit status %d)\n", r->exit_status);
+        er_rp_printf(b, " (exit status %d)\n", r->exit_status);
 }
 
 int er_report_text(const struct er_report *r, bool color, char **ret, size_t *ret_len)
 {
-        struct buf b = {0};
+        struct er_rp_buf b = {0};
         struct layout l;
 
         text_layout(r, color, &l);
@@ -801,7 +485,7 @@ int er_report_text(const struct er_report *r, bool color, char **ret, size_t *re
                 put_test(&b, &l, &r->test);
         put_notes(&b, r);
         put_summary(&b, &l, r);
-        return buf_finish(&b, ret, ret_len);
+        return er_rp_finish(&b, ret, ret_len);
 }
 
 /* ---- JSON ---- */
@@ -809,12 +493,12 @@ int er_report_text(const struct er_report *r, bool color, char **ret, size_t *re
 /* A JSON string of s[0..n) (jansson refuses invalid UTF-8), or null for NULL. */
 static json_t *jstrn(const char *s, size_t n)
 {
-        struct buf b = {0};
+        struct er_rp_buf b = {0};
         json_t *v;
 
         if (!s)
                 return json_null();
-        put_clean(&b, s, n, CLEAN_JSON);
+        er_rp_put_clean(&b, s, n, ER_RP_CLEAN_JSON);
         if (b.oom) {
                 free(b.p);
                 return NULL;
@@ -836,7 +520,7 @@ static json_t *juint(uint64_t v)
 
 static json_t *jtime(uint64_t ms)
 {
-        return has_time(ms) ? juint(ms) : json_null();
+        return er_rp_has_time(ms) ? juint(ms) : json_null();
 }
 
 static json_t *jexit(int code)
@@ -926,7 +610,7 @@ static json_t *test_json(const struct er_report_test *t)
         if (add(o, "exit_code", t->not_run ? json_null() : jexit(t->exit_code)) ||
             add(o, "signal", t->not_run ? json_null() : jsignal(t->signal)) ||
             add(o, "duration_ms", t->not_run ? json_null() : juint(t->duration_ms)) ||
-            add(o, "result", jclass(test_class(t))) ||
+            add(o, "result", jclass(er_rp_test_class(t))) ||
             add(o, "timed_out", json_boolean(t->timed_out)))
                 goto fail;
         return o;
@@ -942,12 +626,12 @@ static json_t *ports_json(const struct er_report *r)
         if (!o)
                 return NULL;
         for (size_t i = 0; i < r->n_ports; i++) {
-                struct buf key = {0};
+                struct er_rp_buf key = {0};
                 int err;
 
                 if (!r->ports[i].name)
                         continue;
-                put_clean_str(&key, r->ports[i].name, CLEAN_JSON);
+                put_clean_str(&key, r->ports[i].name, ER_RP_CLEAN_JSON);
                 err =
                     key.oom ? -ENOMEM : add(o, key.p ? key.p : "", json_integer(r->ports[i].port));
                 free(key.p);
@@ -989,15 +673,15 @@ fail:
 
 static int dump_cb(const char *s, size_t n, void *data)
 {
-        struct buf *b = data;
+        struct er_rp_buf *b = data;
 
-        bput(b, s, n);
+        er_rp_put(b, s, n);
         return b->oom ? -1 : 0;
 }
 
 int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct buf b = {0};
+        struct er_rp_buf b = {0};
         json_t *root = report_json(r);
         int err;
 
@@ -1007,128 +691,130 @@ int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
         json_decref(root);
         if (err)
                 b.oom = true;
-        bputs(&b, "\n");
-        return buf_finish(&b, ret, ret_len);
+        er_rp_puts(&b, "\n");
+        return er_rp_finish(&b, ret, ret_len);
 }
 
 /* ---- JUnit XML ---- */
 
-static void put_xml_seconds(struct buf *b, uint64_t ms)
+static void put_xml_seconds(struct er_rp_buf *b, uint64_t ms)
 {
-        if (!has_time(ms))
+        if (!er_rp_has_time(ms))
                 ms = 0;
-        bprintf(b, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
+        er_rp_printf(b, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
 }
 
-static void put_property(struct buf *b, const char *name, const char *value)
+static void put_property(struct er_rp_buf *b, const char *name, const char *value)
 {
-        bprintf(b, "      <property name=\"%s\" value=\"", name);
-        put_clean_str(b, value, CLEAN_XML_ATTR);
-        bputs(b, "\"/>\n");
+        er_rp_printf(b, "      <property name=\"%s\" value=\"", name);
+        put_clean_str(b, value, ER_RP_CLEAN_XML_ATTR);
+        er_rp_puts(b, "\"/>\n");
 }
 
-static void put_suite_properties(struct buf *b, const struct er_report *r)
+static void put_suite_properties(struct er_rp_buf *b, const struct er_report *r)
 {
         char v[32];
 
-        bputs(b, "    <properties>\n");
+        er_rp_puts(b, "    <properties>\n");
         put_property(b, "result", r->ok ? "ok" : "failed");
         snprintf(v, sizeof(v), "%d", r->exit_status);
         put_property(b, "exit_status", v);
         if (r->containment)
                 put_property(b, "containment", r->containment);
         put_property(b, "limits_enforced", r->limits_enforced ? "true" : "false");
-        bputs(b, "    </properties>\n");
+        er_rp_puts(b, "    </properties>\n");
 }
 
 /* Machine-readable usage as name: value lines; JUnit has no standard
  * per-testcase properties, but every CI shows system-out. */
-static void put_service_out(struct buf *b, const struct er_report_service *s)
+static void put_service_out(struct er_rp_buf *b, const struct er_report_service *s)
 {
-        bputs(b, "      <system-out>message: ");
-        service_how(s, b, CLEAN_XML);
-        bputs(b, "\n");
+        er_rp_puts(b, "      <system-out>message: ");
+        service_how(s, b, ER_RP_CLEAN_XML);
+        er_rp_puts(b, "\n");
         if (s->pid > 0)
-                bprintf(b, "pid: %d\n", s->pid);
-        if (has_time(s->started_ms))
-                bprintf(b, "started_ms: %" PRIu64 "\n", s->started_ms);
-        if (has_time(s->ready_ms))
-                bprintf(b, "ready_ms: %" PRIu64 "\n", s->ready_ms);
-        if (has_time(s->stopped_ms))
-                bprintf(b, "stopped_ms: %" PRIu64 "\n", s->stopped_ms);
+                er_rp_printf(b, "pid: %d\n", s->pid);
+        if (er_rp_has_time(s->started_ms))
+                er_rp_printf(b, "started_ms: %" PRIu64 "\n", s->started_ms);
+        if (er_rp_has_time(s->ready_ms))
+                er_rp_printf(b, "ready_ms: %" PRIu64 "\n", s->ready_ms);
+        if (er_rp_has_time(s->stopped_ms))
+                er_rp_printf(b, "stopped_ms: %" PRIu64 "\n", s->stopped_ms);
         if (service_has_run(s)) {
-                bprintf(b, "restarts: %u\ncpu_ms: %" PRIu64 "\n", s->restarts, s->cpu_ms);
+                er_rp_printf(b, "restarts: %u\ncpu_ms: %" PRIu64 "\n", s->restarts, s->cpu_ms);
                 if (s->memory_peak_bytes)
-                        bprintf(b, "memory_peak_bytes: %" PRIu64 " (%s)\n", s->memory_peak_bytes,
-                                s->memory_peak_is_tree ? "whole tree" : "largest single process");
+                        er_rp_printf(
+                            b, "memory_peak_bytes: %" PRIu64 " (%s)\n", s->memory_peak_bytes,
+                            s->memory_peak_is_tree ? "whole tree" : "largest single process");
         }
         if (s->log_dropped_bytes)
-                bprintf(b, "log_dropped_bytes: %" PRIu64 "\n", s->log_dropped_bytes);
-        bputs(b, "</system-out>\n");
+                er_rp_printf(b, "log_dropped_bytes: %" PRIu64 "\n", s->log_dropped_bytes);
+        er_rp_puts(b, "</system-out>\n");
 }
 
-static void put_testcase_open(struct buf *b, const struct er_report *r, const char *kind,
+static void put_testcase_open(struct er_rp_buf *b, const struct er_report *r, const char *kind,
                               const char *name, char *const *argv, uint64_t ms)
 {
-        bputs(b, "    <testcase classname=\"envrun.");
-        put_clean_str(b, r->project ? r->project : "", CLEAN_XML_ATTR);
-        bprintf(b, "\" name=\"%s ", kind);
+        er_rp_puts(b, "    <testcase classname=\"envrun.");
+        put_clean_str(b, r->project ? r->project : "", ER_RP_CLEAN_XML_ATTR);
+        er_rp_printf(b, "\" name=\"%s ", kind);
         if (argv)
-                put_clean_command(b, argv, CLEAN_XML_ATTR);
+                put_clean_command(b, argv, ER_RP_CLEAN_XML_ATTR);
         else
-                put_clean_str(b, name ? name : "?", CLEAN_XML_ATTR);
-        bputs(b, "\" time=\"");
+                put_clean_str(b, name ? name : "?", ER_RP_CLEAN_XML_ATTR);
+        er_rp_puts(b, "\" time=\"");
         put_xml_seconds(b, ms);
-        bputs(b, "\">\n");
+        er_rp_puts(b, "\">\n");
 }
 
-static void put_service_case(struct buf *b, const struct er_report *r,
+static void put_service_case(struct er_rp_buf *b, const struct er_report *r,
                              const struct er_report_service *s)
 {
         put_testcase_open(b, r, "service", s->name, NULL, service_uptime(r, s));
         if (s->error != ER_OK) {
-                bprintf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(s->error));
-                service_how(s, b, CLEAN_XML_ATTR);
-                bputs(b, "\">");
+                er_rp_printf(b, "      <failure type=\"%s\" message=\"",
+                             er_error_class_name(s->error));
+                service_how(s, b, ER_RP_CLEAN_XML_ATTR);
+                er_rp_puts(b, "\">");
                 if (s->n_tail == 0)
-                        service_how(s, b, CLEAN_XML);
+                        service_how(s, b, ER_RP_CLEAN_XML);
                 for (size_t j = 0; j < s->n_tail && j < ER_REPORT_TAIL_LINES; j++) {
-                        put_clean_str(b, s->tail[j], CLEAN_XML);
-                        bputs(b, "\n");
+                        put_clean_str(b, s->tail[j], ER_RP_CLEAN_XML);
+                        er_rp_puts(b, "\n");
                 }
-                bputs(b, "</failure>\n");
+                er_rp_puts(b, "</failure>\n");
         }
         put_service_out(b, s);
-        bputs(b, "    </testcase>\n");
+        er_rp_puts(b, "    </testcase>\n");
 }
 
-static void put_test_case(struct buf *b, const struct er_report *r)
+static void put_test_case(struct er_rp_buf *b, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
-        enum er_error_class c = test_class(t);
+        enum er_error_class c = er_rp_test_class(t);
         static char *const no_argv[] = {NULL};
 
         put_testcase_open(b, r, "test", NULL, t->argv ? t->argv : no_argv,
                           t->not_run ? 0 : t->duration_ms);
         if (t->not_run) {
-                bputs(b, "      <skipped message=\"not run (the environment failed)\"/>\n");
+                er_rp_puts(b, "      <skipped message=\"not run (the environment failed)\"/>\n");
         } else if (c != ER_OK) {
                 char status[64];
 
-                bprintf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(c));
-                put_test_how(b, t, CLEAN_XML_ATTR);
-                bputs(b, "\">");
+                er_rp_printf(b, "      <failure type=\"%s\" message=\"", er_error_class_name(c));
+                put_test_how(b, t, ER_RP_CLEAN_XML_ATTR);
+                er_rp_puts(b, "\">");
                 test_status(t, status, sizeof(status));
-                bprintf(b, "%s after %" PRIu64 " ms; envrun exit status %d", status, t->duration_ms,
-                        r->exit_status);
-                bputs(b, "</failure>\n");
+                er_rp_printf(b, "%s after %" PRIu64 " ms; envrun exit status %d", status,
+                             t->duration_ms, r->exit_status);
+                er_rp_puts(b, "</failure>\n");
         }
-        bputs(b, "    </testcase>\n");
+        er_rp_puts(b, "    </testcase>\n");
 }
 
 int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct buf b = {0};
+        struct er_rp_buf b = {0};
         size_t tests = r->n_services, failures = 0, skipped = 0;
 
         for (size_t i = 0; i < r->n_services; i++)
@@ -1138,25 +824,25 @@ int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
                 if (r->test.not_run)
                         skipped++;
                 else
-                        failures += test_class(&r->test) != ER_OK;
+                        failures += er_rp_test_class(&r->test) != ER_OK;
         }
-        bputs(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        bprintf(&b,
-                "<testsuites name=\"envrun\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-                "skipped=\"%zu\" time=\"",
-                tests, failures, skipped);
+        er_rp_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        er_rp_printf(&b,
+                     "<testsuites name=\"envrun\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+                     "skipped=\"%zu\" time=\"",
+                     tests, failures, skipped);
         put_xml_seconds(&b, r->total_ms);
-        bputs(&b, "\">\n  <testsuite name=\"envrun: ");
-        put_clean_str(&b, r->project ? r->project : "", CLEAN_XML_ATTR);
-        bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"", tests,
-                failures, skipped);
+        er_rp_puts(&b, "\">\n  <testsuite name=\"envrun: ");
+        put_clean_str(&b, r->project ? r->project : "", ER_RP_CLEAN_XML_ATTR);
+        er_rp_printf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\" time=\"",
+                     tests, failures, skipped);
         put_xml_seconds(&b, r->total_ms);
-        bputs(&b, "\">\n");
+        er_rp_puts(&b, "\">\n");
         put_suite_properties(&b, r);
         for (size_t i = 0; i < r->n_services; i++)
                 put_service_case(&b, r, &r->services[i]);
         if (r->test.present)
                 put_test_case(&b, r);
-        bputs(&b, "  </testsuite>\n</testsuites>\n");
-        return buf_finish(&b, ret, ret_len);
+        er_rp_puts(&b, "  </testsuite>\n</testsuites>\n");
+        return er_rp_finish(&b, ret, ret_len);
 }

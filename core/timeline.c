@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report_priv.h"
 #include "units.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -30,16 +30,14 @@
 #define NAME_CHARS_MAX 32
 #define DETAIL_CHARS_MAX 72
 #define TOOLTIP_CHARS_MAX 600
-#define COMMAND_SHOWN_MAX 200
 
 #define TICKS_MAX 10
 /* Times past this (about 35 years) are clamped, which keeps the pixel
  * arithmetic below in 64 bits. */
 #define MS_MAX (UINT64_C(1) << 40)
 
-#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
-#define ELLIPSIS "\xe2\x80\xa6"    /* U+2026 */
-#define SEP " \xc2\xb7 "           /* " · " */
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026 */
+#define SEP " \xc2\xb7 "        /* " · " */
 
 /* Colours: amber while starting, green once up, red shades for a failure
  * (its starting part lighter), blue for the test. */
@@ -61,113 +59,7 @@ static const char style[] = "text{font-family:sans-serif;font-size:12px;fill:#22
                             ".legend{fill:#444}\n"
                             ".sep{stroke:#bbb;stroke-width:1}\n";
 
-/* ---- an output buffer that remembers running out of memory ---- */
-
-struct buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static bool buf_reserve(struct buf *b, size_t more)
-{
-        size_t cap;
-        char *p;
-
-        if (b->oom)
-                return false;
-        if (b->len + more + 1 <= b->cap)
-                return true;
-        cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + more + 1) {
-                if (cap > SIZE_MAX / 2)
-                        goto oom;
-                cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (!p)
-                goto oom;
-        b->p = p;
-        b->cap = cap;
-        return true;
-oom:
-        b->oom = true;
-        return false;
-}
-
-static void bput(struct buf *b, const char *s, size_t n)
-{
-        if (!buf_reserve(b, n))
-                return;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
-}
-
-static void bputs(struct buf *b, const char *s)
-{
-        bput(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b, const char *fmt, ...)
-{
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0 || !buf_reserve(b, (size_t)n))
-                return;
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
-
 /* ---- XML text ---- */
-
-static bool utf8_cont(unsigned char c)
-{
-        return (c & 0xC0) == 0x80;
-}
-
-/* Decodes one UTF-8 sequence of s[0..n), n > 0: its length, and the code
- * point in *cp or -1 for a byte that starts no valid sequence. */
-static size_t utf8_next(const unsigned char *s, size_t n, int32_t *cp)
-{
-        unsigned char c = s[0];
-        size_t len;
-        int32_t v, min;
-
-        if (c < 0x80) {
-                *cp = c;
-                return 1;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-                len = 2, v = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-                len = 3, v = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                len = 4, v = c & 0x07, min = 0x10000;
-        } else {
-                goto bad;
-        }
-        if (n < len)
-                goto bad;
-        for (size_t i = 1; i < len; i++) {
-                if (!utf8_cont(s[i]))
-                        goto bad;
-                v = v << 6 | (s[i] & 0x3F);
-        }
-        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-                goto bad;
-        *cp = v;
-        return len;
-bad:
-        *cp = -1;
-        return 1;
-}
 
 static size_t count_chars(const char *str, size_t n)
 {
@@ -176,27 +68,10 @@ static size_t count_chars(const char *str, size_t n)
         int32_t cp;
 
         while (i < n) {
-                i += utf8_next(s + i, n - i, &cp);
+                i += er_rp_utf8_next(s + i, n - i, &cp);
                 chars++;
         }
         return chars;
-}
-
-static const char *entity(int32_t cp)
-{
-        switch (cp) {
-        case '&':
-                return "&amp;";
-        case '<':
-                return "&lt;";
-        case '>':
-                return "&gt;";
-        case '"':
-                return "&quot;";
-        case '\'':
-                return "&apos;";
-        }
-        return NULL;
 }
 
 /* Appends str[0..n) as XML character data that is also safe in an
@@ -204,73 +79,42 @@ static const char *entity(int32_t cp)
  * Invalid UTF-8 and control characters (which XML forbids or a label
  * cannot show) become U+FFFD; a newline stays one only when multiline
  * (tooltips), tab, CR and LF are spaces otherwise. */
-static void put_xml(struct buf *b, const char *str, size_t n, size_t max_chars, bool multiline)
+static void put_xml(struct er_rp_buf *b, const char *str, size_t n, size_t max_chars,
+                    bool multiline)
 {
+        enum er_rp_clean mode = multiline ? ER_RP_CLEAN_SVG_LINES : ER_RP_CLEAN_SVG;
         const unsigned char *s = (const unsigned char *)str;
-        size_t total = count_chars(str, n), shown = 0, i = 0;
-        size_t limit = total > max_chars ? max_chars - 1 : total;
+        size_t cut = 0;
+        int32_t cp;
 
-        while (i < n && shown < limit) {
-                const char *ent;
-                int32_t cp;
-                size_t len = utf8_next(s + i, n - i, &cp);
-
-                if (cp == '\n' && multiline)
-                        bputs(b, "&#10;");
-                else if (cp == '\t' || cp == '\n' || cp == '\r')
-                        bputs(b, " ");
-                else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0xFFFE || cp == 0xFFFF)
-                        bputs(b, REPLACEMENT);
-                else if ((ent = entity(cp)))
-                        bputs(b, ent);
-                else
-                        bput(b, str + i, len);
-                i += len;
-                shown++;
+        if (count_chars(str, n) <= max_chars) {
+                er_rp_put_clean(b, str, n, mode);
+                return;
         }
-        if (total > max_chars)
-                bputs(b, ELLIPSIS);
+        for (size_t shown = 0; shown + 1 < max_chars; shown++)
+                cut += er_rp_utf8_next(s + cut, n - cut, &cp);
+        er_rp_put_clean(b, str, cut, mode);
+        er_rp_puts(b, ELLIPSIS);
 }
 
-static void put_xml_str(struct buf *b, const char *s, size_t max_chars)
+static void put_xml_str(struct er_rp_buf *b, const char *s, size_t max_chars)
 {
         put_xml(b, s ? s : "?", s ? strlen(s) : 1, max_chars, false);
 }
 
 /* A raw text built in a scratch buffer, then escaped into b. */
-static void put_xml_buf(struct buf *b, struct buf *raw, size_t max_chars, bool multiline)
+static void put_xml_buf(struct er_rp_buf *b, struct er_rp_buf *raw, size_t max_chars,
+                        bool multiline)
 {
         if (raw->oom)
                 b->oom = true;
         else if (raw->len)
                 put_xml(b, raw->p, raw->len, max_chars, multiline);
         free(raw->p);
-        *raw = (struct buf){0};
+        *raw = (struct er_rp_buf){0};
 }
 
 /* ---- what the report says ---- */
-
-static bool has_time(uint64_t ms)
-{
-        return ms != ER_REPORT_NO_TIME;
-}
-
-/* "412ms", "5.7s", "2m05s", "1h02m" (as the text report writes them) */
-static void fmt_ms(uint64_t ms, char *out, size_t len)
-{
-        if (ms < 1000) {
-                snprintf(out, len, "%" PRIu64 "ms", ms);
-        } else if (ms < 59950) {
-                uint64_t tenths = (ms + 50) / 100;
-                snprintf(out, len, "%" PRIu64 ".%" PRIu64 "s", tenths / 10, tenths % 10);
-        } else if (ms < 3600 * 1000 - 500) {
-                uint64_t s = (ms + 500) / 1000;
-                snprintf(out, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
-        } else {
-                uint64_t m = (ms + 30000) / 60000;
-                snprintf(out, len, "%" PRIu64 "h%02" PRIu64 "m", m / 60, m % 60);
-        }
-}
 
 /* An axis label, exact for the steps of pick_step: "0", "500ms", "1.5s",
  * "2m", "2m30s", "1h", "1h30m". */
@@ -297,78 +141,22 @@ static void fmt_tick(uint64_t ms, char *out, size_t len)
                          ms % 3600000 / 60000);
 }
 
-static bool test_failed(const struct er_report_test *t)
-{
-        return t->timed_out || t->exit_code != 0 || t->signal != 0;
-}
-
-/* As the text report derives it: the test has no class of its own. */
-static enum er_error_class test_class(const struct er_report_test *t)
-{
-        if (t->timed_out)
-                return ER_TIMEOUT_EXPIRED;
-        return test_failed(t) ? ER_PROCESS_EXITED_WITH_ERROR : ER_OK;
-}
-
-static bool shell_safe(const char *a)
-{
-        if (!*a)
-                return false;
-        for (; *a; a++)
-                if (!strchr(
-                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-",
-                        *a))
-                        return false;
-        return true;
-}
-
-/* argv as a shell would read it back, cut after whole arguments past
- * COMMAND_SHOWN_MAX bytes; raw, escaped later. */
-static void put_command(struct buf *b, char *const *argv)
-{
-        size_t start = b->len;
-
-        for (size_t i = 0; argv && argv[i]; i++) {
-                if (i > 0) {
-                        if (b->len - start + strlen(argv[i]) > COMMAND_SHOWN_MAX) {
-                                bputs(b, " ...");
-                                return;
-                        }
-                        bputs(b, " ");
-                }
-                if (shell_safe(argv[i])) {
-                        bputs(b, argv[i]);
-                        continue;
-                }
-                bputs(b, "'");
-                for (const char *p = argv[i]; *p; p++) {
-                        if (*p == '\'')
-                                bputs(b, "'\\''");
-                        else
-                                bput(b, p, 1);
-                }
-                bputs(b, "'");
-        }
-        if (b->len == start)
-                bputs(b, "-");
-}
-
 /* How the test ended, raw: the scheduler's message, else "exited 2". */
-static void put_test_how(struct buf *b, const struct er_report_test *t)
+static void put_test_how(struct er_rp_buf *b, const struct er_report_test *t)
 {
         char sig[32];
 
         if (t->message[0])
-                bput(b, t->message, strnlen(t->message, sizeof(t->message)));
+                er_rp_put(b, t->message, strnlen(t->message, sizeof(t->message)));
         else if (t->timed_out)
-                bputs(b, "timed out");
+                er_rp_puts(b, "timed out");
         else if (t->exit_code >= 0)
-                bprintf(b, "exited %d", t->exit_code);
+                er_rp_printf(b, "exited %d", t->exit_code);
         else if (t->signal > 0) {
                 er_signal_format(t->signal, sig, sizeof(sig));
-                bprintf(b, "killed by %s", sig);
+                er_rp_printf(b, "killed by %s", sig);
         } else
-                bputs(b, "ended");
+                er_rp_puts(b, "ended");
 }
 
 /* ---- the chart ---- */
@@ -402,7 +190,7 @@ static uint64_t clamp_ms(uint64_t ms)
 static uint64_t service_end(const struct er_report *r, const struct er_report_service *s)
 {
         /* Still running when the report was made: up to its end. */
-        return clamp_ms(has_time(s->stopped_ms) ? s->stopped_ms : r->total_ms);
+        return clamp_ms(er_rp_has_time(s->stopped_ms) ? s->stopped_ms : r->total_ms);
 }
 
 static uint64_t test_end(const struct er_report *r)
@@ -442,7 +230,7 @@ static void layout(struct chart *c, const struct er_report *r)
 
                 if (chars > name_chars)
                         name_chars = chars > NAME_CHARS_MAX ? NAME_CHARS_MAX : chars;
-                if (has_time(s->started_ms) && service_end(r, s) > span)
+                if (er_rp_has_time(s->started_ms) && service_end(r, s) > span)
                         span = service_end(r, s);
         }
         if (test_ran(r) && test_end(r) > span)
@@ -469,12 +257,12 @@ static uint64_t x100(const struct chart *c, uint64_t ms)
         return (uint64_t)c->x0 * 100 + ms * (CHART_W * 100) / c->axis_ms;
 }
 
-static void put_px(struct buf *b, uint64_t v100)
+static void put_px(struct er_rp_buf *b, uint64_t v100)
 {
         if (v100 % 100)
-                bprintf(b, "%" PRIu64 ".%02" PRIu64, v100 / 100, v100 % 100);
+                er_rp_printf(b, "%" PRIu64 ".%02" PRIu64, v100 / 100, v100 % 100);
         else
-                bprintf(b, "%" PRIu64, v100 / 100);
+                er_rp_printf(b, "%" PRIu64, v100 / 100);
 }
 
 static unsigned row_top(const struct chart *c, size_t i)
@@ -489,117 +277,118 @@ static unsigned rows_bottom(const struct chart *c)
 
 /* <rect class="CLASS" x=.. y=.. width=.. height=..> over [from, to) of
  * row i, at least one pixel wide so that an instant still shows. */
-static void put_span(struct buf *b, const struct chart *c, size_t i, const char *class,
+static void put_span(struct er_rp_buf *b, const struct chart *c, size_t i, const char *class,
                      const char *name, uint64_t from, uint64_t to)
 {
         uint64_t x = x100(c, from), w = to > from ? x100(c, to) - x : 0;
 
         if (w < 100)
                 w = 100;
-        bprintf(b, "<rect class=\"%s\"", class);
+        er_rp_printf(b, "<rect class=\"%s\"", class);
         if (name) {
-                bputs(b, " data-name=\"");
+                er_rp_puts(b, " data-name=\"");
                 put_xml_str(b, name, TOOLTIP_CHARS_MAX);
-                bputs(b, "\"");
+                er_rp_puts(b, "\"");
         }
-        bputs(b, " x=\"");
+        er_rp_puts(b, " x=\"");
         put_px(b, x);
-        bprintf(b, "\" y=\"%u\" width=\"", row_top(c, i) + (ROW_H - BAR_H) / 2);
+        er_rp_printf(b, "\" y=\"%u\" width=\"", row_top(c, i) + (ROW_H - BAR_H) / 2);
         put_px(b, w);
-        bprintf(b, "\" height=\"%u\"/>\n", BAR_H);
+        er_rp_printf(b, "\" height=\"%u\"/>\n", BAR_H);
 }
 
-static void put_name(struct buf *b, const struct chart *c, size_t i, const char *name)
+static void put_name(struct er_rp_buf *b, const struct chart *c, size_t i, const char *name)
 {
-        bprintf(b, "<text class=\"name\" x=\"%u\" y=\"%u\">", MARGIN + 4, row_top(c, i) + 16);
+        er_rp_printf(b, "<text class=\"name\" x=\"%u\" y=\"%u\">", MARGIN + 4, row_top(c, i) + 16);
         put_xml_str(b, name, NAME_CHARS_MAX);
-        bputs(b, "</text>\n");
+        er_rp_puts(b, "</text>\n");
 }
 
-static void put_detail(struct buf *b, const struct chart *c, size_t i, struct buf *raw)
+static void put_detail(struct er_rp_buf *b, const struct chart *c, size_t i, struct er_rp_buf *raw)
 {
-        bprintf(b, "<text class=\"detail\" x=\"%u\" y=\"%u\">", c->x0 + CHART_W + GAP,
-                row_top(c, i) + 16);
+        er_rp_printf(b, "<text class=\"detail\" x=\"%u\" y=\"%u\">", c->x0 + CHART_W + GAP,
+                     row_top(c, i) + 16);
         put_xml_buf(b, raw, DETAIL_CHARS_MAX, false);
-        bputs(b, "</text>\n");
+        er_rp_puts(b, "</text>\n");
 }
 
-static void put_row_open(struct buf *b, const char *class, struct buf *tooltip)
+static void put_row_open(struct er_rp_buf *b, const char *class, struct er_rp_buf *tooltip)
 {
-        bprintf(b, "<g class=\"row %s\">\n<title>", class);
+        er_rp_printf(b, "<g class=\"row %s\">\n<title>", class);
         put_xml_buf(b, tooltip, TOOLTIP_CHARS_MAX, true);
-        bputs(b, "</title>\n");
+        er_rp_puts(b, "</title>\n");
 }
 
 /* " · " between parts, none before the first. */
-static void sep(struct buf *b)
+static void sep(struct er_rp_buf *b)
 {
         if (b->len)
-                bputs(b, SEP);
+                er_rp_puts(b, SEP);
 }
 
-static void put_plural(struct buf *b, unsigned n, const char *what)
+static void put_plural(struct er_rp_buf *b, unsigned n, const char *what)
 {
-        bprintf(b, "%u %s%s", n, what, n == 1 ? "" : "s");
+        er_rp_printf(b, "%u %s%s", n, what, n == 1 ? "" : "s");
 }
 
-static void put_message(struct buf *b, const struct er_report_service *s)
+static void put_message(struct er_rp_buf *b, const struct er_report_service *s)
 {
-        bput(b, s->message, strnlen(s->message, sizeof(s->message)));
+        er_rp_put(b, s->message, strnlen(s->message, sizeof(s->message)));
 }
 
 /* The tooltip: everything the row knows, one fact a line. */
-static void service_tooltip(struct buf *t, const struct er_report_service *s)
+static void service_tooltip(struct er_rp_buf *t, const struct er_report_service *s)
 {
         char a[32], d[32];
 
-        bprintf(t, "%s: %s", s->name ? s->name : "?", er_error_class_name(s->error));
-        if (has_time(s->started_ms)) {
-                fmt_ms(s->started_ms, a, sizeof(a));
-                bprintf(t, "\nspawned at %s", a);
+        er_rp_printf(t, "%s: %s", s->name ? s->name : "?", er_error_class_name(s->error));
+        if (er_rp_has_time(s->started_ms)) {
+                er_rp_fmt_ms(s->started_ms, a, sizeof(a));
+                er_rp_printf(t, "\nspawned at %s", a);
         }
-        if (has_time(s->started_ms) && has_time(s->ready_ms) && s->ready_ms >= s->started_ms) {
-                fmt_ms(s->ready_ms, a, sizeof(a));
-                fmt_ms(s->ready_ms - s->started_ms, d, sizeof(d));
-                bprintf(t, "\nready at %s (after %s)", a, d);
+        if (er_rp_has_time(s->started_ms) && er_rp_has_time(s->ready_ms) &&
+            s->ready_ms >= s->started_ms) {
+                er_rp_fmt_ms(s->ready_ms, a, sizeof(a));
+                er_rp_fmt_ms(s->ready_ms - s->started_ms, d, sizeof(d));
+                er_rp_printf(t, "\nready at %s (after %s)", a, d);
         }
-        if (has_time(s->stopped_ms)) {
-                fmt_ms(s->stopped_ms, a, sizeof(a));
-                bprintf(t, "\nstopped at %s", a);
+        if (er_rp_has_time(s->stopped_ms)) {
+                er_rp_fmt_ms(s->stopped_ms, a, sizeof(a));
+                er_rp_printf(t, "\nstopped at %s", a);
         }
         if (s->failed_attempts) {
-                bputs(t, "\n");
+                er_rp_puts(t, "\n");
                 put_plural(t, s->failed_attempts, "failed readiness attempt");
         }
         if (s->restarts) {
-                bputs(t, "\n");
+                er_rp_puts(t, "\n");
                 put_plural(t, s->restarts, "restart");
         }
         if (s->message[0]) {
-                bputs(t, "\n");
+                er_rp_puts(t, "\n");
                 put_message(t, s);
         }
 }
 
 /* The note right of the chart: for a failure its class first. */
-static void service_detail(struct buf *d, const struct chart *c, const struct er_report_service *s,
-                           bool started)
+static void service_detail(struct er_rp_buf *d, const struct chart *c,
+                           const struct er_report_service *s, bool started)
 {
         uint64_t start = clamp_ms(s->started_ms), end = service_end(c->r, s);
         char t[32];
 
         if (s->error != ER_OK)
-                bputs(d, er_error_class_name(s->error));
+                er_rp_puts(d, er_error_class_name(s->error));
         if (started && s->error == ER_OK) {
-                if (has_time(s->ready_ms) && s->ready_ms >= s->started_ms) {
-                        fmt_ms(s->ready_ms - s->started_ms, t, sizeof(t));
-                        bprintf(d, "ready in %s", t);
+                if (er_rp_has_time(s->ready_ms) && s->ready_ms >= s->started_ms) {
+                        er_rp_fmt_ms(s->ready_ms - s->started_ms, t, sizeof(t));
+                        er_rp_printf(d, "ready in %s", t);
                 } else {
-                        bputs(d, "not ready");
+                        er_rp_puts(d, "not ready");
                 }
-                fmt_ms(end > start ? end - start : 0, t, sizeof(t));
+                er_rp_fmt_ms(end > start ? end - start : 0, t, sizeof(t));
                 sep(d);
-                bprintf(d, "up %s", t);
+                er_rp_printf(d, "up %s", t);
         }
         if (s->failed_attempts) {
                 sep(d);
@@ -615,12 +404,12 @@ static void service_detail(struct buf *d, const struct chart *c, const struct er
         }
 }
 
-static void put_service_row(struct buf *b, const struct chart *c, size_t i)
+static void put_service_row(struct er_rp_buf *b, const struct chart *c, size_t i)
 {
         const struct er_report_service *s = &c->r->services[i];
-        bool started = has_time(s->started_ms);
+        bool started = er_rp_has_time(s->started_ms);
         bool failed = s->error != ER_OK;
-        struct buf raw = {0};
+        struct er_rp_buf raw = {0};
         char class[64];
 
         snprintf(class, sizeof(class), "service %s%s", failed ? "failed" : "ok",
@@ -634,7 +423,7 @@ static void put_service_row(struct buf *b, const struct chart *c, size_t i)
 
                 if (end < from)
                         end = from;
-                if (has_time(s->ready_ms) && s->ready_ms >= from && s->ready_ms <= end)
+                if (er_rp_has_time(s->ready_ms) && s->ready_ms >= from && s->ready_ms <= end)
                         ready = s->ready_ms;
                 put_span(b, c, i, failed ? "bar service failed" : "bar service ok", s->name, from,
                          end);
@@ -643,50 +432,50 @@ static void put_service_row(struct buf *b, const struct chart *c, size_t i)
         }
         service_detail(&raw, c, s, started);
         put_detail(b, c, i, &raw);
-        bputs(b, "</g>\n");
+        er_rp_puts(b, "</g>\n");
 }
 
-static void put_test_row(struct buf *b, const struct chart *c)
+static void put_test_row(struct er_rp_buf *b, const struct chart *c)
 {
         const struct er_report_test *t = &c->r->test;
         size_t i = c->r->n_services;
-        bool ran = test_ran(c->r), failed = ran && test_failed(t);
-        struct buf raw = {0};
+        bool ran = test_ran(c->r), failed = ran && er_rp_test_class(t) != ER_OK;
+        struct er_rp_buf raw = {0};
         char a[32], d[32];
 
-        bputs(&raw, "test: ");
-        put_command(&raw, t->argv);
+        er_rp_puts(&raw, "test: ");
+        er_rp_put_command(&raw, t->argv);
         if (ran) {
-                fmt_ms(t->started_ms, a, sizeof(a));
-                fmt_ms(t->duration_ms, d, sizeof(d));
-                bprintf(&raw, "\nstarted at %s, ran %s\n", a, d);
+                er_rp_fmt_ms(t->started_ms, a, sizeof(a));
+                er_rp_fmt_ms(t->duration_ms, d, sizeof(d));
+                er_rp_printf(&raw, "\nstarted at %s, ran %s\n", a, d);
                 put_test_how(&raw, t);
         } else {
-                bputs(&raw, "\nnot run (the environment failed)");
+                er_rp_puts(&raw, "\nnot run (the environment failed)");
         }
         put_row_open(b, !ran ? "test not-started" : failed ? "test failed" : "test ok", &raw);
         /* The test is no service: a rule sets it apart. */
-        bprintf(b, "<line class=\"sep\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", MARGIN,
-                c->width - MARGIN, row_top(c, i), row_top(c, i));
+        er_rp_printf(b, "<line class=\"sep\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", MARGIN,
+                     c->width - MARGIN, row_top(c, i), row_top(c, i));
         put_name(b, c, i, "test");
         if (ran)
                 put_span(b, c, i, failed ? "bar test failed" : "bar test ok", "test",
                          clamp_ms(t->started_ms), test_end(c->r));
         if (!ran) {
-                bputs(&raw, "not run (the environment failed)");
+                er_rp_puts(&raw, "not run (the environment failed)");
         } else {
                 if (failed)
-                        bprintf(&raw, "%s" SEP, er_error_class_name(test_class(t)));
+                        er_rp_printf(&raw, "%s" SEP, er_error_class_name(er_rp_test_class(t)));
                 put_test_how(&raw, t);
-                fmt_ms(t->duration_ms, d, sizeof(d));
-                bprintf(&raw, SEP "%s" SEP "$ ", d);
-                put_command(&raw, t->argv);
+                er_rp_fmt_ms(t->duration_ms, d, sizeof(d));
+                er_rp_printf(&raw, SEP "%s" SEP "$ ", d);
+                er_rp_put_command(&raw, t->argv);
         }
         put_detail(b, c, i, &raw);
-        bputs(b, "</g>\n");
+        er_rp_puts(b, "</g>\n");
 }
 
-static void put_axis(struct buf *b, const struct chart *c)
+static void put_axis(struct er_rp_buf *b, const struct chart *c)
 {
         unsigned bottom = rows_bottom(c);
         char label[32];
@@ -694,26 +483,27 @@ static void put_axis(struct buf *b, const struct chart *c)
         for (uint64_t ms = 0; ms <= c->axis_ms; ms += c->step_ms) {
                 uint64_t x = x100(c, ms);
 
-                bputs(b, "<line class=\"grid\" x1=\"");
+                er_rp_puts(b, "<line class=\"grid\" x1=\"");
                 put_px(b, x);
-                bputs(b, "\" x2=\"");
+                er_rp_puts(b, "\" x2=\"");
                 put_px(b, x);
-                bprintf(b, "\" y1=\"%u\" y2=\"%u\"/>\n", c->top - 3, bottom + 3);
+                er_rp_printf(b, "\" y1=\"%u\" y2=\"%u\"/>\n", c->top - 3, bottom + 3);
                 fmt_tick(ms, label, sizeof(label));
                 for (int k = 0; k < 2; k++) {
-                        bputs(b, "<text class=\"tick\" x=\"");
+                        er_rp_puts(b, "<text class=\"tick\" x=\"");
                         put_px(b, x);
-                        bprintf(b, "\" y=\"%u\">%s</text>\n", k ? bottom + 14 : c->top - 6, label);
+                        er_rp_printf(b, "\" y=\"%u\">%s</text>\n", k ? bottom + 14 : c->top - 6,
+                                     label);
                 }
         }
-        bprintf(b, "<line class=\"axis\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", c->x0,
-                c->x0 + CHART_W, c->top - 1, c->top - 1);
-        bprintf(b, "<line class=\"axis\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", c->x0,
-                c->x0 + CHART_W, bottom + 1, bottom + 1);
+        er_rp_printf(b, "<line class=\"axis\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", c->x0,
+                     c->x0 + CHART_W, c->top - 1, c->top - 1);
+        er_rp_printf(b, "<line class=\"axis\" x1=\"%u\" x2=\"%u\" y1=\"%u\" y2=\"%u\"/>\n", c->x0,
+                     c->x0 + CHART_W, bottom + 1, bottom + 1);
 }
 
 /* Dashed lines where the test started and ended, across every row. */
-static void put_markers(struct buf *b, const struct chart *c)
+static void put_markers(struct er_rp_buf *b, const struct chart *c)
 {
         uint64_t at[2];
 
@@ -724,15 +514,15 @@ static void put_markers(struct buf *b, const struct chart *c)
         for (int k = 0; k < 2; k++) {
                 uint64_t x = x100(c, at[k]);
 
-                bputs(b, "<line class=\"marker\" x1=\"");
+                er_rp_puts(b, "<line class=\"marker\" x1=\"");
                 put_px(b, x);
-                bputs(b, "\" x2=\"");
+                er_rp_puts(b, "\" x2=\"");
                 put_px(b, x);
-                bprintf(b, "\" y1=\"%u\" y2=\"%u\"/>\n", c->top, rows_bottom(c));
+                er_rp_printf(b, "\" y1=\"%u\" y2=\"%u\"/>\n", c->top, rows_bottom(c));
         }
 }
 
-static void put_legend(struct buf *b, const struct chart *c)
+static void put_legend(struct er_rp_buf *b, const struct chart *c)
 {
         static const char *const items[][2] = {
             {"starting", "starting (spawned, not ready yet)"},
@@ -743,58 +533,59 @@ static void put_legend(struct buf *b, const struct chart *c)
         unsigned x = c->x0, y = rows_bottom(c) + AXIS_H + 8;
 
         for (size_t k = 0; k < ARRAY_SIZE(items); k++) {
-                bprintf(b,
-                        "<rect class=\"swatch %s\" x=\"%u\" y=\"%u\" width=\"12\" height=\"12\"/>"
-                        "<text class=\"legend\" x=\"%u\" y=\"%u\">%s</text>\n",
-                        items[k][0], x, y, x + 17, y + 10, items[k][1]);
+                er_rp_printf(
+                    b,
+                    "<rect class=\"swatch %s\" x=\"%u\" y=\"%u\" width=\"12\" height=\"12\"/>"
+                    "<text class=\"legend\" x=\"%u\" y=\"%u\">%s</text>\n",
+                    items[k][0], x, y, x + 17, y + 10, items[k][1]);
                 x += 17 + (unsigned)strlen(items[k][1]) * 6 + 24;
         }
-        bprintf(b,
-                "<text class=\"legend\" x=\"%u\" y=\"%u\">dashed lines: the test starts and "
-                "ends</text>\n",
-                x, y + 10);
+        er_rp_printf(b,
+                     "<text class=\"legend\" x=\"%u\" y=\"%u\">dashed lines: the test starts and "
+                     "ends</text>\n",
+                     x, y + 10);
 }
 
-static void put_title(struct buf *b, const struct chart *c)
+static void put_title(struct er_rp_buf *b, const struct chart *c)
 {
         const struct er_report *r = c->r;
         char total[32];
 
-        fmt_ms(r->total_ms, total, sizeof(total));
-        bprintf(b, "<text class=\"title\" x=\"%u\" y=\"%u\">envrun", MARGIN, MARGIN + 14);
+        er_rp_fmt_ms(r->total_ms, total, sizeof(total));
+        er_rp_printf(b, "<text class=\"title\" x=\"%u\" y=\"%u\">envrun", MARGIN, MARGIN + 14);
         if (r->project) {
-                bputs(b, ": ");
+                er_rp_puts(b, ": ");
                 put_xml_str(b, r->project, NAME_CHARS_MAX * 2);
         }
-        bprintf(b, SEP "%s" SEP "exit status %d" SEP "total %s</text>\n", r->ok ? "ok" : "failed",
-                r->exit_status, total);
+        er_rp_printf(b, SEP "%s" SEP "exit status %d" SEP "total %s</text>\n",
+                     r->ok ? "ok" : "failed", r->exit_status, total);
 }
 
 int er_timeline_svg(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct buf b = {0};
+        struct er_rp_buf b = {0};
         struct chart c;
 
         layout(&c, r);
-        bputs(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        bprintf(&b,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%u\" "
-                "height=\"%u\" viewBox=\"0 0 %u %u\" role=\"img\">\n",
-                c.width, c.height, c.width, c.height);
-        bputs(&b, "<title>envrun timeline");
+        er_rp_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        er_rp_printf(&b,
+                     "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%u\" "
+                     "height=\"%u\" viewBox=\"0 0 %u %u\" role=\"img\">\n",
+                     c.width, c.height, c.width, c.height);
+        er_rp_puts(&b, "<title>envrun timeline");
         if (r->project) {
-                bputs(&b, ": ");
+                er_rp_puts(&b, ": ");
                 put_xml_str(&b, r->project, TOOLTIP_CHARS_MAX);
         }
-        bprintf(&b, "</title>\n<style>\n%s</style>\n", style);
-        bprintf(&b, "<rect x=\"0\" y=\"0\" width=\"%u\" height=\"%u\" fill=\"#fff\"/>\n", c.width,
-                c.height);
+        er_rp_printf(&b, "</title>\n<style>\n%s</style>\n", style);
+        er_rp_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%u\" height=\"%u\" fill=\"#fff\"/>\n",
+                     c.width, c.height);
         put_title(&b, &c);
         /* Stripes first, then the grid over them, then the bars. */
         for (size_t i = 1; i < c.rows; i += 2)
-                bprintf(&b,
-                        "<rect class=\"stripe\" x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\"/>\n",
-                        MARGIN, row_top(&c, i), c.width - 2 * MARGIN, ROW_H);
+                er_rp_printf(
+                    &b, "<rect class=\"stripe\" x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\"/>\n",
+                    MARGIN, row_top(&c, i), c.width - 2 * MARGIN, ROW_H);
         put_axis(&b, &c);
         for (size_t i = 0; i < r->n_services; i++)
                 put_service_row(&b, &c, i);
@@ -802,13 +593,6 @@ int er_timeline_svg(const struct er_report *r, char **ret, size_t *ret_len)
                 put_test_row(&b, &c);
         put_markers(&b, &c);
         put_legend(&b, &c);
-        bputs(&b, "</svg>\n");
-        if (!buf_reserve(&b, 0)) {
-                free(b.p);
-                return -ENOMEM;
-        }
-        *ret = b.p;
-        if (ret_len)
-                *ret_len = b.len;
-        return 0;
+        er_rp_puts(&b, "</svg>\n");
+        return er_rp_finish(&b, ret, ret_len);
 }

@@ -210,13 +210,16 @@ static int mkdir_owned(const char *path, mode_t mode)
         return 0;
 }
 
-static int state_base(char *buf, size_t len)
+/* for_others: a service runs as another user and must reach the state
+ * directory; $XDG_RUNTIME_DIR (/run/user/UID) is 0700 and not ours to open,
+ * so the base is then /tmp/envrun-UID, whose modes envrun sets itself. */
+static int state_base(char *buf, size_t len, bool for_others)
 {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         int r;
         if (arg_state_dir)
                 snprintf(buf, len, "%s", arg_state_dir);
-        else if (xdg && *xdg)
+        else if (xdg && *xdg && !for_others)
                 snprintf(buf, len, "%s/envrun", xdg);
         else
                 snprintf(buf, len, "/tmp/envrun-%u", (unsigned)geteuid());
@@ -333,7 +336,11 @@ int verb_exec(int argc, char **argv)
                                 "nothing to run: give a command (envrun exec -- CMD) or a 'test:' in '%s'",
                                 path);
         }
-        if ((rc = state_base(base, sizeof(base))) < 0) {
+        bool for_others = false;
+        for (size_t i = 0; i < probe->n_services; i++)
+                if (probe->services[i].user && probe->services[i].uid != (long)geteuid())
+                        for_others = true;
+        if ((rc = state_base(base, sizeof(base), for_others)) < 0) {
                 er_config_free(probe);
                 return cli_fail(EXIT_EXEC_ENV, "state directory '%s': %s", base, strerror(-rc));
         }
@@ -354,16 +361,11 @@ int verb_exec(int argc, char **argv)
          * ENVRUN_STATE_DIR: the directories on the way become traversable
          * (not listable) and tmp/ sticky and world-writable like /tmp;
          * logs/ and the records stay private. */
-        for (size_t i = 0; i < probe->n_services; i++)
-                if (probe->services[i].user && (probe->services[i].uid != (long)geteuid())) {
-                        if (chmod(base, 0711) < 0 || chmod(inst, 0711) < 0 || chmod(tmpdir, 01777) < 0) {
-                                cli_fail(EXIT_EXEC_ENV, "cannot open '%s' to service users: %s", inst,
-                                         strerror(errno));
-                                er_config_free(probe);
-                                goto out_rm;
-                        }
-                        break;
-                }
+        if (for_others && (chmod(base, 0711) < 0 || chmod(inst, 0711) < 0 || chmod(tmpdir, 01777) < 0)) {
+                cli_fail(EXIT_EXEC_ENV, "cannot open '%s' to service users: %s", inst, strerror(errno));
+                er_config_free(probe);
+                goto out_rm;
+        }
         rc = er_ports_allocate(&ports, base, probe->n_ports);
         er_config_free(probe);
         if (rc < 0) {

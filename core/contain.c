@@ -1,6 +1,7 @@
 /* contain: one service's process tree, by cgroup2 or by session + marker
  * (SPEC §5.6).  See contain.h for the two mechanisms. */
 #include "contain.h"
+#include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -154,6 +156,49 @@ static int find_cgroup2(char **ret_mnt, char **ret_root)
         return 0;
 }
 
+/* The mount point of the cgroup v1 hierarchy that holds `controller` (a
+ * word of its super options), or NULL (none, or ENOMEM). */
+static char *find_cgroup1(const char *controller)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char *line = NULL, *mnt = NULL;
+        size_t cap = 0, cl = strlen(controller);
+
+        if (!f)
+                return NULL;
+        while (!mnt && getline(&line, &cap, f) > 0) {
+                char *sep = strstr(line, " - "), *save = NULL, *fields[5], *opts, *o;
+                int i;
+                if (!sep || strncmp(sep + 3, "cgroup ", 7) != 0)
+                        continue;
+                /* " - cgroup <source> <super options>" */
+                opts = strrchr(sep + 3, ' ');
+                if (!opts)
+                        continue;
+                for (o = opts + 1; *o; o += strcspn(o, ",\n"), o += *o == ',') {
+                        if (strncmp(o, controller, cl) == 0 && (!o[cl] || strchr(",\n", o[cl])))
+                                break;
+                        if (*o == '\n')
+                                break;
+                }
+                if (strncmp(o, controller, cl) != 0)
+                        continue;
+                *sep = '\0';
+                for (i = 0; i < 5; i++)
+                        if (!(fields[i] = strtok_r(i ? NULL : line, " ", &save)))
+                                break;
+                /* Only the whole hierarchy: a bind-mounted subtree is not ours. */
+                if (i < 5 || strcmp(fields[3], "/") != 0)
+                        continue;
+                unescape_octal(fields[4]);
+                mnt = er_strdup(fields[4]);
+                break;
+        }
+        free(line);
+        fclose(f);
+        return mnt;
+}
+
 /* envrun's own cgroup2 directory, from the "0::/path" line of
  * /proc/self/cgroup, seen through the mount (whose root is mnt_root).
  * 0, -ENOENT (no cgroup2 line, or the cgroup is outside the mount) or -errno. */
@@ -215,25 +260,26 @@ static void set_reason_errno(struct er_contain *c, const char *path, int err)
                  path, strerror(err));
 }
 
-/* As root: <mnt>/envrun/<instance>.  A concurrent instance's fini may remove
- * <mnt>/envrun between our two mkdirs (ENOENT), hence the retries. */
-static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
+/* <mnt>/envrun/<instance>, into *ret (malloc'd).  A concurrent instance's
+ * fini may remove <mnt>/envrun between our two mkdirs (ENOENT), hence the
+ * retries.  0 or -errno; *bad names the directory that failed. */
+static int make_top(const char *mnt, const char *instance, char **ret, const char **bad)
 {
         char *top = NULL, *dir = NULL;
         int r = -ENOMEM;
 
+        *bad = mnt;
         if (asprintf(&top, "%s/" TOP_DIR, mnt) < 0) {
                 top = NULL;
                 goto out;
         }
-        if (asprintf(&dir, "%s/%s", top, c->instance) < 0) {
+        if (asprintf(&dir, "%s/%s", top, instance) < 0) {
                 dir = NULL;
                 goto out;
         }
         for (int i = 0; i < MKDIR_TRIES; i++) {
                 if (mkdir(top, 0755) < 0 && errno != EEXIST) {
                         r = -errno;
-                        set_reason_errno(c, mnt, errno);
                         goto out;
                 }
                 if (mkdir(dir, 0755) == 0) {
@@ -246,12 +292,62 @@ static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
                 if (errno != ENOENT)
                         break;
         }
-        set_reason_errno(c, dir, -r);
+        *bad = NULL; /* the instance's directory */
         rmdir(top); /* only if empty: it may be another instance's too */
 out:
         free(top);
         free(dir);
         return r;
+}
+
+/* As root: <mnt>/envrun/<instance>. */
+static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
+{
+        const char *bad;
+        int r = make_top(mnt, c->instance, ret, &bad);
+
+        if (r < 0 && r != -ENOMEM) {
+                char path[200]; /* cut to what the reason can hold */
+                snprintf(path, sizeof(path), "%s/" TOP_DIR "/%s", mnt, c->instance);
+                set_reason_errno(c, bad ? bad : path, -r);
+        }
+        return r;
+}
+
+/* Hybrid hosts (as root): the instance's directories in the v1 memory and
+ * pids hierarchies.  Sets limits_why when a limit cannot be enforced. */
+static void try_cgroup1(struct er_contain *c)
+{
+        static const char *const names[ER_V1_N] = {"memory", "pids"};
+
+        for (int k = 0; k < ER_V1_N; k++) {
+                char *mnt = find_cgroup1(names[k]), *dir = NULL;
+                const char *bad;
+                int r;
+
+                if (!mnt) {
+                        if (!c->limits_why[0])
+                                snprintf(c->limits_why, sizeof(c->limits_why),
+                                         "no %s controller (cgroup v1) mounted", names[k]);
+                        continue;
+                }
+                r = make_top(mnt, c->instance, &dir, &bad);
+                if (r == 0) {
+                        c->v1_fd[k] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (c->v1_fd[k] < 0) {
+                                r = -errno;
+                                rmdir(dir);
+                        }
+                }
+                if (r == 0)
+                        c->v1_dir[k] = dir;
+                else
+                        free(dir);
+                if (r < 0 && !c->limits_why[0])
+                        snprintf(c->limits_why, sizeof(c->limits_why), "%s/" TOP_DIR ": %s", mnt,
+                                 strerror(-r));
+                free(mnt);
+        }
 }
 
 /* Not root: <own cgroup>/envrun.<instance>, when our own cgroup is delegated
@@ -359,6 +455,11 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         c->root = NULL;
         c->root_fd = -1;
         c->reason[0] = '\0';
+        c->limits_why[0] = '\0';
+        for (int k = 0; k < ER_V1_N; k++) {
+                c->v1_fd[k] = -1;
+                c->v1_dir[k] = NULL;
+        }
         r = make_instance_id(project, &c->instance);
         if (r < 0)
                 return r;
@@ -373,6 +474,13 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
                 if (r == 0)
                         c->kind = ER_CONTAIN_CGROUP2;
         }
+        if (c->kind != ER_CONTAIN_CGROUP2)
+                snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->reason);
+        else if (geteuid() != 0)
+                snprintf(c->limits_why, sizeof(c->limits_why),
+                         "not root: no memory or pids controller to use");
+        else
+                try_cgroup1(c);
         /* Needed by the session kind; with cgroup2 it makes envrun, not init,
          * the one to reap a service's orphans.  It cannot fail for a valid
          * argument. */
@@ -410,6 +518,20 @@ void er_contain_fini(struct er_contain *c)
         if (!c)
                 return;
         er_close(&c->root_fd);
+        for (int k = 0; k < ER_V1_N; k++) {
+                er_close(&c->v1_fd[k]);
+                if (c->v1_dir[k]) {
+                        char *slash;
+                        rmdir_cgroup(AT_FDCWD, c->v1_dir[k], 0);
+                        slash = strrchr(c->v1_dir[k], '/');
+                        if (slash) {
+                                *slash = '\0';
+                                rmdir(c->v1_dir[k]); /* <mount>/envrun, unless in use */
+                        }
+                }
+                free(c->v1_dir[k]);
+                c->v1_dir[k] = NULL;
+        }
         if (c->root && c->instance) {
                 size_t len = strlen(c->root), il = strlen(c->instance);
                 rmdir_cgroup(AT_FDCWD, c->root, 0);
@@ -475,6 +597,9 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         g->name = NULL;
         g->dir_fd = g->events_fd = -1;
         g->sid = 0;
+        g->oom_fd = -1;
+        for (int k = 0; k < ER_V1_N; k++)
+                g->v1_fd[k] = -1;
         r = snprintf(g->marker, sizeof(g->marker), MARKER_KEY "%s/%s", c->instance, service);
         if (r < 0 || (size_t)r >= sizeof(g->marker)) {
                 g->marker[0] = '\0';
@@ -493,6 +618,18 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         if (c->kind != ER_CONTAIN_CGROUP2)
                 return 0;
         r = group_mkdir(g, service, err);
+        for (int k = 0; r == 0 && k < ER_V1_N; k++) {
+                if (c->v1_fd[k] < 0)
+                        continue;
+                if (mkdirat(c->v1_fd[k], service, 0755) < 0 && errno != EEXIST)
+                        r = -errno;
+                else if ((g->v1_fd[k] = openat(c->v1_fd[k], service,
+                                               O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+                        r = -errno;
+                if (r < 0 && err)
+                        er_err_set(err, r, NULL, 0, 0, "cannot create cgroup '%s/%s': %s",
+                                   c->v1_dir[k], service, strerror(-r));
+        }
         if (r < 0)
                 er_group_fini(g);
         return r;
@@ -504,8 +641,16 @@ void er_group_fini(struct er_group *g)
                 return;
         er_close(&g->events_fd);
         er_close(&g->dir_fd);
+        er_close(&g->oom_fd);
         if (g->name && g->c && g->c->kind == ER_CONTAIN_CGROUP2 && g->c->root_fd >= 0)
                 rmdir_cgroup(g->c->root_fd, g->name, 0);
+        for (int k = 0; k < ER_V1_N; k++) {
+                if (g->v1_fd[k] < 0)
+                        continue;
+                er_close(&g->v1_fd[k]);
+                if (g->name && g->c->v1_fd[k] >= 0)
+                        rmdir_cgroup(g->c->v1_fd[k], g->name, 0);
+        }
         free(g->name);
         g->name = NULL;
 }
@@ -910,6 +1055,147 @@ int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us)
                 return -ENODATA;
         *ret_us = strtoull(p + 11, NULL, 10);
         return 0;
+}
+
+/* ---- limits (cgroup v1 memory and pids) --------------------------------- */
+
+int er_group_procs_fds(struct er_group *g, int *fds, size_t n)
+{
+        size_t count = 0;
+
+        for (int k = 0; k < ER_V1_N && count < n; k++) {
+                if (g->v1_fd[k] < 0)
+                        continue;
+                fds[count] = openat(g->v1_fd[k], "cgroup.procs", O_WRONLY | O_CLOEXEC);
+                if (fds[count] < 0) {
+                        int r = -errno;
+                        while (count > 0)
+                                er_close(&fds[--count]);
+                        return r;
+                }
+                count++;
+        }
+        return (int)count;
+}
+
+static int write_u64_at(int at, const char *name, uint64_t v)
+{
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)v);
+        return write_file_at(at, name, buf);
+}
+
+int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len)
+{
+        static const char *const what[ER_V1_N] = {"memory", "pids"};
+        const uint64_t want[ER_V1_N] = {l->memory, l->pids};
+        static const char *const file[ER_V1_N] = {"memory.limit_in_bytes", "pids.max"};
+        uint64_t us;
+        int r;
+
+        for (int k = 0; k < ER_V1_N; k++) {
+                if (!want[k])
+                        continue;
+                if (g->v1_fd[k] < 0) {
+                        snprintf(why, len, "%s: %s", what[k],
+                                 g->c->limits_why[0] ? g->c->limits_why : "no cgroup for it");
+                        return 0;
+                }
+                r = write_u64_at(g->v1_fd[k], file[k], want[k]);
+                if (r < 0) {
+                        snprintf(why, len, "cannot write %s of '%s': %s", file[k], g->name,
+                                 strerror(-r));
+                        return r;
+                }
+        }
+        if (l->cpu_time_us && er_group_cpu_usage(g, &us) < 0) {
+                snprintf(why, len, "cpu_time: %s", g->c->limits_why[0] ? g->c->limits_why
+                                                                         : "no cpu.stat to read");
+                return 0;
+        }
+        return 1;
+}
+
+int er_group_oom_fd(struct er_group *g)
+{
+        char buf[64];
+        int ctl = -1, r;
+
+        if (g->oom_fd >= 0)
+                return g->oom_fd;
+        if (g->v1_fd[ER_V1_MEMORY] < 0)
+                return -EOPNOTSUPP;
+        g->oom_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (g->oom_fd < 0)
+                return -errno;
+        ctl = openat(g->v1_fd[ER_V1_MEMORY], "memory.oom_control", O_RDONLY | O_CLOEXEC);
+        if (ctl < 0) {
+                r = -errno;
+                goto fail;
+        }
+        /* The kernel keeps its own reference to both files. */
+        snprintf(buf, sizeof(buf), "%d %d", g->oom_fd, ctl);
+        r = write_file_at(g->v1_fd[ER_V1_MEMORY], "cgroup.event_control", buf);
+        close(ctl);
+        if (r < 0)
+                goto fail;
+        return g->oom_fd;
+fail:
+        er_close(&g->oom_fd);
+        return r;
+}
+
+/* The value of `key` in a "key value" file of a cgroup (key NULL: a file
+ * holding one number). */
+static int read_key_at(int at, const char *name, const char *key, uint64_t *ret)
+{
+        char buf[1024];
+        size_t kl = key ? strlen(key) : 0;
+        ssize_t n;
+        int fd = openat(at, name, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                n = -errno;
+        close(fd);
+        if (n < 0)
+                return (int)n;
+        buf[n] = '\0';
+        if (!key) {
+                *ret = strtoull(buf, NULL, 10);
+                return n > 0 ? 0 : -ENODATA;
+        }
+        for (const char *p = buf; *p; p = *p ? p + 1 : p) {
+                if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+                        *ret = strtoull(p + kl, NULL, 10);
+                        return 0;
+                }
+                p = strchrnul(p, '\n');
+        }
+        return -ENODATA;
+}
+
+int er_group_oom_kills(struct er_group *g, uint64_t *ret)
+{
+        if (g->v1_fd[ER_V1_MEMORY] < 0)
+                return -EOPNOTSUPP;
+        return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.oom_control", "oom_kill", ret);
+}
+
+int er_group_pids_refused(struct er_group *g, uint64_t *ret)
+{
+        if (g->v1_fd[ER_V1_PIDS] < 0)
+                return -EOPNOTSUPP;
+        return read_key_at(g->v1_fd[ER_V1_PIDS], "pids.events", "max", ret);
+}
+
+int er_group_memory_peak(struct er_group *g, uint64_t *ret)
+{
+        if (g->v1_fd[ER_V1_MEMORY] < 0)
+                return -EOPNOTSUPP;
+        return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
 }
 
 static bool zombie_pending(void)

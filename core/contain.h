@@ -21,7 +21,20 @@
  *     /proc/PID/environ holds the marker (a daemon that called setsid and
  *     double-forked keeps its environment).  The tree is empty when no
  *     member is left.
- * The mechanism and the reason for it are reported (`-v`, the report). */
+ * The mechanism and the reason for it are reported (`-v`, the report).
+ *
+ * Limits (SPEC §3 limits:): on hybrid hosts, where the memory and pids
+ * controllers live only in cgroup v1 hierarchies, root also makes
+ * <v1 mount>/envrun/<instance>/<service> in each of them; the child joins
+ * them before it execs (er_group_procs_fds, written by spawn).  memory:
+ * memory.limit_in_bytes (RAM only, like v2's memory.max: memsw is left
+ * alone); an OOM is announced through cgroup.event_control on an eventfd
+ * (er_group_oom_fd), and memory.oom_control's oom_kill counts the kills.
+ * pids: pids.max; pids.events "max" counts refused forks (v1 sends no
+ * notification for it: the owner reads it).  cpu_time: no kernel limit
+ * covers a tree; the owner reads cpu.stat (er_group_cpu_usage).  The v2
+ * controllers of a pure cgroup2 host are not used yet: there, and under the
+ * session mechanism, limits are reported as not enforced. */
 #ifndef ER_CONTAIN_H
 #define ER_CONTAIN_H
 
@@ -32,9 +45,17 @@
 
 #include "err.h"
 
+struct er_limits; /* config.h */
+
 enum er_contain_kind {
         ER_CONTAIN_CGROUP2,
         ER_CONTAIN_SESSION,
+};
+
+enum er_v1 {
+        ER_V1_MEMORY,
+        ER_V1_PIDS,
+        ER_V1_N,
 };
 
 struct er_contain {
@@ -43,6 +64,9 @@ struct er_contain {
         char *root;          /* cgroup2: the instance's directory; NULL for session */
         int root_fd;
         char reason[256];    /* "cgroup2 at /sys/fs/cgroup/unified (root)" or why not */
+        int v1_fd[ER_V1_N];  /* the instance's v1 directories, or -1 */
+        char *v1_dir[ER_V1_N];
+        char limits_why[256]; /* why a limit cannot be enforced; "" when all can */
 };
 
 /* A service's group of processes. */
@@ -53,6 +77,8 @@ struct er_group {
         int dir_fd;                /* cgroup2: the service's cgroup directory; else -1 */
         int events_fd;             /* cgroup2: cgroup.events, for EPOLLPRI; else -1 */
         pid_t sid;                 /* session: the session id (the main pid) */
+        int v1_fd[ER_V1_N];        /* the service's v1 cgroups, or -1 */
+        int oom_fd;                /* eventfd signalled on an OOM in its memory cgroup, or -1 */
 };
 
 /* Chooses the mechanism: cgroup2 when a writable cgroup2 hierarchy is found
@@ -88,6 +114,21 @@ int er_group_pids(struct er_group *g, pid_t *pids, size_t n);
 /* CPU time (user+system) of every process the group ever held, in
  * microseconds (cgroup2's cpu.stat).  -EOPNOTSUPP for the session kind. */
 int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us);
+/* Opens the cgroup.procs of each of the group's v1 cgroups into fds (at
+ * most n); returns how many (the caller closes them), or -errno. */
+int er_group_procs_fds(struct er_group *g, int *fds, size_t n);
+/* Applies limits (0 = unset) before the spawn.  Returns 1 when every limit
+ * asked for is enforced, 0 when one is not (why says which and why), or
+ * -errno when writing one failed (why says so too). */
+int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len);
+/* An eventfd that becomes readable on an OOM in the group's memory cgroup
+ * (owned by the group), or -errno (-EOPNOTSUPP: no memory cgroup). */
+int er_group_oom_fd(struct er_group *g);
+/* Counters of limit crossings: OOM kills, forks refused at pids.max. */
+int er_group_oom_kills(struct er_group *g, uint64_t *ret);
+int er_group_pids_refused(struct er_group *g, uint64_t *ret);
+/* Peak memory of the whole tree (v1 memory.max_usage_in_bytes), or -errno. */
+int er_group_memory_peak(struct er_group *g, uint64_t *ret);
 /* True when no process is left in the group. */
 bool er_group_empty(struct er_group *g);
 

@@ -236,7 +236,8 @@ static void on_events(struct er_loop *loop, struct er_io *io, uint32_t ev)
 int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, struct er_err *err)
 {
         struct er_child child;
-        int out_w = -1, err_w = -1, r;
+        int out_w = -1, err_w = -1, procs[ER_V1_N], r;
+        size_t n_procs;
 
         if (capture) {
                 if ((r = pipe_open(p, &p->out, &out_w, on_out)) < 0 ||
@@ -249,7 +250,20 @@ int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, s
                 opts->stderr_fd = err_w;
         }
         opts->cgroup_fd = er_group_cgroup_fd(&p->group);
+        r = er_group_procs_fds(&p->group, procs, ER_V1_N);
+        if (r < 0) {
+                er_err_set(err, r, NULL, 0, 0, "cannot open the cgroups of '%s': %s",
+                           p->group.name, strerror(-r));
+                goto out_close;
+        }
+        n_procs = (size_t)r;
+        opts->procs_fds = procs;
+        opts->n_procs_fds = n_procs;
         r = er_spawn(opts, &child, err);
+        opts->procs_fds = NULL;
+        opts->n_procs_fds = 0;
+        for (size_t i = 0; i < n_procs; i++)
+                er_close(&procs[i]);
         if (r < 0)
                 goto out_close;
         p->pid = child.pid;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,10 @@ struct svc {
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
         uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
         bool cpu_is_tree;
+        uint64_t mem_peak;            /* the tree's peak memory (its cgroup's), over its runs */
+        struct er_io oom_io;          /* its memory cgroup's OOM eventfd */
+        struct er_timer limit_timer;  /* reads cpu_time and pids every 100 ms */
+        bool oom_seen;                /* its memory cgroup announced an OOM */
         struct er_timer backoff;
         uint64_t first_spawn_us;      /* restarts before ready share the timeout from here */
         bool need_completed;          /* a dependent waits for it to complete */
@@ -63,6 +68,7 @@ struct er_sched {
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
         int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
+        bool limits_unenforced;       /* a limit asked for could not be enforced */
         unsigned n_sigint, n_sigterm;
 
         /* the test command */
@@ -455,6 +461,131 @@ static void on_backoff(struct er_loop *loop, struct er_timer *t)
         start_svc(v);
 }
 
+/* --- limits (SPEC §3 limits:) ---------------------------------------------
+ *
+ * memory: the kernel enforces it in the service's memory cgroup; an OOM
+ * there is announced on an eventfd (cgroup.event_control, v1), watched on
+ * the loop, and the exit of the main process looks at the OOM kill counter
+ * too (the OOM killer's SIGKILL may be seen first).  pids: the kernel
+ * refuses forks past pids.max; v1's pids.events sends no notification, so
+ * its "max" counter is read with cpu_time every 100 ms, and at exit.
+ * cpu_time: no kernel limit covers a tree: cpu.stat is read every 100 ms.
+ * A crossing kills the tree and fails the service with LimitExceeded. */
+
+#define LIMIT_TICK_US 100000
+
+static void limits_unwatch(struct svc *v)
+{
+        er_io_stop(v->s->o.loop, &v->oom_io);
+        er_timer_stop(v->s->o.loop, &v->limit_timer);
+}
+
+static void limit_exceeded(struct svc *v, const char *msg)
+{
+        limits_unwatch(v);
+        fail(v, ER_LIMIT_EXCEEDED, "%s", msg);
+        er_proc_stop(&v->proc, v->cfg->sig_stop, 0, v->cfg->sig_kill, true);
+}
+
+/* Reads the counters; true (and the service failed) when a limit was crossed. */
+static bool limits_crossed(struct svc *v)
+{
+        const struct er_limits *l = &v->cfg->limits;
+        struct er_group *g = &v->proc.group;
+        char msg[160], a[32], b[32];
+        uint64_t n;
+
+        if (!v->proc_init || v->state == ER_SVC_FAILED)
+                return false;
+        if (l->memory && (v->oom_seen || (er_group_oom_kills(g, &n) == 0 && n > 0))) {
+                er_size_format(l->memory, a, sizeof(a));
+                snprintf(msg, sizeof(msg), "memory limit %s exceeded (oom kill)", a);
+                limit_exceeded(v, msg);
+                return true;
+        }
+        if (l->pids && er_group_pids_refused(g, &n) == 0 && n > 0) {
+                snprintf(msg, sizeof(msg), "pids limit %llu reached (fork failed %llu time%s)",
+                         (unsigned long long)l->pids, (unsigned long long)n, n == 1 ? "" : "s");
+                limit_exceeded(v, msg);
+                return true;
+        }
+        if (l->cpu_time_us && er_group_cpu_usage(g, &n) == 0 && v->cpu_us + n > l->cpu_time_us) {
+                n += v->cpu_us;
+                er_duration_format(l->cpu_time_us, a, sizeof(a));
+                snprintf(b, sizeof(b), "%llu.%02llus", (unsigned long long)(n / 1000000),
+                         (unsigned long long)(n % 1000000 / 10000));
+                snprintf(msg, sizeof(msg), "cpu_time limit %s exceeded (%s used)", a, b);
+                limit_exceeded(v, msg);
+                return true;
+        }
+        return false;
+}
+
+static void on_oom(struct er_loop *loop, struct er_io *io, uint32_t ev)
+{
+        struct svc *v = er_container_of(io, struct svc, oom_io);
+        uint64_t count;
+
+        (void)ev;
+        /* The notification comes before the OOM killer acts, so its kill
+         * counter may still read 0: the announcement itself is the crossing. */
+        if (read(io->fd, &count, sizeof(count)) == (ssize_t)sizeof(count))
+                v->oom_seen = true;
+        else if (errno != EAGAIN && errno != EINTR)
+                er_io_stop(loop, io);
+        limits_crossed(v);
+}
+
+static void on_limit_tick(struct er_loop *loop, struct er_timer *t)
+{
+        struct svc *v = er_container_of(t, struct svc, limit_timer);
+
+        if (limits_crossed(v) || v->proc.gone)
+                return;
+        er_timer_start(loop, t, LIMIT_TICK_US, on_limit_tick);
+}
+
+/* Before the spawn: writes the limits into the service's cgroups.  A limit
+ * that cannot be enforced is a warning, once per run; failing to write one
+ * is a start error.  Returns 0 or -errno (the service failed). */
+static int limits_apply(struct svc *v)
+{
+        const struct er_limits *l = &v->cfg->limits;
+        struct er_sched *s = v->s;
+        char why[256], detail[300];
+        int r;
+
+        if (!l->memory && !l->pids && !l->cpu_time_us)
+                return 0;
+        r = er_group_set_limits(&v->proc.group, l, why, sizeof(why));
+        if (r < 0) {
+                fail(v, ER_START_ERROR, "%s", why);
+                return r;
+        }
+        if (r == 0 && !s->limits_unenforced) {
+                s->limits_unenforced = true;
+                snprintf(detail, sizeof(detail), "limits are not enforced here: %s", why);
+                if (v->log_open)
+                        er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), detail,
+                                    strlen(detail));
+                emit(v, detail);
+        }
+        return 0;
+}
+
+/* After the spawn: watches for crossings. */
+static void limits_watch(struct svc *v)
+{
+        const struct er_limits *l = &v->cfg->limits;
+        int fd;
+
+        v->oom_seen = false;
+        if (l->memory && (fd = er_group_oom_fd(&v->proc.group)) >= 0)
+                er_io_start(v->s->o.loop, &v->oom_io, fd, EPOLLIN, on_oom);
+        if (l->cpu_time_us || l->pids)
+                er_timer_start(v->s->o.loop, &v->limit_timer, LIMIT_TICK_US, on_limit_tick);
+}
+
 static void svc_exit(struct er_proc *p)
 {
         struct svc *v = p->owner;
@@ -464,6 +595,8 @@ static void svc_exit(struct er_proc *p)
         describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
         if (p->stopping || v->state == ER_SVC_FAILED)
                 return; /* judged when the tree is gone */
+        if (limits_crossed(v))
+                return;
         if (v->state == ER_SVC_STARTING) {
                 /* An exit check decides (ready and completed at once, in
                  * mark_ready); anything else is an exit before ready. */
@@ -550,6 +683,8 @@ static void account(struct svc *v)
 
         if (!v->proc_init || !v->spawned)
                 return;
+        if (er_group_memory_peak(&v->proc.group, &us) == 0 && us > v->mem_peak)
+                v->mem_peak = us;
         if (er_group_cpu_usage(&v->proc.group, &us) == 0) {
                 v->cpu_us += us;
                 v->cpu_is_tree = true;
@@ -564,6 +699,7 @@ static void finish_down(struct svc *v)
         struct er_sched *s = v->s;
 
         account(v);
+        limits_unwatch(v);
         v->down = true;
         v->stop_us = er_now_us();
         judge_stop(v);
@@ -705,11 +841,14 @@ static void spawn_now(struct svc *v)
                 v->first_spawn_us = v->spawn_us;
         v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
         v->state = ER_SVC_STARTING;
+        if (limits_apply(v) < 0)
+                return;
         if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
                 fail(v, ER_START_ERROR, "%s", err.msg);
                 return;
         }
         v->spawned = true;
+        limits_watch(v);
         if (cfg->n_checks)
                 er_check_describe(cfg->checks[0], detail, sizeof(detail));
         emit(v, detail);
@@ -1054,6 +1193,7 @@ static void svc_reset(struct svc *v)
         free(v->runs);
         v->runs = NULL;
         er_timer_stop(s->o.loop, &v->timeout);
+        limits_unwatch(v);
         if (v->proc_init)
                 er_proc_fini(&v->proc);
         v->proc_init = false;
@@ -1237,6 +1377,8 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 v->cfg = &c->services[i];
                 er_timer_init(&v->timeout);
                 er_timer_init(&v->backoff);
+                er_timer_init(&v->limit_timer);
+                er_io_init(&v->oom_io);
                 v->log.fd = -1;
         }
         for (size_t i = 0; i < s->n; i++)
@@ -1286,7 +1428,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
         memset(r, 0, sizeof(*r));
         r->project = s->c->project;
         r->containment = er_contain_name(s->o.contain);
-        r->limits_enforced = false;
+        r->limits_enforced = !s->limits_unenforced;
         r->services = calloc(s->n ? s->n : 1, sizeof(*r->services));
         r->ports = calloc(s->c->n_ports ? s->c->n_ports : 1, sizeof(*r->ports));
         if (!r->services || !r->ports)
@@ -1323,9 +1465,13 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->ready_ms = v->ready ? (v->ready_us - t0) / 1000 : ER_REPORT_NO_TIME;
                 rs->stopped_ms = v->down ? (v->stop_us - t0) / 1000 : ER_REPORT_NO_TIME;
                 rs->cpu_ms = v->cpu_us / 1000;
-                if (v->proc_init)
+                if (v->mem_peak) {
+                        rs->memory_peak_bytes = v->mem_peak;
+                        rs->memory_peak_is_tree = true;
+                } else if (v->proc_init) {
                         rs->memory_peak_bytes = (uint64_t)v->proc.rusage.ru_maxrss * 1024;
-                rs->memory_peak_is_tree = false;
+                        rs->memory_peak_is_tree = false;
+                }
                 rs->log_dropped_bytes = v->log.dropped;
                 rs->restarts = v->restarts;
                 rs->failed_attempts = v->failed_attempts;
@@ -1394,6 +1540,7 @@ void er_sched_free(struct er_sched *s)
                 free(v->runs);
                 er_timer_stop(s->o.loop, &v->timeout);
                 er_timer_stop(s->o.loop, &v->backoff);
+                limits_unwatch(v);
                 if (v->proc_init)
                         er_proc_fini(&v->proc);
                 if (v->log_open)

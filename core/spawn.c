@@ -97,6 +97,8 @@ struct child_ctx {
          * so nothing it starts escapes the cgroup. */
         int procs_fd;
         bool in_cgroup;
+        const int *procs_fds; /* v1 cgroups: always joined */
+        size_t n_procs_fds;
 };
 
 static char *const empty_env[] = {NULL};
@@ -311,6 +313,9 @@ static _Noreturn void child_run(const struct child_ctx *c)
 
         if (!c->in_cgroup && c->procs_fd >= 0 && write(c->procs_fd, "0", 1) != 1)
                 child_fail(c, ER_SPAWN_STEP_CGROUP, errno);
+        for (size_t i = 0; i < c->n_procs_fds; i++)
+                if (write(c->procs_fds[i], "0", 1) != 1)
+                        child_fail(c, ER_SPAWN_STEP_CGROUP, errno);
 
         if (c->new_session && setsid() < 0)
                 child_fail(c, ER_SPAWN_STEP_SETSID, errno);
@@ -659,6 +664,8 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         pthread_sigmask(SIG_SETMASK, &all, &old);
         c.parent = getpid();
         c.procs_fd = procs_fd;
+        c.procs_fds = opts->procs_fds;
+        c.n_procs_fds = opts->procs_fds ? opts->n_procs_fds : 0;
         pid = create(opts, &pidfd, &in_cgroup);
         if (pid == 0) {
                 c.in_cgroup = in_cgroup;

@@ -7,7 +7,8 @@
  * a program that exits 127.
  *
  * In the child, in order: every signal disposition to SIG_DFL (the mask
- * stays blocked), setsid() for ER_SPAWN_SETSID, supplementary groups, gid
+ * stays blocked), joining its cgroups (the cgroup2 one on the fork path,
+ * then procs_fds), setsid() for ER_SPAWN_SETSID, supplementary groups, gid
  * and uid when a user is given, PR_SET_PDEATHSIG (after the credentials
  * change, which would clear it) and a check that the parent did not die
  * already (getppid against the pid saved before the fork), stdin/stdout/
@@ -43,6 +44,11 @@ struct er_spawn_opts {
         enum er_spawn_pgrp pgrp;
         long uid, gid;               /* -1: keep envrun's (gid, with a uid: the user's group) */
         int cgroup_fd;               /* -1: none; else a cgroup2 directory fd (CLONE_INTO_CGROUP) */
+        /* Open cgroup.procs files of v1 cgroups (hybrid hosts): the child
+         * writes "0" to each before anything else, so all it starts is
+         * inside them. */
+        const int *procs_fds;
+        size_t n_procs_fds;
         int pdeathsig;               /* 0: none; else sent to the child when envrun dies */
         bool no_pidfd;               /* force the fork()+SIGCHLD path (tests, valgrind runs) */
 };

@@ -110,6 +110,7 @@ void er_log_close(struct er_log *log)
 {
         if (!log)
                 return;
+        er_log_flush(log);
         if (log->fd >= 0 && !log->err && log->dropped) {
                 /* SPEC §3: the log says how much was dropped. */
                 char note[128];
@@ -118,7 +119,11 @@ void er_log_close(struct er_log *log)
                                  (unsigned long long)log->dropped);
                 er_log_line(log, ER_LOG_NOTE, er_realtime_ms(), note, (size_t)n);
         }
+        er_log_flush(log);
         er_close(&log->fd);
+        free(log->wbuf);
+        log->wbuf = NULL;
+        log->wlen = 0;
 }
 
 /* NAME.log becomes NAME.log.1; what NAME.log.1 held is dropped. */
@@ -225,6 +230,33 @@ static int writev_all(int fd, struct iovec *iov, int cnt)
         return 0;
 }
 
+#define WBUF_SIZE (64 * 1024)
+
+int er_log_set_buffered(struct er_log *log)
+{
+        if (!log->wbuf && !(log->wbuf = malloc(WBUF_SIZE)))
+                return -ENOMEM;
+        log->wlen = 0;
+        return 0;
+}
+
+int er_log_flush(struct er_log *log)
+{
+        struct iovec iov;
+        int r;
+
+        if (!log->wbuf || !log->wlen)
+                return log->err;
+        iov = (struct iovec){log->wbuf, log->wlen};
+        log->wlen = 0;
+        if (log->err || log->fd < 0)
+                return log->err;
+        r = writev_all(log->fd, &iov, 1);
+        if (r < 0)
+                log->err = r;
+        return r;
+}
+
 int er_log_line(struct er_log *log, enum er_log_stream stream, uint64_t realtime_ms,
                 const char *text, size_t len)
 {
@@ -242,10 +274,26 @@ int er_log_line(struct er_log *log, enum er_log_stream stream, uint64_t realtime
         }
         total = HDR_LEN + len + 1;
         if (log->size > 0 && log->size + total > seg) {
+                /* What is gathered belongs to the segment being closed. */
+                if ((r = er_log_flush(log)) < 0)
+                        return 0;
                 r = rotate(log);
                 if (r < 0)
                         goto out_fail;
         }
+        if (log->wbuf && total <= WBUF_SIZE) {
+                if (log->wlen + total > WBUF_SIZE && er_log_flush(log) < 0)
+                        return 0;
+                format_header(log, log->wbuf + log->wlen, stream, realtime_ms);
+                if (len)
+                        memcpy(log->wbuf + log->wlen + HDR_LEN, text, len);
+                log->wbuf[log->wlen + HDR_LEN + len] = '\n';
+                log->wlen += total;
+                log->size += total;
+                return 0;
+        }
+        if (er_log_flush(log) < 0)
+                return 0;
         format_header(log, buf, stream, realtime_ms);
         if (total <= sizeof(buf)) {
                 if (len)

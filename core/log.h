@@ -32,7 +32,17 @@ struct er_log {
         int err;           /* first error; once set, nothing more is written */
         uint64_t ts_sec;   /* the second `ts` holds (UINT64_MAX: none) */
         char ts[20];       /* "2026-11-23T18:03:04": one gmtime_r per second */
+        char *wbuf;        /* buffered mode: lines wait here for er_log_flush */
+        size_t wlen;
 };
+
+/* Buffered mode: lines are gathered (up to 64 KiB) and written by
+ * er_log_flush, once per batch of output instead of once per line; the
+ * engine flushes after each read of a service's pipes.  0 or -ENOMEM (the
+ * log then stays unbuffered). */
+int er_log_set_buffered(struct er_log *log);
+/* Writes what buffered mode gathered.  0 or the log's error. */
+int er_log_flush(struct er_log *log);
 
 /* Creates (truncating) dir/NAME.log; removes a stale NAME.log.1.  0 or -errno
  * (-ELOOP for a symlink, -EINVAL for a bad name or a non-regular file); `log`

@@ -102,9 +102,22 @@ static void pipe_close(struct er_proc *p, struct er_proc_pipe *pp)
         pp->len = 0;
 }
 
-/* Reads what is there; returns true at EOF (the pipe is then closed). */
+static bool pipe_read_batch(struct er_proc *p, struct er_proc_pipe *pp, enum er_stream stream,
+                            unsigned max_reads);
+
+/* Reads what is there; returns true at EOF (the pipe is then closed).  The
+ * log gets what was read in one write. */
 static bool pipe_read(struct er_proc *p, struct er_proc_pipe *pp, enum er_stream stream,
                       unsigned max_reads)
+{
+        bool eof = pipe_read_batch(p, pp, stream, max_reads);
+        if (p->log)
+                er_log_flush(p->log);
+        return eof;
+}
+
+static bool pipe_read_batch(struct er_proc *p, struct er_proc_pipe *pp, enum er_stream stream,
+                            unsigned max_reads)
 {
         for (unsigned i = 0; i < max_reads; i++) {
                 ssize_t n = read(pp->fd, pp->buf + pp->len, ER_PROC_LINE_MAX - pp->len);

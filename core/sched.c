@@ -873,6 +873,8 @@ static void start_svc(struct svc *v)
                         return;
                 }
                 v->log_open = true;
+                /* One write per batch of output, not one per line. */
+                er_log_set_buffered(&v->log);
         }
         if (er_proc_init(&v->proc, s->o.loop, s->o.contain, cfg->name, &svc_cb, v, &v->log,
                          &err) < 0) {
@@ -1475,6 +1477,8 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->log_dropped_bytes = v->log.dropped;
                 rs->restarts = v->restarts;
                 rs->failed_attempts = v->failed_attempts;
+                if (v->log_open)
+                        er_log_flush(&v->log);
                 if (v->error != ER_OK && v->error != ER_DEPENDENCY_FAILED && v->log_open)
                         er_log_tail(s->o.log_dir_fd, v->cfg->name, ER_REPORT_TAIL_LINES, tail_cb, rs);
                 if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)

@@ -5,4 +5,5 @@
 expect_success "bench validate --smoke" bash "$ENVRUN_SRC/tests/bench/validate.sh" --smoke "$ENVRUN_RELEASE"
 expect_success "bench latency --smoke" bash "$ENVRUN_SRC/tests/bench/latency.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench memory --smoke" bash "$ENVRUN_SRC/tests/bench/memory.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench output --smoke" bash "$ENVRUN_SRC/tests/bench/output.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 finish

@@ -313,6 +313,53 @@ static void test_dropped_note(void **state)
         lines_free(&got);
 }
 
+/* Buffered mode: nothing reaches the file until er_log_flush, then all of
+ * it, in order; rotation and close flush first. */
+static void test_buffered(void **state)
+{
+        struct er_log log;
+        struct tmp *t = *state;
+        struct lines got = { 0 };
+        char text[32];
+
+        assert_int_equal(er_log_open(&log, t->fd, "b", 1 << 20), 0);
+        assert_int_equal(er_log_set_buffered(&log), 0);
+        for (unsigned i = 0; i < 100; i++) {
+                snprintf(text, sizeof(text), "line %03u", i);
+                assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, text, strlen(text)), 0);
+        }
+        assert_int_equal(file_size(t->fd, "b.log"), 0);
+        assert_int_equal(log.size, 100u * (HDR_LEN + 9));
+        assert_int_equal(er_log_flush(&log), 0);
+        assert_int_equal(file_size(t->fd, "b.log"), 100 * (HDR_LEN + 9));
+        assert_int_equal(er_log_tail(t->fd, "b", 2, collect, &got), 0);
+        assert_int_equal(got.n, 2);
+        assert_non_null(strstr(got.v[0], " O line 098"));
+        assert_non_null(strstr(got.v[1], " O line 099"));
+        lines_free(&got);
+        /* close flushes what is left */
+        assert_int_equal(er_log_line(&log, ER_LOG_STDERR, T0, "last", 4), 0);
+        er_log_close(&log);
+        assert_int_equal(er_log_tail(t->fd, "b", 1, collect, &got), 0);
+        assert_non_null(strstr(got.v[0], " E last"));
+        lines_free(&got);
+
+        /* rotation writes the gathered lines to the old segment first */
+        assert_int_equal(er_log_open(&log, t->fd, "r", 4096), 0);
+        assert_int_equal(er_log_set_buffered(&log), 0);
+        for (unsigned i = 0; i < 200; i++) {
+                snprintf(text, sizeof(text), "row %03u", i);
+                assert_int_equal(er_log_line(&log, ER_LOG_STDOUT, T0, text, strlen(text)), 0);
+        }
+        assert_int_equal(er_log_flush(&log), 0);
+        assert_int_equal(er_log_tail(t->fd, "r", 1, collect, &got), 0);
+        assert_non_null(strstr(got.v[0], " O row 199"));
+        lines_free(&got);
+        assert_true(file_size(t->fd, "r.log.1") > 0);
+        assert_true(file_size(t->fd, "r.log") + file_size(t->fd, "r.log.1") <= 4096);
+        er_log_close(&log);
+}
+
 static void test_tail_across_segments(void **state)
 {
         enum { LINES = 200, TEXT = 20 };
@@ -614,6 +661,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_line_format, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_rotation, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_dropped_note, tmp_setup, tmp_teardown),
+                cmocka_unit_test_setup_teardown(test_buffered, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_long_line, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_tail_across_segments, tmp_setup, tmp_teardown),
                 cmocka_unit_test_setup_teardown(test_tail_more_than_available, tmp_setup, tmp_teardown),

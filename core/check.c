@@ -442,8 +442,8 @@ void er_check_stop(struct er_check_run *run)
                 return;
         ops = run->check->ops;
         er_timer_stop(run->loop, &run->retry);
-        if (run->attempting && ops->abort)
-                ops->abort(run);
+        if (run->attempting && ops->abandon)
+                ops->abandon(run);
         run->attempting = false;
         if (ops->cancel)
                 ops->cancel(run);

@@ -160,7 +160,7 @@ struct er_check_ops {
         /* --- the engine side --- *
          * Event kinds (output, exit, pidfile, notify) implement start/line/
          * exited/cancel and are never polled.  Polled kinds (tcp, unix,
-         * http, exec) implement attempt/abort: the generic runner in check.c
+         * http, exec) implement attempt/abandon: the generic runner in check.c
          * calls attempt at once, then again after a backoff that grows with
          * the time waited (1 ms at first, at most `interval`); each attempt ends with
          * er_check_attempt_done(). */
@@ -184,8 +184,8 @@ struct er_check_ops {
         /* Polled kinds: starts one attempt (non-blocking; the result comes
          * through er_check_attempt_done, possibly from inside attempt). 0 or -errno. */
         int (*attempt)(struct er_check_run *run);
-        /* Polled kinds: abandons an attempt in flight. */
-        void (*abort)(struct er_check_run *run);
+        /* Polled kinds: abandons an attempt in flight (after a stop). */
+        void (*abandon)(struct er_check_run *run);
 };
 
 /* --- the engine's calls (check.c) --- */

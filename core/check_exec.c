@@ -169,7 +169,7 @@ static void probe_gone(struct er_proc *p)
 
 static const struct er_proc_cb probe_cb = {
         .line = probe_line,
-        .exit = probe_exit,
+        .exited = probe_exit,
         .gone = probe_gone,
 };
 
@@ -354,5 +354,5 @@ const struct er_check_ops er_check_exec_ops = {
         .describe = describe,
         .fini = fini,
         .attempt = attempt,
-        .abort = abort_attempt,
+        .abandon = abort_attempt,
 };

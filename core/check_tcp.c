@@ -423,6 +423,6 @@ const struct er_check_ops er_check_tcp_ops = {
         .describe = describe,
         .fini = fini,
         .attempt = attempt,
-        .abort = abort_attempt,
+        .abandon = abort_attempt,
         .cancel = cancel,
 };

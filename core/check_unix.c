@@ -188,6 +188,6 @@ const struct er_check_ops er_check_unix_ops = {
         .describe = er_check_path_describe,
         .fini = er_check_path_fini,
         .attempt = attempt,
-        .abort = abort_attempt,
+        .abandon = abort_attempt,
         .cancel = cancel,
 };

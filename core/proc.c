@@ -188,8 +188,8 @@ static void record_exit(struct er_proc *p, const siginfo_t *si)
         }
         er_io_stop(p->loop, &p->pid_io);
         er_close(&p->pidfd);
-        if (p->cb->exit)
-                p->cb->exit(p);
+        if (p->cb->exited)
+                p->cb->exited(p);
         maybe_gone(p);
 }
 
@@ -362,8 +362,8 @@ static void on_gave_up(struct er_loop *loop, struct er_timer *t)
                 p->exited = true;
                 p->exit_code = -1;
                 p->exit_signal = SIGKILL;
-                if (p->cb->exit)
-                        p->cb->exit(p);
+                if (p->cb->exited)
+                        p->cb->exited(p);
         }
         if (!p->gone) {
                 pipe_close(p, &p->out);

@@ -26,7 +26,7 @@ struct er_proc_cb {
         /* A line of output (without its newline; cut at 64 KiB). */
         void (*line)(struct er_proc *p, enum er_stream stream, const char *line, size_t len);
         /* The main process ended: exit_code/exit_signal are set. */
-        void (*exit)(struct er_proc *p);
+        void (*exited)(struct er_proc *p);
         /* The whole tree is gone and its output drained. */
         void (*gone)(struct er_proc *p);
 };

@@ -755,7 +755,7 @@ static void svc_gone(struct er_proc *p)
 
 static const struct er_proc_cb svc_cb = {
         .line = svc_line,
-        .exit = svc_exit,
+        .exited = svc_exit,
         .gone = svc_gone,
 };
 
@@ -1004,7 +1004,7 @@ static void test_gone(struct er_proc *p)
 }
 
 static const struct er_proc_cb test_cb = {
-        .exit = test_exit,
+        .exited = test_exit,
         .gone = test_gone,
 };
 

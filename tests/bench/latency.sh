@@ -8,6 +8,7 @@
 #   tests/bench/latency.sh [--smoke] [--record] [ENVRUN] [TESTSVC]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/lib.sh"
 runs=100 record=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -19,9 +20,7 @@ done
 bin=${1:-$top/build/release/envrun}
 testsvc=${2:-$top/build/release/tests/testsvc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if [ ! -x "$testsvc" ]; then
-  cc -O2 -D_GNU_SOURCE -o "$tmp/testsvc" "$top/tests/helpers/testsvc.c"; testsvc=$tmp/testsvc
-fi
+testsvc=$(testsvc_or_build "$testsvc" "$tmp")
 cc -O2 -o "$tmp/floor" "$top/tests/bench/floor.c"
 [ -x "$bin" ] || { echo "no envrun binary at $bin" >&2; exit 1; }
 
@@ -84,7 +83,6 @@ YML
 done
 
 if [ "$record" = 1 ]; then
-  f=$top/tests/bench/RESULTS.md
   commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
   section=$(cat <<MD
 <!-- latency:begin -->
@@ -102,15 +100,5 @@ ${rows%$'\n'}
 <!-- latency:end -->
 MD
 )
-  /usr/bin/python3 - "$f" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-if "<!-- latency:begin -->" in text:
-    text = re.sub(r"<!-- latency:begin -->.*?<!-- latency:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
-  echo "recorded in $f"
+  record_section latency "$section"
 fi

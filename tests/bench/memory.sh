@@ -6,6 +6,7 @@
 #   tests/bench/memory.sh [--smoke] [--record] [ENVRUN] [TESTSVC]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/lib.sh"
 record=0 n200=200
 while [ $# -gt 0 ]; do
   case $1 in
@@ -17,9 +18,7 @@ done
 bin=${1:-$top/build/release/envrun}
 testsvc=${2:-$top/build/release/tests/testsvc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if [ ! -x "$testsvc" ]; then
-  cc -O2 -D_GNU_SOURCE -o "$tmp/testsvc" "$top/tests/helpers/testsvc.c"; testsvc=$tmp/testsvc
-fi
+testsvc=$(testsvc_or_build "$testsvc" "$tmp")
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 hwm() { # FILE: runs envrun on it, prints VmHWM in KiB
   "$bin" -q exec -f "$1" -- sh -c 'sed -n "s/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p" /proc/$PPID/status' 2>/dev/null
@@ -42,7 +41,6 @@ echo "peak RSS, 1 service (output check): $one KiB"
 echo "peak RSS, 1 service (http check, libcurl loaded): $http KiB"
 echo "peak RSS, $n200 services: $many KiB"
 if [ "$record" = 1 ]; then
-  f=$top/tests/bench/RESULTS.md
   commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
   section=$(cat <<MD
 <!-- memory:begin -->
@@ -58,15 +56,5 @@ Measured $(date -u +%Y-%m-%d), commit $commit, release build.
 <!-- memory:end -->
 MD
 )
-  /usr/bin/python3 - "$f" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-if "<!-- memory:begin -->" in text:
-    text = re.sub(r"<!-- memory:begin -->.*?<!-- memory:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
-  echo "recorded in $f"
+  record_section memory "$section"
 fi

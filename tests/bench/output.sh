@@ -6,6 +6,7 @@
 #   tests/bench/output.sh [--smoke] [--record] [ENVRUN] [TESTSVC]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/lib.sh"
 size=1G record=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -17,9 +18,7 @@ done
 bin=${1:-$top/build/release/envrun}
 testsvc=${2:-$top/build/release/tests/testsvc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-if [ ! -x "$testsvc" ]; then
-  cc -O2 -D_GNU_SOURCE -o "$tmp/testsvc" "$top/tests/helpers/testsvc.c"; testsvc=$tmp/testsvc
-fi
+testsvc=$(testsvc_or_build "$testsvc" "$tmp")
 cat >"$tmp/environment.yml" <<YML
 services:
   spammer:
@@ -39,7 +38,6 @@ e=$((t1 - t0)); c=$((t2 - t1))
 mbs() { awk -v b="$bytes" -v ms="$1" 'BEGIN { printf "%.0f", b / 1048576 / (ms / 1000) }'; }
 echo "output of $size: envrun $e ms ($(mbs "$e") MB/s), cat $c ms ($(mbs "$c") MB/s), ratio $(awk -v a="$e" -v b="$c" 'BEGIN{printf "%.2f", a/b}'); envrun peak RSS $hwm KiB"
 if [ "$record" = 1 ]; then
-  f=$top/tests/bench/RESULTS.md
   commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
   section=$(cat <<MD
 <!-- output:begin -->
@@ -56,15 +54,5 @@ Ratio $(awk -v a="$e" -v b="$c" 'BEGIN{printf "%.2f", a/b}'); envrun's peak RSS 
 <!-- output:end -->
 MD
 )
-  /usr/bin/python3 - "$f" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-if "<!-- output:begin -->" in text:
-    text = re.sub(r"<!-- output:begin -->.*?<!-- output:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
-PY
-  echo "recorded in $f"
+  record_section output "$section"
 fi

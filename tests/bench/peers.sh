@@ -27,6 +27,7 @@
 # peers section of tests/bench/RESULTS.md and tests/bench/peers.svg.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/lib.sh"
 runs=20 record=0 smoke=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -55,9 +56,7 @@ kill_marked() {
 cleanup() { kill_marked; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-if [ ! -x "$testsvc" ]; then
-  cc -O2 -D_GNU_SOURCE -o "$tmp/testsvc" "$top/tests/helpers/testsvc.c"; testsvc=$tmp/testsvc
-fi
+testsvc=$(testsvc_or_build "$testsvc" "$tmp")
 cc -O2 -o "$tmp/floor" "$top/tests/bench/floor.c"
 
 # --- the peers: install (full run) or find (smoke) -------------------------

@@ -6,6 +6,7 @@
 #   tests/bench/validate.sh [--smoke] [--record] [ENVRUN]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/bench/lib.sh"
 runs=50 record=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -48,7 +49,6 @@ rss=$( { /usr/bin/time -f '%M' "$bin" validate -f "$tmp/environment.yml"; } 2>&1
 echo "validate 200 services: peak RSS $rss KiB"
 
 if [ "$record" = 1 ]; then
-  f=$top/tests/bench/RESULTS.md
   commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
   section=$(cat <<MD
 <!-- validate:begin -->
@@ -65,16 +65,5 @@ Instructions (callgrind): $instr. Peak RSS: $rss KiB.
 <!-- validate:end -->
 MD
 )
-  if [ -f "$f" ] && grep -q '<!-- validate:begin -->' "$f"; then
-    /usr/bin/python3 - "$f" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = re.sub(r"<!-- validate:begin -->.*?<!-- validate:end -->", lambda m: section, text, flags=re.S)
-open(path, "w").write(text)
-PY
-  else
-    printf '# envrun benchmark results\n\nRewritten by the scripts under tests/bench (`--record`).\n\n%s\n' "$section" >"$f"
-  fi
-  echo "recorded in $f"
+  record_section validate "$section"
 fi

@@ -1,0 +1,28 @@
+# Helpers shared by the benchmark scripts (sourced; $top is the repository).
+
+# record_section NAME SECTION: puts SECTION (which starts with
+# "<!-- NAME:begin -->" and ends with "<!-- NAME:end -->") into
+# tests/bench/RESULTS.md, replacing the previous one or appending it.
+record_section() {
+  local f=$top/tests/bench/RESULTS.md
+  [ -f "$f" ] || printf '# envrun benchmark results\n\nRewritten by the scripts under tests/bench (`--record`).\n' >"$f"
+  /usr/bin/python3 - "$f" "$1" "$2" <<'PY'
+import re, sys
+path, name, section = sys.argv[1:4]
+text = open(path).read()
+pattern = r"<!-- %s:begin -->.*?<!-- %s:end -->" % (name, name)
+if re.search(pattern, text, flags=re.S):
+    text = re.sub(pattern, lambda m: section, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+  echo "recorded in $f"
+}
+
+# testsvc_or_build PATH DIR: PATH when it is executable, else the fake
+# service compiled into DIR.
+testsvc_or_build() {
+  if [ -x "$1" ]; then echo "$1"; return; fi
+  cc -O2 -D_GNU_SOURCE -o "$2/testsvc" "$top/tests/helpers/testsvc.c" && echo "$2/testsvc"
+}

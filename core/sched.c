@@ -64,6 +64,7 @@ struct er_sched {
         const struct er_config *c;
         struct svc *svcs;
         size_t n;
+        bool *selected;               /* part of this environment (opts.only's closure) */
         bool up_started, up_done, failed;
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
@@ -950,7 +951,7 @@ static void schedule(struct er_sched *s)
                 for (size_t i = 0; i < s->n; i++) {
                         struct svc *v = &s->svcs[i];
                         bool met = true;
-                        if (v->state != ER_SVC_PENDING || v->error != ER_OK)
+                        if (v->state != ER_SVC_PENDING || v->error != ER_OK || !s->selected[i])
                                 continue;
                         for (size_t k = 0; k < v->cfg->n_deps; k++) {
                                 const struct er_dep *d = &v->cfg->deps[k];
@@ -970,7 +971,7 @@ static void schedule(struct er_sched *s)
         }
         for (size_t i = 0; i < s->n; i++) {
                 const struct svc *v = &s->svcs[i];
-                if (v->error != ER_OK)
+                if (v->error != ER_OK || !s->selected[i])
                         continue;
                 if (v->state == ER_SVC_PENDING || (v->state == ER_SVC_STARTING) ||
                     (v->need_completed && !v->completed && v->state != ER_SVC_FAILED))
@@ -1249,6 +1250,7 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
                 }
         if (v->spawned || v->error != ER_OK)
                 svc_reset(v);
+        s->selected[idx] = true;
         start_svc(v);
         return 0;
 }
@@ -1275,6 +1277,26 @@ int er_sched_restart_service(struct er_sched *s, size_t idx)
 enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx)
 {
         return s->svcs[idx].state;
+}
+
+void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret)
+{
+        const struct svc *v = &s->svcs[idx];
+
+        *ret = (struct er_svc_info){
+                .state = v->state,
+                .selected = s->selected[idx],
+                .pid = v->proc_init ? v->proc.pid : 0,
+                .ready_ms = v->ready ? (v->ready_us - s->o.t0_us) / 1000 : ER_REPORT_NO_TIME,
+                .restarts = v->restarts,
+                .error = v->error,
+                .message = v->message,
+        };
+}
+
+int er_sched_interrupted(const struct er_sched *s)
+{
+        return s->interrupted;
 }
 
 /* --- signals -------------------------------------------------------------- */
@@ -1357,6 +1379,28 @@ void er_sched_sigchld(struct er_sched *s)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
+/* up SERVICE...: those services and, transitively, their dependencies. */
+static void select_closure(struct er_sched *s, const bool *only)
+{
+        bool grew = true;
+
+        for (size_t i = 0; i < s->n; i++)
+                s->selected[i] = !only || only[i];
+        while (grew) {
+                grew = false;
+                for (size_t i = 0; i < s->n; i++) {
+                        const struct er_service *sv = &s->c->services[i];
+                        if (!s->selected[i])
+                                continue;
+                        for (size_t k = 0; k < sv->n_deps; k++)
+                                if (!s->selected[sv->deps[k].index]) {
+                                        s->selected[sv->deps[k].index] = true;
+                                        grew = true;
+                                }
+                }
+        }
+}
+
 int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
 {
         struct er_sched *s = calloc(1, sizeof(*s));
@@ -1365,6 +1409,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
         if (!s)
                 return -ENOMEM;
         s->o = *opts;
+        s->o.only = NULL; /* borrowed: s->selected holds it */
         s->c = c;
         s->n = c->n_services;
         s->svcs = calloc(s->n ? s->n : 1, sizeof(*s->svcs));
@@ -1383,6 +1428,13 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 er_io_init(&v->oom_io);
                 v->log.fd = -1;
         }
+        s->selected = calloc(s->n ? s->n : 1, sizeof(*s->selected));
+        if (!s->selected) {
+                free(s->svcs);
+                free(s);
+                return -ENOMEM;
+        }
+        select_closure(s, opts->only);
         for (size_t i = 0; i < s->n; i++)
                 for (size_t k = 0; k < c->services[i].n_deps; k++)
                         if (c->services[i].deps[k].cond == ER_COND_COMPLETED)
@@ -1440,10 +1492,13 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 r->ports[i].name = s->c->ports[i].name;
                 r->ports[i].port = s->o.ports[i];
         }
-        r->n_services = s->n;
+        r->n_services = 0;
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
-                struct er_report_service *rs = &r->services[i];
+                struct er_report_service *rs;
+                if (!s->selected[i])
+                        continue; /* up SERVICE...: not part of this environment */
+                rs = &r->services[r->n_services++];
                 rs->name = v->cfg->name;
                 rs->error = v->error;
                 if (v->error == ER_OK && !v->spawned && s->failed) {
@@ -1557,6 +1612,7 @@ void er_sched_free(struct er_sched *s)
         er_timer_stop(s->o.loop, &s->test_kill);
         er_envp_free(s->test_envp);
         free(s->extra);
+        free(s->selected);
         free(s->svcs);
         free(s);
 }

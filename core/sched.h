@@ -54,6 +54,10 @@ struct er_sched_opts {
         uint64_t t0_us;              /* the start of the command, for *_ms */
         bool no_pidfd;               /* force the SIGCHLD path */
         bool want_lines;             /* send output lines to on_event (-v, up) */
+        const bool *only;            /* up SERVICE...: the services to bring up (with
+                                      * their dependencies), or NULL for all; the others
+                                      * stay pending until started one by one, and the
+                                      * report leaves them out.  Copied. */
         void (*on_event)(void *ud, const struct er_sched_event *ev);
         void *ud;
 };
@@ -92,6 +96,20 @@ int er_sched_stop_service(struct er_sched *s, size_t idx);
 int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len);
 int er_sched_restart_service(struct er_sched *s, size_t idx);
 enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx);
+
+/* What `status` shows of a service (SPEC §8). */
+struct er_svc_info {
+        enum er_svc_state state;
+        bool selected;               /* part of this environment (see opts.only) */
+        pid_t pid;                   /* the main pid of its current or last run, or 0 */
+        uint64_t ready_ms;           /* since t0, or ER_REPORT_NO_TIME */
+        unsigned restarts;
+        enum er_error_class error;
+        const char *message;         /* valid until the next loop iteration */
+};
+void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret);
+/* The first of SIGINT/SIGTERM/SIGHUP received, or 0. */
+int er_sched_interrupted(const struct er_sched *s);
 
 /* Signals to envrun (SPEC §5.7). from_terminal: SI_KERNEL (the terminal sent it
  * to the whole foreground group, CMD has it already). */

@@ -96,8 +96,14 @@ int cli_load_config(struct er_config **ret);
 int verb_validate(int argc, char **argv);
 int verb_config(int argc, char **argv);
 int verb_graph(int argc, char **argv);
-int verb_unavailable(int argc, char **argv);
 int verb_exec(int argc, char **argv);
+int verb_up(int argc, char **argv);
+int verb_down(int argc, char **argv);
+int verb_status(int argc, char **argv);
+int verb_logs(int argc, char **argv);
+int verb_start(int argc, char **argv);
+int verb_stop(int argc, char **argv);
+int verb_restart(int argc, char **argv);
 
 /* The verb being run, for messages. */
 extern const struct verb *cli_verb;

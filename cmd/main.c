@@ -48,22 +48,22 @@ static const struct verb verbs[] = {
          "Bring the environment up, run CMD (or the file's `test:` command), bring it down\n"
          "and print the exit report.",
          EXIT_EXEC_ENV, exec_opts, true},
-        {"up", verb_unavailable, "up [-d] [SERVICE...]",
+        {"up", verb_up, "up [-d] [SERVICE...]",
          "Bring the environment up and hold it in the foreground until SIGINT/SIGTERM,\n"
          "or with -d leave a supervisor holding it.",
          EXIT_USAGE, up_opts, false},
-        {"down", verb_unavailable, "down [--keep]",
+        {"down", verb_down, "down [--keep]",
          "Stop a detached environment and print its report.", EXIT_USAGE, down_opts, false},
-        {"status", verb_unavailable, "status [--json] [-v]",
+        {"status", verb_status, "status [--json] [-v]",
          "Show the state of each service of a detached environment.", EXIT_USAGE, status_opts,
          false},
-        {"logs", verb_unavailable, "logs [-f|--follow] [-n LINES] [--timestamps] [SERVICE...]",
+        {"logs", verb_logs, "logs [-f|--follow] [-n LINES] [--timestamps] [SERVICE...]",
          "Show the captured output of services.", EXIT_USAGE, logs_opts, false},
-        {"start", verb_unavailable, "start SERVICE...", "Start services of a detached environment.",
+        {"start", verb_start, "start SERVICE...", "Start services of a detached environment.",
          EXIT_USAGE, no_opts, false},
-        {"stop", verb_unavailable, "stop SERVICE...", "Stop services of a detached environment.",
+        {"stop", verb_stop, "stop SERVICE...", "Stop services of a detached environment.",
          EXIT_USAGE, no_opts, false},
-        {"restart", verb_unavailable, "restart SERVICE...",
+        {"restart", verb_restart, "restart SERVICE...",
          "Restart services of a detached environment (their dependents keep running).",
          EXIT_USAGE, no_opts, false},
         {"validate", verb_validate, "validate",
@@ -141,13 +141,6 @@ const char *cli_value(int id)
                 if (cli_args.v[i].id == id)
                         v = cli_args.v[i].value; /* the last one wins */
         return v;
-}
-
-int verb_unavailable(int argc, char **argv)
-{
-        return cli_fail(cli_verb->usage_status,
-                        "'%s' is not implemented in this version yet (see README, \"Status\")",
-                        cli_verb->name);
 }
 
 /* Finds arg among opts: "-x", "-xVALUE", "--long", "--long=VALUE".

@@ -8,6 +8,8 @@
 #include "cli.h"
 #include "dump.h"
 #include "graph.h"
+#include "run.h"
+#include "state.h"
 
 extern char **environ;
 
@@ -88,6 +90,46 @@ int verb_validate(int argc, char **argv)
         return EXIT_OK;
 }
 
+/* The configuration as the running instance of the project sees it (its
+ * ports and state directory), when one is up; else as the file says. */
+static int load_running(struct er_config **ret)
+{
+        const char *path = cli_config_path();
+        struct er_config *probe, *c;
+        char base[4096], inst[4400], state_dir[4400];
+        unsigned *ports;
+        long pid;
+        int r;
+
+        if (!path)
+                return EXIT_USAGE;
+        if (!(probe = run_load_probe(path)))
+                return EXIT_USAGE;
+        if (er_state_base(arg_state_dir, run_for_others(probe), base, sizeof(base)) < 0 ||
+            (snprintf(inst, sizeof(inst), "%s/%s", base, probe->project),
+             er_state_probe(inst) != 1)) {
+                *ret = probe;
+                return EXIT_OK;
+        }
+        ports = calloc(probe->n_ports + 1, sizeof(*ports));
+        if (!ports) {
+                er_config_free(probe);
+                return cli_fail(EXIT_FAILED, "out of memory");
+        }
+        r = run_attach_values(EXIT_FAILED, inst, probe, ports, state_dir, sizeof(state_dir), &pid);
+        er_config_free(probe);
+        if (r) {
+                free(ports);
+                return r;
+        }
+        c = run_load_final(path, state_dir, ports);
+        free(ports);
+        if (!c)
+                return EXIT_USAGE;
+        *ret = c;
+        return EXIT_OK;
+}
+
 int verb_config(int argc, char **argv)
 {
         struct er_config *c;
@@ -98,7 +140,7 @@ int verb_config(int argc, char **argv)
 
         if (r)
                 return r;
-        if ((r = cli_load_config(&c)))
+        if ((r = load_running(&c)))
                 return r;
         j = er_config_to_json(c);
         er_config_free(c);

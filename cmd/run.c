@@ -1,0 +1,396 @@
+/* run: progress, signals, loop drive and report, shared by exec, up and the
+ * detached supervisor. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "ctl_client.h"
+#include "report.h"
+#include "run.h"
+#include "timeline.h"
+
+extern char **environ;
+
+/* The live display on a terminal: one line per service, redrawn in place. */
+struct live_line {
+        enum er_svc_state state;
+        char detail[160];
+        uint64_t since_us;      /* when the state began */
+        bool seen;
+};
+
+void run_init(struct run *r)
+{
+        memset(r, 0, sizeof(*r));
+        r->sfd = -1;
+        r->progress = stderr;
+        er_io_init(&r->sig_io);
+        er_timer_init(&r->tick);
+}
+
+bool run_getenv_true(const char *name)
+{
+        const char *v = getenv(name);
+        return v && *v && strcmp(v, "0");
+}
+
+/* --- progress (SPEC §1) ------------------------------------------------- */
+
+void run_stamp(char *buf, size_t len)
+{
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        snprintf(buf, len, "%02d:%02d:%02d.%03ld", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000);
+}
+
+static const char *state_color(enum er_svc_state st)
+{
+        switch (st) {
+        case ER_SVC_READY:
+        case ER_SVC_STOPPED:
+                return "\033[32m";
+        case ER_SVC_FAILED:
+                return "\033[31m";
+        case ER_SVC_EXITED:
+                return "\033[36m";
+        default:
+                return "\033[33m";
+        }
+}
+
+/* The colour of a service's output prefix (foreground up), like compose's. */
+static const char *name_color(size_t i)
+{
+        static const char *const colors[] = {"\033[36m", "\033[33m", "\033[32m",
+                                             "\033[35m", "\033[34m", "\033[96m"};
+        return colors[i % (sizeof(colors) / sizeof(colors[0]))];
+}
+
+int run_prepare_display(struct run *r)
+{
+        for (size_t i = 0; i < r->config->n_services; i++)
+                if (strlen(r->config->services[i].name) > r->name_width)
+                        r->name_width = strlen(r->config->services[i].name);
+        if (r->name_width < 4)
+                r->name_width = 4;
+        r->live = r->progress == stderr && isatty(STDERR_FILENO) && arg_verbosity == 0;
+        r->lines = calloc(r->config->n_services ? r->config->n_services : 1, sizeof(*r->lines));
+        return r->lines ? 0 : -ENOMEM;
+}
+
+void run_fini_display(struct run *r)
+{
+        free(r->lines);
+        r->lines = NULL;
+}
+
+static void live_draw(struct run *r)
+{
+        uint64_t now = er_now_us();
+        if (r->drawn)
+                fprintf(stderr, "\033[%zuA", r->drawn);
+        r->drawn = 0;
+        for (size_t i = 0; i < r->config->n_services; i++) {
+                const struct live_line *l = &r->lines[i];
+                const char *color = arg_color ? state_color(l->state) : "";
+                if (!l->seen)
+                        continue;
+                fprintf(stderr, "\033[2K%-*s  %s%-8s%s  %s", (int)r->name_width,
+                        r->config->services[i].name, color, er_svc_state_name(l->state),
+                        arg_color ? "\033[0m" : "", l->detail);
+                if (l->state == ER_SVC_STARTING || l->state == ER_SVC_STOPPING)
+                        fprintf(stderr, "  %.1fs", (double)(now - l->since_us) / 1e6);
+                fputc('\n', stderr);
+                r->drawn++;
+        }
+        fflush(stderr);
+}
+
+static void on_tick(struct er_loop *loop, struct er_timer *t)
+{
+        struct run *r = er_container_of(t, struct run, tick);
+        if (!r->live_on)
+                return;
+        live_draw(r);
+        er_timer_start(loop, t, 100000, on_tick);
+}
+
+void run_live_phase(struct run *r, bool on)
+{
+        if (!r->live)
+                return;
+        if (on && !r->live_on) {
+                r->drawn = 0;
+                r->live_on = true;
+                er_timer_start(r->loop, &r->tick, 100000, on_tick);
+        } else if (!on && r->live_on) {
+                live_draw(r);
+                r->live_on = false;
+                er_timer_stop(r->loop, &r->tick);
+        }
+}
+
+static void print_line(struct run *r, const char *name, const struct er_sched_event *ev)
+{
+        /* ER_STREAM_BOTH: a failed readiness attempt, envrun's own note (-v). */
+        if (r->lines_to_stdout && ev->stream != ER_STREAM_BOTH) {
+                bool color = arg_color && isatty(STDOUT_FILENO);
+                if (color)
+                        fprintf(stdout, "%s%-*s |\033[0m %.*s\n", name_color(ev->service),
+                                (int)r->name_width, name, (int)ev->line_len, ev->line);
+                else
+                        fprintf(stdout, "%-*s | %.*s\n", (int)r->name_width, name,
+                                (int)ev->line_len, ev->line);
+                fflush(stdout);
+        } else if (arg_verbosity > 0) {
+                fprintf(r->progress, "%-*s | %.*s\n", (int)r->name_width, name,
+                        (int)ev->line_len, ev->line);
+        }
+}
+
+void run_on_event(void *ud, const struct er_sched_event *ev)
+{
+        struct run *r = ud;
+        const char *name = ev->service == SIZE_MAX ? "test" : r->config->services[ev->service].name;
+        char ts[32];
+
+        if (ev->line) {
+                if (ev->service != SIZE_MAX)
+                        print_line(r, name, ev);
+                else if (arg_verbosity > 0)
+                        print_line(r, name, ev);
+                if (r->on_line)
+                        r->on_line(r, ev);
+                return;
+        }
+        if (r->on_state)
+                r->on_state(r, ev);
+        if (arg_verbosity < 0)
+                return;
+        if (r->live && ev->service != SIZE_MAX) {
+                struct live_line *l = &r->lines[ev->service];
+                l->state = ev->state;
+                l->seen = true;
+                l->since_us = er_now_us();
+                snprintf(l->detail, sizeof(l->detail), "%s", ev->detail ? ev->detail : "");
+                if (r->live_on)
+                        live_draw(r);
+                return;
+        }
+        if (r->live)
+                return; /* the test's own lines: its output says enough */
+        run_stamp(ts, sizeof(ts));
+        if (arg_color && r->progress == stderr)
+                fprintf(r->progress, "%s %-*s %s%s\033[0m", ts, (int)r->name_width, name,
+                        state_color(ev->state), er_svc_state_name(ev->state));
+        else
+                fprintf(r->progress, "%s %-*s %s", ts, (int)r->name_width, name,
+                        er_svc_state_name(ev->state));
+        if (ev->detail && *ev->detail)
+                fprintf(r->progress, " (%s)", ev->detail);
+        fputc('\n', r->progress);
+        fflush(r->progress);
+}
+
+/* --- signals ------------------------------------------------------------- */
+
+static void on_signal(struct er_loop *loop, struct er_io *io, uint32_t revents)
+{
+        struct run *r = er_container_of(io, struct run, sig_io);
+        struct signalfd_siginfo si;
+
+        while (read(r->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD) {
+                        if (r->sched)
+                                er_sched_sigchld(r->sched);
+                        continue;
+                }
+                /* SI_KERNEL: the terminal sent it to the whole foreground
+                 * group, so CMD has it already (SPEC §1). */
+                if (r->sched)
+                        er_sched_signal(r->sched, (int)si.ssi_signo, si.ssi_code == SI_KERNEL);
+        }
+}
+
+int run_setup_signals(struct run *r, sigset_t *old)
+{
+        sigset_t set;
+        sigfillset(&set);
+        if (sigprocmask(SIG_BLOCK, &set, old) < 0)
+                return -errno;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGCHLD);
+        r->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (r->sfd < 0)
+                return -errno;
+        /* Errors on a closed stdout are errors, not a silent death. */
+        signal(SIGPIPE, SIG_IGN);
+        return er_io_start(r->loop, &r->sig_io, r->sfd, EPOLLIN, on_signal);
+}
+
+void run_fini_signals(struct run *r, const sigset_t *old)
+{
+        er_io_stop(r->loop, &r->sig_io);
+        er_close(&r->sfd);
+        sigprocmask(SIG_SETMASK, old, NULL);
+}
+
+void run_drive(struct run *r, bool (*done)(const struct er_sched *))
+{
+        while (!done(r->sched))
+                if (er_loop_run_once(r->loop, -1) < 0)
+                        break;
+}
+
+/* --- configuration --------------------------------------------------------- */
+
+struct er_config *run_load_probe(const char *path)
+{
+        struct er_config_opts copts = {.project = arg_project, .environ = environ};
+        struct er_config *c = NULL;
+        struct er_errs errs;
+
+        er_errs_init(&errs);
+        if (er_config_load(path, &copts, &c, &errs) < 0) {
+                cli_print_errs(&errs);
+                c = NULL;
+        }
+        er_errs_fini(&errs);
+        return c;
+}
+
+bool run_for_others(const struct er_config *c)
+{
+        for (size_t i = 0; i < c->n_services; i++)
+                if (c->services[i].user && c->services[i].uid != (long)geteuid())
+                        return true;
+        return false;
+}
+
+struct er_config *run_load_final(const char *path, const char *state_dir, const unsigned *ports)
+{
+        struct er_config_opts copts = {.project = arg_project, .environ = environ,
+                                       .state_dir = state_dir, .port_values = ports};
+        struct er_config *c = NULL;
+        struct er_errs errs;
+
+        er_errs_init(&errs);
+        if (er_config_load(path, &copts, &c, &errs) < 0) {
+                cli_print_errs(&errs);
+                c = NULL;
+        }
+        er_errs_fini(&errs);
+        return c;
+}
+
+/* --- the report ----------------------------------------------------------- */
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+        FILE *f = fopen(path, "we");
+        if (!f)
+                return cli_fail(EXIT_EXEC_ENV, "cannot write '%s': %s", path, strerror(errno));
+        fwrite(data, 1, len, f);
+        if (fclose(f) != 0)
+                return cli_fail(EXIT_EXEC_ENV, "cannot write '%s': %s", path, strerror(errno));
+        return 0;
+}
+
+int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_status)
+{
+        struct er_report rep;
+        char *buf;
+        size_t len;
+        int r = 0;
+
+        if (er_sched_report(sched, &rep) < 0)
+                return cli_fail(EXIT_EXEC_ENV, "out of memory");
+        if (exit_status >= 0) {
+                rep.exit_status = exit_status;
+                rep.ok = exit_status == 0;
+        }
+        if (er_report_text(&rep, arg_color && f == stderr, &buf, &len) == 0) {
+                fwrite(buf, 1, len, f);
+                fflush(f);
+                free(buf);
+        }
+        if (with_files && cli_value(OPT_REPORT) && er_report_json(&rep, &buf, &len) == 0) {
+                r |= write_file(cli_value(OPT_REPORT), buf, len);
+                free(buf);
+        }
+        if (with_files && cli_value(OPT_JUNIT) && er_report_junit(&rep, &buf, &len) == 0) {
+                r |= write_file(cli_value(OPT_JUNIT), buf, len);
+                free(buf);
+        }
+        if (with_files && cli_value(OPT_TIMELINE) && er_timeline_svg(&rep, &buf, &len) == 0) {
+                r |= write_file(cli_value(OPT_TIMELINE), buf, len);
+                free(buf);
+        }
+        free(rep.ports);
+        er_report_fini(&rep);
+        free(rep.services);
+        return r;
+}
+
+/* --- an environment that is up (SPEC §1) ------------------------------------ */
+
+/* The ports and ENVRUN_STATE_DIR of the project's `up -d` instance, from
+ * its supervisor.  0, or an exit status after printing why. */
+int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
+                         char *state_dir, size_t len, long *ret_pid)
+{
+        char sock[4400];
+        struct er_ctl_reply reply = {0};
+        struct er_err err = {0};
+        json_error_t jerr;
+        json_t *j, *jp;
+        int r;
+
+        snprintf(sock, sizeof(sock), "%s/control.sock", inst);
+        r = er_ctl_call(sock, "GET", "/v1/status", NULL, 5000000, &reply, &err);
+        if (r < 0)
+                return cli_fail(fail, "'%s' is up, but its supervisor does not answer: %s",
+                                probe->project, err.msg);
+        j = json_loadb(reply.body, reply.body_len, 0, &jerr);
+        er_ctl_reply_fini(&reply);
+        if (!j || !json_is_object(j))
+                goto bad;
+        jp = json_object_get(j, "ports");
+        for (size_t i = 0; i < probe->n_ports; i++) {
+                json_t *v = json_object_get(jp, probe->ports[i].name);
+                if (!json_is_integer(v)) {
+                        json_decref(j);
+                        return cli_fail(fail,
+                                        "'%s' is up without the port '%s': was environment.yml changed since `up`?",
+                                        probe->project, probe->ports[i].name);
+                }
+                ports[i] = (unsigned)json_integer_value(v);
+        }
+        if (!json_is_string(json_object_get(j, "state_dir")))
+                goto bad;
+        snprintf(state_dir, len, "%s", json_string_value(json_object_get(j, "state_dir")));
+        *ret_pid = (long)json_integer_value(json_object_get(j, "supervisor_pid"));
+        json_decref(j);
+        return 0;
+bad:
+        json_decref(j);
+        return cli_fail(fail, "the supervisor of '%s' sent a status envrun cannot read",
+                        probe->project);
+}
+

@@ -1,0 +1,77 @@
+/* run: what the verbs that hold an environment share (exec, up, the
+ * detached supervisor): progress display, the signalfd, the event loop
+ * drive, the report, and loading the configuration with its ports. */
+#ifndef ER_RUN_H
+#define ER_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "contain.h"
+#include "loop.h"
+#include "ports.h"
+#include "sched.h"
+
+struct live_line;
+
+struct run {
+        struct er_config *config;
+        struct er_sched *sched;
+        struct er_loop *loop;
+        int sfd;
+        struct er_io sig_io;
+        size_t name_width;
+        FILE *progress;          /* where progress lines go: stderr, or up -d's pipe */
+        bool live;               /* a terminal and not -q/-v: lines redrawn in place */
+        bool live_on;            /* lines are on screen and owned by envrun */
+        size_t drawn;            /* lines drawn last time */
+        struct live_line *lines;
+        struct er_timer tick;
+        bool lines_to_stdout;    /* up: service output on stdout, prefixed */
+        /* Called for each service output line as well (the supervisor's
+         * followers), and for each state change. */
+        void (*on_line)(struct run *r, const struct er_sched_event *ev);
+        void (*on_state)(struct run *r, const struct er_sched_event *ev);
+        void *ud;                /* the on_* callbacks' owner */
+};
+
+/* Zeroes r and sets fds to -1. */
+void run_init(struct run *r);
+/* r->config's name width and the live display (progress must be set). */
+int run_prepare_display(struct run *r);
+void run_fini_display(struct run *r);
+/* The sched's on_event: progress lines, live display, prefixed output. */
+void run_on_event(void *ud, const struct er_sched_event *ev);
+/* Starts or ends a phase of the live display. */
+void run_live_phase(struct run *r, bool on);
+/* Blocks every signal, saving the old mask, and watches INT/TERM/HUP/CHLD
+ * on a signalfd on r->loop. */
+int run_setup_signals(struct run *r, sigset_t *old);
+void run_fini_signals(struct run *r, const sigset_t *old);
+/* Runs the loop until done(sched). */
+void run_drive(struct run *r, bool (*done)(const struct er_sched *));
+
+/* The first load: learns the project, the ports to allocate and whether a
+ * service runs as another user.  Prints errors; NULL on failure. */
+struct er_config *run_load_probe(const char *path);
+bool run_for_others(const struct er_config *c);
+/* The real load, every value known. Prints errors; NULL on failure. */
+struct er_config *run_load_final(const char *path, const char *state_dir, const unsigned *ports);
+
+/* Prints the text report to f (and writes --report/--junit/--timeline
+ * when with_files); exit_status >= 0 replaces exec's in it (the verb's own).
+ * 0, or non-zero when a file could not be written. */
+int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_status);
+
+/* The ports and ENVRUN_STATE_DIR of the project's running instance (its
+ * directory inst), from its supervisor.  0, or `fail` after printing why. */
+int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
+                      char *state_dir, size_t len, long *ret_pid);
+
+bool run_getenv_true(const char *name);
+/* "12:03:04.512" */
+void run_stamp(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,595 @@
+/* status, logs, start, stop, restart, down: the verbs that talk to a
+ * project's supervisor through its control API (SPEC §2, §8), and clean
+ * up after one that died (§5.7). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "ctl_client.h"
+#include "log.h"
+#include "run.h"
+#include "state.h"
+
+#define EXIT_NOT_UP 3          /* status: nothing is up (LSB) */
+#define CALL_TIMEOUT_US 10000000u
+#define DOWN_WAIT_S 60         /* the supervisor exits once its report is sent */
+
+/* Where the project's instance lives. */
+struct target {
+        char project[256];
+        char base[4096];
+        char dir[4400];
+        char sock[4500];
+        int live;              /* er_state_probe: 1 live, 0 free, -ENOENT none */
+};
+
+/* Finds the project (-p, or the file's name) and its instance directory.
+ * 0, or an exit status after printing why. */
+static int locate(struct target *t, int fail_status)
+{
+        struct er_config *c = NULL;
+        bool for_others = false;
+        int rc;
+
+        if (arg_project && !arg_file && access("environment.yml", F_OK) < 0 &&
+            access("environment.yaml", F_OK) < 0) {
+                /* -p alone names the project, no file needed */
+        } else {
+                const char *path = cli_config_path();
+                if (!path || !(c = run_load_probe(path)))
+                        return EXIT_USAGE;
+                for_others = run_for_others(c);
+        }
+        snprintf(t->project, sizeof(t->project), "%s", c ? c->project : arg_project);
+        er_config_free(c);
+        if ((rc = er_state_base(arg_state_dir, for_others, t->base, sizeof(t->base))) < 0)
+                return cli_fail(fail_status, "state directory '%s': %s", t->base, strerror(-rc));
+        snprintf(t->dir, sizeof(t->dir), "%s/%s", t->base, t->project);
+        snprintf(t->sock, sizeof(t->sock), "%s/control.sock", t->dir);
+        t->live = er_state_probe(t->dir);
+        return 0;
+}
+
+/* A dead instance that left records: its supervisor died (§5.7). */
+static bool stale(const struct target *t, long *ret_pid)
+{
+        struct er_state st;
+        struct er_records rec;
+        bool yes = false;
+
+        if (t->live != 0)
+                return false;
+        er_state_init(&st);
+        er_records_init(&rec);
+        if (er_state_open(&st, t->dir, false) == 0 && er_state_read_records(&st, &rec) == 0) {
+                yes = true;
+                *ret_pid = rec.supervisor;
+        }
+        er_records_fini(&rec);
+        er_state_fini(&st);
+        return yes;
+}
+
+static int nothing_up(const struct target *t, int status)
+{
+        if (arg_verbosity >= 0 || status)
+                cli_fail(0, "nothing is up for '%s'", t->project);
+        return status;
+}
+
+/* One call whose answer must be JSON; prints errors.  NULL on failure
+ * (*status set). */
+static json_t *call_json(const struct target *t, const char *method, const char *target,
+                         uint64_t timeout_us, int *http_status, int *status)
+{
+        struct er_ctl_reply reply = {0};
+        struct er_err err = {0};
+        json_t *j;
+
+        if (er_ctl_call(t->sock, method, target, NULL, timeout_us, &reply, &err) < 0) {
+                *status = cli_fail(EXIT_FAILED, "'%s': %s", t->project, err.msg);
+                return NULL;
+        }
+        j = json_loadb(reply.body, reply.body_len, 0, NULL);
+        *http_status = reply.status;
+        er_ctl_reply_fini(&reply);
+        if (!j) {
+                *status = cli_fail(EXIT_FAILED, "'%s': the supervisor's answer is not JSON", t->project);
+                return NULL;
+        }
+        return j;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : "";
+}
+
+/* --- status ----------------------------------------------------------------- */
+
+static void print_status(json_t *j)
+{
+        json_t *svcs = json_object_get(j, "services"), *v;
+        size_t i, width = 4;
+
+        printf("%s  %s  supervisor %lld\n", jstr(j, "project"), jstr(j, "state"),
+               (long long)json_integer_value(json_object_get(j, "supervisor_pid")));
+        if (arg_verbosity > 0) {
+                const char *k;
+                printf("containment: %s\ninstance:    %s\nstate dir:   %s\n",
+                       jstr(j, "containment_reason"), jstr(j, "instance_dir"), jstr(j, "state_dir"));
+                json_object_foreach(json_object_get(j, "ports"), k, v)
+                        printf("port:        %s=%lld\n", k, (long long)json_integer_value(v));
+        }
+        json_array_foreach(svcs, i, v)
+                if (strlen(jstr(v, "name")) > width)
+                        width = strlen(jstr(v, "name"));
+        json_array_foreach(svcs, i, v) {
+                json_t *pid = json_object_get(v, "pid"), *ready = json_object_get(v, "ready_ms");
+                if (!json_is_true(json_object_get(v, "selected")))
+                        continue;
+                printf("%-*s  %-8s", (int)width, jstr(v, "name"), jstr(v, "state"));
+                if (json_is_integer(pid))
+                        printf("  pid %lld", (long long)json_integer_value(pid));
+                if (json_is_integer(ready))
+                        printf("  ready %lldms", (long long)json_integer_value(ready));
+                printf("  restarts %lld", (long long)json_integer_value(json_object_get(v, "restarts")));
+                if (json_is_string(json_object_get(v, "error")))
+                        printf("  %s: %s", jstr(v, "error"), jstr(v, "message"));
+                putchar('\n');
+        }
+}
+
+int verb_status(int argc, char **argv)
+{
+        struct target t;
+        json_t *j;
+        long pid = 0;
+        int status, hs;
+
+        if (argc > 0)
+                return cli_fail(EXIT_USAGE, "'status' takes no arguments, got '%s'", argv[0]);
+        if ((status = locate(&t, EXIT_FAILED)))
+                return status;
+        if (t.live != 1) {
+                bool is_stale = stale(&t, &pid);
+                if (cli_has(OPT_JSON)) {
+                        j = is_stale ? json_pack("{s:s, s:s, s:I}", "project", t.project, "state",
+                                                 "stale", "supervisor_pid", (json_int_t)pid)
+                                     : json_pack("{s:s, s:s}", "project", t.project, "state", "down");
+                        json_dumpf(j, stdout, JSON_INDENT(2));
+                        putchar('\n');
+                        json_decref(j);
+                } else if (is_stale) {
+                        printf("%s  stale  supervisor %ld (gone)\n", t.project, pid);
+                        cli_fail(0, "the supervisor of '%s' died: run 'envrun down' to clean up what is left",
+                                 t.project);
+                } else {
+                        printf("%s  down\n", t.project);
+                }
+                return is_stale ? EXIT_FAILED : EXIT_NOT_UP;
+        }
+        if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
+                return status;
+        if (cli_has(OPT_JSON)) {
+                json_dumpf(j, stdout, JSON_INDENT(2));
+                putchar('\n');
+        } else {
+                print_status(j);
+        }
+        status = strcmp(jstr(j, "state"), "up") == 0 ? EXIT_OK : EXIT_FAILED;
+        json_decref(j);
+        return status;
+}
+
+/* --- start, stop, restart ------------------------------------------------------ */
+
+static int service_op(const char *op, int argc, char **argv)
+{
+        struct target t;
+        char target[512];
+        int status, worst = EXIT_OK;
+
+        if (argc == 0)
+                return cli_fail(EXIT_USAGE, "'%s' needs a SERVICE (envrun %s SERVICE...)", op, op);
+        if ((status = locate(&t, EXIT_FAILED)))
+                return status;
+        if (t.live != 1)
+                return nothing_up(&t, EXIT_FAILED);
+        for (int i = 0; i < argc; i++) {
+                int hs = 0;
+                json_t *j;
+                if (strpbrk(argv[i], "/?&% ") || !*argv[i])
+                        return cli_fail(EXIT_USAGE, "no service '%s'", argv[i]);
+                snprintf(target, sizeof(target), "/v1/services/%s/%s", argv[i], op);
+                /* No time bound: the answer comes once the service settled,
+                 * which its own timeout bounds. */
+                if (!(j = call_json(&t, "POST", target, 0, &hs, &status)))
+                        return status;
+                if (hs == 404) {
+                        json_decref(j);
+                        return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", argv[i], t.project);
+                }
+                if (hs != 200) {
+                        cli_fail(0, "%s", jstr(j, "error"));
+                        worst = EXIT_FAILED;
+                } else {
+                        printf("%s: %s\n", argv[i], jstr(j, "state"));
+                        if (json_is_string(json_object_get(j, "error"))) {
+                                cli_fail(0, "%s: %s: %s", argv[i], jstr(j, "error"), jstr(j, "message"));
+                                worst = EXIT_FAILED;
+                        }
+                }
+                json_decref(j);
+        }
+        return worst;
+}
+
+int verb_start(int argc, char **argv)
+{
+        return service_op("start", argc, argv);
+}
+
+int verb_stop(int argc, char **argv)
+{
+        return service_op("stop", argc, argv);
+}
+
+int verb_restart(int argc, char **argv)
+{
+        return service_op("restart", argc, argv);
+}
+
+/* --- down ---------------------------------------------------------------------- */
+
+static void on_alarm(int sig)
+{
+        (void)sig; /* interrupts flock */
+}
+
+/* Waits until the supervisor let go of the lock (it removed its directory
+ * first), so that nothing of the instance is left once down returns. */
+static void wait_gone(int lock_fd)
+{
+        struct sigaction sa = {.sa_handler = on_alarm}, old;
+        if (lock_fd < 0)
+                return;
+        sigaction(SIGALRM, &sa, &old);
+        alarm(DOWN_WAIT_S);
+        if (flock(lock_fd, LOCK_SH) == 0)
+                flock(lock_fd, LOCK_UN);
+        alarm(0);
+        sigaction(SIGALRM, &old, NULL);
+}
+
+static int down_stale(struct target *t)
+{
+        struct er_state st;
+        struct er_reaped reaped = {0};
+        int rc;
+
+        er_state_init(&st);
+        if ((rc = er_state_open(&st, t->dir, false)) < 0 || (rc = er_state_lock(&st)) < 0) {
+                er_state_fini(&st);
+                if (rc == -EWOULDBLOCK) /* it came up meanwhile */
+                        return cli_fail(EXIT_FAILED, "'%s' came up meanwhile: run 'envrun down' again",
+                                        t->project);
+                return cli_fail(EXIT_FAILED, "'%s': %s", t->dir, strerror(-rc));
+        }
+        rc = er_state_reap(&st, &reaped);
+        er_state_remove(&st, cli_has(OPT_KEEP));
+        er_state_fini(&st);
+        if (rc < 0)
+                return cli_fail(EXIT_FAILED, "cleaning up '%s': %s", t->dir, strerror(-rc));
+        cli_fail(0, "cleaned up stale instance of '%s' (%u processes killed)", t->project, reaped.killed);
+        return EXIT_OK;
+}
+
+int verb_down(int argc, char **argv)
+{
+        struct target t;
+        char target[128], lock[4500];
+        json_t *j;
+        long pid;
+        int status, hs = 0, lock_fd;
+
+        if (argc > 0)
+                return cli_fail(EXIT_USAGE, "'down' takes no arguments, got '%s'", argv[0]);
+        if ((status = locate(&t, EXIT_FAILED)))
+                return status;
+        {
+                struct er_reaped reaped = {0};
+                if (er_state_reap_stale_execs(t.base, t.project, &reaped) > 0 && reaped.killed)
+                        cli_fail(0, "cleaned up %u processes left by a crashed run of '%s'",
+                                 reaped.killed, t.project);
+        }
+        if (t.live != 1) {
+                if (stale(&t, &pid))
+                        return down_stale(&t);
+                return nothing_up(&t, EXIT_OK);
+        }
+        snprintf(lock, sizeof(lock), "%s/lock", t.dir);
+        lock_fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        snprintf(target, sizeof(target), "/v1/environment?text=%s%s",
+                 arg_color ? "color" : "1", cli_has(OPT_KEEP) ? "&keep=1" : "");
+        j = call_json(&t, "DELETE", target, 0, &hs, &status);
+        if (!j) {
+                if (lock_fd >= 0)
+                        close(lock_fd);
+                return status;
+        }
+        if (hs != 200) {
+                status = cli_fail(EXIT_FAILED, "'%s': %s", t.project, jstr(j, "error"));
+        } else {
+                fputs(jstr(j, "text"), stderr);
+                status = strcmp(jstr(json_object_get(j, "report"), "result"), "ok") == 0 ? EXIT_OK
+                                                                                        : EXIT_FAILED;
+        }
+        json_decref(j);
+        wait_gone(lock_fd);
+        if (lock_fd >= 0)
+                close(lock_fd);
+        return status;
+}
+
+/* --- logs ------------------------------------------------------------------------ */
+
+struct stream {
+        const char *name;
+        struct er_ctl_client *c;
+        char *buf;               /* a partial line */
+        size_t len, cap;
+        bool done;
+};
+
+static bool opt_timestamps, opt_prefix;
+static size_t name_width;
+
+/* A log line is "<timestamp> <stream> <text>". */
+static void print_log_line(const char *name, const char *line, size_t len)
+{
+        const char *sp1 = memchr(line, ' ', len), *text = line;
+        size_t tlen = len;
+
+        if (sp1 && (size_t)(sp1 - line) + 3 <= len && sp1[2] == ' ') {
+                text = sp1 + 3;
+                tlen = len - (size_t)(text - line);
+        }
+        if (opt_prefix)
+                printf("%-*s | ", (int)name_width, name);
+        if (opt_timestamps && text != line)
+                printf("%.*s ", (int)(sp1 - line), line);
+        fwrite(text, 1, tlen, stdout);
+        putchar('\n');
+}
+
+static void on_data(void *ud, const char *buf, size_t len)
+{
+        struct stream *s = ud;
+        const char *nl;
+
+        while (len && (nl = memchr(buf, '\n', len))) {
+                size_t n = (size_t)(nl - buf);
+                if (s->len) {
+                        if (s->len + n > s->cap) {
+                                char *b = realloc(s->buf, s->len + n);
+                                if (!b)
+                                        return;
+                                s->buf = b;
+                                s->cap = s->len + n;
+                        }
+                        memcpy(s->buf + s->len, buf, n);
+                        print_log_line(s->name, s->buf, s->len + n);
+                        s->len = 0;
+                } else {
+                        print_log_line(s->name, buf, n);
+                }
+                buf = nl + 1;
+                len -= n + 1;
+        }
+        if (len) {
+                if (s->len + len > s->cap) {
+                        char *b = realloc(s->buf, s->len + len);
+                        if (!b)
+                                return;
+                        s->buf = b;
+                        s->cap = s->len + len;
+                }
+                memcpy(s->buf + s->len, buf, len);
+                s->len += len;
+        }
+}
+
+struct log_tail_ctx {
+        const char *name;
+};
+
+static void tail_cb(void *ud, const char *line, size_t len)
+{
+        print_log_line(((struct log_tail_ctx *)ud)->name, line, len);
+}
+
+/* A stale instance's logs are still on disk: read them directly. */
+static int logs_from_disk(const struct target *t, char **names, size_t n, size_t lines)
+{
+        char dir[4500];
+        int fd;
+        snprintf(dir, sizeof(dir), "%s/logs", t->dir);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return nothing_up(t, EXIT_FAILED);
+        for (size_t i = 0; i < n; i++) {
+                struct log_tail_ctx ctx = {names[i]};
+                er_log_tail(fd, names[i], lines, tail_cb, &ctx);
+        }
+        close(fd);
+        return EXIT_OK;
+}
+
+int verb_logs(int argc, char **argv)
+{
+        struct target t;
+        struct stream *streams = NULL;
+        char **names = NULL;
+        size_t n = 0, lines = SIZE_MAX;
+        bool follow = cli_has(OPT_FOLLOW);
+        int status, hs;
+        long pid;
+
+        opt_timestamps = cli_has(OPT_TIMESTAMPS);
+        if (cli_value(OPT_LINES)) {
+                char *end;
+                const char *v = cli_value(OPT_LINES);
+                unsigned long long x = strtoull(v, &end, 10);
+                if (!*v || *end || *v == '-')
+                        return cli_fail(EXIT_USAGE, "-n takes a number of lines, not '%s'", v);
+                lines = (size_t)x;
+        }
+        if ((status = locate(&t, EXIT_FAILED)))
+                return status;
+        if (t.live != 1 && !stale(&t, &pid))
+                return nothing_up(&t, EXIT_FAILED);
+
+        /* Which services: those named, else all of the running instance's. */
+        json_t *j = NULL;
+        if (t.live == 1) {
+                if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
+                        return status;
+        }
+        json_t *svcs = json_object_get(j, "services");
+        if (argc > 0) {
+                names = argv;
+                n = (size_t)argc;
+                for (size_t i = 0; j && i < n; i++) {
+                        size_t k;
+                        json_t *v;
+                        bool found = false;
+                        json_array_foreach(svcs, k, v)
+                                found = found || strcmp(jstr(v, "name"), names[i]) == 0;
+                        if (!found) {
+                                json_decref(j);
+                                return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", names[i], t.project);
+                        }
+                }
+        } else if (j) {
+                size_t k;
+                json_t *v;
+                names = calloc(json_array_size(svcs) + 1, sizeof(*names));
+                if (!names) {
+                        json_decref(j);
+                        return cli_fail(EXIT_FAILED, "out of memory");
+                }
+                json_array_foreach(svcs, k, v)
+                        if (json_is_true(json_object_get(v, "selected")))
+                                names[n++] = (char *)jstr(v, "name");
+        } else {
+                return cli_fail(EXIT_USAGE, "'%s' is stale: name the services whose logs to show",
+                                t.project);
+        }
+        opt_prefix = !(argc == 1);
+        for (size_t i = 0; i < n; i++)
+                if (strlen(names[i]) > name_width)
+                        name_width = strlen(names[i]);
+
+        if (t.live != 1) {
+                status = logs_from_disk(&t, names, n, lines);
+                goto out;
+        }
+        streams = calloc(n ? n : 1, sizeof(*streams));
+        if (!streams) {
+                status = cli_fail(EXIT_FAILED, "out of memory");
+                goto out;
+        }
+        status = EXIT_OK;
+        /* Each service's log in turn without -f; with -f, all at once. */
+        for (size_t i = 0; i < n; i++) {
+                char target[512];
+                struct er_err err = {0};
+                int rc;
+                if (strpbrk(names[i], "/?&% ")) {
+                        status = cli_fail(EXIT_USAGE, "no service '%s'", names[i]);
+                        goto out;
+                }
+                if (lines == SIZE_MAX)
+                        snprintf(target, sizeof(target), "/v1/services/%s/logs%s", names[i],
+                                 follow ? "?follow=1" : "");
+                else
+                        snprintf(target, sizeof(target), "/v1/services/%s/logs?tail=%zu%s", names[i],
+                                 lines, follow ? "&follow=1" : "");
+                streams[i].name = names[i];
+                rc = er_ctl_client_open(t.sock, "GET", target, CALL_TIMEOUT_US, &streams[i].c, &err);
+                if (rc < 0) {
+                        status = cli_fail(EXIT_FAILED, "%s", err.msg);
+                        goto out;
+                }
+                if (follow)
+                        continue;
+                while ((rc = er_ctl_client_read(streams[i].c, on_data, &streams[i], &err)) > 0) {
+                        struct pollfd p = {.fd = er_ctl_client_fd(streams[i].c), .events = POLLIN};
+                        if (poll(&p, 1, CALL_TIMEOUT_US / 1000) <= 0) {
+                                rc = -ETIMEDOUT;
+                                snprintf(err.msg, sizeof(err.msg), "the supervisor stopped answering");
+                                break;
+                        }
+                }
+                if (rc < 0) {
+                        status = cli_fail(EXIT_FAILED, "%s", err.msg);
+                        goto out;
+                }
+                streams[i].done = true;
+                fflush(stdout);
+        }
+        if (follow) {
+                struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+                size_t open_n = n;
+                if (!p) {
+                        status = cli_fail(EXIT_FAILED, "out of memory");
+                        goto out;
+                }
+                while (open_n) {
+                        for (size_t i = 0; i < n; i++) {
+                                p[i].fd = streams[i].done ? -1 : er_ctl_client_fd(streams[i].c);
+                                p[i].events = POLLIN;
+                                p[i].revents = 0;
+                        }
+                        if (poll(p, n, -1) < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                break;
+                        }
+                        for (size_t i = 0; i < n; i++) {
+                                struct er_err err = {0};
+                                int rc;
+                                if (streams[i].done || !p[i].revents)
+                                        continue;
+                                rc = er_ctl_client_read(streams[i].c, on_data, &streams[i], &err);
+                                if (rc <= 0) {
+                                        streams[i].done = true;
+                                        open_n--;
+                                }
+                        }
+                        fflush(stdout);
+                }
+                free(p);
+        }
+out:
+        for (size_t i = 0; streams && i < n; i++) {
+                er_ctl_client_free(streams[i].c);
+                free(streams[i].buf);
+        }
+        free(streams);
+        if (names != argv)
+                free(names);
+        json_decref(j);
+        return status;
+}

@@ -1,0 +1,984 @@
+/* up: bring the environment up and hold it, in the foreground or, with -d,
+ * in a supervisor process that serves the control API (SPEC §1, §7, §8).
+ *
+ * Both modes run the same holder: the engine on one event loop plus the
+ * control server on <state>/control.sock, so `status`, `logs`, `restart`
+ * work against a foreground `up` as well.  With -d, envrun forks twice
+ * (the middle child calls setsid and exits, so the supervisor is no
+ * terminal's and nobody's child), and the supervisor tells the waiting
+ * command how the bring-up goes through a pipe: progress lines, then a
+ * final "\1ready" or "\1failed" line (after the report, once everything is
+ * stopped).  The instance's lock is taken before forking; the supervisor
+ * inherits it (the same open file description), so there is no moment
+ * when the instance is up but its lock free. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "log.h"
+#include "report.h"
+#include "run.h"
+#include "state.h"
+
+extern char **environ;
+
+#define READY_MARK "\001ready\n"
+#define FAILED_MARK "\001failed\n"
+#define FLUSH_BOUND_US (3u * 1000000u) /* the last responses' time to leave */
+
+struct holder;
+
+/* A request waiting for something to happen: a followed log, a service
+ * operation that answers once the service settled, the report. */
+struct waiter {
+        struct waiter *next;
+        struct holder *h;
+        struct er_ctl_stream *stream;
+        size_t service;
+        enum { W_FOLLOW, W_STOP, W_START, W_DOWN } kind;
+        bool seen_start;         /* W_START: the new run began (a restart stops first) */
+        bool text, color;        /* W_DOWN: ?text=1 / ?text=color */
+};
+
+struct holder {
+        struct run r;
+        struct er_state st;
+        struct er_records rec;
+        struct er_contain contain;
+        bool contain_ok;
+        struct er_ports *ports;
+        struct er_ctl *ctl;
+        int log_fd;
+        bool detached;
+        int notify_fd;           /* up -d: the pipe to the waiting command, or -1 */
+        char tmpdir[4300];
+        uint64_t t0;
+        bool *only;
+        struct waiter *waiters;
+        bool down_requested, keep;
+};
+
+/* --- waiters -------------------------------------------------------------- */
+
+static void waiter_unlink(struct waiter *w)
+{
+        for (struct waiter **p = &w->h->waiters; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        break;
+                }
+}
+
+static void on_stream_closed(void *ud, struct er_ctl_stream *s)
+{
+        struct waiter *w = ud;
+        (void)s;
+        waiter_unlink(w);
+        free(w);
+}
+
+static struct waiter *waiter_add(struct holder *h, struct er_ctl_resp *resp, int kind,
+                                 size_t service, const char *ctype)
+{
+        struct waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return NULL;
+        w->stream = er_ctl_resp_stream_begin(resp, 200, ctype, on_stream_closed, w);
+        if (!w->stream) {
+                free(w);
+                return NULL;
+        }
+        w->h = h;
+        w->kind = kind;
+        w->service = service;
+        w->next = h->waiters;
+        h->waiters = w;
+        return w;
+}
+
+/* Writes and ends a waiter's response (the waiter is gone after). */
+static void waiter_finish(struct waiter *w, const char *body)
+{
+        struct er_ctl_stream *s = w->stream;
+        waiter_unlink(w);
+        free(w);
+        if (er_ctl_stream_write(s, body, strlen(body)) == 0)
+                er_ctl_stream_end(s);
+}
+
+/* --- status --------------------------------------------------------------- */
+
+static json_t *service_json(struct holder *h, size_t i)
+{
+        struct er_svc_info in;
+        er_sched_info(h->r.sched, i, &in);
+        return json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:s, s:b}",
+                         "name", h->r.config->services[i].name,
+                         "state", er_svc_state_name(in.state),
+                         "pid", in.pid > 0 ? json_integer(in.pid) : json_null(),
+                         "ready_ms", in.ready_ms != ER_REPORT_NO_TIME ? json_integer((json_int_t)in.ready_ms)
+                                                                      : json_null(),
+                         "restarts", (int)in.restarts,
+                         "error", in.error != ER_OK ? json_string(er_error_class_name(in.error))
+                                                    : json_null(),
+                         "message", in.message ? in.message : "",
+                         "selected", in.selected);
+}
+
+/* "up": every service of the environment ready (or completed); "failed": one
+ * failed; "partial": one was stopped or is being restarted. */
+static const char *overall(struct holder *h)
+{
+        bool partial = false;
+        if (h->down_requested || er_sched_interrupted(h->r.sched))
+                return "stopping";
+        if (!er_sched_up_done(h->r.sched))
+                return "starting";
+        for (size_t i = 0; i < h->r.config->n_services; i++) {
+                struct er_svc_info in;
+                er_sched_info(h->r.sched, i, &in);
+                if (!in.selected)
+                        continue;
+                if (in.error != ER_OK || in.state == ER_SVC_FAILED)
+                        return "failed";
+                if (in.state != ER_SVC_READY && in.state != ER_SVC_EXITED)
+                        partial = true;
+        }
+        return partial ? "partial" : "up";
+}
+
+static json_t *status_json(struct holder *h)
+{
+        json_t *ports = json_object(), *svcs = json_array();
+        for (size_t i = 0; i < h->r.config->n_ports; i++)
+                json_object_set_new(ports, h->r.config->ports[i].name,
+                                    json_integer(h->ports->ports[i]));
+        for (size_t i = 0; i < h->r.config->n_services; i++)
+                json_array_append_new(svcs, service_json(h, i));
+        return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}",
+                         "project", h->r.config->project,
+                         "state", overall(h),
+                         "supervisor_pid", (int)getpid(),
+                         "containment", er_contain_name(&h->contain),
+                         "containment_reason", h->contain.reason,
+                         "instance_dir", h->st.dir,
+                         "state_dir", h->tmpdir,
+                         "ports", ports,
+                         "services", svcs);
+}
+
+/* --- logs ----------------------------------------------------------------- */
+
+static void format_ts(char *buf, size_t len, uint64_t ms)
+{
+        time_t sec = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+/* A new output line goes to the service's followers, formatted as in the
+ * log file. */
+static void on_line(struct run *r, const struct er_sched_event *ev)
+{
+        struct holder *h = r->ud;
+        char head[48];
+        int n;
+
+        if (ev->service == SIZE_MAX)
+                return;
+        format_ts(head, sizeof(head), er_realtime_ms());
+        n = (int)strlen(head);
+        snprintf(head + n, sizeof(head) - (size_t)n, " %c ", ev->stream == ER_STREAM_STDERR ? 'E'
+                                                      : ev->stream == ER_STREAM_BOTH ? '-' : 'O');
+        for (struct waiter *w = h->waiters, *next; w; w = next) {
+                next = w->next;
+                if (w->kind != W_FOLLOW || w->service != ev->service)
+                        continue;
+                struct er_ctl_stream *s = w->stream;
+                /* A client that does not read is dropped (the stream is
+                 * freed by the failing write): forget it first. */
+                waiter_unlink(w);
+                if (er_ctl_stream_write(s, head, strlen(head)) < 0 ||
+                    er_ctl_stream_write(s, ev->line, ev->line_len) < 0 ||
+                    er_ctl_stream_write(s, "\n", 1) < 0) {
+                        free(w);
+                        continue;
+                }
+                w->next = h->waiters;
+                h->waiters = w;
+        }
+}
+
+struct tail_ctx {
+        struct er_ctl_stream *s;
+        int err;
+};
+
+static void tail_line(void *ud, const char *line, size_t len)
+{
+        struct tail_ctx *t = ud;
+        if (t->err)
+                return;
+        if ((t->err = er_ctl_stream_write(t->s, line, len)) == 0)
+                t->err = er_ctl_stream_write(t->s, "\n", 1);
+}
+
+static bool query_get(const char *query, const char *key, char *buf, size_t len)
+{
+        size_t kl = strlen(key);
+        for (const char *p = query; p && *p;) {
+                const char *end = strchr(p, '&');
+                size_t pl = end ? (size_t)(end - p) : strlen(p);
+                if (pl > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+                        snprintf(buf, len, "%.*s", (int)(pl - kl - 1), p + kl + 1);
+                        return true;
+                }
+                if (pl == kl && strncmp(p, key, kl) == 0) {
+                        snprintf(buf, len, "1");
+                        return true;
+                }
+                p = end ? end + 1 : NULL;
+        }
+        return false;
+}
+
+static int handle_logs(struct holder *h, size_t idx, const char *query, struct er_ctl_resp *resp)
+{
+        char v[32];
+        size_t n = SIZE_MAX;
+        bool follow = false;
+        struct waiter *w;
+        struct tail_ctx t;
+        int r;
+
+        if (query_get(query, "tail", v, sizeof(v))) {
+                char *end;
+                unsigned long long x = strtoull(v, &end, 10);
+                if (!*v || *end || v[0] == '-')
+                        return er_ctl_resp_error(resp, 400, "tail must be a number of lines, not '%s'", v);
+                n = (size_t)x;
+        }
+        if (query_get(query, "follow", v, sizeof(v)))
+                follow = strcmp(v, "0") != 0;
+        w = waiter_add(h, resp, W_FOLLOW, idx, "text/plain; charset=utf-8");
+        if (!w)
+                return -ENOMEM;
+        t.s = w->stream;
+        t.err = 0;
+        waiter_unlink(w); /* not a follower while the tail is written */
+        if (n > 0) {
+                r = er_log_tail(h->log_fd, h->r.config->services[idx].name, n, tail_line, &t);
+                if (t.err) { /* the stream is gone, freed by the failing write */
+                        free(w);
+                        return 0;
+                }
+                (void)r; /* -ENOENT: nothing logged yet */
+        }
+        if (!follow) {
+                free(w);
+                er_ctl_stream_end(t.s);
+                return 0;
+        }
+        w->next = h->waiters;
+        h->waiters = w;
+        return 0;
+}
+
+/* --- service operations ----------------------------------------------------- */
+
+static bool settled(struct holder *h, struct waiter *w)
+{
+        enum er_svc_state st = er_sched_state(h->r.sched, w->service);
+        if (w->kind == W_STOP)
+                return st == ER_SVC_STOPPED || st == ER_SVC_FAILED || st == ER_SVC_EXITED ||
+                       st == ER_SVC_PENDING;
+        return w->seen_start && (st == ER_SVC_READY || st == ER_SVC_FAILED ||
+                                 st == ER_SVC_EXITED || st == ER_SVC_STOPPED);
+}
+
+static void answer_settled(struct holder *h, const struct er_sched_event *ev)
+{
+        for (struct waiter *w = h->waiters, *next; w; w = next) {
+                next = w->next;
+                if (w->kind == W_START && w->service == ev->service && ev->state == ER_SVC_STARTING)
+                        w->seen_start = true;
+                if ((w->kind == W_STOP || w->kind == W_START) && settled(h, w)) {
+                        json_t *j = service_json(h, w->service);
+                        char *s = json_dumps(j, JSON_COMPACT);
+                        json_decref(j);
+                        waiter_finish(w, s ? s : "{}");
+                        free(s);
+                }
+        }
+}
+
+static int handle_op(struct holder *h, size_t idx, const char *op, const char *query,
+                     struct er_ctl_resp *resp)
+{
+        char why[200] = "", v[8];
+        bool wait = !(query_get(query, "wait", v, sizeof(v)) && strcmp(v, "0") == 0);
+        int r, kind;
+
+        if (h->down_requested)
+                return er_ctl_resp_error(resp, 409, "the environment is going down");
+        if (strcmp(op, "stop") == 0) {
+                r = er_sched_stop_service(h->r.sched, idx);
+                kind = W_STOP;
+                if (r == -EALREADY)
+                        r = 0; /* stopping what is not running: already where asked */
+        } else if (strcmp(op, "start") == 0) {
+                r = er_sched_start_service(h->r.sched, idx, why, sizeof(why));
+                kind = W_START;
+                if (r == -EBUSY)
+                        return er_ctl_resp_error(resp, 409, "'%s' is already running (use restart)",
+                                                 h->r.config->services[idx].name);
+        } else {
+                r = er_sched_restart_service(h->r.sched, idx);
+                kind = W_START;
+        }
+        if (r == -EAGAIN)
+                return er_ctl_resp_error(resp, 409, "cannot start '%s': %s",
+                                         h->r.config->services[idx].name, why);
+        if (r == -ESHUTDOWN)
+                return er_ctl_resp_error(resp, 409, "the environment is going down");
+        if (r < 0)
+                return er_ctl_resp_error(resp, 500, "%s '%s': %s", op,
+                                         h->r.config->services[idx].name, strerror(-r));
+        struct waiter probe = {.h = h, .service = idx, .kind = kind};
+        enum er_svc_state st = er_sched_state(h->r.sched, idx);
+        /* A restart passes through stopped on its way up: answer once the
+         * new run settles, not on the way. */
+        probe.seen_start = kind == W_START && st != ER_SVC_STOPPING && st != ER_SVC_STOPPED;
+        if (!wait || settled(h, &probe))
+                return er_ctl_resp_json(resp, 200, service_json(h, idx));
+        struct waiter *w = waiter_add(h, resp, kind, idx, NULL);
+        if (!w)
+                return -ENOMEM;
+        w->seen_start = probe.seen_start;
+        return 0;
+}
+
+/* --- the request router ------------------------------------------------------ */
+
+static bool find_service(struct holder *h, const char *name, size_t len, size_t *ret)
+{
+        for (size_t i = 0; i < h->r.config->n_services; i++)
+                if (strlen(h->r.config->services[i].name) == len &&
+                    memcmp(h->r.config->services[i].name, name, len) == 0) {
+                        *ret = i;
+                        return true;
+                }
+        return false;
+}
+
+static int handle(void *ud, struct er_ctl_req *req, struct er_ctl_resp *resp)
+{
+        struct holder *h = ud;
+        const char *p = req->path;
+        bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
+
+        if (strcmp(p, "/v1/status") == 0) {
+                if (!get)
+                        return er_ctl_resp_error(resp, 405, "use GET for %s", p);
+                return er_ctl_resp_json(resp, 200, status_json(h));
+        }
+        if (strcmp(p, "/v1/environment") == 0) {
+                char v[16];
+                struct waiter *w;
+                if (strcmp(req->method, "DELETE") != 0)
+                        return er_ctl_resp_error(resp, 405, "use DELETE for %s", p);
+                w = waiter_add(h, resp, W_DOWN, SIZE_MAX, NULL);
+                if (!w)
+                        return -ENOMEM;
+                if (query_get(req->query, "text", v, sizeof(v))) {
+                        w->text = strcmp(v, "0") != 0;
+                        w->color = strcmp(v, "color") == 0;
+                }
+                if (query_get(req->query, "keep", v, sizeof(v)) && strcmp(v, "0") != 0)
+                        h->keep = true;
+                h->down_requested = true;
+                return 0;
+        }
+        if (strncmp(p, "/v1/services/", 13) == 0) {
+                const char *name = p + 13, *slash = strchr(name, '/');
+                size_t idx;
+                if (!slash)
+                        return er_ctl_resp_error(resp, 404, "no such resource: %s", p);
+                if (!find_service(h, name, (size_t)(slash - name), &idx))
+                        return er_ctl_resp_error(resp, 404, "no service '%.*s'", (int)(slash - name),
+                                                 name);
+                if (strcmp(slash, "/logs") == 0) {
+                        if (!get)
+                                return er_ctl_resp_error(resp, 405, "use GET for %s", p);
+                        return handle_logs(h, idx, req->query, resp);
+                }
+                if (strcmp(slash, "/stop") == 0 || strcmp(slash, "/start") == 0 ||
+                    strcmp(slash, "/restart") == 0) {
+                        if (!post)
+                                return er_ctl_resp_error(resp, 405, "use POST for %s", p);
+                        return handle_op(h, idx, slash + 1, req->query, resp);
+                }
+        }
+        return er_ctl_resp_error(resp, 404, "no such resource: %s", p);
+}
+
+/* --- the holder ------------------------------------------------------------ */
+
+static void on_state(struct run *r, const struct er_sched_event *ev)
+{
+        struct holder *h = r->ud;
+        struct er_svc_info info;
+
+        if (ev->service == SIZE_MAX)
+                return;
+        if (ev->state == ER_SVC_STARTING) {
+                er_sched_info(r->sched, ev->service, &info);
+                if (info.pid > 0 &&
+                    er_records_set_proc(&h->rec, r->config->services[ev->service].name, info.pid) == 0)
+                        er_state_write_records(&h->st, &h->rec);
+        }
+        answer_settled(h, ev);
+}
+
+/* The report as the DELETE answer: JSON, or {"report": ..., "text": ...}. */
+static void answer_down(struct holder *h, int exit_status)
+{
+        struct er_report rep;
+        char *json = NULL, *text = NULL;
+        size_t len;
+
+        if (er_sched_report(h->r.sched, &rep) < 0)
+                return;
+        rep.exit_status = exit_status;
+        rep.ok = exit_status == 0;
+        er_report_json(&rep, &json, &len);
+        for (struct waiter *w = h->waiters, *next; w; w = next) {
+                next = w->next;
+                if (w->kind != W_DOWN)
+                        continue;
+                if (!w->text) {
+                        waiter_finish(w, json ? json : "{}");
+                        continue;
+                }
+                free(text);
+                text = NULL;
+                er_report_text(&rep, w->color, &text, &len);
+                json_t *j = json_pack("{s:o, s:s}", "report",
+                                      json ? json_loads(json, 0, NULL) : json_object(), "text",
+                                      text ? text : "");
+                char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+                json_decref(j);
+                waiter_finish(w, body ? body : "{}");
+                free(body);
+        }
+        free(text);
+        free(json);
+        free(rep.ports);
+        er_report_fini(&rep);
+        free(rep.services);
+        /* Followers: their logs end with the environment. */
+        while (h->waiters) {
+                struct waiter *w = h->waiters;
+                struct er_ctl_stream *s = w->stream;
+                waiter_unlink(w);
+                free(w);
+                er_ctl_stream_end(s);
+        }
+}
+
+/* The holder's exit status (SPEC §2): 129/130/143 when a signal ended it,
+ * else 1 when a service of the environment failed at any time (bring-up,
+ * while up, or at stop), else 0. */
+static int down_status(struct holder *h)
+{
+        if (er_sched_interrupted(h->r.sched))
+                return er_sched_exec_status(h->r.sched);
+        if (er_sched_failed(h->r.sched))
+                return EXIT_FAILED;
+        for (size_t i = 0; i < h->r.config->n_services; i++) {
+                struct er_svc_info in;
+                er_sched_info(h->r.sched, i, &in);
+                if (in.selected && in.error != ER_OK)
+                        return EXIT_FAILED;
+        }
+        return EXIT_OK;
+}
+
+static void notify(struct holder *h, const char *mark)
+{
+        if (h->notify_fd < 0)
+                return;
+        fflush(h->r.progress);
+        if (write(h->notify_fd, mark, strlen(mark)) < 0) {
+                /* The waiting command is gone (Ctrl-C): the environment
+                 * stays up regardless. */
+        }
+}
+
+static bool wait_flush(struct holder *h)
+{
+        uint64_t end = er_now_us() + FLUSH_BOUND_US;
+        while (h->ctl && er_ctl_nconns(h->ctl) && er_now_us() < end)
+                if (er_loop_run_once(h->r.loop, 100) < 0)
+                        return false;
+        return true;
+}
+
+static size_t largest_log(const struct er_config *c)
+{
+        uint64_t m = 0;
+        for (size_t i = 0; i < c->n_services; i++)
+                if (c->services[i].log_max_size > m)
+                        m = c->services[i].log_max_size;
+        return (size_t)m + ER_CTL_MAX_OUTPUT;
+}
+
+/* Runs the environment until it is brought down.  Returns the exit status. */
+static int hold(struct holder *h)
+{
+        sigset_t old;
+        int rc, status = EXIT_FAILED;
+        char sock[4400];
+        FILE *progress = h->r.progress;
+
+        if ((rc = er_loop_new(&h->r.loop)) < 0)
+                return cli_fail(EXIT_FAILED, "cannot create the event loop: %s", strerror(-rc));
+        if ((rc = run_setup_signals(&h->r, &old)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot set up signals: %s", strerror(-rc));
+                goto out_loop;
+        }
+        if ((rc = er_contain_init(&h->contain, h->r.config->project,
+                                  run_getenv_true("ENVRUN_FORCE_SESSION"))) < 0) {
+                cli_fail(EXIT_FAILED, "cannot set up containment: %s", strerror(-rc));
+                goto out_signals;
+        }
+        h->contain_ok = true;
+        if (arg_verbosity > 0)
+                fprintf(progress, "envrun: containment: %s\n", h->contain.reason);
+        if (er_records_from_contain(&h->rec, &h->contain) < 0 ||
+            er_state_write_records(&h->st, &h->rec) < 0) {
+                cli_fail(EXIT_FAILED, "cannot write '%s/records.json'", h->st.dir);
+                goto out_contain;
+        }
+        snprintf(sock, sizeof(sock), "%s/control.sock", h->st.dir);
+        struct er_ctl_opts co = {.path = sock, .handle = handle, .ud = h,
+                                 .max_output = largest_log(h->r.config)};
+        if ((rc = er_ctl_new(h->r.loop, &co, &h->ctl)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot listen on '%s': %s", sock, strerror(-rc));
+                goto out_contain;
+        }
+        h->r.on_state = on_state;
+        h->r.on_line = on_line;
+        struct er_sched_opts so = {
+                .config = h->r.config,
+                .loop = h->r.loop,
+                .contain = &h->contain,
+                .log_dir_fd = h->log_fd,
+                .environ = environ,
+                .state_dir = h->tmpdir,
+                .ports = h->ports->ports,
+                .t0_us = h->t0,
+                .no_pidfd = run_getenv_true("ENVRUN_NO_PIDFD"),
+                .want_lines = true,
+                .only = h->only,
+                .on_event = run_on_event,
+                .ud = &h->r,
+        };
+        if ((rc = er_sched_new(&so, &h->r.sched)) < 0) {
+                cli_fail(EXIT_FAILED, "out of memory");
+                goto out_ctl;
+        }
+        run_live_phase(&h->r, true);
+        er_sched_up(h->r.sched);
+        while (!er_sched_up_done(h->r.sched) && !h->down_requested &&
+               !er_sched_interrupted(h->r.sched))
+                if (er_loop_run_once(h->r.loop, -1) < 0)
+                        break;
+        run_live_phase(&h->r, false);
+        if (!er_sched_failed(h->r.sched) && !er_sched_interrupted(h->r.sched) && !h->down_requested) {
+                if (arg_verbosity >= 0)
+                        fprintf(progress, "envrun: '%s' is up (supervisor pid %d)\n",
+                                h->r.config->project, (int)getpid());
+                notify(h, READY_MARK);
+                er_close(&h->notify_fd);
+                if (h->detached) {
+                        /* From now on progress goes to the supervisor's log. */
+                        fclose(h->r.progress);
+                        h->r.progress = progress = stderr;
+                }
+                while (!er_sched_interrupted(h->r.sched) && !h->down_requested)
+                        if (er_loop_run_once(h->r.loop, -1) < 0)
+                                break;
+        }
+        run_live_phase(&h->r, true);
+        er_sched_down(h->r.sched, false);
+        run_drive(&h->r, er_sched_down_done);
+        run_live_phase(&h->r, false);
+        status = down_status(h);
+        run_print_report(h->r.sched, h->r.progress, false, status);
+        answer_down(h, status);
+        /* The pipe stays open until the supervisor exits, after it removed
+         * the instance: the waiting command reads to its end, so that when
+         * `up -d` returns 1 nothing of the instance is left. */
+        if (h->notify_fd >= 0)
+                notify(h, FAILED_MARK);
+        wait_flush(h);
+        er_sched_free(h->r.sched);
+        h->r.sched = NULL;
+out_ctl:
+        er_ctl_free(h->ctl);
+        h->ctl = NULL;
+        while (h->waiters) { /* er_ctl_free closed their streams */
+                struct waiter *w = h->waiters;
+                h->waiters = w->next;
+                free(w);
+        }
+out_contain:
+        er_contain_fini(&h->contain);
+out_signals:
+        run_fini_signals(&h->r, &old);
+out_loop:
+        er_loop_free(h->r.loop);
+        h->r.loop = NULL;
+        return status;
+}
+
+/* --- the waiting command of up -d ---------------------------------------- */
+
+/* Copies the supervisor's progress to stderr until it says how the
+ * bring-up went.  SIGINT/SIGTERM/SIGHUP here cancel the bring-up: the
+ * supervisor gets SIGTERM, stops everything and reports. */
+static int wait_supervisor(int fd, pid_t sup)
+{
+        sigset_t set, old;
+        int sfd, sig = 0;
+        char buf[4096];
+        size_t have = 0;
+        bool failed = false;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        for (;;) {
+                struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+                if (poll(pfd, sfd >= 0 ? 2 : 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (sfd >= 0 && (pfd[1].revents & POLLIN)) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && !sig) {
+                                sig = (int)si.ssi_signo;
+                                kill(sup, SIGTERM);
+                        }
+                }
+                if (!(pfd[0].revents & (POLLIN | POLLHUP)))
+                        continue;
+                ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                have += (size_t)n;
+                buf[have] = '\0';
+                /* Print whole lines; a mark line ends the wait. */
+                char *p = buf, *nl;
+                while ((nl = memchr(p, '\n', have - (size_t)(p - buf)))) {
+                        size_t len = (size_t)(nl - p) + 1;
+                        if (len == strlen(READY_MARK) && memcmp(p, READY_MARK, len) == 0) {
+                                close(sfd);
+                                sigprocmask(SIG_SETMASK, &old, NULL);
+                                return sig ? 128 + sig : EXIT_OK;
+                        }
+                        if (len == strlen(FAILED_MARK) && memcmp(p, FAILED_MARK, len) == 0)
+                                failed = true; /* read on: EOF is the supervisor's exit */
+                        else
+                                fwrite(p, 1, len, stderr);
+                        p = nl + 1;
+                }
+                have -= (size_t)(p - buf);
+                memmove(buf, p, have);
+                if (have == sizeof(buf) - 1) { /* a line longer than the buffer */
+                        fwrite(buf, 1, have, stderr);
+                        have = 0;
+                }
+        }
+        if (have)
+                fwrite(buf, 1, have, stderr);
+        if (!failed)
+                cli_fail(0, "the supervisor died during the bring-up (pid %d)", (int)sup);
+        close(sfd);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return sig ? 128 + sig : EXIT_FAILED;
+}
+
+/* The supervisor's stdio: /dev/null in, its log out. */
+static int redirect_stdio(struct holder *h)
+{
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int out = openat(h->st.dir_fd, "supervisor.log",
+                         O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (in < 0 || out < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+            dup2(out, STDERR_FILENO) < 0)
+                return -errno;
+        close(in);
+        close(out);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        setvbuf(stderr, NULL, _IOLBF, 0);
+        return 0;
+}
+
+static int detach(struct holder *h)
+{
+        int p[2];
+        pid_t mid, sup = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return cli_fail(EXIT_FAILED, "cannot create a pipe: %s", strerror(errno));
+        fflush(NULL);
+        mid = fork();
+        if (mid < 0)
+                return cli_fail(EXIT_FAILED, "cannot fork: %s", strerror(errno));
+        if (mid == 0) {
+                close(p[0]);
+                setsid();
+                sup = fork();
+                if (sup < 0)
+                        _exit(1);
+                if (sup > 0)
+                        _exit(0);
+                /* The supervisor.  Its first line tells its pid. */
+                char line[64];
+                int n = snprintf(line, sizeof(line), "\002%d\n", (int)getpid());
+                if (write(p[1], line, (size_t)n) < 0)
+                        _exit(1);
+                h->detached = true;
+                h->r.live = false;
+                h->notify_fd = p[1];
+                if (redirect_stdio(h) < 0)
+                        _exit(1);
+                h->r.progress = fdopen(dup(p[1]), "w");
+                if (!h->r.progress)
+                        _exit(1);
+                setvbuf(h->r.progress, NULL, _IOLBF, 0);
+                int status = hold(h);
+                if (h->r.progress != stderr)
+                        fflush(h->r.progress); /* closed at exit, see hold() */
+                return -1 - status; /* the caller cleans up and exits with it */
+        }
+        close(p[1]);
+        waitpid(mid, NULL, 0);
+        /* The first line is the supervisor's pid. */
+        char c, num[32];
+        size_t n = 0;
+        while (n < sizeof(num) - 1 && read(p[0], &c, 1) == 1 && c != '\n')
+                num[n++] = c;
+        num[n] = '\0';
+        if (n < 2 || num[0] != '\002') {
+                close(p[0]);
+                return cli_fail(EXIT_FAILED, "the supervisor failed to start (see '%s/supervisor.log')",
+                                h->st.dir);
+        }
+        sup = (pid_t)atoi(num + 1);
+        int status = wait_supervisor(p[0], sup);
+        close(p[0]);
+        return status;
+}
+
+/* --- the verb --------------------------------------------------------------- */
+
+static int already_running(struct er_state *st, const char *project)
+{
+        struct er_records rec;
+        long pid = 0;
+        er_records_init(&rec);
+        if (er_state_read_records(st, &rec) == 0)
+                pid = rec.supervisor;
+        er_records_fini(&rec);
+        return cli_fail(EXIT_FAILED, "AlreadyRunning: '%s' is already up (supervisor pid %ld, %s)",
+                        project, pid, st->dir);
+}
+
+/* Opens and locks <base>/<project>, cleaning up after a dead instance
+ * there.  0, or an exit status after printing why. */
+static int take_instance(struct er_state *st, const char *base, const char *project)
+{
+        char dir[4200];
+        struct er_reaped reaped = {0};
+        int rc;
+
+        snprintf(dir, sizeof(dir), "%s/%s", base, project);
+        for (int tries = 0; tries < 2; tries++) {
+                if ((rc = er_state_open(st, dir, true)) < 0)
+                        return cli_fail(EXIT_FAILED, "state directory '%s': %s", dir, strerror(-rc));
+                rc = er_state_lock(st);
+                if (rc == -EWOULDBLOCK)
+                        return already_running(st, project);
+                if (rc < 0)
+                        return cli_fail(EXIT_FAILED, "cannot lock '%s/lock': %s", dir, strerror(-rc));
+                if (er_state_reap(st, &reaped) == 0 && reaped.killed && arg_verbosity >= 0)
+                        cli_fail(0, "cleaned up a crashed instance of '%s' (%u processes killed)",
+                                 project, reaped.killed);
+                if (!reaped.had_records && faccessat(st->dir_fd, "logs", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                        return 0; /* a fresh directory */
+                /* Start from an empty directory; the lock file goes too, so
+                 * take it again (someone may have been quicker). */
+                er_state_remove(st, false);
+                er_state_fini(st);
+                er_state_init(st);
+                reaped = (struct er_reaped){0};
+        }
+        return 0;
+}
+
+static int select_services(const struct er_config *c, int argc, char **argv, bool **ret)
+{
+        bool *only;
+        if (argc == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        only = calloc(c->n_services ? c->n_services : 1, sizeof(*only));
+        if (!only)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        for (int a = 0; a < argc; a++) {
+                size_t i;
+                for (i = 0; i < c->n_services; i++)
+                        if (strcmp(c->services[i].name, argv[a]) == 0)
+                                break;
+                if (i == c->n_services) {
+                        free(only);
+                        return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", argv[a], c->file);
+                }
+                only[i] = true;
+        }
+        *ret = only;
+        return 0;
+}
+
+int verb_up(int argc, char **argv)
+{
+        struct holder h;
+        struct er_ports ports;
+        struct er_config *probe;
+        char base[4096];
+        const char *path;
+        int status, rc;
+        bool for_others;
+
+        memset(&h, 0, sizeof(h));
+        run_init(&h.r);
+        h.r.ud = &h;
+        h.r.lines_to_stdout = !cli_has(OPT_DETACH);
+        h.notify_fd = -1;
+        h.log_fd = -1;
+        h.ports = &ports;
+        h.t0 = er_now_us();
+        er_state_init(&h.st);
+        er_records_init(&h.rec);
+        er_ports_init(&ports);
+
+        if (!(path = cli_config_path()))
+                return EXIT_USAGE;
+        if (!(probe = run_load_probe(path)))
+                return EXIT_USAGE;
+        if ((status = select_services(probe, argc, argv, &h.only))) {
+                er_config_free(probe);
+                return status;
+        }
+        for_others = run_for_others(probe);
+        if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
+                status = cli_fail(EXIT_FAILED, "state directory '%s': %s", base, strerror(-rc));
+                goto out_probe;
+        }
+        if ((status = take_instance(&h.st, base, probe->project)))
+                goto out_probe;
+        {
+                struct er_reaped reaped = {0};
+                if (er_state_reap_stale_execs(base, probe->project, &reaped) > 0 && reaped.killed)
+                        cli_fail(0, "cleaned up %u processes left by a crashed run of '%s'",
+                                 reaped.killed, probe->project);
+        }
+        status = EXIT_FAILED;
+        if ((rc = er_state_make_dirs(&h.st)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot create '%s': %s", h.st.dir, strerror(-rc));
+                goto out_rm;
+        }
+        snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/tmp", h.st.dir);
+        if ((h.log_fd = openat(h.st.dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot open '%s/logs': %s", h.st.dir, strerror(errno));
+                goto out_rm;
+        }
+        if (for_others &&
+            (chmod(base, 0711) < 0 || chmod(h.st.dir, 0711) < 0 || chmod(h.tmpdir, 01777) < 0)) {
+                cli_fail(EXIT_FAILED, "cannot open '%s' to service users: %s", h.st.dir, strerror(errno));
+                goto out_rm;
+        }
+        if ((rc = er_ports_allocate(&ports, base, probe->n_ports)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot allocate ports: %s", strerror(-rc));
+                goto out_rm;
+        }
+        if (!(h.r.config = run_load_final(path, h.tmpdir, ports.ports))) {
+                status = EXIT_USAGE;
+                goto out_ports;
+        }
+        if (run_prepare_display(&h.r) < 0) {
+                cli_fail(EXIT_FAILED, "out of memory");
+                goto out_config;
+        }
+        if (cli_has(OPT_DETACH)) {
+                status = detach(&h);
+                if (status >= 0) {
+                        /* The waiting command: the supervisor owns it all now. */
+                        run_fini_display(&h.r);
+                        er_config_free(h.r.config);
+                        er_config_free(probe);
+                        free(h.only);
+                        er_close(&h.log_fd);
+                        er_state_fini(&h.st);
+                        er_records_fini(&h.rec);
+                        for (size_t i = 0; i < ports.n; i++)
+                                er_close(&ports.lock_fds[i]);
+                        free(ports.ports);
+                        free(ports.lock_fds);
+                        return status;
+                }
+                status = -1 - status; /* the supervisor, done */
+        } else {
+                status = hold(&h);
+        }
+        run_fini_display(&h.r);
+out_config:
+        er_config_free(h.r.config);
+out_ports:
+        er_ports_release(&ports);
+out_rm:
+        er_close(&h.log_fd);
+        er_state_remove(&h.st, h.keep);
+        er_state_fini(&h.st);
+out_probe:
+        er_records_fini(&h.rec);
+        er_config_free(probe);
+        free(h.only);
+        return status;
+}

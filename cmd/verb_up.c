@@ -125,11 +125,14 @@ static void waiter_finish(struct waiter *w, const char *body)
 static json_t *service_json(struct holder *h, size_t i)
 {
         struct er_svc_info in;
+        bool alive;
         er_sched_info(h->r.sched, i, &in);
+        /* A pid only while there is a process to point at. */
+        alive = in.state == ER_SVC_STARTING || in.state == ER_SVC_READY || in.state == ER_SVC_STOPPING;
         return json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:s, s:b}",
                          "name", h->r.config->services[i].name,
                          "state", er_svc_state_name(in.state),
-                         "pid", in.pid > 0 ? json_integer(in.pid) : json_null(),
+                         "pid", alive && in.pid > 0 ? json_integer(in.pid) : json_null(),
                          "ready_ms", in.ready_ms != ER_REPORT_NO_TIME ? json_integer((json_int_t)in.ready_ms)
                                                                       : json_null(),
                          "restarts", (int)in.restarts,

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "ctl_client.h"
+#include "state.h"
 #include "report.h"
 #include "run.h"
 #include "timeline.h"
@@ -394,3 +395,52 @@ bad:
                         probe->project);
 }
 
+
+/* --- what dead instances left (SPEC §5.7) ----------------------------------- */
+
+const char *run_plural(unsigned n, const char *one, const char *many)
+{
+        return n == 1 ? one : many;
+}
+
+int run_reap_stale_up(const char *dir, const char *project, bool keep)
+{
+        struct er_state st;
+        struct er_records rec;
+        struct er_reaped reaped = {0};
+        int rc;
+
+        er_state_init(&st);
+        er_records_init(&rec);
+        if (er_state_probe(dir) != 0 || er_state_open(&st, dir, false) < 0 ||
+            er_state_read_records(&st, &rec) < 0) {
+                rc = 0; /* live, or nothing there */
+                goto out;
+        }
+        if ((rc = er_state_lock(&st)) < 0) {
+                rc = rc == -EWOULDBLOCK ? 0 : rc; /* it came up meanwhile */
+                goto out;
+        }
+        rc = er_state_reap(&st, &reaped);
+        er_state_remove(&st, keep);
+        if (rc < 0) {
+                cli_fail(0, "cleaning up the crashed instance of '%s' in '%s': %s", project, dir,
+                         strerror(-rc));
+                goto out;
+        }
+        cli_fail(0, "cleaned up stale instance of '%s' (%u %s killed)", project, reaped.killed,
+                 run_plural(reaped.killed, "process", "processes"));
+        rc = 1;
+out:
+        er_records_fini(&rec);
+        er_state_fini(&st);
+        return rc;
+}
+
+void run_reap_stale_execs(const char *base, const char *project)
+{
+        struct er_reaped reaped = {0};
+        if (er_state_reap_stale_execs(base, project, &reaped) > 0 && reaped.killed)
+                cli_fail(0, "cleaned up %u %s left by a crashed run of '%s'", reaped.killed,
+                         run_plural(reaped.killed, "process", "processes"), project);
+}

@@ -70,6 +70,15 @@ int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_
 int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
                       char *state_dir, size_t len, long *ret_pid);
 
+/* SPEC §5.7: the project's `up -d` instance in dir, if its supervisor died,
+ * is cleaned up (survivors killed, the directory removed but tmp/ when
+ * keep) and a line says so.  1 when cleaned, 0 when there was nothing to
+ * clean (or it is alive), -errno when the clean-up failed (printed). */
+int run_reap_stale_up(const char *dir, const char *project, bool keep);
+/* The same for the project's crashed `exec` runs under base. */
+void run_reap_stale_execs(const char *base, const char *project);
+const char *run_plural(unsigned n, const char *one, const char *many);
+
 bool run_getenv_true(const char *name);
 /* "12:03:04.512" */
 void run_stamp(char *buf, size_t len);

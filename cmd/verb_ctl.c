@@ -272,29 +272,6 @@ static void wait_gone(int lock_fd)
         sigaction(SIGALRM, &old, NULL);
 }
 
-static int down_stale(struct target *t)
-{
-        struct er_state st;
-        struct er_reaped reaped = {0};
-        int rc;
-
-        er_state_init(&st);
-        if ((rc = er_state_open(&st, t->dir, false)) < 0 || (rc = er_state_lock(&st)) < 0) {
-                er_state_fini(&st);
-                if (rc == -EWOULDBLOCK) /* it came up meanwhile */
-                        return cli_fail(EXIT_FAILED, "'%s' came up meanwhile: run 'envrun down' again",
-                                        t->project);
-                return cli_fail(EXIT_FAILED, "'%s': %s", t->dir, strerror(-rc));
-        }
-        rc = er_state_reap(&st, &reaped);
-        er_state_remove(&st, cli_has(OPT_KEEP));
-        er_state_fini(&st);
-        if (rc < 0)
-                return cli_fail(EXIT_FAILED, "cleaning up '%s': %s", t->dir, strerror(-rc));
-        cli_fail(0, "cleaned up stale instance of '%s' (%u processes killed)", t->project, reaped.killed);
-        return EXIT_OK;
-}
-
 int verb_down(int argc, char **argv)
 {
         struct target t;
@@ -307,15 +284,11 @@ int verb_down(int argc, char **argv)
                 return cli_fail(EXIT_USAGE, "'down' takes no arguments, got '%s'", argv[0]);
         if ((status = locate(&t, EXIT_FAILED)))
                 return status;
-        {
-                struct er_reaped reaped = {0};
-                if (er_state_reap_stale_execs(t.base, t.project, &reaped) > 0 && reaped.killed)
-                        cli_fail(0, "cleaned up %u processes left by a crashed run of '%s'",
-                                 reaped.killed, t.project);
-        }
+        run_reap_stale_execs(t.base, t.project);
         if (t.live != 1) {
                 if (stale(&t, &pid))
-                        return down_stale(&t);
+                        return run_reap_stale_up(t.dir, t.project, cli_has(OPT_KEEP)) < 0 ? EXIT_FAILED
+                                                                                            : EXIT_OK;
                 return nothing_up(&t, EXIT_OK);
         }
         snprintf(lock, sizeof(lock), "%s/lock", t.dir);

@@ -54,7 +54,6 @@ int verb_exec(int argc, char **argv)
         struct er_ports ports;
         struct er_state st;
         struct er_records rec;
-        struct er_reaped reaped = {0};
         struct exec_ctx x = {.st = &st, .rec = &rec};
         char base[4096], up_inst[4200], tmpdir[4300], up_state[4300];
         uint64_t t0 = er_now_us(), timeout_us = 0;
@@ -91,11 +90,10 @@ int verb_exec(int argc, char **argv)
                 er_config_free(probe);
                 return cli_fail(EXIT_EXEC_ENV, "state directory '%s': %s", base, strerror(-rc));
         }
-        /* What crashed runs of this project left behind goes first (§5.7). */
-        if (er_state_reap_stale_execs(base, probe->project, &reaped) > 0 && reaped.killed)
-                cli_fail(0, "cleaned up %u processes left by a crashed run of '%s'", reaped.killed,
-                         probe->project);
         snprintf(up_inst, sizeof(up_inst), "%s/%s", base, probe->project);
+        /* What crashed runs of this project left behind goes first (§5.7). */
+        run_reap_stale_execs(base, probe->project);
+        run_reap_stale_up(up_inst, probe->project, false);
         if (er_state_probe(up_inst) == 1) {
                 /* An `up -d` instance holds the environment: run CMD against it. */
                 attached = true;

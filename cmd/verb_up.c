@@ -203,12 +203,13 @@ static void on_line(struct run *r, const struct er_sched_event *ev)
         char head[48];
         int n;
 
-        if (ev->service == SIZE_MAX)
+        /* ER_STREAM_BOTH: a failed readiness attempt, which the log file
+         * does not hold either. */
+        if (ev->service == SIZE_MAX || ev->stream == ER_STREAM_BOTH)
                 return;
         format_ts(head, sizeof(head), er_realtime_ms());
         n = (int)strlen(head);
-        snprintf(head + n, sizeof(head) - (size_t)n, " %c ", ev->stream == ER_STREAM_STDERR ? 'E'
-                                                      : ev->stream == ER_STREAM_BOTH ? '-' : 'O');
+        snprintf(head + n, sizeof(head) - (size_t)n, " %c ", ev->stream == ER_STREAM_STDERR ? 'E' : 'O');
         for (struct waiter *w = h->waiters, *next; w; w = next) {
                 next = w->next;
                 if (w->kind != W_FOLLOW || w->service != ev->service)
@@ -352,7 +353,7 @@ static int handle_op(struct holder *h, size_t idx, const char *op, const char *q
                         return er_ctl_resp_error(resp, 409, "'%s' is already running (use restart)",
                                                  h->r.config->services[idx].name);
         } else {
-                r = er_sched_restart_service(h->r.sched, idx);
+                r = er_sched_restart_service(h->r.sched, idx, why, sizeof(why));
                 kind = W_START;
         }
         if (r == -EAGAIN)
@@ -692,7 +693,7 @@ static int wait_supervisor(int fd, pid_t sup)
                         struct signalfd_siginfo si;
                         if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && !sig) {
                                 sig = (int)si.ssi_signo;
-                                kill(sup, SIGTERM);
+                                kill(sup, sig); /* its report then names the signal */
                         }
                 }
                 if (!(pfd[0].revents & (POLLIN | POLLHUP)))
@@ -840,8 +841,8 @@ static int take_instance(struct er_state *st, const char *base, const char *proj
                 if (rc < 0)
                         return cli_fail(EXIT_FAILED, "cannot lock '%s/lock': %s", dir, strerror(-rc));
                 if (er_state_reap(st, &reaped) == 0 && reaped.killed && arg_verbosity >= 0)
-                        cli_fail(0, "cleaned up a crashed instance of '%s' (%u processes killed)",
-                                 project, reaped.killed);
+                        cli_fail(0, "cleaned up a crashed instance of '%s' (%u %s killed)", project,
+                                 reaped.killed, run_plural(reaped.killed, "process", "processes"));
                 if (!reaped.had_records && faccessat(st->dir_fd, "logs", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                         return 0; /* a fresh directory */
                 /* Start from an empty directory; the lock file goes too, so
@@ -916,12 +917,7 @@ int verb_up(int argc, char **argv)
         }
         if ((status = take_instance(&h.st, base, probe->project)))
                 goto out_probe;
-        {
-                struct er_reaped reaped = {0};
-                if (er_state_reap_stale_execs(base, probe->project, &reaped) > 0 && reaped.killed)
-                        cli_fail(0, "cleaned up %u processes left by a crashed run of '%s'",
-                                 reaped.killed, probe->project);
-        }
+        run_reap_stale_execs(base, probe->project);
         status = EXIT_FAILED;
         if ((rc = er_state_make_dirs(&h.st)) < 0) {
                 cli_fail(EXIT_FAILED, "cannot create '%s': %s", h.st.dir, strerror(-rc));
@@ -980,6 +976,7 @@ out_rm:
         er_state_remove(&h.st, h.keep);
         er_state_fini(&h.st);
 out_probe:
+        er_state_fini(&h.st);
         er_records_fini(&h.rec);
         er_config_free(probe);
         free(h.only);

@@ -1255,16 +1255,23 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
         return 0;
 }
 
-int er_sched_restart_service(struct er_sched *s, size_t idx)
+int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t len)
 {
         struct svc *v = &s->svcs[idx];
-        char why[160];
         int r;
 
         if (s->down_started)
                 return -ESHUTDOWN;
+        /* The new run needs what a start needs: refuse before stopping the
+         * old one rather than leave the service down. */
+        for (size_t k = 0; k < v->cfg->n_deps; k++)
+                if (!dep_met(s, &v->cfg->deps[k])) {
+                        snprintf(why, len, "its dependency '%s' is not %s",
+                                 v->cfg->deps[k].name, er_cond_name(v->cfg->deps[k].cond));
+                        return -EAGAIN;
+                }
         if (!svc_running(v)) {
-                r = er_sched_start_service(s, idx, why, sizeof(why));
+                r = er_sched_start_service(s, idx, why, len);
                 if (r == 0)
                         v->restarts++;
                 return r;

@@ -89,12 +89,12 @@ bool er_sched_down_done(const struct er_sched *s);
 
 /* One service at a time (SPEC §8): stop it (its dependents are left
  * running), start it (its dependencies' conditions must hold: -EAGAIN with
- * `why` naming the one that does not), restart it (stop, then start once its
- * tree is gone).  -EALREADY: not running; -EBUSY: running; -ESHUTDOWN: the
+ * `why` naming the one that does not), restart it (the same condition; stop,
+ * then start once its tree is gone).  -EALREADY: not running; -EBUSY: running; -ESHUTDOWN: the
  * environment is going down. */
 int er_sched_stop_service(struct er_sched *s, size_t idx);
 int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len);
-int er_sched_restart_service(struct er_sched *s, size_t idx);
+int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t len);
 enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx);
 
 /* What `status` shows of a service (SPEC §8). */

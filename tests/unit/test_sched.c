@@ -155,6 +155,11 @@ static void test_stop_start_restart(void **state)
         assert_int_equal(kill(db_pid, 0), -1);
         assert_int_equal(kill(api_pid, 0), 0);
         assert_int_equal(er_sched_state(f->s, 1), ER_SVC_READY);
+        /* restarting api now would leave it down: refused, api untouched */
+        assert_int_equal(er_sched_restart_service(f->s, 1, why, sizeof(why)), -EAGAIN);
+        assert_string_equal(why, "its dependency 'db' is not ready");
+        assert_int_equal(er_sched_state(f->s, 1), ER_SVC_READY);
+        assert_int_equal(kill(api_pid, 0), 0);
 
         /* api stops too; it cannot start while its dependency is not ready */
         assert_int_equal(er_sched_stop_service(f->s, 1), 0);
@@ -172,7 +177,7 @@ static void test_stop_start_restart(void **state)
         free_report(&r);
 
         /* restart: stop, then start once its tree is gone; counted */
-        assert_int_equal(er_sched_restart_service(f->s, 0), 0);
+        assert_int_equal(er_sched_restart_service(f->s, 0, why, sizeof(why)), 0);
         assert_true(drive(f, db_ready));
         assert_int_equal(report_of(f, &r), 0);
         assert_int_equal(r.services[0].restarts, 1);

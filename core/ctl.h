@@ -30,7 +30,9 @@
  * process is single-threaded.
  * `Expect: 100-continue` is not answered (curl sends it for bodies over
  * 1 MiB only, past the bound anyway: those get 413 once the head is in).
- * The path is passed as sent (not percent-decoded); headers are not kept. */
+ * A request target must be a path ('/...'; no "*", no absolute URL), else
+ * 400.  The path is passed as sent (not percent-decoded); headers are not
+ * kept. */
 #ifndef ER_CTL_H
 #define ER_CTL_H
 
@@ -90,6 +92,12 @@ int er_ctl_new(struct er_loop *loop, const struct er_ctl_opts *opts, struct er_c
 /* Closes every connection (a live stream's closed callback runs), stops
  * listening and removes the socket file.  Accepts NULL. */
 void er_ctl_free(struct er_ctl *ctl);
+/* Serves fd, an already-connected stream socket (one end of a
+ * socketpair), like an accepted connection: for the fuzz target and tests,
+ * which feed requests without a socket file.  It is made non-blocking; the
+ * peer and max_conns checks of accept are skipped (the caller vouches for
+ * the peer).  Takes fd in every case (closed on failure).  0 or -errno. */
+int er_ctl_adopt_fd(struct er_ctl *ctl, int fd);
 /* Connections open now (tests, status). */
 size_t er_ctl_nconns(const struct er_ctl *ctl);
 

@@ -11,6 +11,7 @@
  * stopped).  The instance's lock is taken before forking; the supervisor
  * inherits it (the same open file description), so there is no moment
  * when the instance is up but its lock free. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -752,6 +753,42 @@ static int redirect_stdio(struct holder *h)
         return 0;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *)a, y = *(const int *)b;
+        return (x > y) - (x < y);
+}
+
+/* The supervisor keeps no descriptor of its caller's beyond stdio: a pipe
+ * the caller reads to its end (a shell's $(...), a CI runner's log) would
+ * otherwise stay open for the environment's whole life. */
+static void close_inherited(struct holder *h, int notify_fd)
+{
+        int keep[8 + 64], n = 0;
+        DIR *d;
+        struct dirent *e;
+
+        keep[n++] = h->st.lock_fd;
+        keep[n++] = h->st.dir_fd;
+        keep[n++] = h->log_fd;
+        keep[n++] = notify_fd;
+        for (size_t i = 0; i < h->ports->n && n < (int)(sizeof(keep) / sizeof(keep[0])); i++)
+                keep[n++] = h->ports->lock_fds[i];
+        qsort(keep, (size_t)n, sizeof(keep[0]), cmp_int);
+        d = opendir("/proc/self/fd");
+        if (!d)
+                return;
+        while ((e = readdir(d))) {
+                char *end;
+                long fd = strtol(e->d_name, &end, 10);
+                if (*end || fd <= STDERR_FILENO || fd == dirfd(d) ||
+                    bsearch(&(int){(int)fd}, keep, (size_t)n, sizeof(keep[0]), cmp_int))
+                        continue;
+                close((int)fd);
+        }
+        closedir(d);
+}
+
 static int detach(struct holder *h)
 {
         int p[2];
@@ -778,6 +815,7 @@ static int detach(struct holder *h)
                         _exit(1);
                 h->detached = true;
                 h->r.live = false;
+                close_inherited(h, p[1]);
                 h->notify_fd = p[1];
                 if (redirect_stdio(h) < 0)
                         _exit(1);

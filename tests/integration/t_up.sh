@@ -321,4 +321,23 @@ up_settled "failed up -d"
 up_status st_bad
 up_is "failed up -d: status exit 3 (nothing up)" "$RC" 3
 
+# ------------------------------------------ the supervisor keeps no caller fds
+# A caller's pipe (a shell's $(...), a CI runner's log) must not stay open
+# in the supervisor: $(envrun up -d) would otherwise never return.
+up_use "$BD/environment.yml" tfd
+cat >"$BD/environment.yml" <<YML
+services:
+  good:
+    command: ["$TS", --stdout, "good up", --hold]
+    ready: {output: "good up"}
+YML
+# fd 7 is the pipe to cat: if the supervisor kept it, cat would never see
+# the end of its input (and timeout would end it: 124).
+{ timeout 20 "$ENVRUN" --state-dir "$UP_STATE" -f "$BD/environment.yml" -p tfd up -d 7>&1 2>&1 </dev/null; echo "rc=$?"; } | timeout 20 cat >"$TEST_TMP/fd.out"
+rc=${PIPESTATUS[1]}
+up_is "up -d inside a pipe returns (the supervisor holds no caller fd)" "$rc" 0
+up_has "up -d inside a pipe: exit 0" "$TEST_TMP/fd.out" '^rc=0$'
+up_run down_fd down
+up_is "down of tfd: exit 0" "$RC" 0
+
 finish

@@ -38,6 +38,8 @@ struct svc {
         bool probe_hit;
         char probe_what[200];
         bool daemonizing;             /* main exited 0 while a pidfile check was pending */
+        pid_t adopt_pid;              /* a pidfile check named this daemon while the main
+                                       * process had not been seen to exit yet */
         bool spawned, ready, completed, down;
         bool restart_pending;         /* restart: start again once the tree is gone */
         bool policy_restart;          /* ... by its restart: policy, after a backoff */
@@ -297,6 +299,10 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
                 if (run->adopt_pid > 0 && v->proc.exited && !v->proc.gone) {
                         er_proc_adopt(&v->proc, run->adopt_pid, v->s->o.no_pidfd);
                         v->daemonizing = false;
+                } else if (run->adopt_pid > 0 && run->adopt_pid != v->proc.pid) {
+                        /* The daemon wrote its pid file before its parent's
+                         * exit reached us: adopt it when that exit comes. */
+                        v->adopt_pid = run->adopt_pid;
                 }
                 v->check_i++;
                 check_next(v);
@@ -616,6 +622,14 @@ static void svc_exit(struct er_proc *p)
                 }
                 fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
                 return;
+        }
+        if (code == 0 && v->adopt_pid > 0 && !p->gone) {
+                pid_t pid = v->adopt_pid;
+                v->adopt_pid = 0;
+                /* SPEC §4: the forking parent exited 0 after its daemon was
+                 * named by the pid file: the daemon is the service now. */
+                if (er_proc_adopt(&v->proc, pid, v->s->o.no_pidfd) == 0)
+                        return;
         }
         if (may_restart(v, code)) {
                 restart_after_exit(v, how);
@@ -1204,6 +1218,7 @@ static void svc_reset(struct svc *v)
         v->envp = NULL;
         v->check_i = 0;
         v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
+        v->adopt_pid = 0;
         v->probes_pending = 0;
         v->spawned = v->ready = v->completed = v->down = false;
         v->first_spawn_us = 0;

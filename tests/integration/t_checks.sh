@@ -292,6 +292,27 @@ rep "the report's pid is the daemon's ($DPID)" "s(\"daemon\")[\"pid\"] == ${DPID
 is "the daemon is gone" "$(if [ -z "$DPID" ]; then echo 'no pid file'; elif kill -0 "$DPID" 2>/dev/null; then echo alive; else echo gone; fi)" gone
 leftovers
 
+newcase c10c_pidfile_before_parent_exit
+# The daemon writes its pid file while its parent still runs (the parent
+# exits 0 only 0.4 s later): the check is ready first, the parent's exit comes
+# after, and the daemon must be adopted then, not the service reported as
+# exited.
+yml <<EOF
+services:
+  daemon:
+    command: ["$TS", --fork-child, --pidfile, "$D/svc.pid", --hold, --end, --sleep, "0.4", --exit, "0"]
+    ready: {pidfile: svc.pid}
+EOF
+cmd_argv sh -c 'sleep 0.8; kill -0 "$(cat "$0")"' "$D/svc.pid"
+runx -- "${CMD[@]}"
+expect_rc 0
+rep_all_ok
+DPID=$(cat "$D/svc.pid" 2>/dev/null)
+rep "the report's pid is the daemon's ($DPID), adopted after its parent exited" "s(\"daemon\")[\"pid\"] == ${DPID:-0}"
+rep "the adopted daemon was stopped with the service (SIGTERM)" 's("daemon")["signal"] == "SIGTERM" and s("daemon")["message"] == "stopped by SIGTERM"'
+is "the daemon is gone" "$(if [ -z "$DPID" ]; then echo 'no pid file'; elif kill -0 "$DPID" 2>/dev/null; then echo alive; else echo gone; fi)" gone
+leftovers
+
 newcase c11_pidfile_stale
 # The file first names a live process that is not of the service (this shell).
 echo $$ >"$D/svc.pid"

@@ -983,6 +983,9 @@ int verb_up(int argc, char **argv)
                 cli_fail(EXIT_FAILED, "out of memory");
                 goto out_config;
         }
+        /* The services' output shares the terminal: plain progress lines,
+         * no redrawn block for it to tear. */
+        h.r.live = false;
         if (cli_has(OPT_DETACH)) {
                 status = detach(&h);
                 if (status >= 0) {

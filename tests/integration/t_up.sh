@@ -321,6 +321,25 @@ up_settled "failed up -d"
 up_status st_bad
 up_is "failed up -d: status exit 3 (nothing up)" "$RC" 3
 
+# ------------------------------------------ up SERVICE...: a part of the file
+# up -d api brings up api and what it depends on (db), not worker.
+up_use "$F" tpart
+rm -f "$D/worker_started"
+up_run up_part up -d api
+up_is "up -d api: exit 0" "$RC" 0
+up_status st_part
+up_is "up -d api: status exit 0 (every selected service ready)" "$RC" 0
+up_check "up -d api: db and api ready, worker not selected and never started" "$OUT" \
+  's("db")["state"] == "ready" and s("api")["state"] == "ready" and s("worker")["selected"] is False and s("worker")["state"] == "pending" and s("worker")["pid"] is None'
+[ ! -e "$D/worker_started" ] && ok "up -d api: worker did not run" || fail "up -d api: worker did not run"
+up_run down_part down
+up_is "down of tpart: exit 0" "$RC" 0
+if grep -q '^worker ' "$ERR"; then fail "down of tpart: the report leaves worker out" "$(cat "$ERR")"; else ok "down of tpart: the report leaves worker out"; fi
+up_has "down of tpart: the report has api" "$ERR" '^api +ok'
+up_run up_nosuch up -d nosuch
+up_is "up -d of an unknown service: exit 2" "$RC" 2
+up_has "up -d nosuch: names it" "$ERR" "no service 'nosuch'"
+
 # ------------------------------------------ the supervisor keeps no caller fds
 # A caller's pipe (a shell's $(...), a CI runner's log) must not stay open
 # in the supervisor: $(envrun up -d) would otherwise never return.

@@ -26,3 +26,17 @@ testsvc_or_build() {
   if [ -x "$1" ]; then echo "$1"; return; fi
   cc -O2 -D_GNU_SOURCE -o "$2/testsvc" "$top/tests/helpers/testsvc.c" && echo "$2/testsvc"
 }
+
+# marked_pids MARKER: the pids of the processes whose environment holds
+# TESTSVC_MARKER=MARKER (what a runner started and everything those forked;
+# the caller must not export the marker itself).
+marked_pids() {
+  grep -lsaF "TESTSVC_MARKER=$1" /proc/[0-9]*/environ 2>/dev/null |
+    sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p' || true
+}
+
+# kill_marked_pids MARKER: SIGKILL to each of them, by pid.
+kill_marked_pids() {
+  local p
+  for p in $(marked_pids "$1"); do kill -KILL "$p" 2>/dev/null || true; done
+}

@@ -6,4 +6,6 @@ expect_success "bench validate --smoke" bash "$ENVRUN_SRC/tests/bench/validate.s
 expect_success "bench latency --smoke" bash "$ENVRUN_SRC/tests/bench/latency.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench memory --smoke" bash "$ENVRUN_SRC/tests/bench/memory.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench output --smoke" bash "$ENVRUN_SRC/tests/bench/output.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench exec_overhead --smoke" bash "$ENVRUN_SRC/tests/bench/exec_overhead.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench callgrind --smoke" bash "$ENVRUN_SRC/tests/bench/callgrind.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 finish

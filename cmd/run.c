@@ -37,6 +37,38 @@ void run_init(struct run *r)
         r->progress = stderr;
         er_io_init(&r->sig_io);
         er_timer_init(&r->tick);
+        er_timer_init(&r->rec_timer);
+}
+
+/* --- records for the clean-up after a crash (SPEC §5.7) ------------------- */
+
+static void on_rec_timer(struct er_loop *loop, struct er_timer *t)
+{
+        struct run *r = er_container_of(t, struct run, rec_timer);
+        (void)loop;
+        er_state_write_records(r->rec_state, r->records);
+}
+
+void run_record_spawn(struct run *r, const struct er_sched_event *ev)
+{
+        struct er_svc_info info;
+
+        if (!r->records || ev->service == SIZE_MAX || ev->state != ER_SVC_STARTING)
+                return;
+        er_sched_info(r->sched, ev->service, &info);
+        if (info.pid <= 0 ||
+            er_records_set_proc(r->records, r->config->services[ev->service].name, info.pid) < 0)
+                return;
+        if (!er_timer_active(&r->rec_timer))
+                er_timer_start(r->loop, &r->rec_timer, 0, on_rec_timer);
+}
+
+void run_record_flush(struct run *r)
+{
+        if (r->loop && er_timer_active(&r->rec_timer)) {
+                er_timer_stop(r->loop, &r->rec_timer);
+                er_state_write_records(r->rec_state, r->records);
+        }
 }
 
 bool run_getenv_true(const char *name)

@@ -15,6 +15,8 @@
 #include "sched.h"
 
 struct live_line;
+struct er_state;
+struct er_records;
 
 struct run {
         struct er_config *config;
@@ -35,6 +37,10 @@ struct run {
         void (*on_line)(struct run *r, const struct er_sched_event *ev);
         void (*on_state)(struct run *r, const struct er_sched_event *ev);
         void *ud;                /* the on_* callbacks' owner */
+        /* The crash clean-up records (SPEC §5.7), kept by run_record_spawn. */
+        struct er_state *rec_state;
+        struct er_records *records;
+        struct er_timer rec_timer;
 };
 
 /* Zeroes r and sets fds to -1. */
@@ -52,6 +58,13 @@ int run_setup_signals(struct run *r, sigset_t *old);
 void run_fini_signals(struct run *r, const sigset_t *old);
 /* Runs the loop until done(sched). */
 void run_drive(struct run *r, bool (*done)(const struct er_sched *));
+
+/* Notes the main pid of a service that is starting in r->records, and
+ * writes records.json once the current burst of events is over (a timer of
+ * 0: 200 services spawned in one loop turn cost one write, not 200). */
+void run_record_spawn(struct run *r, const struct er_sched_event *ev);
+/* Writes what is pending now and stops the timer (before the loop goes). */
+void run_record_flush(struct run *r);
 
 /* The first load: learns the project, the ports to allocate and whether a
  * service runs as another user.  Prints errors; NULL on failure. */

@@ -27,26 +27,6 @@ extern char **environ;
 
 /* --- the verb ------------------------------------------------------------ */
 
-/* Records every service's main pid as it spawns, for the clean-up after a
- * crash (SPEC §5.7). */
-struct exec_ctx {
-        struct er_state *st;
-        struct er_records *rec;
-};
-
-static void on_state(struct run *r, const struct er_sched_event *ev)
-{
-        struct exec_ctx *x = r->ud;
-        struct er_svc_info info;
-
-        if (ev->service == SIZE_MAX || ev->state != ER_SVC_STARTING)
-                return;
-        er_sched_info(r->sched, ev->service, &info);
-        if (info.pid > 0 &&
-            er_records_set_proc(x->rec, r->config->services[ev->service].name, info.pid) == 0)
-                er_state_write_records(x->st, x->rec);
-}
-
 int verb_exec(int argc, char **argv)
 {
         struct run r;
@@ -54,7 +34,6 @@ int verb_exec(int argc, char **argv)
         struct er_ports ports;
         struct er_state st;
         struct er_records rec;
-        struct exec_ctx x = {.st = &st, .rec = &rec};
         char base[4096], up_inst[4200], tmpdir[4300], up_state[4300];
         uint64_t t0 = er_now_us(), timeout_us = 0;
         sigset_t old;
@@ -65,7 +44,6 @@ int verb_exec(int argc, char **argv)
         struct er_config *probe;
 
         run_init(&r);
-        r.ud = &x;
         er_ports_init(&ports);
         er_state_init(&st);
         er_records_init(&rec);
@@ -174,7 +152,9 @@ int verb_exec(int argc, char **argv)
                 cli_fail(EXIT_EXEC_ENV, "cannot write '%s/records.json'", st.dir);
                 goto out_contain;
         }
-        r.on_state = on_state;
+        r.on_state = run_record_spawn;
+        r.rec_state = &st;
+        r.records = &rec;
 
         struct er_sched_opts so = {
                 .config = r.config,
@@ -213,6 +193,7 @@ int verb_exec(int argc, char **argv)
         er_sched_down(r.sched, false);
         run_drive(&r, er_sched_down_done);
         run_live_phase(&r, false);
+        run_record_flush(&r);
         status = er_sched_exec_status(r.sched);
         if (run_print_report(r.sched, stderr, true, -1))
                 status = status ? status : EXIT_EXEC_ENV;

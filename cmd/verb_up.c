@@ -448,16 +448,10 @@ static int handle(void *ud, struct er_ctl_req *req, struct er_ctl_resp *resp)
 static void on_state(struct run *r, const struct er_sched_event *ev)
 {
         struct holder *h = r->ud;
-        struct er_svc_info info;
 
         if (ev->service == SIZE_MAX)
                 return;
-        if (ev->state == ER_SVC_STARTING) {
-                er_sched_info(r->sched, ev->service, &info);
-                if (info.pid > 0 &&
-                    er_records_set_proc(&h->rec, r->config->services[ev->service].name, info.pid) == 0)
-                        er_state_write_records(&h->st, &h->rec);
-        }
+        run_record_spawn(r, ev);
         answer_settled(h, ev);
 }
 
@@ -589,6 +583,8 @@ static int hold(struct holder *h)
                 goto out_contain;
         }
         h->r.on_state = on_state;
+        h->r.rec_state = &h->st;
+        h->r.records = &h->rec;
         h->r.on_line = on_line;
         struct er_sched_opts so = {
                 .config = h->r.config,
@@ -635,6 +631,7 @@ static int hold(struct holder *h)
         er_sched_down(h->r.sched, false);
         run_drive(&h->r, er_sched_down_done);
         run_live_phase(&h->r, false);
+        run_record_flush(&h->r);
         status = down_status(h);
         run_print_report(h->r.sched, h->r.progress, false, status);
         answer_down(h, status);

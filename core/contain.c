@@ -1,6 +1,7 @@
 /* contain: one service's process tree, by cgroup2 or by session + marker
  * (SPEC §5.6).  See contain.h for the two mechanisms. */
 #include "contain.h"
+#include "cgroupfs.h"
 #include "config.h"
 
 #include <dirent.h>
@@ -24,31 +25,11 @@
 #define TOP_DIR "envrun"           /* as root: <mount>/envrun/<instance> */
 #define DELEGATED_PREFIX "envrun." /* delegated: <own cgroup>/envrun.<instance> */
 #define ENVIRON_MAX (256 * 1024)   /* how much of /proc/PID/environ is searched */
-#define CGROUP_DEPTH_MAX 32        /* sub-cgroups a service made itself */
 #define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
 #define KILL_PASSES 16
 #define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
 
 /* ---- pid sets ---------------------------------------------------------- */
-
-struct pidvec {
-        pid_t *v;
-        size_t n, cap;
-};
-
-static int pidvec_push(struct pidvec *pv, pid_t pid)
-{
-        if (pv->n == pv->cap) {
-                size_t cap = pv->cap ? pv->cap * 2 : 64;
-                pid_t *v = realloc(pv->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                pv->v = v;
-                pv->cap = cap;
-        }
-        pv->v[pv->n++] = pid;
-        return 0;
-}
 
 static int cmp_pid(const void *a, const void *b)
 {
@@ -56,7 +37,7 @@ static int cmp_pid(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-static void pidvec_sort_uniq(struct pidvec *pv)
+static void pidvec_sort_uniq(struct er_pidvec *pv)
 {
         size_t j = 0;
         if (pv->n < 2)
@@ -68,13 +49,13 @@ static void pidvec_sort_uniq(struct pidvec *pv)
         pv->n = j + 1;
 }
 
-static bool pidvec_has(const struct pidvec *sorted, pid_t pid)
+static bool pidvec_has(const struct er_pidvec *sorted, pid_t pid)
 {
         return sorted->n && bsearch(&pid, sorted->v, sorted->n, sizeof(pid), cmp_pid);
 }
 
 /* Copies a set out to a caller's array; returns its full size. */
-static int pidvec_export(const struct pidvec *pv, pid_t *pids, size_t n)
+static int pidvec_export(const struct er_pidvec *pv, pid_t *pids, size_t n)
 {
         for (size_t i = 0; i < pv->n && i < n; i++)
                 pids[i] = pv->v[i];
@@ -496,7 +477,7 @@ static int rmdir_cgroup(int at, const char *name, unsigned depth)
         DIR *d;
         struct dirent *de;
 
-        if (depth < CGROUP_DEPTH_MAX)
+        if (depth < ER_CGROUP_DEPTH_MAX)
                 fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd >= 0) {
                 d = fdopendir(fd);
@@ -697,79 +678,6 @@ int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup)
 
 /* ---- members: cgroup2 ---------------------------------------------------- */
 
-/* Parses a stream of decimal pids; the file may be larger than any buffer,
- * so a number may straddle two reads. */
-static int read_pids_fd(int fd, struct pidvec *out)
-{
-        char buf[4096];
-        long cur = -1;
-        ssize_t k;
-        int r;
-
-        for (;;) {
-                k = read(fd, buf, sizeof(buf));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] >= '0' && buf[i] <= '9') {
-                                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
-                                if (cur > INT_MAX)
-                                        return -EINVAL;
-                                continue;
-                        }
-                        if (cur > 0 && (r = pidvec_push(out, (pid_t)cur)) < 0)
-                                return r;
-                        cur = -1;
-                }
-        }
-        return cur > 0 ? pidvec_push(out, (pid_t)cur) : 0;
-}
-
-/* Every pid in the cgroup at dir_fd and in the cgroups below it. */
-static int read_procs_tree(int dir_fd, struct pidvec *out, unsigned depth)
-{
-        DIR *d;
-        struct dirent *de;
-        int fd, r;
-
-        fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        r = read_pids_fd(fd, out);
-        close(fd);
-        if (r < 0 || depth >= CGROUP_DEPTH_MAX)
-                return r;
-        /* fdopendir takes the fd: walk a fresh one. */
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        while (r == 0 && (de = readdir(d))) {
-                int sub;
-                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                if (sub < 0)
-                        continue; /* removed meanwhile */
-                r = read_procs_tree(sub, out, depth + 1);
-                close(sub);
-                /* Removed meanwhile, or threaded (EOPNOTSUPP): its
-                 * processes are listed by the domain cgroup above it. */
-                if (r != -ENOMEM)
-                        r = 0;
-        }
-        closedir(d);
-        return r;
-}
 
 /* ---- members: session and marker ------------------------------------------ */
 
@@ -838,7 +746,7 @@ static int environ_has(int proc_fd, const char *pid, const char *entry)
 /* Processes whose session is `sid` (when > 0) or whose environment holds
  * `marker` (when non-NULL); zombies left out when live_only.  Races with
  * processes exiting are ignored. */
-static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidvec *out)
+static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pidvec *out)
 {
         pid_t self = getpid();
         struct dirent *de;
@@ -866,7 +774,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
                         if (live_only && (state == 'Z' || state == 'X'))
                                 continue;
                         if (sid > 0 && session == sid) {
-                                r = pidvec_push(out, pid);
+                                r = er_pidvec_push(out, pid);
                                 continue;
                         }
                 }
@@ -879,7 +787,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
                  * "empty" is never answered too early (the next SIGCHLD looks
                  * again).  Orphans of any service reparent to envrun. */
                 if (has > 0 || (has < 0 && live_only && ppid == self))
-                        r = pidvec_push(out, pid);
+                        r = er_pidvec_push(out, pid);
         }
         closedir(d);
         return r;
@@ -887,7 +795,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct pidve
 
 int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
 {
-        struct pidvec pv = {0};
+        struct er_pidvec pv = {0};
         int r;
 
         if (!marker || !*marker)
@@ -911,13 +819,13 @@ static pid_t group_session(const struct er_group *g)
 }
 
 /* The group's members, sorted, without duplicates. */
-static int collect(struct er_group *g, struct pidvec *out, bool live_only)
+static int collect(struct er_group *g, struct er_pidvec *out, bool live_only)
 {
         int r;
 
         out->n = 0;
         if (g->c->kind == ER_CONTAIN_CGROUP2)
-                r = g->dir_fd < 0 ? -EBADF : read_procs_tree(g->dir_fd, out, 0);
+                r = g->dir_fd < 0 ? -EBADF : er_cgroup_read_tree(g->dir_fd, out);
         else
                 r = proc_scan(g->marker, group_session(g), live_only, out);
         if (r == 0)
@@ -933,7 +841,7 @@ static int collect(struct er_group *g, struct pidvec *out, bool live_only)
  * SIGTERM or SIGINT means "hurry" to many programs. */
 static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
 {
-        struct pidvec seen = {0}, cur = {0};
+        struct er_pidvec seen = {0}, cur = {0};
         pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
         int count = 0, err = 0, r = 0;
 
@@ -963,7 +871,7 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
                 if (!fresh)
                         break;
                 for (size_t i = 0; i < fresh && r == 0; i++)
-                        r = pidvec_push(&seen, cur.v[i]);
+                        r = er_pidvec_push(&seen, cur.v[i]);
                 pidvec_sort_uniq(&seen);
         }
         free(seen.v);
@@ -980,7 +888,7 @@ int er_group_signal(struct er_group *g, int sig, bool cont)
 
 int er_group_kill(struct er_group *g)
 {
-        struct pidvec pv = {0};
+        struct er_pidvec pv = {0};
         int r;
 
         if (g->c->kind != ER_CONTAIN_CGROUP2)
@@ -1001,7 +909,7 @@ int er_group_kill(struct er_group *g)
 
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
 {
-        struct pidvec pv = {0};
+        struct er_pidvec pv = {0};
         int r = collect(g, &pv, false);
 
         if (r == 0)
@@ -1207,7 +1115,7 @@ static bool zombie_pending(void)
 
 bool er_group_empty(struct er_group *g)
 {
-        struct pidvec pv = {0};
+        struct er_pidvec pv = {0};
         int r;
 
         if (g->c->kind == ER_CONTAIN_CGROUP2 && g->events_fd >= 0) {

@@ -7,6 +7,7 @@
  * and the signal go through a pidfd, so the pid cannot be reused between
  * them. */
 #include "state.h"
+#include "cgroupfs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,7 +42,6 @@
 #define EXEC_INFIX ".exec."
 #define EXEC_SUFFIX_LEN 6        /* mkdtemp's XXXXXX */
 #define REMOVE_DEPTH_MAX 256     /* directories deep under the state directory */
-#define CGROUP_DEPTH_MAX 32      /* sub-cgroups a service made itself */
 #define ENVIRON_MAX (256 * 1024) /* how much of /proc/PID/environ is searched */
 #define REAP_WAIT_MS 5000        /* for a killed tree to be gone, per step */
 #define KILL_PASSES 16           /* rescans for pids forked while killing */
@@ -1047,111 +1047,20 @@ static int wait_targets(const struct targets *t, long long end)
 
 /* ---- the cgroups ---------------------------------------------------------- */
 
-struct pidvec {
-        pid_t *v;
-        size_t n, cap;
-};
-
-static int pidvec_push(struct pidvec *pv, pid_t pid)
-{
-        if (pv->n == pv->cap) {
-                size_t cap = pv->cap ? pv->cap * 2 : 64;
-                pid_t *v = realloc(pv->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                pv->v = v;
-                pv->cap = cap;
-        }
-        pv->v[pv->n++] = pid;
-        return 0;
-}
-
-/* The pids of a cgroup.procs stream (a number may straddle two reads). */
-static int read_pids_fd(int fd, struct pidvec *out)
-{
-        char buf[4096];
-        long cur = -1;
-        ssize_t k;
-        int r;
-
-        for (;;) {
-                k = read(fd, buf, sizeof(buf));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] >= '0' && buf[i] <= '9') {
-                                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
-                                if (cur > INT_MAX)
-                                        return -EINVAL;
-                                continue;
-                        }
-                        if (cur > 0 && (r = pidvec_push(out, (pid_t)cur)) < 0)
-                                return r;
-                        cur = -1;
-                }
-        }
-        return cur > 0 ? pidvec_push(out, (pid_t)cur) : 0;
-}
-
-/* Every pid in the cgroup at dir_fd and the cgroups below it. */
-static int read_procs_tree(int dir_fd, struct pidvec *out, unsigned depth)
-{
-        struct dirent *de;
-        DIR *d;
-        int fd, r;
-
-        fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno; /* removed meanwhile */
-        r = read_pids_fd(fd, out);
-        close(fd);
-        /* A threaded cgroup's cgroup.procs cannot be read (EOPNOTSUPP): its
-         * processes are listed by the domain cgroup above it. */
-        if (r == -EOPNOTSUPP || r == -ENODEV)
-                r = 0;
-        if (r < 0 || depth >= CGROUP_DEPTH_MAX)
-                return r;
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        while (r == 0 && (de = readdir(d))) {
-                int sub;
-                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub < 0)
-                        continue; /* removed meanwhile */
-                r = read_procs_tree(sub, out, depth + 1);
-                close(sub);
-        }
-        closedir(d);
-        return r;
-}
-
 /* SIGKILL, by pid, to every process of the cgroup tree, rescanning for the
  * ones forked meanwhile until a pass finds none not in seen (the pids
  * killed so far, kept by the caller across calls: a dying process is
  * still listed, and is neither killed nor counted twice).  Adds the kills
  * to *killed. */
-static int kill_procs_tree(int dir_fd, struct pidvec *seen, unsigned *killed)
+static int kill_procs_tree(int dir_fd, struct er_pidvec *seen, unsigned *killed)
 {
-        struct pidvec cur = {0};
+        struct er_pidvec cur = {0};
         int r = 0;
 
         for (unsigned pass = 0; pass < KILL_PASSES && r == 0; pass++) {
                 size_t fresh = 0;
                 cur.n = 0;
-                r = read_procs_tree(dir_fd, &cur, 0);
+                r = er_cgroup_read_tree(dir_fd, &cur);
                 for (size_t i = 0; r == 0 && i < cur.n; i++) {
                         pid_t pid = cur.v[i];
                         bool old = false;
@@ -1162,7 +1071,7 @@ static int kill_procs_tree(int dir_fd, struct pidvec *seen, unsigned *killed)
                         if (kill(pid, SIGKILL) == 0)
                                 (*killed)++;
                         fresh++;
-                        r = pidvec_push(seen, pid);
+                        r = er_pidvec_push(seen, pid);
                 }
                 if (!fresh)
                         break;
@@ -1194,7 +1103,7 @@ static int populated(int events_fd)
 static int wait_unpopulated(int events_fd, int refill_fd, unsigned *killed, long long end)
 {
         struct pollfd pfd = {.fd = events_fd, .events = POLLPRI};
-        struct pidvec seen = {0};
+        struct er_pidvec seen = {0};
         int r;
 
         while ((r = populated(events_fd)) > 0) {
@@ -1226,7 +1135,7 @@ static int rmdir_cgroup(int at, const char *name, unsigned depth)
         DIR *d;
         int fd = -1;
 
-        if (depth < CGROUP_DEPTH_MAX)
+        if (depth < ER_CGROUP_DEPTH_MAX)
                 fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
                 d = fdopendir(fd);
@@ -1280,7 +1189,7 @@ static int open_cgroup(const char *path, long magic)
         return fd;
 }
 
-static bool pidvec_holds_self(const struct pidvec *pv)
+static bool pidvec_holds_self(const struct er_pidvec *pv)
 {
         for (size_t i = 0; i < pv->n; i++)
                 if (pv->v[i] == getpid())
@@ -1306,14 +1215,14 @@ static bool cgroup_kill(int fd)
  * to be empty. */
 static int reap_cgroup2(int fd, unsigned *killed)
 {
-        struct pidvec pv = {0};
+        struct er_pidvec pv = {0};
         long long end = now_ms() + REAP_WAIT_MS;
         int events, r;
 
         events = openat(fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
         if (events < 0)
                 return -errno;
-        r = read_procs_tree(fd, &pv, 0);
+        r = er_cgroup_read_tree(fd, &pv);
         if (r == 0 && pidvec_holds_self(&pv))
                 r = -EDEADLK; /* we are inside the tree to kill: not ours to clean */
         /* Read once before the kill: any change from here on notifies. */
@@ -1340,12 +1249,12 @@ out:
 static int reap_cgroup1(int fd, unsigned *killed)
 {
         long long end = now_ms() + REAP_WAIT_MS;
-        struct pidvec pv = {0}, seen = {0};
+        struct er_pidvec pv = {0}, seen = {0};
         int r;
 
         for (;;) {
                 pv.n = 0;
-                r = read_procs_tree(fd, &pv, 0);
+                r = er_cgroup_read_tree(fd, &pv);
                 if (r < 0 || pv.n == 0)
                         break;
                 if (pidvec_holds_self(&pv)) {

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -254,20 +253,25 @@ int verb_restart(int argc, char **argv)
 
 static void on_alarm(int sig)
 {
-        (void)sig; /* interrupts flock */
+        (void)sig; /* interrupts the wait for the lock */
 }
 
-/* Waits until the supervisor let go of the lock (it removed its directory
- * first), so that nothing of the instance is left once down returns. */
+/* Waits until the supervisor let go of the instance lock (it removed its
+ * directory first), so that nothing of the instance is left once down
+ * returns: a read lock (F_OFD_SETLKW) is granted when the exclusive one is
+ * released, at the supervisor's exit. */
 static void wait_gone(int lock_fd)
 {
         struct sigaction sa = {.sa_handler = on_alarm}, old;
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
         if (lock_fd < 0)
                 return;
         sigaction(SIGALRM, &sa, &old);
         alarm(DOWN_WAIT_S);
-        if (flock(lock_fd, LOCK_SH) == 0)
-                flock(lock_fd, LOCK_UN);
+        if (fcntl(lock_fd, F_OFD_SETLKW, &fl) == 0) {
+                fl.l_type = F_UNLCK;
+                fcntl(lock_fd, F_OFD_SETLK, &fl);
+        }
         alarm(0);
         sigaction(SIGALRM, &old, NULL);
 }

@@ -47,7 +47,6 @@
 #define KILL_PASSES 16           /* rescans for pids forked while killing */
 #define MARKER_PASSES 64
 #define WAIT_BATCH 256     /* pidfds polled at once */
-#define LOCK_RETRY_MS 1000 /* how long a probe's shared lock is waited out */
 #define CREATE_TRIES 16
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -204,7 +203,7 @@ fail:
 
 /* Whether fd is still the file `name` in dir_fd: the previous holder of the
  * lock may have removed the directory's lock file (er_state_remove) between
- * our open and our flock, and a lock on an unlinked file guards nothing. */
+ * our open and our lock, and a lock on an unlinked file guards nothing. */
 static int still_linked(int dir_fd, int fd, const char *name)
 {
         struct stat a, b;
@@ -216,28 +215,21 @@ static int still_linked(int dir_fd, int fd, const char *name)
         return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_nlink > 0;
 }
 
-/* flock(LOCK_EX) without blocking on a live instance.  er_state_probe takes
- * a shared lock for an instant: when LOCK_EX fails but a shared lock can be
- * had, the holder is such a probe, not an instance (an instance holds it
- * exclusively), and it is waited out, bounded. */
+/* The instance lock is an open file description lock on the whole file
+ * (fcntl F_OFD_SETLK): like flock it belongs to the open file description,
+ * so it is inherited across fork (the `up -d` supervisor keeps the lock its
+ * parent took) and released when the last descriptor closes, with the
+ * process that held it.  Unlike flock it can be asked about without taking
+ * it (F_OFD_GETLK), so a probe never stands in a starting instance's way
+ * and there is nothing to wait out. */
 static int lock_exclusive(int fd)
 {
-        long long end = now_ms() + LOCK_RETRY_MS;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 
-        for (;;) {
-                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-                        return 0;
-                if (errno == EINTR)
-                        continue;
-                if (errno != EWOULDBLOCK)
-                        return -errno;
-                if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-                        return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
-                flock(fd, LOCK_UN);
-                if (now_ms() >= end)
-                        return -EWOULDBLOCK;
-                nap_ms(1);
-        }
+        while (fcntl(fd, F_OFD_SETLK, &fl) < 0)
+                if (errno != EINTR)
+                        return errno == EAGAIN || errno == EACCES ? -EWOULDBLOCK : -errno;
+        return 0;
 }
 
 int er_state_lock(struct er_state *st)
@@ -292,10 +284,13 @@ int er_state_probe(const char *dir)
                 return 0; /* never locked */
         if (r < 0)
                 return r;
-        /* A shared lock, released at once: it fails against an instance's
-         * exclusive one, and a starting instance waits it out (lock_exclusive). */
-        if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-                r = errno == EWOULDBLOCK ? 1 : -errno;
+        /* Asked, not taken: only an instance's exclusive lock counts (a
+         * `down` waiting for an instance to end holds a read lock). */
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+                r = -errno;
+        else
+                r = fl.l_type == F_WRLCK;
         close(fd);
         return r;
 }
@@ -1037,6 +1032,9 @@ static int wait_targets(const struct targets *t, long long end)
                 }
                 if (left <= 0)
                         return -ETIMEDOUT;
+                /* No pidfd: pidfd_open is missing (ENOSYS: kernels before
+                 * 5.3, valgrind), and nothing else tells of the exit of a
+                 * process that is not our child, so /proc is read again. */
                 if (blind)
                         nap_ms(left < 5 ? (long)left : 5);
                 else if (poll(pfd, n, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
@@ -1243,13 +1241,17 @@ out:
         return r;
 }
 
-/* A v1 tree: no cgroup.kill and no notification there, so pid by pid and
- * looked at again until empty (after the cgroup2 step, the processes in it
- * are usually gone already: a task leaves all its cgroups as it exits). */
+/* A v1 tree: no cgroup.kill and no notification there, so pid by pid:
+ * each is killed through a pidfd (after checking it is the process listed)
+ * and waited for on it (a task leaves all its cgroups as it exits), then
+ * the tree is read again for what they forked meanwhile.  After the
+ * cgroup2 step the processes in it are usually gone already. */
 static int reap_cgroup1(int fd, unsigned *killed)
 {
         long long end = now_ms() + REAP_WAIT_MS;
-        struct er_pidvec pv = {0}, seen = {0};
+        struct er_pidvec pv = {0};
+        struct targets t = {0};
+        unsigned idle = 0;
         int r;
 
         for (;;) {
@@ -1265,14 +1267,31 @@ static int reap_cgroup1(int fd, unsigned *killed)
                         r = -ETIMEDOUT;
                         break;
                 }
-                r = kill_procs_tree(fd, &seen, killed);
+                targets_clear(&t);
+                for (size_t i = 0; r >= 0 && i < pv.n; i++) {
+                        uint64_t start;
+                        char state;
+                        if (read_stat(pv.v[i], &state, &start) < 0)
+                                continue; /* gone meanwhile */
+                        r = kill_exact(pv.v[i], start, &t, NULL);
+                        if (r > 0)
+                                (*killed)++;
+                }
                 if (r < 0)
                         break;
-                nap_ms(5);
+                /* Listed, yet nothing left to kill twice in a row: the
+                 * listing lags behind exits; a third time is not that. */
+                if (t.n == 0 && ++idle > 2) {
+                        r = -EBUSY;
+                        break;
+                }
+                r = wait_targets(&t, end);
+                if (r < 0)
+                        break;
         }
+        targets_fini(&t);
         free(pv.v);
-        free(seen.v);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 /* The recorded cgroups: killed, waited for, removed.  A directory that is

@@ -5,7 +5,10 @@
  * else /tmp/envrun-UID.  A detached (`up -d`) instance lives in
  * <base>/<project>/, an `exec` instance in <base>/<project>.exec.XXXXXX/.
  * Each holds:
- *   lock           flock(LOCK_EX) held for the instance's whole life: a held
+ *   lock           an exclusive lock (fcntl F_OFD_SETLK: an open file
+ *                  description lock, inherited across fork like flock, and
+ *                  queried without being taken, F_OFD_GETLK) held for the
+ *                  instance's whole life: a held
  *                  lock is a live instance, which is never touched; a free
  *                  one is dead, and whoever takes it may clean up after it
  *   records.json   what a clean-up needs: containment, the instance's
@@ -42,7 +45,7 @@ int er_state_mkdir(const char *path, mode_t mode);
 struct er_state {
         char *dir;    /* absolute path of the instance directory */
         int dir_fd;   /* O_DIRECTORY|O_NOFOLLOW, or -1 */
-        int lock_fd;  /* the lock file, flocked once er_state_lock returned 0; or -1 */
+        int lock_fd;  /* the lock file, locked once er_state_lock returned 0; or -1 */
 };
 
 void er_state_init(struct er_state *st);
@@ -53,9 +56,9 @@ int er_state_open(struct er_state *st, const char *dir, bool create);
  * (It is made as .<project>.exec.XXXXXX and renamed once locked: a
  * directory under the exec name is never seen unlocked while it starts.) */
 int er_state_create_unique(struct er_state *st, const char *base, const char *project);
-/* Takes the instance's flock without waiting.  0, or -EWOULDBLOCK when a
- * live instance holds it, or -errno.  (er_state_probe's instant shared lock
- * is waited out, up to 1 s: only an exclusive holder is an instance.) */
+/* Takes the instance's lock without waiting.  0, or -EWOULDBLOCK when a
+ * live instance holds it, or -errno.  (er_state_probe only asks, so it
+ * never makes this fail.) */
 int er_state_lock(struct er_state *st);
 /* Whether an instance directory's lock is held by a live instance, without
  * keeping anything open: 1 held, 0 free (a dead instance, or a directory

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -415,97 +414,122 @@ static void test_lock_other_process(void **state)
         assert_int_equal(er_state_lock(&fx->st[0]), 0);
 }
 
-/* A probe's shared lock is no instance: er_state_lock waits it out.  The
- * child holds one (as a probe does for an instant), tells the parent, and
- * lets go 100 ms after the parent asks for the lock. */
-static void test_lock_waits_out_probe(void **state)
+/* Holds an open file description read lock on path (as `down` does while
+ * it waits for an instance to end) until told to go; unlinks path first
+ * when `unlink_it`.  Returns the child's pid, once it holds the lock. */
+static pid_t hold_read_lock(struct fixture *fx, const char *path, int *go_fd, bool unlink_it)
 {
-        struct fixture *fx = *state;
-        char dir[300], lock[400], b = 0;
-        int ready[2], go[2], fd;
+        int ready[2], go[2];
+        char b = 0;
         pid_t pid;
 
-        path_in(fx, dir, sizeof(dir), "inst");
-        snprintf(lock, sizeof(lock), "%s/lock", dir);
-        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
-        write_file(lock, "");
         assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
         assert_int_equal(pipe2(go, O_CLOEXEC), 0);
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                int lfd = open(lock, O_RDONLY | O_CLOEXEC);
-                if (lfd < 0 || flock(lfd, LOCK_SH) < 0)
+                struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+                int lfd = open(path, O_RDONLY | O_CLOEXEC);
+                if (lfd < 0 || fcntl(lfd, F_OFD_SETLK, &fl) < 0)
                         _exit(1);
                 if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
                         _exit(2);
-                nanosleep(&ts, NULL);
-                _exit(0);
+                _exit(unlink_it && unlink(path) < 0 ? 3 : 0);
         }
         remember(fx, pid);
         close(ready[1]);
         close(go[0]);
         assert_int_equal(read(ready[0], &b, 1), 1);
         close(ready[0]);
-        /* The premise: a shared lock is held, so a plain LOCK_EX|LOCK_NB fails. */
-        fd = open(lock, O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
-        assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1);
-        assert_int_equal(errno, EWOULDBLOCK);
-        close(fd);
-        assert_int_equal(er_state_probe(dir), 0); /* shared: not an instance */
-        assert_int_equal(write(go[1], "g", 1), 1);
-        close(go[1]);
-        assert_int_equal(er_state_lock(&fx->st[0]), 0);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        *go_fd = go[1];
+        return pid;
 }
 
-/* The lock file is removed (as er_state_remove does) while er_state_lock
- * waits on it: the lock it gets is on the directory's current lock file,
- * never on the unlinked one, which guards nothing.  The child holds a
- * shared lock (so that the parent waits), then unlinks the file and lets go
- * 100 ms after the parent asks for the lock. */
+static void let_go(pid_t pid, int go_fd)
+{
+        int status;
+        assert_int_equal(write(go_fd, "g", 1), 1);
+        close(go_fd);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A probe asks about the lock (F_OFD_GETLK) and takes nothing: a read lock
+ * held by another is no instance to it, while it does keep the exclusive
+ * lock from being taken; and probes running all along never make a
+ * starting instance fail (with flock, a probe had to take a shared lock,
+ * which a starting instance then had to wait out). */
+static void test_probe_takes_no_lock(void **state)
+{
+        struct fixture *fx = *state;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        char dir[300], lock[400];
+        int fd, go;
+        pid_t pid, prober;
+
+        path_in(fx, dir, sizeof(dir), "inst");
+        snprintf(lock, sizeof(lock), "%s/lock", dir);
+        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+        write_file(lock, "");
+        pid = hold_read_lock(fx, lock, &go, false);
+        /* The premise: a read lock is held, so an exclusive one fails. */
+        fd = open(lock, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), -1);
+        assert_true(errno == EAGAIN || errno == EACCES);
+        close(fd);
+        assert_int_equal(er_state_probe(dir), 0); /* a reader: not an instance */
+        assert_int_equal(er_state_lock(&fx->st[0]), -EWOULDBLOCK);
+        let_go(pid, go);
+        assert_int_equal(er_state_lock(&fx->st[0]), 0);
+        assert_int_equal(er_state_probe(dir), 1);
+        er_state_fini(&fx->st[0]);
+
+        /* A child probes without pause while the parent takes and drops
+         * the lock 200 times: every take succeeds. */
+        prober = fork();
+        assert_true(prober >= 0);
+        if (prober == 0) {
+                for (;;)
+                        if (er_state_probe(dir) < 0)
+                                _exit(1);
+        }
+        remember(fx, prober);
+        for (int i = 0; i < 200; i++) {
+                er_state_init(&fx->st[0]);
+                assert_int_equal(er_state_open(&fx->st[0], dir, false), 0);
+                assert_int_equal(er_state_lock(&fx->st[0]), 0);
+                er_state_fini(&fx->st[0]);
+        }
+        assert_int_equal(kill(prober, SIGKILL), 0);
+        assert_int_equal(waitpid(prober, NULL, 0), prober);
+        er_state_init(&fx->st[0]);
+}
+
+/* The lock file a reader held is removed (as er_state_remove does) and the
+ * reader goes: the lock er_state_lock then gets is on the directory's
+ * current lock file, never on the unlinked one, which guards nothing. */
 static void test_lock_unlinked_meanwhile(void **state)
 {
         struct fixture *fx = *state;
-        char dir[300], lock[400], b = 0;
+        char dir[300], lock[400];
         struct stat held, now;
-        int ready[2], go[2];
+        int go;
         pid_t pid;
 
         path_in(fx, dir, sizeof(dir), "inst");
         snprintf(lock, sizeof(lock), "%s/lock", dir);
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
         write_file(lock, "");
-        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                struct timespec ts = {0, 100 * 1000 * 1000};
-                int lfd = open(lock, O_RDONLY | O_CLOEXEC);
-                if (lfd < 0 || flock(lfd, LOCK_SH) < 0)
-                        _exit(1);
-                if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
-                        _exit(2);
-                nanosleep(&ts, NULL);
-                _exit(unlink(lock) == 0 ? 0 : 3);
-        }
-        remember(fx, pid);
-        close(ready[1]);
-        close(go[0]);
-        assert_int_equal(read(ready[0], &b, 1), 1);
-        close(ready[0]);
-        assert_int_equal(write(go[1], "g", 1), 1);
-        close(go[1]);
+        pid = hold_read_lock(fx, lock, &go, true);
+        assert_int_equal(er_state_lock(&fx->st[0]), -EWOULDBLOCK);
+        let_go(pid, go);
         assert_int_equal(er_state_lock(&fx->st[0]), 0);
         assert_int_equal(fstat(fx->st[0].lock_fd, &held), 0);
         assert_int_equal(held.st_nlink, 1);
         assert_int_equal(lstat(lock, &now), 0);
         assert_true(held.st_ino == now.st_ino && held.st_dev == now.st_dev);
         assert_int_equal(er_state_probe(dir), 1);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
 /* The holder removes the directory while another has it open: the other
@@ -1142,7 +1166,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_make_dirs, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_lock_waits_out_probe, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_probe_takes_no_lock, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_unlinked_meanwhile, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_after_remove, setup, teardown),
             cmocka_unit_test_setup_teardown(test_create_unique, setup, teardown),

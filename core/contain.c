@@ -1,7 +1,7 @@
 /* contain: one service's process tree, by cgroup2 or by session + marker
  * (SPEC §5.6).  See contain.h for the two mechanisms. */
 #include "contain.h"
-#include "cgroupfs.h"
+#include "pids.h"
 #include "config.h"
 
 #include <dirent.h>
@@ -24,7 +24,6 @@
 #define MARKER_KEY "ENVRUN_MARKER="
 #define TOP_DIR "envrun"           /* as root: <mount>/envrun/<instance> */
 #define DELEGATED_PREFIX "envrun." /* delegated: <own cgroup>/envrun.<instance> */
-#define ENVIRON_MAX (256 * 1024)   /* how much of /proc/PID/environ is searched */
 #define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
 #define KILL_PASSES 16
 #define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
@@ -705,44 +704,6 @@ static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session, 
         return 0;
 }
 
-/* Whether /proc/PID/environ holds `entry` exactly, as one NUL-terminated
- * string: 1 yes, 0 no, -1 nothing could be read (gone, not ours, or a
- * process in the middle of exiting, whose memory is already released).
- * Streams: no copy of the environment is kept. */
-static int environ_has(int proc_fd, const char *pid, const char *entry)
-{
-        char path[64], buf[4096];
-        size_t len = strlen(entry), total = 0;
-        ssize_t pos = 0, k; /* pos: chars of entry matched so far, -1 = mismatch */
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/environ", pid);
-        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1; /* gone, or not ours to read */
-        while (total < ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
-                total += (size_t)k;
-                for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] == '\0') {
-                                if (pos == (ssize_t)len) {
-                                        close(fd);
-                                        return 1;
-                                }
-                                pos = 0;
-                        } else if (pos >= 0 && (size_t)pos < len && buf[i] == entry[pos]) {
-                                pos++;
-                        } else {
-                                pos = -1;
-                        }
-                }
-        }
-        close(fd);
-        if (total == 0)
-                return -1;
-        /* The last entry may lack its NUL when the environment was cut. */
-        return pos == (ssize_t)len;
-}
-
 /* Processes whose session is `sid` (when > 0) or whose environment holds
  * `marker` (when non-NULL); zombies left out when live_only.  Races with
  * processes exiting are ignored. */
@@ -780,7 +741,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pi
                 }
                 if (!marker)
                         continue;
-                has = environ_has(dirfd(d), de->d_name, marker);
+                has = er_proc_environ_has(dirfd(d), de->d_name, marker, false);
                 /* An orphan of envrun's that is exiting has no environment to
                  * read any more, but may have just forked a child this scan
                  * did not list: while it is not yet a zombie, it counts, so

@@ -7,7 +7,7 @@
  * and the signal go through a pidfd, so the pid cannot be reused between
  * them. */
 #include "state.h"
-#include "cgroupfs.h"
+#include "pids.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,7 +42,6 @@
 #define EXEC_INFIX ".exec."
 #define EXEC_SUFFIX_LEN 6        /* mkdtemp's XXXXXX */
 #define REMOVE_DEPTH_MAX 256     /* directories deep under the state directory */
-#define ENVIRON_MAX (256 * 1024) /* how much of /proc/PID/environ is searched */
 #define REAP_WAIT_MS 5000        /* for a killed tree to be gone, per step */
 #define KILL_PASSES 16           /* rescans for pids forked while killing */
 #define MARKER_PASSES 64
@@ -1330,38 +1329,6 @@ static int reap_cgroups(const struct er_records *rec, unsigned *killed)
 
 /* ---- the marker ----------------------------------------------------------- */
 
-/* Whether an entry of /proc/PID/environ starts with prefix: 1 yes, 0 no,
- * -1 nothing could be read (gone, or exiting: its memory is released). */
-static int environ_has_prefix(int proc_fd, const char *pid, const char *prefix)
-{
-        char path[64], buf[4096];
-        size_t len = strlen(prefix), total = 0;
-        ssize_t pos = 0, k; /* chars of prefix matched in this entry; -1 mismatch */
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/environ", pid);
-        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        while (total < ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
-                total += (size_t)k;
-                for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] == '\0') {
-                                pos = 0;
-                        } else if (pos >= 0 && buf[i] == prefix[pos]) {
-                                if ((size_t)++pos == len) {
-                                        close(fd);
-                                        return 1;
-                                }
-                        } else {
-                                pos = -1;
-                        }
-                }
-        }
-        close(fd);
-        return total ? 0 : -1;
-}
-
 /* Live processes (zombies left out) with an environment entry starting
  * with prefix, as (pid, start time). */
 static int scan_marker(const char *prefix, struct targets *out)
@@ -1389,7 +1356,7 @@ static int scan_marker(const char *prefix, struct targets *out)
                  * could be a later process's under the same pid. */
                 if (read_stat(pid, &state, &start) < 0 || state == 'Z' || state == 'X')
                         continue;
-                if (environ_has_prefix(dirfd(d), de->d_name, prefix) == 1)
+                if (er_proc_environ_has(dirfd(d), de->d_name, prefix, true) == 1)
                         r = targets_push(out, pid, start, -1);
         }
         closedir(d);

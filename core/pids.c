@@ -1,14 +1,14 @@
-/* cgroupfs: reading the processes of a cgroup tree, for containment
- * (contain.c) and for the clean-up after a dead instance (state.c). */
+/* pids: the processes of a cgroup tree, and markers in environments. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cgroupfs.h"
+#include "pids.h"
 
 int er_pidvec_push(struct er_pidvec *pv, pid_t pid)
 {
@@ -100,4 +100,40 @@ static int read_tree(int dir_fd, struct er_pidvec *out, unsigned depth)
 int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
 {
         return read_tree(dir_fd, out, 0);
+}
+
+int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix)
+{
+        char path[64], buf[4096];
+        size_t len = strlen(entry), total = 0;
+        ssize_t pos = 0, k; /* chars of entry matched in this entry; -1 mismatch */
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/environ", pid);
+        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1; /* gone, or not ours to read */
+        while (total < ER_ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
+                total += (size_t)k;
+                for (ssize_t i = 0; i < k; i++) {
+                        if (buf[i] == '\0') {
+                                if (pos == (ssize_t)len)
+                                        goto yes;
+                                pos = 0;
+                        } else if (pos >= 0 && (size_t)pos < len && buf[i] == entry[pos]) {
+                                if ((size_t)++pos == len && prefix)
+                                        goto yes;
+                        } else {
+                                pos = -1;
+                        }
+                }
+        }
+        close(fd);
+        if (total == 0)
+                return -1;
+        /* The last entry may lack its NUL when the environment was cut. */
+        return pos == (ssize_t)len;
+yes:
+        close(fd);
+        return 1;
 }

@@ -1,0 +1,37 @@
+/* pids: finding processes, for containment (contain.c) and for the
+ * clean-up after a dead instance (state.c): the processes of a cgroup tree
+ * (cgroup.procs of a cgroup and of every cgroup below it,
+ * ER_CGROUP_DEPTH_MAX deep, read through directory fds without following
+ * symlinks: a cgroup removed during the walk holds no process, a threaded
+ * cgroup's processes are listed by the domain cgroup above it), and the
+ * marker in a process's environment. */
+#ifndef ER_PIDS_H
+#define ER_PIDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define ER_CGROUP_DEPTH_MAX 32 /* sub-cgroups a service made itself */
+
+/* A growable set of pids; free(v) when done. */
+struct er_pidvec {
+        pid_t *v;
+        size_t n, cap;
+};
+
+/* Appends pid.  0 or -ENOMEM. */
+int er_pidvec_push(struct er_pidvec *pv, pid_t pid);
+/* Appends every pid of the cgroup at dir_fd and the cgroups below it (a
+ * pid may appear twice: a process that moved during the walk).  0 or
+ * -errno. */
+int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
+
+#define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
+
+/* Whether /proc/<pid>/environ (pid: the /proc entry's name, opened at
+ * proc_fd) has an entry equal to `entry`, or, with `prefix`, one that
+ * starts with it.  1 yes, 0 no, -1 unreadable (gone, not ours, empty). */
+int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix);
+
+#endif

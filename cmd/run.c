@@ -201,10 +201,7 @@ void run_on_event(void *ud, const struct er_sched_event *ev)
         char ts[32];
 
         if (ev->line) {
-                if (ev->service != SIZE_MAX)
-                        print_line(r, name, ev);
-                else if (arg_verbosity > 0)
-                        print_line(r, name, ev);
+                print_line(r, name, ev);
                 if (r->on_line)
                         r->on_line(r, ev);
                 return;
@@ -295,17 +292,7 @@ void run_drive(struct run *r, bool (*done)(const struct er_sched *))
 
 struct er_config *run_load_probe(const char *path)
 {
-        struct er_config_opts copts = {.project = arg_project, .environ = environ};
-        struct er_config *c = NULL;
-        struct er_errs errs;
-
-        er_errs_init(&errs);
-        if (er_config_load(path, &copts, &c, &errs) < 0) {
-                cli_print_errs(&errs);
-                c = NULL;
-        }
-        er_errs_fini(&errs);
-        return c;
+        return run_load_final(path, NULL, NULL);
 }
 
 bool run_for_others(const struct er_config *c)

@@ -456,9 +456,14 @@ static void test_signal_stopped(void **state)
         assert_int_equal(er_group_kill(&fx->g), 0);
 }
 
-static bool exec_done(pid_t pid)
+/* True once pid runs sleep with its whole environment in place: the comm
+ * changes in begin_new_exec, before create_elf_tables sets the environment's
+ * bounds, so /proc/PID/environ can read empty (or short) for a moment after
+ * the name is "sleep".  `last` is the final entry the environment must end with. */
+static bool exec_done(pid_t pid, const char *last)
 {
-        char path[64], comm[32] = "";
+        char path[64], comm[32] = "", env[4096];
+        size_t len = strlen(last) + 1, total = 0;
         int fd;
         ssize_t k;
         snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
@@ -467,7 +472,16 @@ static bool exec_done(pid_t pid)
                 return false;
         k = read(fd, comm, sizeof(comm) - 1);
         close(fd);
-        return k > 0 && strncmp(comm, "sleep", 5) == 0;
+        if (k <= 0 || strncmp(comm, "sleep", 5) != 0)
+                return false;
+        snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        while (total < sizeof(env) && (k = read(fd, env + total, sizeof(env) - total)) > 0)
+                total += (size_t)k;
+        close(fd);
+        return total >= len && memcmp(env + total - len, last, len) == 0;
 }
 
 static pid_t spawn_sleep(struct fixture *fx, char *const envp[])
@@ -501,9 +515,9 @@ static void test_marker_scan(void **state)
                 with = spawn_sleep(fx, env_with);
                 without = spawn_sleep(fx, env_without);
         }
-        while ((!exec_done(with) || !exec_done(without)) && now_ns() < end)
+        while ((!exec_done(with, "B=2") || !exec_done(without, inner)) && now_ns() < end)
                 nap();
-        assert_true(exec_done(with) && exec_done(without));
+        assert_true(exec_done(with, "B=2") && exec_done(without, inner));
 
         n = er_contain_scan_marker(marker, pids, 8);
         assert_int_equal(n, 1);

@@ -28,6 +28,22 @@
 #define KILL_PASSES 16
 #define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
 
+/* A snapshot of /proc shared during a hold (contain.h). */
+struct scan_proc {
+        pid_t pid, session, ppid;
+        char state;
+        int env;    /* -1: environment unreadable; else how many instance markers */
+        size_t off; /* its markers in the pool, NUL-terminated one after another */
+};
+
+struct er_scan {
+        struct scan_proc *v;
+        size_t n, cap;
+        char *pool;
+        size_t pool_n, pool_cap;
+        bool valid;
+};
+
 /* ---- pid sets ---------------------------------------------------------- */
 
 static int cmp_pid(const void *a, const void *b)
@@ -436,6 +452,9 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         c->root_fd = -1;
         c->reason[0] = '\0';
         c->limits_why[0] = '\0';
+        c->hold = 0;
+        c->scan = NULL;
+        c->deferred = NULL;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
                 c->v1_dir[k] = NULL;
@@ -493,10 +512,18 @@ static int rmdir_cgroup(int at, const char *name, unsigned depth)
         return unlinkat(at, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
+static void scan_free(struct er_scan *sc);
+static void deferred_drop(struct er_group *g);
+
 void er_contain_fini(struct er_contain *c)
 {
         if (!c)
                 return;
+        while (c->deferred)
+                deferred_drop(c->deferred);
+        scan_free(c->scan);
+        c->scan = NULL;
+        c->hold = 0;
         er_close(&c->root_fd);
         for (int k = 0; k < ER_V1_N; k++) {
                 er_close(&c->v1_fd[k]);
@@ -578,6 +605,9 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         g->dir_fd = g->events_fd = -1;
         g->sid = 0;
         g->oom_fd = -1;
+        g->next_deferred = NULL;
+        g->deferred = false;
+        g->deferred_seen = NULL;
         for (int k = 0; k < ER_V1_N; k++)
                 g->v1_fd[k] = -1;
         r = snprintf(g->marker, sizeof(g->marker), MARKER_KEY "%s/%s", c->instance, service);
@@ -619,6 +649,8 @@ void er_group_fini(struct er_group *g)
 {
         if (!g)
                 return;
+        if (g->deferred)
+                deferred_drop(g);
         er_close(&g->events_fd);
         er_close(&g->dir_fd);
         er_close(&g->oom_fd);
@@ -667,6 +699,8 @@ int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup)
         if (pid <= 0)
                 return -EINVAL;
         g->sid = pid;
+        if (g->c->scan)
+                g->c->scan->valid = false; /* a process it does not know */
         if (g->c->kind != ER_CONTAIN_CGROUP2 || in_cgroup)
                 return 0;
         if (g->dir_fd < 0)
@@ -770,6 +804,140 @@ int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
         return r;
 }
 
+/* ---- the shared snapshot of a hold (session) ------------------------------ */
+
+static void scan_free(struct er_scan *sc)
+{
+        if (!sc)
+                return;
+        free(sc->v);
+        free(sc->pool);
+        free(sc);
+}
+
+struct pool_ctx {
+        struct er_scan *sc;
+        int err;
+};
+
+static int pool_add(void *ud, const char *entry, size_t len)
+{
+        struct pool_ctx *pc = ud;
+        struct er_scan *sc = pc->sc;
+
+        if (sc->pool_cap - sc->pool_n < len + 1) {
+                size_t cap = sc->pool_cap ? sc->pool_cap : 4096;
+                char *p;
+                while (cap - sc->pool_n < len + 1)
+                        cap *= 2;
+                p = realloc(sc->pool, cap);
+                if (!p) {
+                        pc->err = -ENOMEM;
+                        return 1;
+                }
+                sc->pool = p;
+                sc->pool_cap = cap;
+        }
+        memcpy(sc->pool + sc->pool_n, entry, len + 1);
+        sc->pool_n += len + 1;
+        return 0;
+}
+
+/* Every process of /proc but envrun: its state, session, parent and the
+ * markers of this instance in its environment.  0 or -errno. */
+static int scan_build(struct er_contain *c, struct er_scan *sc)
+{
+        char prefix[300];
+        pid_t self = getpid();
+        struct dirent *de;
+        DIR *d;
+        int fd, r = 0;
+
+        snprintf(prefix, sizeof(prefix), MARKER_KEY "%s/", c->instance);
+        sc->n = sc->pool_n = 0;
+        sc->valid = false;
+        fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while (r == 0 && (de = readdir(d))) {
+                pid_t pid = parse_pid(de->d_name);
+                struct pool_ctx pc = {sc, 0};
+                struct scan_proc *e;
+                if (pid <= 0 || pid == self)
+                        continue;
+                if (sc->n == sc->cap) {
+                        size_t cap = sc->cap ? sc->cap * 2 : 256;
+                        struct scan_proc *v = realloc(sc->v, cap * sizeof(*v));
+                        if (!v) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        sc->v = v;
+                        sc->cap = cap;
+                }
+                e = &sc->v[sc->n];
+                e->pid = pid;
+                if (read_stat(dirfd(d), de->d_name, &e->state, &e->session, &e->ppid) < 0)
+                        continue; /* gone */
+                e->off = sc->pool_n;
+                e->env = er_proc_environ_each(dirfd(d), de->d_name, prefix, pool_add, &pc);
+                r = pc.err;
+                sc->n++;
+        }
+        closedir(d);
+        sc->valid = r == 0;
+        return r;
+}
+
+/* The hold's snapshot, taken now when there is none yet; NULL without a
+ * hold, for the cgroup2 kind, or when it cannot be made (the caller scans
+ * itself). */
+static struct er_scan *scan_get(struct er_contain *c)
+{
+        if (!c->hold || c->kind != ER_CONTAIN_SESSION)
+                return NULL;
+        if (!c->scan && !(c->scan = calloc(1, sizeof(*c->scan))))
+                return NULL;
+        if (!c->scan->valid && scan_build(c, c->scan) < 0)
+                return NULL;
+        return c->scan;
+}
+
+static bool scan_has_marker(const struct er_scan *sc, const struct scan_proc *e, const char *marker)
+{
+        const char *m = sc->pool + e->off;
+        for (int k = 0; k < e->env; k++, m += strlen(m) + 1)
+                if (strcmp(m, marker) == 0)
+                        return true;
+        return false;
+}
+
+/* proc_scan's rules, on the snapshot: the live processes of the session or
+ * with the marker, and envrun's children whose environment is unreadable. */
+static int scan_members(const struct er_scan *sc, const struct er_group *g, pid_t sid,
+                        struct er_pidvec *out)
+{
+        pid_t self = getpid();
+        int r = 0;
+
+        for (size_t i = 0; i < sc->n && r == 0; i++) {
+                const struct scan_proc *e = &sc->v[i];
+                if (e->state == 'Z' || e->state == 'X')
+                        continue;
+                if ((sid > 0 && e->session == sid) ||
+                    (e->env > 0 && scan_has_marker(sc, e, g->marker)) ||
+                    (e->env < 0 && e->ppid == self))
+                        r = er_pidvec_push(out, e->pid);
+        }
+        return r;
+}
+
 /* ---- members: either kind ------------------------------------------------- */
 
 /* The session to scan: never envrun's own (a group whose main process did
@@ -779,14 +947,18 @@ static pid_t group_session(const struct er_group *g)
         return g->sid > 0 && g->sid != getsid(0) ? g->sid : 0;
 }
 
-/* The group's members, sorted, without duplicates. */
-static int collect(struct er_group *g, struct er_pidvec *out, bool live_only)
+/* The group's members, sorted, without duplicates.  `shared`: a live-only
+ * list may come from the hold's snapshot. */
+static int collect(struct er_group *g, struct er_pidvec *out, bool live_only, bool shared)
 {
+        struct er_scan *sc = shared && live_only ? scan_get(g->c) : NULL;
         int r;
 
         out->n = 0;
         if (g->c->kind == ER_CONTAIN_CGROUP2)
                 r = g->dir_fd < 0 ? -EBADF : er_cgroup_read_tree(g->dir_fd, out);
+        else if (sc)
+                r = scan_members(sc, g, group_session(g), out);
         else
                 r = proc_scan(g->marker, group_session(g), live_only, out);
         if (r == 0)
@@ -794,46 +966,113 @@ static int collect(struct er_group *g, struct er_pidvec *out, bool live_only)
         return r;
 }
 
+/* The killpg target of a SIGKILL for the session kind, or 0. */
+static pid_t kill_pgrp(const struct er_group *g, int sig)
+{
+        pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
+        return pg > 0 && pg == getpgrp() ? 0 : pg;
+}
+
+/* One pass: signals the members of cur not in seen (sorted), adds them to
+ * seen.  Returns how many were new (0: the signalling is over), or -errno. */
+static int signal_pass(struct er_group *g, int sig, bool cont, struct er_pidvec *cur,
+                       struct er_pidvec *seen, int *count, int *err)
+{
+        pid_t pg = kill_pgrp(g, sig);
+        size_t fresh = 0;
+        int r = 0;
+
+        /* Members are listed before killpg, so that the ones it kills are
+         * counted too (the count says how many had to be killed). */
+        if (pg > 0)
+                killpg(pg, SIGKILL);
+        for (size_t i = 0; i < cur->n; i++) {
+                pid_t pid = cur->v[i];
+                if (pid <= 0 || pidvec_has(seen, pid))
+                        continue;
+                if (kill(pid, sig) == 0)
+                        (*count)++;
+                else if (errno != ESRCH && !*err)
+                        *err = -errno;
+                cur->v[fresh++] = pid;
+        }
+        for (size_t i = 0; cont && i < fresh; i++)
+                kill(cur->v[i], SIGCONT);
+        for (size_t i = 0; i < fresh && r == 0; i++)
+                r = er_pidvec_push(seen, cur->v[i]);
+        pidvec_sort_uniq(seen);
+        return r < 0 ? r : (int)(fresh > INT_MAX ? INT_MAX : fresh);
+}
+
+static void deferred_drop(struct er_group *g)
+{
+        struct er_group **pp = &g->c->deferred;
+
+        while (*pp && *pp != g)
+                pp = &(*pp)->next_deferred;
+        if (*pp)
+                *pp = g->next_deferred;
+        g->next_deferred = NULL;
+        g->deferred = false;
+        if (g->deferred_seen) {
+                free(g->deferred_seen->v);
+                free(g->deferred_seen);
+                g->deferred_seen = NULL;
+        }
+}
+
 /* Signals every member once, rescanning until a pass finds no new one (a
  * member forked while we were signalling), at most `passes` times.  For the
  * session kind with SIGKILL, killpg first on each pass: it reaches the whole
  * process group at once.  It is not used for other signals, which would
  * then reach most members twice (killpg, then the scan), and a second
- * SIGTERM or SIGINT means "hurry" to many programs. */
-static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
+ * SIGTERM or SIGINT means "hurry" to many programs.  The first pass may use
+ * the hold's snapshot; with `defer` (and a hold), the rescans are left to
+ * er_contain_release. */
+static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes, bool defer)
 {
         struct er_pidvec seen = {0}, cur = {0};
-        pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
         int count = 0, err = 0, r = 0;
 
-        if (pg > 0 && pg == getpgrp())
-                pg = 0;
-        for (unsigned pass = 0; pass < passes && r == 0; pass++) {
-                size_t fresh = 0;
-                /* Members are listed before killpg, so that the ones it kills
-                 * are counted too (the count says how many had to be killed). */
-                r = collect(g, &cur, true);
+        /* The rescans of an earlier signal go first: signals keep their order. */
+        if (g->deferred) {
+                struct er_pidvec *old = g->deferred_seen;
+                int osig = g->deferred_sig;
+                bool ocont = g->deferred_cont;
+                int ocount = 0, oerr = 0;
+                g->deferred_seen = NULL;
+                deferred_drop(g);
+                for (unsigned pass = 1; old && pass < SIGNAL_PASSES; pass++)
+                        if (collect(g, &cur, true, false) < 0 ||
+                            signal_pass(g, osig, ocont, &cur, old, &ocount, &oerr) <= 0)
+                                break;
+                if (old)
+                        free(old->v);
+                free(old);
+        }
+        for (unsigned pass = 0; pass < passes; pass++) {
+                r = collect(g, &cur, true, pass == 0);
                 if (r < 0)
                         break;
-                if (pg > 0)
-                        killpg(pg, SIGKILL);
-                for (size_t i = 0; i < cur.n; i++) {
-                        pid_t pid = cur.v[i];
-                        if (pid <= 0 || pidvec_has(&seen, pid))
-                                continue;
-                        if (kill(pid, sig) == 0)
-                                count++;
-                        else if (errno != ESRCH && !err)
-                                err = -errno;
-                        cur.v[fresh++] = pid;
-                }
-                for (size_t i = 0; cont && i < fresh; i++)
-                        kill(cur.v[i], SIGCONT);
-                if (!fresh)
+                r = signal_pass(g, sig, cont, &cur, &seen, &count, &err);
+                if (r <= 0)
                         break;
-                for (size_t i = 0; i < fresh && r == 0; i++)
-                        r = er_pidvec_push(&seen, cur.v[i]);
-                pidvec_sort_uniq(&seen);
+                if (pass == 0 && defer && g->c->hold && g->c->kind == ER_CONTAIN_SESSION &&
+                    passes > 1) {
+                        struct er_pidvec *keep = malloc(sizeof(*keep));
+                        if (!keep)
+                                continue; /* rescan now instead */
+                        *keep = seen;
+                        seen = (struct er_pidvec){0};
+                        g->deferred = true;
+                        g->deferred_sig = sig;
+                        g->deferred_cont = cont;
+                        g->deferred_seen = keep;
+                        g->next_deferred = g->c->deferred;
+                        g->c->deferred = g;
+                        r = 0;
+                        break;
+                }
         }
         free(seen.v);
         free(cur.v);
@@ -842,9 +1081,78 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
         return count || !err ? count : err;
 }
 
+void er_contain_hold(struct er_contain *c)
+{
+        c->hold++;
+}
+
+void er_contain_reaped(struct er_contain *c, pid_t pid)
+{
+        struct er_scan *sc = c ? c->scan : NULL;
+
+        if (!sc || !sc->valid)
+                return;
+        for (size_t i = 0; i < sc->n; i++)
+                if (sc->v[i].pid == pid) {
+                        /* Alive in the snapshot: it predates the death. */
+                        if (sc->v[i].state != 'Z' && sc->v[i].state != 'X')
+                                sc->valid = false;
+                        return;
+                }
+}
+
+/* The deferred rescans: one fresh snapshot per pass for every group. */
+static void run_deferred(struct er_contain *c)
+{
+        struct er_pidvec cur = {0};
+
+        for (unsigned pass = 1; pass < SIGNAL_PASSES && c->deferred; pass++) {
+                struct er_scan *sc;
+                if (c->scan)
+                        c->scan->valid = false;
+                sc = scan_get(c);
+                if (!sc)
+                        break;
+                for (struct er_group *g = c->deferred, *next; g; g = next) {
+                        int count = 0, err = 0, r;
+                        next = g->next_deferred;
+                        cur.n = 0;
+                        r = scan_members(sc, g, group_session(g), &cur);
+                        if (r == 0) {
+                                pidvec_sort_uniq(&cur);
+                                r = signal_pass(g, g->deferred_sig, g->deferred_cont, &cur,
+                                                g->deferred_seen, &count, &err);
+                        }
+                        if (r <= 0)
+                                deferred_drop(g); /* no new member: done */
+                }
+        }
+        /* Passes used up, or no snapshot: what is left is dropped, as a
+         * synchronous signal_loop stops after its passes. */
+        while (c->deferred)
+                deferred_drop(c->deferred);
+        free(cur.v);
+}
+
+void er_contain_release(struct er_contain *c)
+{
+        if (!c->hold || --c->hold)
+                return;
+        c->hold++; /* the rescans share their snapshots too */
+        run_deferred(c);
+        c->hold--;
+        scan_free(c->scan);
+        c->scan = NULL;
+}
+
 int er_group_signal(struct er_group *g, int sig, bool cont)
 {
-        return signal_loop(g, sig, cont, SIGNAL_PASSES);
+        return signal_loop(g, sig, cont, SIGNAL_PASSES, false);
+}
+
+int er_group_signal_batched(struct er_group *g, int sig, bool cont)
+{
+        return signal_loop(g, sig, cont, SIGNAL_PASSES, true);
 }
 
 int er_group_kill(struct er_group *g)
@@ -853,15 +1161,15 @@ int er_group_kill(struct er_group *g)
         int r;
 
         if (g->c->kind != ER_CONTAIN_CGROUP2)
-                return signal_loop(g, SIGKILL, false, KILL_PASSES);
-        r = collect(g, &pv, true);
+                return signal_loop(g, SIGKILL, false, KILL_PASSES, false);
+        r = collect(g, &pv, true, false);
         free(pv.v);
         if (r < 0)
                 return r;
         /* cgroup.kill (5.14+) kills the subtree at once, and forks racing
          * with it too; without it (ENOENT), kill pid by pid. */
         if (write_file_at(g->dir_fd, "cgroup.kill", "1") < 0) {
-                r = signal_loop(g, SIGKILL, false, KILL_PASSES);
+                r = signal_loop(g, SIGKILL, false, KILL_PASSES, false);
                 if (r < 0)
                         return r;
         }
@@ -871,7 +1179,7 @@ int er_group_kill(struct er_group *g)
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
 {
         struct er_pidvec pv = {0};
-        int r = collect(g, &pv, false);
+        int r = collect(g, &pv, false, false);
 
         if (r == 0)
                 r = pidvec_export(&pv, pids, n);
@@ -1091,7 +1399,7 @@ bool er_group_empty(struct er_group *g)
          * brings another look, which finds the orphan reparented here. */
         if (zombie_pending())
                 return false;
-        r = collect(g, &pv, true);
+        r = collect(g, &pv, true, true);
         free(pv.v);
         return r == 0 && pv.n == 0 && !zombie_pending();
 }

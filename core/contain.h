@@ -46,6 +46,7 @@
 #include "err.h"
 
 struct er_limits; /* config.h */
+struct er_pidvec; /* pids.h */
 
 enum er_contain_kind {
         ER_CONTAIN_CGROUP2,
@@ -58,6 +59,8 @@ enum er_v1 {
         ER_V1_N,
 };
 
+struct er_scan; /* contain.c: a /proc snapshot shared during a hold */
+
 struct er_contain {
         enum er_contain_kind kind;
         char *instance;      /* unique per instance: "<project>.<pid>.<random>" */
@@ -67,6 +70,9 @@ struct er_contain {
         int v1_fd[ER_V1_N];  /* the instance's v1 directories, or -1 */
         char *v1_dir[ER_V1_N];
         char limits_why[256]; /* why a limit cannot be enforced; "" when all can */
+        unsigned hold;        /* er_contain_hold depth */
+        struct er_scan *scan; /* session: the snapshot of this hold, or NULL */
+        struct er_group *deferred; /* session: groups with rescans left for the release */
 };
 
 /* A service's group of processes. */
@@ -79,6 +85,12 @@ struct er_group {
         pid_t sid;                 /* session: the session id (the main pid) */
         int v1_fd[ER_V1_N];        /* the service's v1 cgroups, or -1 */
         int oom_fd;                /* eventfd signalled on an OOM in its memory cgroup, or -1 */
+        /* A signal whose rescans wait for er_contain_release (session). */
+        struct er_group *next_deferred;
+        bool deferred;
+        int deferred_sig;
+        bool deferred_cont;
+        struct er_pidvec *deferred_seen;
 };
 
 /* Chooses the mechanism: cgroup2 when a writable cgroup2 hierarchy is found
@@ -89,6 +101,30 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
 /* Removes the instance's cgroup directory (it must be empty). */
 void er_contain_fini(struct er_contain *c);
 const char *er_contain_name(const struct er_contain *c); /* "cgroup2" | "session" */
+
+/* A hold lets the session kind share one scan of /proc among the groups,
+ * instead of one scan per group and question.  The owner holds while it
+ * handles one batch of events (the loop's batch hooks), all of which
+ * happened before the hold began:
+ *   - er_group_empty, and the first pass of er_group_signal_batched, are
+ *     answered from one snapshot of /proc taken at the first need after the
+ *     hold began (and again after a spawn, er_group_started, or the reap
+ *     of a process it shows alive, er_contain_reaped).  A process forked
+ *     after it has a parent in it; one that exited after it still counts
+ *     until envrun reaps something (every group's last process to exit is
+ *     envrun's child or orphan: envrun is the subreaper).
+ *   - the rescans of er_group_signal_batched for processes forked while it
+ *     signalled run at er_contain_release, for all groups at once, each on
+ *     a fresh scan taken after every signal of the batch.
+ * Holds nest; without one, every call scans /proc itself.  cgroup2 groups
+ * read their cgroups and are not affected. */
+void er_contain_hold(struct er_contain *c);
+void er_contain_release(struct er_contain *c);
+/* Every reap by the owner is announced: a process that died after the
+ * snapshot (listed there as alive) makes it stale, or the question that
+ * follows the reap could be answered "not empty" with no event left to
+ * ask it again (a SIGCHLD read later in the same batch). */
+void er_contain_reaped(struct er_contain *c, pid_t pid);
 
 /* Creates the group of a service (its cgroup, for cgroup2). 0 or -errno with err. */
 int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
@@ -106,6 +142,10 @@ int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup);
  * `cont`, so stopped processes can act on it).  Returns the number of
  * processes signalled, or -errno. */
 int er_group_signal(struct er_group *g, int sig, bool cont);
+/* The same, for a caller that needs no count of the rescans: during a hold
+ * the rescans wait for er_contain_release (see above), and the number
+ * returned is that of the first pass only. */
+int er_group_signal_batched(struct er_group *g, int sig, bool cont);
 /* Kills the whole group with SIGKILL (cgroup.kill where available); returns
  * the number of processes that were alive, or -errno. */
 int er_group_kill(struct er_group *g);

@@ -43,6 +43,7 @@ struct er_loop {
 
         bool dispatching;
         bool stop;
+        struct er_hook *hooks;
         struct epoll_event *batch; /* the events being dispatched, or NULL */
         int nbatch;
 };
@@ -479,6 +480,35 @@ static int dispatch_io(struct er_loop *loop, bool *timers_due)
         return ran;
 }
 
+void er_hook_start(struct er_loop *loop, struct er_hook *h, er_hook_cb *cb)
+{
+        if (h->cb)
+                return;
+        h->cb = cb;
+        h->next = loop->hooks;
+        loop->hooks = h;
+}
+
+void er_hook_stop(struct er_loop *loop, struct er_hook *h)
+{
+        struct er_hook **pp = &loop->hooks;
+
+        if (!h->cb)
+                return;
+        while (*pp && *pp != h)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = h->next;
+        h->next = NULL;
+        h->cb = NULL;
+}
+
+static void run_hooks(struct er_loop *loop, bool end)
+{
+        for (struct er_hook *h = loop->hooks; h; h = h->next)
+                h->cb(loop, h, end);
+}
+
 int er_loop_run_once(struct er_loop *loop, int64_t timeout_us)
 {
         struct epoll_event evs[LOOP_BATCH];
@@ -493,6 +523,8 @@ int er_loop_run_once(struct er_loop *loop, int64_t timeout_us)
                 return n;
 
         loop->dispatching = true;
+        if (n > 0)
+                run_hooks(loop, false);
         loop->batch = evs;
         loop->nbatch = n;
         ran = dispatch_io(loop, &timers_due);
@@ -503,6 +535,8 @@ int er_loop_run_once(struct er_loop *loop, int64_t timeout_us)
                 int t = run_timers(loop);
                 ran = t > INT_MAX - ran ? INT_MAX : ran + t;
         }
+        if (n > 0)
+                run_hooks(loop, true);
         loop->dispatching = false;
 
         r = timerfd_update(loop);

@@ -27,8 +27,13 @@ struct er_loop;
 struct er_io;
 struct er_timer;
 
+struct er_hook;
+
 typedef void er_io_cb(struct er_loop *loop, struct er_io *io, uint32_t revents);
 typedef void er_timer_cb(struct er_loop *loop, struct er_timer *timer);
+/* end false: a batch of events is about to be dispatched (everything in it
+ * happened before this call); end true: the batch and its timers are done. */
+typedef void er_hook_cb(struct er_loop *loop, struct er_hook *hook, bool end);
 
 struct er_io {
         int fd;           /* -1 while stopped */
@@ -41,6 +46,13 @@ struct er_timer {
         size_t heap_index;    /* position in the heap; SIZE_MAX while stopped */
         uint64_t seq;         /* insertion order: equal deadlines fire FIFO */
         er_timer_cb *cb;
+};
+
+/* A hook around every batch (libuv's prepare and check handles, as one):
+ * for work that is cheaper once per batch than once per event. */
+struct er_hook {
+        er_hook_cb *cb;
+        struct er_hook *next; /* the loop's list; NULL and cb NULL while stopped */
 };
 
 /* CLOCK_MONOTONIC in microseconds. */
@@ -71,6 +83,11 @@ int er_timer_start_at(struct er_loop *loop, struct er_timer *t, uint64_t deadlin
                       er_timer_cb *cb);
 void er_timer_stop(struct er_loop *loop, struct er_timer *t);
 bool er_timer_active(const struct er_timer *t);
+
+/* Starts or stops a batch hook.  Not from a hook's own callback; one
+ * stopped while its batch runs gets no end call. */
+void er_hook_start(struct er_loop *loop, struct er_hook *h, er_hook_cb *cb);
+void er_hook_stop(struct er_loop *loop, struct er_hook *h);
 
 /* Waits for and dispatches one batch of events (and expired timers).
  * timeout_us: -1 to wait until something happens.  Returns the number of

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,12 +103,14 @@ int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
         return read_tree(dir_fd, out, 0);
 }
 
-int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix)
+int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
+                         int (*fn)(void *ud, const char *entry, size_t len), void *ud)
 {
-        char path[64], buf[4096];
-        size_t len = strlen(entry), total = 0;
-        ssize_t pos = 0, k; /* chars of entry matched in this entry; -1 mismatch */
-        int fd;
+        char path[64], buf[4096], ent[ER_ENVIRON_ENTRY_MAX];
+        size_t plen = strlen(prefix), elen = 0, total = 0;
+        bool skip = false; /* the entry does not start with prefix, or is too long */
+        int fd, found = 0;
+        ssize_t k;
 
         snprintf(path, sizeof(path), "%s/environ", pid);
         fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
@@ -116,24 +119,55 @@ int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool pr
         while (total < ER_ENVIRON_MAX && (k = read(fd, buf, sizeof(buf))) > 0) {
                 total += (size_t)k;
                 for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] == '\0') {
-                                if (pos == (ssize_t)len)
-                                        goto yes;
-                                pos = 0;
-                        } else if (pos >= 0 && (size_t)pos < len && buf[i] == entry[pos]) {
-                                if ((size_t)++pos == len && prefix)
-                                        goto yes;
-                        } else {
-                                pos = -1;
+                        char c = buf[i];
+                        if (c == '\0') {
+                                if (!skip && elen >= plen) {
+                                        ent[elen] = '\0';
+                                        found++;
+                                        if (fn(ud, ent, elen))
+                                                goto out;
+                                }
+                                elen = 0;
+                                skip = false;
+                        } else if (!skip) {
+                                if ((elen < plen && c != prefix[elen]) || elen == sizeof(ent) - 1)
+                                        skip = true;
+                                else
+                                        ent[elen++] = c;
                         }
                 }
         }
-        close(fd);
-        if (total == 0)
-                return -1;
         /* The last entry may lack its NUL when the environment was cut. */
-        return pos == (ssize_t)len;
-yes:
+        if (!skip && elen >= plen) {
+                ent[elen] = '\0';
+                found++;
+                fn(ud, ent, elen);
+        }
+out:
         close(fd);
-        return 1;
+        return total == 0 ? -1 : found;
+}
+
+struct has_ctx {
+        const char *entry;
+        size_t len;
+        bool prefix, yes;
+};
+
+static int has_one(void *ud, const char *entry, size_t len)
+{
+        struct has_ctx *h = ud;
+        h->yes = h->prefix || (len == h->len && memcmp(entry, h->entry, len) == 0);
+        return h->yes;
+}
+
+int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix)
+{
+        struct has_ctx h = {entry, strlen(entry), prefix, false};
+        int r;
+
+        if (h.len >= ER_ENVIRON_ENTRY_MAX)
+                return -1;
+        r = er_proc_environ_each(proc_fd, pid, entry, has_one, &h);
+        return r < 0 ? -1 : h.yes;
 }

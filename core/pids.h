@@ -28,10 +28,21 @@ int er_pidvec_push(struct er_pidvec *pv, pid_t pid);
 int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
 
 #define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
+#define ER_ENVIRON_ENTRY_MAX 512u        /* the longest entry handed out (markers are shorter) */
+
+/* Calls fn(ud, entry, len) for every entry of /proc/<pid>/environ (pid: the
+ * /proc entry's name, opened at proc_fd) that starts with prefix and is
+ * shorter than ER_ENVIRON_ENTRY_MAX, in order; fn returns nonzero to stop.
+ * Returns how many entries were handed to fn, or -1 when the environment
+ * is unreadable (gone, not ours, empty: a process in the middle of execve
+ * has no environment for a moment). */
+int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
+                         int (*fn)(void *ud, const char *entry, size_t len), void *ud);
 
 /* Whether /proc/<pid>/environ (pid: the /proc entry's name, opened at
  * proc_fd) has an entry equal to `entry`, or, with `prefix`, one that
- * starts with it.  1 yes, 0 no, -1 unreadable (gone, not ours, empty). */
+ * starts with it (entry shorter than ER_ENVIRON_ENTRY_MAX).  1 yes, 0 no,
+ * -1 unreadable (gone, not ours, empty) or entry too long. */
 int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix);
 
 #endif

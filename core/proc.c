@@ -208,6 +208,7 @@ bool er_proc_reap(struct er_proc *p)
                 r = syscall(SYS_waitid, P_PID, p->pid, &si, WEXITED | WNOHANG, &p->rusage);
         if (r < 0 || si.si_pid == 0)
                 return false;
+        er_contain_reaped(p->group.c, p->pid);
         record_exit(p, &si);
         return true;
 }
@@ -230,6 +231,7 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
             errno == ECHILD) {
                 si.si_code = CLD_KILLED;
                 si.si_status = 0;
+                er_contain_reaped(p->group.c, p->pid);
                 record_exit(p, &si);
         }
 }
@@ -412,7 +414,7 @@ void er_proc_stop(struct er_proc *p, int sig_stop, uint64_t timeout_us, int sig_
         if (fast || timeout_us == 0) {
                 kill_tree(p);
         } else {
-                er_group_signal(&p->group, sig_stop, true);
+                er_group_signal_batched(&p->group, sig_stop, true);
                 er_timer_start(p->loop, &p->stop_timer, timeout_us, on_stop_timeout);
         }
         maybe_gone(p);

@@ -87,6 +87,8 @@ struct er_sched {
         struct er_timer test_timer;   /* time limit */
         struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
         uint64_t test_start_us, test_end_us;
+        struct er_hook batch;         /* holds the containment for each batch of events */
+        bool holding;
 };
 
 const char *er_svc_state_name(enum er_svc_state st)
@@ -1179,8 +1181,14 @@ void er_sched_down(struct er_sched *s, bool fast)
                 if (v->spawned && v->proc.gone && !v->down)
                         finish_down(v);
         }
+        /* Called from a batch or not (exec, once the test is over): the
+         * stops share their scans of /proc either way. */
+        if (s->o.contain)
+                er_contain_hold(s->o.contain);
         for (size_t i = 0; i < s->n; i++)
                 stop_if_possible(&s->svcs[s->n - 1 - i]);
+        if (s->o.contain)
+                er_contain_release(s->o.contain);
 }
 
 bool er_sched_down_done(const struct er_sched *s)
@@ -1385,7 +1393,9 @@ void er_sched_sigchld(struct er_sched *s)
                                 break;
                 } else {
                         siginfo_t tmp;
-                        waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG);
+                        if (waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG) == 0 &&
+                            s->o.contain)
+                                er_contain_reaped(s->o.contain, si.si_pid);
                 }
         }
         for (size_t i = 0; i < s->n; i++)
@@ -1421,6 +1431,22 @@ static void select_closure(struct er_sched *s, const bool *only)
                                 }
                 }
         }
+}
+
+/* One batch of events, one scan of /proc for the session kind (contain.h,
+ * er_contain_hold): when 200 services stop or exit together, each question
+ * "is its tree empty?" would otherwise read every process's environment. */
+static void on_batch(struct er_loop *loop, struct er_hook *h, bool end)
+{
+        struct er_sched *s = er_container_of(h, struct er_sched, batch);
+        (void)loop;
+        if (!s->o.contain || s->holding == !end)
+                return;
+        s->holding = !end;
+        if (end)
+                er_contain_release(s->o.contain);
+        else
+                er_contain_hold(s->o.contain);
 }
 
 int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
@@ -1463,6 +1489,8 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
+        if (s->o.loop)
+                er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
 }
@@ -1633,6 +1661,10 @@ void er_sched_free(struct er_sched *s)
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
         er_envp_free(s->test_envp);
+        if (s->o.loop)
+                er_hook_stop(s->o.loop, &s->batch);
+        if (s->holding)
+                er_contain_release(s->o.contain);
         free(s->extra);
         free(s->selected);
         free(s->svcs);

@@ -1,6 +1,7 @@
 /* contain: a real process tree (double fork + setsid) is found, signalled,
  * killed and waited for under both mechanisms; the cgroup2 tree is removed;
- * the marker scan matches exact entries only; the fallbacks give a reason.
+ * the marker scan matches exact entries only; the fallbacks give a reason;
+ * a hold shares one /proc snapshot and rescans at its release.
  * Needs root for the cgroup2 tests (they fail loudly otherwise). Every process and
  * cgroup a test makes is killed (by pid) and removed by its teardown, even
  * when the test fails. */
@@ -747,8 +748,211 @@ static void test_delegated(void **state)
         fx->cgdir[0] = '\0';
 }
 
-int main(void)
+/* ---- holds (session kind) ---- */
+
+/* The processes of test_hold_release: the test binary again, so that each
+ * is exec'd with the marker in its environment.  A reports 'A' once it is
+ * set up; on SIGUSR1 it forks B (once).  B reports its pid, then 'U' when a
+ * SIGUSR1 reaches it, and exits. */
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
 {
+        (void)sig;
+        got_usr1 = 1;
+}
+
+static int hold_a(int fd, const char *self)
+{
+        struct sigaction sa;
+        sigset_t block, none;
+        bool forked = false;
+        char fds[16];
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_usr1;
+        sigaction(SIGUSR1, &sa, NULL);
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &block, NULL);
+        sigemptyset(&none);
+        if (write(fd, "A", 1) != 1)
+                return 1;
+        snprintf(fds, sizeof(fds), "%d", fd);
+        for (;;) {
+                sigsuspend(&none);
+                if (got_usr1 && !forked) {
+                        pid_t pid = fork();
+                        if (pid == 0) {
+                                execl("/proc/self/exe", self, "--hold-b", fds, (char *)NULL);
+                                _exit(127);
+                        }
+                        forked = pid > 0;
+                }
+                while (waitpid(-1, NULL, WNOHANG) > 0)
+                        ;
+        }
+}
+
+static int hold_b(int fd)
+{
+        sigset_t block;
+        pid_t self = getpid();
+        int sig = 0;
+
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &block, NULL);
+        if (write(fd, &self, sizeof(self)) != (ssize_t)sizeof(self))
+                return 1;
+        if (sigwait(&block, &sig) != 0 || write(fd, "U", 1) != 1)
+                return 1;
+        return 0;
+}
+
+/* Reads exactly n bytes from a non-blocking fd within the deadline. */
+static bool read_within(int fd, void *buf, size_t n)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        size_t got = 0;
+
+        while (got < n && now_ns() < end) {
+                ssize_t k = read(fd, (char *)buf + got, n - got);
+                if (k > 0)
+                        got += (size_t)k;
+                else if (k == 0)
+                        break;
+                else
+                        nap();
+        }
+        return got == n;
+}
+
+/* One snapshot answers every question of a hold, until a spawn
+ * (er_group_started) or the release. */
+static void test_hold_snapshot(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        pid_t pid;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+
+        er_contain_hold(&fx->c);
+        assert_true(er_group_empty(&fx->g)); /* the snapshot is taken here */
+        {
+                char *envp[] = {fx->g.marker, "LAST=1", NULL};
+                pid = spawn_sleep(fx, envp);
+        }
+        {
+                long long end = now_ns() + DEADLINE_NS;
+                while (!exec_done(pid, "LAST=1") && now_ns() < end)
+                        nap();
+                assert_true(exec_done(pid, "LAST=1"));
+        }
+        /* Not announced: the hold's snapshot does not know it yet. */
+        assert_true(er_group_empty(&fx->g));
+        /* A spawn is announced with er_group_started: a new snapshot. */
+        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
+        assert_false(er_group_empty(&fx->g));
+        /* It dies and is reaped after the snapshot: the snapshot still
+         * shows it, until the reap is announced. */
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        assert_false(er_group_empty(&fx->g));
+        er_contain_reaped(&fx->c, getpid()); /* not in the snapshot: changes nothing */
+        assert_false(er_group_empty(&fx->g));
+        er_contain_reaped(&fx->c, pid);
+        assert_true(er_group_empty(&fx->g));
+        er_contain_release(&fx->c);
+
+        /* Without a hold, each question scans. */
+        assert_true(er_group_empty(&fx->g));
+        {
+                char *envp[] = {fx->g.marker, "LAST=2", NULL};
+                pid = spawn_sleep(fx, envp);
+                long long end = now_ns() + DEADLINE_NS;
+                while (!exec_done(pid, "LAST=2") && now_ns() < end)
+                        nap();
+        }
+        assert_false(er_group_empty(&fx->g));
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        assert_true(er_group_empty(&fx->g));
+        /* Holds nest; the inner release keeps the snapshot. */
+        er_contain_hold(&fx->c);
+        er_contain_hold(&fx->c);
+        assert_true(er_group_empty(&fx->g));
+        er_contain_release(&fx->c);
+        assert_non_null(fx->c.scan);
+        er_contain_release(&fx->c);
+        assert_null(fx->c.scan);
+        assert_int_equal(fx->c.hold, 0);
+}
+
+/* er_group_signal_batched in a hold: the first pass signals what the
+ * snapshot knows; a member forked after it (B, forked by A on the signal
+ * itself) is reached by the rescan at the release, and not before. */
+static void test_hold_release(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        int rep[2];
+        char self[4096], fds[16], b = 0, *envp[2];
+        pid_t a, bpid = 0;
+        ssize_t k;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        assert_true(k > 0);
+        self[k] = '\0';
+        assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+        snprintf(fds, sizeof(fds), "%d", rep[1]);
+        envp[0] = fx->g.marker;
+        envp[1] = NULL;
+        a = fork();
+        assert_true(a >= 0);
+        if (a == 0) {
+                /* Its own session, as a service has; the write end stays open. */
+                setsid();
+                fcntl(rep[1], F_SETFD, 0);
+                execle(self, self, "--hold-a", fds, (char *)NULL, envp);
+                _exit(127);
+        }
+        remember(fx, a);
+        close(rep[1]);
+        assert_int_equal(fcntl(rep[0], F_SETFL, O_NONBLOCK), 0);
+        assert_int_equal(er_group_started(&fx->g, a, false), 0);
+        assert_true(read_within(rep[0], &b, 1));
+        assert_int_equal(b, 'A');
+
+        er_contain_hold(&fx->c);
+        assert_int_equal(er_group_signal_batched(&fx->g, SIGUSR1, false), 1);
+        assert_true(read_within(rep[0], &bpid, sizeof(bpid)));
+        remember(fx, bpid);
+        assert_true(bpid > 0 && bpid != a);
+        /* B lives, with the marker, and has had no signal yet. */
+        assert_int_equal(read(rep[0], &b, 1), -1);
+        assert_int_equal(errno, EAGAIN);
+        er_contain_release(&fx->c);
+        assert_true(read_within(rep[0], &b, 1));
+        assert_int_equal(b, 'U');
+        close(rep[0]);
+        /* teardown kills A (and B, gone by now) by pid */
+}
+
+int main(int argc, char **argv)
+{
+        if (argc == 3 && strcmp(argv[1], "--hold-a") == 0)
+                return hold_a(atoi(argv[2]), argv[0]);
+        if (argc == 3 && strcmp(argv[1], "--hold-b") == 0)
+                return hold_b(atoi(argv[2]));
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
@@ -759,6 +963,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
             cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hold_snapshot, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -989,6 +989,95 @@ static int setup_deadline(void **state)
         return 0;
 }
 
+/* ---- batch hooks ---- */
+
+/* A trace of "b" (begin), "i" (an I/O callback), "t" (a timer), "e" (end). */
+struct hook_rec {
+        struct er_hook hook;
+        struct er_io io;
+        struct er_timer timer;
+        char trace[64];
+        size_t n;
+        int fd;
+};
+
+static void trace_add(struct hook_rec *r, char c)
+{
+        if (r->n < sizeof(r->trace) - 1)
+                r->trace[r->n++] = c;
+}
+
+static void hook_rec_cb(struct er_loop *loop, struct er_hook *h, bool end)
+{
+        (void)loop;
+        trace_add(er_container_of(h, struct hook_rec, hook), end ? 'e' : 'b');
+}
+
+static void hook_io_cb(struct er_loop *loop, struct er_io *io, uint32_t revents)
+{
+        struct hook_rec *r = er_container_of(io, struct hook_rec, io);
+        char c;
+        (void)loop;
+        (void)revents;
+        assert_int_equal(read(r->fd, &c, 1), 1);
+        trace_add(r, 'i');
+}
+
+static void hook_timer_cb(struct er_loop *loop, struct er_timer *t)
+{
+        (void)loop;
+        trace_add(er_container_of(t, struct hook_rec, timer), 't');
+}
+
+static void test_batch_hooks(void **state)
+{
+        struct er_loop *loop = new_loop();
+        struct hook_rec r = {0}, other = {0};
+        int p[2], q[2];
+
+        (void)state;
+        make_pipe(p);
+        make_pipe(q);
+        er_io_init(&r.io);
+        er_io_init(&other.io);
+        er_timer_init(&r.timer);
+        r.fd = p[0];
+        other.fd = q[0];
+        er_hook_start(loop, &r.hook, hook_rec_cb);
+        er_hook_start(loop, &r.hook, hook_rec_cb); /* started once only */
+        assert_int_equal(er_io_start(loop, &r.io, p[0], EPOLLIN, hook_io_cb), 0);
+        assert_int_equal(er_io_start(loop, &other.io, q[0], EPOLLIN, hook_io_cb), 0);
+
+        /* A wait that times out with nothing: no batch, no hook. */
+        assert_int_equal(er_loop_run_once(loop, 0), 0);
+        assert_string_equal(r.trace, "");
+
+        /* Two events and a due timer: one batch, one begin, one end. */
+        put_byte(p[1]);
+        put_byte(q[1]);
+        assert_int_equal(er_timer_start(loop, &r.timer, 0, hook_timer_cb), 0);
+        {
+                struct timespec ts = {0, 2 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        assert_int_equal(er_loop_run_once(loop, 1000000), 3);
+        assert_string_equal(r.trace, "bite");
+        assert_string_equal(other.trace, "i");
+
+        /* Stopped: not called any more; stopping twice is harmless. */
+        er_hook_stop(loop, &r.hook);
+        er_hook_stop(loop, &r.hook);
+        put_byte(p[1]);
+        assert_int_equal(er_loop_run_once(loop, 1000000), 1);
+        assert_string_equal(r.trace, "bitei");
+
+        er_io_stop(loop, &r.io);
+        er_io_stop(loop, &other.io);
+        close_pair(p);
+        close_pair(q);
+        er_loop_free(loop);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1011,6 +1100,7 @@ int main(void)
             cmocka_unit_test(test_loop_stop_from_callback),
             cmocka_unit_test(test_many_timers_sorted),
             cmocka_unit_test(test_fds_cloexec),
+            cmocka_unit_test(test_batch_hooks),
         };
 
         return cmocka_run_group_tests(tests, setup_deadline, NULL);

@@ -463,7 +463,7 @@ static void test_signal_stopped(void **state)
  * the name is "sleep".  `last` is the final entry the environment must end with. */
 static bool exec_done(pid_t pid, const char *last)
 {
-        char path[64], comm[32] = "", env[4096];
+        char path[64], comm[32] = "", env[16384];
         size_t len = strlen(last) + 1, total = 0;
         int fd;
         ssize_t k;
@@ -532,6 +532,50 @@ static void test_marker_scan(void **state)
         kill(without, SIGKILL);
         reap_until_gone(fx);
         assert_int_equal(er_contain_scan_marker(marker, pids, 8), 0);
+}
+
+/* environ is read 4 KiB at a time: an entry that straddles two reads is
+ * matched whole; one too long to be a marker (with the marker as its
+ * prefix) is not a match. */
+static void test_marker_boundaries(void **state)
+{
+        struct fixture *fx = *state;
+        char rnd[16], marker[128], *filler, *longer;
+        pid_t with, without, pids[8];
+        long long end = now_ns() + DEADLINE_NS;
+        size_t ml;
+
+        random_suffix(rnd, sizeof(rnd));
+        snprintf(marker, sizeof(marker), "ENVRUN_MARKER=edge.%ld.%s/svc", (long)getpid(), rnd);
+        ml = strlen(marker);
+        /* "F=" and x's up to 4096 - ml/2 bytes with its NUL: the marker starts
+         * in the first read and ends in the second. */
+        filler = malloc(4096);
+        longer = malloc(ml + 700);
+        assert_non_null(filler);
+        assert_non_null(longer);
+        memset(filler, 'x', 4096 - ml / 2 - 1);
+        memcpy(filler, "F=", 2);
+        filler[4096 - ml / 2 - 1] = '\0';
+        memcpy(longer, marker, ml);
+        memset(longer + ml, 'y', 600);
+        longer[ml + 600] = '\0';
+        {
+                char *env_with[] = {filler, marker, "LAST=1", NULL};
+                char *env_without[] = {longer, "LAST=1", NULL};
+                with = spawn_sleep(fx, env_with);
+                without = spawn_sleep(fx, env_without);
+        }
+        while ((!exec_done(with, "LAST=1") || !exec_done(without, "LAST=1")) && now_ns() < end)
+                nap();
+        assert_true(exec_done(with, "LAST=1") && exec_done(without, "LAST=1"));
+        assert_int_equal(er_contain_scan_marker(marker, pids, 8), 1);
+        assert_int_equal(pids[0], with);
+        kill(with, SIGKILL);
+        kill(without, SIGKILL);
+        reap_until_gone(fx);
+        free(filler);
+        free(longer);
 }
 
 static void test_group_errors(void **state)
@@ -959,6 +1003,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_session_without_marker, setup, teardown),
             cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
             cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_marker_boundaries, setup, teardown),
             cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),

@@ -1086,19 +1086,10 @@ void er_contain_hold(struct er_contain *c)
         c->hold++;
 }
 
-void er_contain_reaped(struct er_contain *c, pid_t pid)
+void er_contain_reaped(struct er_contain *c)
 {
-        struct er_scan *sc = c ? c->scan : NULL;
-
-        if (!sc || !sc->valid)
-                return;
-        for (size_t i = 0; i < sc->n; i++)
-                if (sc->v[i].pid == pid) {
-                        /* Alive in the snapshot: it predates the death. */
-                        if (sc->v[i].state != 'Z' && sc->v[i].state != 'X')
-                                sc->valid = false;
-                        return;
-                }
+        if (c && c->scan)
+                c->scan->valid = false;
 }
 
 /* The deferred rescans: one fresh snapshot per pass for every group. */

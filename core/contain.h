@@ -108,11 +108,11 @@ const char *er_contain_name(const struct er_contain *c); /* "cgroup2" | "session
  * happened before the hold began:
  *   - er_group_empty, and the first pass of er_group_signal_batched, are
  *     answered from one snapshot of /proc taken at the first need after the
- *     hold began (and again after a spawn, er_group_started, or the reap
- *     of a process it shows alive, er_contain_reaped).  A process forked
- *     after it has a parent in it; one that exited after it still counts
- *     until envrun reaps something (every group's last process to exit is
- *     envrun's child or orphan: envrun is the subreaper).
+ *     hold began (and again after a spawn, er_group_started, or a reap,
+ *     er_contain_reaped).  A process forked after it has a parent in it;
+ *     one that exited after it still counts until envrun reaps something
+ *     (every group's last process to exit is envrun's child or orphan:
+ *     envrun is the subreaper).
  *   - the rescans of er_group_signal_batched for processes forked while it
  *     signalled run at er_contain_release, for all groups at once, each on
  *     a fresh scan taken after every signal of the batch.
@@ -120,11 +120,14 @@ const char *er_contain_name(const struct er_contain *c); /* "cgroup2" | "session
  * read their cgroups and are not affected. */
 void er_contain_hold(struct er_contain *c);
 void er_contain_release(struct er_contain *c);
-/* Every reap by the owner is announced: a process that died after the
- * snapshot (listed there as alive) makes it stale, or the question that
- * follows the reap could be answered "not empty" with no event left to
- * ask it again (a SIGCHLD read later in the same batch). */
-void er_contain_reaped(struct er_contain *c, pid_t pid);
+/* Every reap by the owner is announced, and drops the snapshot: the next
+ * question looks again.  The snapshot may show a process that died since,
+ * or, listing /proc while a member forked and exited, miss the child and
+ * show the parent as a zombie: the reap of that zombie must bring a fresh
+ * look, as it does without a hold.  Between the reaps of one burst the
+ * questions cost nothing (er_group_empty answers "not yet" while a zombie
+ * is pending), so a burst still costs one scan. */
+void er_contain_reaped(struct er_contain *c);
 
 /* Creates the group of a service (its cgroup, for cgroup2). 0 or -errno with err. */
 int er_group_init(struct er_group *g, struct er_contain *c, const char *service,

@@ -208,7 +208,7 @@ bool er_proc_reap(struct er_proc *p)
                 r = syscall(SYS_waitid, P_PID, p->pid, &si, WEXITED | WNOHANG, &p->rusage);
         if (r < 0 || si.si_pid == 0)
                 return false;
-        er_contain_reaped(p->group.c, p->pid);
+        er_contain_reaped(p->group.c);
         record_exit(p, &si);
         return true;
 }
@@ -231,7 +231,7 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
             errno == ECHILD) {
                 si.si_code = CLD_KILLED;
                 si.si_status = 0;
-                er_contain_reaped(p->group.c, p->pid);
+                er_contain_reaped(p->group.c);
                 record_exit(p, &si);
         }
 }

@@ -1395,7 +1395,7 @@ void er_sched_sigchld(struct er_sched *s)
                         siginfo_t tmp;
                         if (waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG) == 0 &&
                             s->o.contain)
-                                er_contain_reaped(s->o.contain, si.si_pid);
+                                er_contain_reaped(s->o.contain);
                 }
         }
         for (size_t i = 0; i < s->n; i++)

@@ -308,12 +308,15 @@ void er_check_path_fini(struct er_check *c)
 /* --- the engine side: one runner for every kind ------------------------- */
 
 /* Retries come fast at first and slow down as the wait grows: the delay is
- * a twentieth of the time waited so far, between 1 ms and `interval`.  A
+ * a twentieth of the time waited so far, between 250 us and `interval`.  A
  * refused loopback connect costs tens of microseconds, so polling a server
- * that comes up after 50 ms every 2.5 ms costs little and adds ~1 ms; one
- * that takes a minute is polled every `interval`.  Attempts over a wait of
- * T: about 20 ln(T / 20 ms), plus T / interval once the cap is reached. */
-#define MIN_DELAY_US 1000
+ * that comes up after 5 ms every 250 us, or after 50 ms every 2.5 ms, costs
+ * little and adds half a delay on average; one that takes a minute is
+ * polled every `interval`.  Attempts over a wait of T: 20 in the first
+ * 5 ms, then about 20 ln(T / 5 ms), plus T / interval once the cap is
+ * reached (the 1 ms floor this replaced cost ~0.5 ms of latency to a
+ * server that starts at once: tests/bench/latency.sh). */
+#define MIN_DELAY_US 250
 #define DELAY_DIVISOR 20
 
 void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,

@@ -162,7 +162,7 @@ struct er_check_ops {
          * exited/cancel and are never polled.  Polled kinds (tcp, unix,
          * http, exec) implement attempt/abandon: the generic runner in check.c
          * calls attempt at once, then again after a backoff that grows with
-         * the time waited (1 ms at first, at most `interval`); each attempt ends with
+         * the time waited (250 us at first, at most `interval`); each attempt ends with
          * er_check_attempt_done(). */
         /* Before the service is spawned, for every check of the service:
          * add variables to its environment (notify: NOTIFY_SOCKET).  Optional. */

@@ -40,7 +40,7 @@
 /* An attempt in flight is given up after max(interval, 1 s) (check_tcp.c). */
 #define ATTEMPT_MIN_US 1000000ull
 
-#define MAX_FAILS 64
+#define MAX_FAILS 128
 
 /* --- the resolver, interposed -------------------------------------------
  *
@@ -269,7 +269,7 @@ static void on_failed(struct er_check_run *run, const char *why)
         fx->n_failed++;
         assert_int_equal(fx->n_failed, run->attempts);
         /* From a timer, as a server would start listening: at once, before
-         * the runner's next attempt (its delay is at least 1 ms). */
+         * the runner's next attempt (its delay is at least 250 us). */
         if (fx->act && fx->n_failed == fx->act_after)
                 assert_int_equal(er_timer_start(fx->loop, &fx->act_timer, 0, on_act), 0);
 }
@@ -443,12 +443,12 @@ static void test_tcp_ready_at_once(void **state)
 }
 
 /* Refused, refused, ... with the waits between attempts growing with the
- * time waited (a twentieth of it, at least 1 ms) up to `interval`; then the
+ * time waited (a twentieth of it, at least 250 us) up to `interval`; then the
  * server listens and the next attempt passes. */
 static void test_tcp_backoff_then_listen(void **state)
 {
         const uint64_t interval = 5000;
-        const unsigned n = 60; /* 1 ms for the first 20 ms, growing to 5 ms at 100 ms */
+        const unsigned n = 100; /* 250 us for the first 5 ms, growing to 5 ms at 100 ms */
         struct fx *fx = *state;
         int fds;
 
@@ -475,12 +475,12 @@ static void test_tcp_backoff_then_listen(void **state)
         for (unsigned i = 1; i < n; i++) {
                 uint64_t gap = fx->failed_at[i] - fx->failed_at[i - 1];
                 uint64_t delay = (fx->failed_at[i - 1] - fx->run.started_us) / 20;
-                delay = delay < 1000 ? 1000 : delay > interval ? interval : delay;
+                delay = delay < 250 ? 250 : delay > interval ? interval : delay;
                 assert_true(gap >= delay);
         }
-        /* It starts fast: the runner waited 1 ms before the second attempt
+        /* It starts fast: the runner waited 250 us before the second attempt
          * (the delay it chose, not the time it took: no timing bound)... */
-        assert_int_equal(fx->delay_at[1], 1000);
+        assert_int_equal(fx->delay_at[1], 250);
         /* ...and ends at interval. */
         assert_int_equal(fx->delay_at[n - 1], interval);
         assert_true(fx->failed_at[n - 1] - fx->failed_at[n - 2] >= interval);

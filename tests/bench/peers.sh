@@ -2,10 +2,11 @@
 # Benchmark: envrun side by side with the tools users would pick instead, on
 # the same fake service and the same test command, in one run.
 #
-# Scenario: 1 and 10 fake services (tests/helpers/testsvc), each waiting
-# 50 ms, recording CLOCK_MONOTONIC (ready.N) and then listening on a free
-# loopback port; the test command is "testsvc --record test" (records its
-# start, exits 0).  For every runner, over N runs (interleaved):
+# Scenario: 1 and 10 fake services (tests/helpers/testsvc), each recording
+# CLOCK_MONOTONIC (ready.N) and then listening on a free loopback port at
+# once (the issue's setting; --wait SECONDS makes them wait first, as a
+# server that needs time to start: 0.05 was the earlier setting); the test
+# command is "testsvc --record test" (records its start, exits 0).  For every runner, over N runs (interleaved):
 #   ready -> test start  test record minus the last service's record, p50
 #   total                wall time of the whole up -> test -> down cycle, p50
 #   survivors            processes carrying this run's TESTSVC_MARKER still
@@ -18,7 +19,7 @@
 # tests/bench/peers/conftest.py), mirakuru (TCPExecutor, started one after the
 # other; tests/bench/peers/mirakuru_run.py).
 #
-#   tests/bench/peers.sh [--smoke] [--record] [-n RUNS] [ENVRUN] [TESTSVC]
+#   tests/bench/peers.sh [--smoke] [--record] [-n RUNS] [--wait S] [ENVRUN] [TESTSVC]
 #
 # Peers are installed into $ENVRUN_BENCH_CACHE (default ~/.cache/envrun-bench;
 # nothing from npm or GitHub lands in the repository).  --smoke: 2 runs, no
@@ -28,12 +29,13 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/bench/lib.sh"
-runs=20 record=0 smoke=0
+runs=20 record=0 smoke=0 wait=0
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1; runs=2; shift ;;
     --record) record=1; shift ;;
     -n) runs=$2; shift 2 ;;
+    --wait) wait=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -72,7 +74,8 @@ install_peers() {
   "$py" -c 'import psutil' 2>/dev/null || apt-get install -y -q python3-psutil >&2
   if ! have_mirakuru; then
     rm -rf "$cache/mirakuru-git" "$mirakuru_path"
-    git clone -q --depth 1 https://github.com/ClearcodeHQ/mirakuru "$cache/mirakuru-git" >&2
+    # MIRAKURU_GIT: another clone source (a local mirror where GitHub is unreachable).
+    git clone -q --depth 1 "${MIRAKURU_GIT:-https://github.com/ClearcodeHQ/mirakuru}" "$cache/mirakuru-git" >&2
     mkdir -p "$mirakuru_path"
     cp -r "$cache/mirakuru-git/mirakuru" "$mirakuru_path/"
   fi
@@ -99,7 +102,7 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
 svc_args() { # INDEX READY-ACTION... -> the service's argv, one word a line
-  printf '%s\n' "$testsvc" --sleep 0.05 --record "$tmp/ready.$1"; shift; printf '%s\n' "$@" --hold; }
+  printf '%s\n' "$testsvc" --sleep "$wait" --record "$tmp/ready.$1"; shift; printf '%s\n' "$@" --hold; }
 
 # --- one run of each runner: RUNNER NSERVICES ------------------------------
 # prep_RUNNER N builds the runner's configuration or command line before the
@@ -230,8 +233,9 @@ if [ "$record" = 1 ]; then
 ### envrun against the tools users would pick instead
 
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -r)), commit $commit, release build, $runs runs each (interleaved).
-Same fake service (tests/helpers/testsvc: waits 50 ms, records CLOCK_MONOTONIC, then listens on a loopback
-port) and same test command (\`testsvc --record FILE\`) for every runner. ready -> test: test start minus the
+Same fake service (tests/helpers/testsvc: $(if [ "$wait" = 0 ]; then echo "records CLOCK_MONOTONIC, then listens on a loopback
+port at once"; else echo "waits ${wait} s, records CLOCK_MONOTONIC, then listens on a loopback
+port"; fi)) and same test command (\`testsvc --record FILE\`) for every runner. ready -> test: test start minus the
 last service's ready moment, p50. total: the whole up -> test -> down cycle, p50 (min–max), in ms.
 Readiness: envrun tcp checks; floor one inotify event (tests/bench/floor.c); start-server-and-test ${sstv:-?}
 HTTP via wait-on with its defaults (chained for 10 services: it takes at most two; at most 3 runs of that); pytest-xprocess $xpv output

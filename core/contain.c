@@ -746,17 +746,11 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pi
         pid_t self = getpid();
         struct dirent *de;
         DIR *d;
-        int fd, r = 0;
+        int r = 0;
 
-        fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        d = er_proc_opendir();
+        if (!d)
                 return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
         while (r == 0 && (de = readdir(d))) {
                 pid_t pid = parse_pid(de->d_name), session = 0, ppid = 0;
                 char state = 0;
@@ -851,20 +845,14 @@ static int scan_build(struct er_contain *c, struct er_scan *sc)
         pid_t self = getpid();
         struct dirent *de;
         DIR *d;
-        int fd, r = 0;
+        int r = 0;
 
         snprintf(prefix, sizeof(prefix), MARKER_KEY "%s/", c->instance);
         sc->n = sc->pool_n = 0;
         sc->valid = false;
-        fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        d = er_proc_opendir();
+        if (!d)
                 return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
         while (r == 0 && (de = readdir(d))) {
                 pid_t pid = parse_pid(de->d_name);
                 struct pool_ctx pc = {sc, 0};

@@ -103,6 +103,22 @@ int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
         return read_tree(dir_fd, out, 0);
 }
 
+DIR *er_proc_opendir(void)
+{
+        int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
+        DIR *d;
+
+        if (fd < 0)
+                return NULL;
+        d = fdopendir(fd);
+        if (!d) {
+                e = errno;
+                close(fd);
+                errno = e;
+        }
+        return d;
+}
+
 int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
                          int (*fn)(void *ud, const char *entry, size_t len), void *ud)
 {

@@ -8,6 +8,7 @@
 #ifndef ER_PIDS_H
 #define ER_PIDS_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -26,6 +27,10 @@ int er_pidvec_push(struct er_pidvec *pv, pid_t pid);
  * pid may appear twice: a process that moved during the walk).  0 or
  * -errno. */
 int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
+
+/* /proc opened for listing processes (readdir; dirfd for openat).  NULL
+ * with errno set. */
+DIR *er_proc_opendir(void);
 
 #define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
 #define ER_ENVIRON_ENTRY_MAX 512u        /* the longest entry handed out (markers are shorter) */

@@ -1335,17 +1335,11 @@ static int scan_marker(const char *prefix, struct targets *out)
 {
         struct dirent *de;
         DIR *d;
-        int fd, r = 0;
+        int r = 0;
 
-        fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        d = er_proc_opendir();
+        if (!d)
                 return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
         while (r == 0 && (de = readdir(d))) {
                 pid_t pid = parse_pid(de->d_name);
                 uint64_t start;

@@ -606,7 +606,6 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         g->sid = 0;
         g->oom_fd = -1;
         g->next_deferred = NULL;
-        g->deferred = false;
         g->deferred_seen = NULL;
         for (int k = 0; k < ER_V1_N; k++)
                 g->v1_fd[k] = -1;
@@ -649,7 +648,7 @@ void er_group_fini(struct er_group *g)
 {
         if (!g)
                 return;
-        if (g->deferred)
+        if (g->deferred_seen)
                 deferred_drop(g);
         er_close(&g->events_fd);
         er_close(&g->dir_fd);
@@ -1001,12 +1000,9 @@ static void deferred_drop(struct er_group *g)
         if (*pp)
                 *pp = g->next_deferred;
         g->next_deferred = NULL;
-        g->deferred = false;
-        if (g->deferred_seen) {
-                free(g->deferred_seen->v);
-                free(g->deferred_seen);
-                g->deferred_seen = NULL;
-        }
+        free(g->deferred_seen->v);
+        free(g->deferred_seen);
+        g->deferred_seen = NULL;
 }
 
 /* Signals every member once, rescanning until a pass finds no new one (a
@@ -1023,20 +1019,14 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes, 
         int count = 0, err = 0, r = 0;
 
         /* The rescans of an earlier signal go first: signals keep their order. */
-        if (g->deferred) {
-                struct er_pidvec *old = g->deferred_seen;
-                int osig = g->deferred_sig;
-                bool ocont = g->deferred_cont;
+        if (g->deferred_seen) {
                 int ocount = 0, oerr = 0;
-                g->deferred_seen = NULL;
-                deferred_drop(g);
-                for (unsigned pass = 1; old && pass < SIGNAL_PASSES; pass++)
+                for (unsigned pass = 1; pass < SIGNAL_PASSES; pass++)
                         if (collect(g, &cur, true, false) < 0 ||
-                            signal_pass(g, osig, ocont, &cur, old, &ocount, &oerr) <= 0)
+                            signal_pass(g, g->deferred_sig, g->deferred_cont, &cur,
+                                        g->deferred_seen, &ocount, &oerr) <= 0)
                                 break;
-                if (old)
-                        free(old->v);
-                free(old);
+                deferred_drop(g);
         }
         for (unsigned pass = 0; pass < passes; pass++) {
                 r = collect(g, &cur, true, pass == 0);
@@ -1052,7 +1042,6 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes, 
                                 continue; /* rescan now instead */
                         *keep = seen;
                         seen = (struct er_pidvec){0};
-                        g->deferred = true;
                         g->deferred_sig = sig;
                         g->deferred_cont = cont;
                         g->deferred_seen = keep;

@@ -85,12 +85,12 @@ struct er_group {
         pid_t sid;                 /* session: the session id (the main pid) */
         int v1_fd[ER_V1_N];        /* the service's v1 cgroups, or -1 */
         int oom_fd;                /* eventfd signalled on an OOM in its memory cgroup, or -1 */
-        /* A signal whose rescans wait for er_contain_release (session). */
-        struct er_group *next_deferred;
-        bool deferred;
+        /* A signal whose rescans wait for er_contain_release (session):
+         * the pids it reached so far, or NULL when none waits. */
+        struct er_pidvec *deferred_seen;
         int deferred_sig;
         bool deferred_cont;
-        struct er_pidvec *deferred_seen;
+        struct er_group *next_deferred;
 };
 
 /* Chooses the mechanism: cgroup2 when a writable cgroup2 hierarchy is found

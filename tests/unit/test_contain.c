@@ -938,19 +938,15 @@ static void test_hold_snapshot(void **state)
 /* er_group_signal_batched in a hold: the first pass signals what the
  * snapshot knows; a member forked after it (B, forked by A on the signal
  * itself) is reached by the rescan at the release, and not before. */
-static void test_hold_release(void **state)
+/* Starts A (see hold_a) in a session of its own, with the group's marker,
+ * writing to rep[1]; returns its pid once it is set up.  rep[0] is left
+ * non-blocking. */
+static pid_t start_hold_a(struct fixture *fx, int rep[2])
 {
-        struct fixture *fx = *state;
-        struct er_err err = {0};
-        int rep[2];
         char self[4096], fds[16], b = 0, *envp[2];
-        pid_t a, bpid = 0;
+        pid_t a;
         ssize_t k;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
-        fx->c_ok = true;
-        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
-        fx->g_ok = true;
         k = readlink("/proc/self/exe", self, sizeof(self) - 1);
         assert_true(k > 0);
         self[k] = '\0';
@@ -973,6 +969,25 @@ static void test_hold_release(void **state)
         assert_int_equal(er_group_started(&fx->g, a, false), 0);
         assert_true(read_within(rep[0], &b, 1));
         assert_int_equal(b, 'A');
+        return a;
+}
+
+/* er_group_signal_batched in a hold: the first pass signals what the
+ * snapshot knows; a member forked after it (B, forked by A on the signal
+ * itself) is reached by the rescan at the release, and not before. */
+static void test_hold_release(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        int rep[2];
+        char b = 0;
+        pid_t a, bpid = 0;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        a = start_hold_a(fx, rep);
 
         er_contain_hold(&fx->c);
         assert_int_equal(er_group_signal_batched(&fx->g, SIGUSR1, false), 1);
@@ -987,6 +1002,35 @@ static void test_hold_release(void **state)
         assert_int_equal(b, 'U');
         close(rep[0]);
         /* teardown kills A (and B, gone by now) by pid */
+}
+
+/* A second signal to a group whose rescans wait runs them first, at once:
+ * signals keep their order. */
+static void test_hold_resignal(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        int rep[2];
+        char b = 0;
+        pid_t bpid = 0;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        (void)start_hold_a(fx, rep);
+
+        er_contain_hold(&fx->c);
+        assert_int_equal(er_group_signal_batched(&fx->g, SIGUSR1, false), 1);
+        assert_true(read_within(rep[0], &bpid, sizeof(bpid)));
+        remember(fx, bpid);
+        assert_int_equal(read(rep[0], &b, 1), -1);
+        /* SIGCONT harms neither; before it goes out, B gets its SIGUSR1. */
+        assert_true(er_group_signal_batched(&fx->g, SIGCONT, false) >= 1);
+        assert_true(read_within(rep[0], &b, 1));
+        assert_int_equal(b, 'U');
+        er_contain_release(&fx->c);
+        close(rep[0]);
 }
 
 int main(int argc, char **argv)
@@ -1008,6 +1052,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
             cmocka_unit_test_setup_teardown(test_hold_snapshot, setup, teardown),
             cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hold_resignal, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

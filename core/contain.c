@@ -77,21 +77,6 @@ static int pidvec_export(const struct er_pidvec *pv, pid_t *pids, size_t n)
         return pv->n > INT_MAX ? INT_MAX : (int)pv->n;
 }
 
-static pid_t parse_pid(const char *s)
-{
-        long v = 0;
-        if (!*s)
-                return 0;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return 0;
-                v = v * 10 + (*s - '0');
-                if (v > INT_MAX)
-                        return 0;
-        }
-        return (pid_t)v;
-}
-
 /* ---- finding the hierarchy --------------------------------------------- */
 
 /* Undoes mountinfo's octal escapes ("\040" for a space) in place. */
@@ -751,7 +736,7 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pi
         if (!d)
                 return -errno;
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = parse_pid(de->d_name), session = 0, ppid = 0;
+                pid_t pid = er_proc_entry_pid(de->d_name), session = 0, ppid = 0;
                 char state = 0;
                 int has;
                 if (pid <= 0 || pid == self)
@@ -853,7 +838,7 @@ static int scan_build(struct er_contain *c, struct er_scan *sc)
         if (!d)
                 return -errno;
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = parse_pid(de->d_name);
+                pid_t pid = er_proc_entry_pid(de->d_name);
                 struct pool_ctx pc = {sc, 0};
                 struct scan_proc *e;
                 if (pid <= 0 || pid == self)

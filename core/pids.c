@@ -103,6 +103,21 @@ int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
         return read_tree(dir_fd, out, 0);
 }
 
+pid_t er_proc_entry_pid(const char *name)
+{
+        long v = 0;
+        if (!*name)
+                return 0;
+        for (; *name; name++) {
+                if (*name < '0' || *name > '9')
+                        return 0;
+                v = v * 10 + (*name - '0');
+                if (v > INT_MAX)
+                        return 0;
+        }
+        return (pid_t)v;
+}
+
 DIR *er_proc_opendir(void)
 {
         int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;

@@ -31,6 +31,8 @@ int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
 /* /proc opened for listing processes (readdir; dirfd for openat).  NULL
  * with errno set. */
 DIR *er_proc_opendir(void);
+/* The pid a /proc entry's name stands for, or 0 ("self", "sys", ...). */
+pid_t er_proc_entry_pid(const char *name);
 
 #define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
 #define ER_ENVIRON_ENTRY_MAX 512u        /* the longest entry handed out (markers are shorter) */

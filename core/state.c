@@ -64,21 +64,6 @@ static void nap_ms(long ms)
                 ;
 }
 
-static pid_t parse_pid(const char *s)
-{
-        long v = 0;
-        if (!*s)
-                return 0;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return 0;
-                v = v * 10 + (*s - '0');
-                if (v > INT_MAX)
-                        return 0;
-        }
-        return (pid_t)v;
-}
-
 /* A pid we may signal: never init, the kernel's pid 0, or ourselves. */
 static bool signallable(pid_t pid)
 {
@@ -1341,7 +1326,7 @@ static int scan_marker(const char *prefix, struct targets *out)
         if (!d)
                 return -errno;
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = parse_pid(de->d_name);
+                pid_t pid = er_proc_entry_pid(de->d_name);
                 uint64_t start;
                 char state = 0;
                 if (!signallable(pid))

@@ -77,6 +77,11 @@ bool run_getenv_true(const char *name)
         return v && *v && strcmp(v, "0");
 }
 
+bool run_force_reaper(void)
+{
+        return run_getenv_true("ENVRUN_FORCE_REAPER") || run_getenv_true("ENVRUN_FORCE_SESSION");
+}
+
 /* --- progress (SPEC §1) ------------------------------------------------- */
 
 void run_stamp(char *buf, size_t len)

@@ -93,6 +93,9 @@ void run_reap_stale_execs(const char *base, const char *project);
 const char *run_plural(unsigned n, const char *one, const char *many);
 
 bool run_getenv_true(const char *name);
+/* ENVRUN_FORCE_REAPER (or its old name ENVRUN_FORCE_SESSION): the reaper
+ * containment even where a cgroup could be made (tests, benchmarks). */
+bool run_force_reaper(void);
 /* "12:03:04.512" */
 void run_stamp(char *buf, size_t len);
 

@@ -142,7 +142,7 @@ int verb_exec(int argc, char **argv)
                 goto out_loop;
         }
         if ((rc = er_contain_init(&contain, r.config->project,
-                                  run_getenv_true("ENVRUN_FORCE_SESSION"))) < 0) {
+                                  run_force_reaper())) < 0) {
                 cli_fail(EXIT_EXEC_ENV, "cannot set up containment: %s", strerror(-rc));
                 goto out_signals;
         }

@@ -563,7 +563,7 @@ static int hold(struct holder *h)
                 goto out_loop;
         }
         if ((rc = er_contain_init(&h->contain, h->r.config->project,
-                                  run_getenv_true("ENVRUN_FORCE_SESSION"))) < 0) {
+                                  run_force_reaper())) < 0) {
                 cli_fail(EXIT_FAILED, "cannot set up containment: %s", strerror(-rc));
                 goto out_signals;
         }

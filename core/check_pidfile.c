@@ -32,7 +32,7 @@
         (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)
 /* An ancestor waits for the next component only (as a directory). */
 #define ANCESTOR_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
-#define FILE_MAX 64        /* a pid file holds a number and a newline */
+#define FILE_MAX 64        /* what is read: the number starts the file */
 #define READS_PER_WAKEUP 8 /* then back to the loop (it is level-triggered) */
 #define MEMBER_TRIES 8     /* rereads when the tree grows while listed */
 
@@ -155,11 +155,14 @@ static int place(struct pidfile *p)
 }
 
 /* A decimal pid, optionally surrounded by white space. */
+/* The pid is the leading decimal number of the first line, after blanks;
+ * the rest is ignored (SPEC §4): PostgreSQL's postmaster.pid holds the
+ * data directory, the port and more on the lines after it. */
 static pid_t parse_pid(const char *s)
 {
         long v = 0;
 
-        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        while (*s == ' ' || *s == '\t')
                 s++;
         if (*s < '0' || *s > '9')
                 return -1;
@@ -168,16 +171,14 @@ static pid_t parse_pid(const char *s)
                 if (v > INT_MAX)
                         return -1;
         }
-        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-                s++;
-        return *s || v == 0 ? -1 : (pid_t)v;
+        return v == 0 ? -1 : (pid_t)v;
 }
 
 /* Reads the file: the pid, or -1 with why.  Never blocks: O_NONBLOCK in
  * case a FIFO sits there, O_NOFOLLOW for a symlink. */
 static pid_t read_pidfile(const char *path, char *why, size_t len)
 {
-        char buf[FILE_MAX + 2]; /* one more than a pid file holds, to tell */
+        char buf[FILE_MAX + 1];
         struct stat st;
         size_t got = 0;
         ssize_t k = 0;
@@ -199,7 +200,7 @@ static pid_t read_pidfile(const char *path, char *why, size_t len)
                 snprintf(why, len, "is not a regular file");
                 return -1;
         }
-        while (got <= FILE_MAX && (k = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        while (got < FILE_MAX && (k = read(fd, buf + got, FILE_MAX - got)) > 0)
                 got += (size_t)k;
         close(fd);
         if (k < 0) {
@@ -207,7 +208,7 @@ static pid_t read_pidfile(const char *path, char *why, size_t len)
                 return -1;
         }
         buf[got] = '\0';
-        pid = got > FILE_MAX || memchr(buf, '\0', got) ? -1 : parse_pid(buf);
+        pid = memchr(buf, '\0', got) ? -1 : parse_pid(buf);
         if (pid < 0) {
                 if (got == 0)
                         snprintf(why, len, "is empty");

@@ -1,8 +1,10 @@
-/* contain: one service's process tree, by cgroup2 or by session + marker
- * (SPEC §5.6).  See contain.h for the two mechanisms. */
+/* contain: one service's process tree, by cgroup2 or by a reaper of its
+ * own (SPEC §5.6).  See contain.h for the two mechanisms. */
 #include "contain.h"
 #include "pids.h"
 #include "config.h"
+#include "reaper.h"
+#include "spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,9 +19,14 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 #define MARKER_KEY "ENVRUN_MARKER="
 #define TOP_DIR "envrun"           /* as root: <mount>/envrun/<instance> */
@@ -27,22 +34,6 @@
 #define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
 #define KILL_PASSES 16
 #define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
-
-/* A snapshot of /proc shared during a hold (contain.h). */
-struct scan_proc {
-        pid_t pid, session, ppid;
-        char state;
-        int env;    /* -1: environment unreadable; else how many instance markers */
-        size_t off; /* its markers in the pool, NUL-terminated one after another */
-};
-
-struct er_scan {
-        struct scan_proc *v;
-        size_t n, cap;
-        char *pool;
-        size_t pool_n, pool_cap;
-        bool valid;
-};
 
 /* ---- pid sets ---------------------------------------------------------- */
 
@@ -237,7 +228,7 @@ static int make_instance_id(const char *project, char **ret)
 
 static void set_reason_errno(struct er_contain *c, const char *path, int err)
 {
-        snprintf(c->reason, sizeof(c->reason), "session: no writable cgroup2 hierarchy (%s: %s)",
+        snprintf(c->reason, sizeof(c->reason), "reaper: no writable cgroup2 hierarchy (%s: %s)",
                  path, strerror(err));
 }
 
@@ -341,9 +332,9 @@ static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mn
 
         if (r == -ENOENT)
                 snprintf(c->reason, sizeof(c->reason),
-                         "session: own cgroup not found under the cgroup2 mount %s", mnt);
+                         "reaper: own cgroup not found under the cgroup2 mount %s", mnt);
         else if (r < 0 && r != -ENOMEM)
-                snprintf(c->reason, sizeof(c->reason), "session: cannot read /proc/self/cgroup: %s",
+                snprintf(c->reason, sizeof(c->reason), "reaper: cannot read /proc/self/cgroup: %s",
                          strerror(-r));
         if (r < 0)
                 return r;
@@ -385,10 +376,10 @@ static int try_cgroup2(struct er_contain *c)
         int r = find_cgroup2(&mnt, &mnt_root);
 
         if (r == -ENOENT)
-                snprintf(c->reason, sizeof(c->reason), "session: no cgroup2 hierarchy mounted");
+                snprintf(c->reason, sizeof(c->reason), "reaper: no cgroup2 hierarchy mounted");
         else if (r < 0 && r != -ENOMEM)
                 snprintf(c->reason, sizeof(c->reason),
-                         "session: cannot read /proc/self/mountinfo: %s", strerror(-r));
+                         "reaper: cannot read /proc/self/mountinfo: %s", strerror(-r));
         if (r < 0)
                 return r;
         if (root) {
@@ -431,15 +422,13 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
 {
         int r;
 
-        c->kind = ER_CONTAIN_SESSION;
+        c->kind = ER_CONTAIN_REAPER;
         c->instance = NULL;
         c->root = NULL;
         c->root_fd = -1;
         c->reason[0] = '\0';
         c->limits_why[0] = '\0';
-        c->hold = 0;
-        c->scan = NULL;
-        c->deferred = NULL;
+        c->live = NULL;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
                 c->v1_dir[k] = NULL;
@@ -448,7 +437,7 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         if (r < 0)
                 return r;
         if (force_session) {
-                snprintf(c->reason, sizeof(c->reason), "session: forced");
+                snprintf(c->reason, sizeof(c->reason), "reaper: forced");
         } else {
                 r = try_cgroup2(c);
                 if (r == -ENOMEM) {
@@ -465,9 +454,9 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
                          "not root: no memory or pids controller to use");
         else
                 try_cgroup1(c);
-        /* Needed by the session kind; with cgroup2 it makes envrun, not init,
-         * the one to reap a service's orphans.  It cannot fail for a valid
-         * argument. */
+        /* With cgroup2 it makes envrun, not init, the one to reap a service's
+         * orphans; with reapers, the one to inherit a dead reaper's tree
+         * (er_contain_sweep).  It cannot fail for a valid argument. */
         prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         return 0;
 }
@@ -497,18 +486,10 @@ static int rmdir_cgroup(int at, const char *name, unsigned depth)
         return unlinkat(at, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
-static void scan_free(struct er_scan *sc);
-static void deferred_drop(struct er_group *g);
-
 void er_contain_fini(struct er_contain *c)
 {
         if (!c)
                 return;
-        while (c->deferred)
-                deferred_drop(c->deferred);
-        scan_free(c->scan);
-        c->scan = NULL;
-        c->hold = 0;
         er_close(&c->root_fd);
         for (int k = 0; k < ER_V1_N; k++) {
                 er_close(&c->v1_fd[k]);
@@ -543,7 +524,7 @@ void er_contain_fini(struct er_contain *c)
 
 const char *er_contain_name(const struct er_contain *c)
 {
-        return c->kind == ER_CONTAIN_CGROUP2 ? "cgroup2" : "session";
+        return c->kind == ER_CONTAIN_CGROUP2 ? "cgroup2" : "reaper";
 }
 
 /* ---- groups ------------------------------------------------------------- */
@@ -588,10 +569,13 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         g->c = c;
         g->name = NULL;
         g->dir_fd = g->events_fd = -1;
-        g->sid = 0;
+        g->main = 0;
         g->oom_fd = -1;
-        g->next_deferred = NULL;
-        g->deferred_seen = NULL;
+        g->reaper = 0;
+        g->reaper_pidfd = g->reaper_cmd = g->reaper_st = -1;
+        g->reaper_gone = false;
+        g->tree_usage_ok = false;
+        g->next_live = NULL;
         for (int k = 0; k < ER_V1_N; k++)
                 g->v1_fd[k] = -1;
         r = snprintf(g->marker, sizeof(g->marker), MARKER_KEY "%s/%s", c->instance, service);
@@ -629,12 +613,22 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         return r;
 }
 
+static void live_drop(struct er_group *g);
+
 void er_group_fini(struct er_group *g)
 {
         if (!g)
                 return;
-        if (g->deferred_seen)
-                deferred_drop(g);
+        live_drop(g);
+        if (g->reaper > 0 && !g->reaper_gone) {
+                /* Not normally reached: the owner waits for the tree to be
+                 * gone.  Closing the command pipe makes the reaper kill its
+                 * tree; it is then reaped as an orphan. */
+                er_reaper_send(g->reaper_cmd, ER_REAPER_KILL, 0);
+        }
+        er_close(&g->reaper_cmd);
+        er_close(&g->reaper_st);
+        er_close(&g->reaper_pidfd);
         er_close(&g->events_fd);
         er_close(&g->dir_fd);
         er_close(&g->oom_fd);
@@ -676,16 +670,26 @@ static int write_file_at(int at, const char *name, const char *data)
         return (size_t)w == len ? 0 : -EIO;
 }
 
-int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup)
+int er_group_started(struct er_group *g, struct er_child *child)
 {
         char buf[32];
+        pid_t pid = child->pid;
 
         if (pid <= 0)
                 return -EINVAL;
-        g->sid = pid;
-        if (g->c->scan)
-                g->c->scan->valid = false; /* a process it does not know */
-        if (g->c->kind != ER_CONTAIN_CGROUP2 || in_cgroup)
+        g->main = pid;
+        if (child->reaper_pid > 0) {
+                g->reaper = child->reaper_pid;
+                g->reaper_pidfd = child->reaper_pidfd;
+                g->reaper_cmd = child->reaper_cmd;
+                g->reaper_st = child->reaper_st;
+                child->reaper_pidfd = child->reaper_cmd = child->reaper_st = -1;
+                g->reaper_gone = false;
+                g->next_live = g->c->live;
+                g->c->live = g;
+                return 0;
+        }
+        if (g->c->kind != ER_CONTAIN_CGROUP2 || child->in_cgroup)
                 return 0;
         if (g->dir_fd < 0)
                 return -EBADF;
@@ -693,39 +697,11 @@ int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup)
         return write_file_at(g->dir_fd, "cgroup.procs", buf);
 }
 
-/* ---- members: cgroup2 ---------------------------------------------------- */
+/* ---- members: the marker (the last-resort sweep) ------------------------- */
 
-
-/* ---- members: session and marker ------------------------------------------ */
-
-/* State (field 3) and session (field 6) of /proc/PID/stat. */
-static int read_stat(int proc_fd, const char *pid, char *state, pid_t *session, pid_t *ppid)
-{
-        char path[64], buf[1024], *p;
-        int fd, sess, pp;
-        ssize_t k;
-
-        snprintf(path, sizeof(path), "%s/stat", pid);
-        fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-                return k < 0 ? -errno : -ESRCH;
-        buf[k] = '\0';
-        p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-        if (!p || sscanf(p + 1, " %c %d %*d %d", state, &pp, &sess) != 3)
-                return -EINVAL;
-        *session = sess;
-        *ppid = pp;
-        return 0;
-}
-
-/* Processes whose session is `sid` (when > 0) or whose environment holds
- * `marker` (when non-NULL); zombies left out when live_only.  Races with
- * processes exiting are ignored. */
-static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pidvec *out)
+/* Processes whose environment holds `marker`.  Races with processes
+ * exiting are ignored. */
+static int proc_scan(const char *marker, struct er_pidvec *out)
 {
         pid_t self = getpid();
         struct dirent *de;
@@ -736,30 +712,10 @@ static int proc_scan(const char *marker, pid_t sid, bool live_only, struct er_pi
         if (!d)
                 return -errno;
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = er_proc_entry_pid(de->d_name), session = 0, ppid = 0;
-                char state = 0;
-                int has;
+                pid_t pid = er_proc_entry_pid(de->d_name);
                 if (pid <= 0 || pid == self)
                         continue;
-                if (sid > 0 || live_only) {
-                        if (read_stat(dirfd(d), de->d_name, &state, &session, &ppid) < 0)
-                                continue;
-                        if (live_only && (state == 'Z' || state == 'X'))
-                                continue;
-                        if (sid > 0 && session == sid) {
-                                r = er_pidvec_push(out, pid);
-                                continue;
-                        }
-                }
-                if (!marker)
-                        continue;
-                has = er_proc_environ_has(dirfd(d), de->d_name, marker, false);
-                /* An orphan of envrun's that is exiting has no environment to
-                 * read any more, but may have just forked a child this scan
-                 * did not list: while it is not yet a zombie, it counts, so
-                 * "empty" is never answered too early (the next SIGCHLD looks
-                 * again).  Orphans of any service reparent to envrun. */
-                if (has > 0 || (has < 0 && live_only && ppid == self))
+                if (er_proc_environ_has(dirfd(d), de->d_name, marker, false) > 0)
                         r = er_pidvec_push(out, pid);
         }
         closedir(d);
@@ -773,7 +729,7 @@ int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
 
         if (!marker || !*marker)
                 return -EINVAL;
-        r = proc_scan(marker, 0, false, &pv);
+        r = proc_scan(marker, &pv);
         if (r == 0) {
                 pidvec_sort_uniq(&pv);
                 r = pidvec_export(&pv, pids, n);
@@ -782,182 +738,112 @@ int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
         return r;
 }
 
-/* ---- the shared snapshot of a hold (session) ------------------------------ */
+/* ---- members: a reaper's descendants -------------------------------------- */
 
-static void scan_free(struct er_scan *sc)
+/* Every descendant of pid (not pid itself) into out (appended). */
+static int list_tree(pid_t pid, struct er_pidvec *out)
 {
-        if (!sc)
+        size_t want = out->cap - out->n >= 64 ? out->cap - out->n : 64;
+
+        for (;;) {
+                size_t n;
+                while (out->cap - out->n < want) {
+                        size_t cap = out->cap ? out->cap * 2 : 64;
+                        pid_t *v = realloc(out->v, cap * sizeof(*v));
+                        if (!v)
+                                return -ENOMEM;
+                        out->v = v;
+                        out->cap = cap;
+                }
+                n = er_tree_list(pid, out->v + out->n, out->cap - out->n);
+                if (n <= out->cap - out->n) {
+                        out->n += n;
+                        return 0;
+                }
+                want = n + n / 2;
+        }
+}
+
+static void live_drop(struct er_group *g)
+{
+        struct er_group **pp;
+
+        if (!g->c)
                 return;
-        free(sc->v);
-        free(sc->pool);
-        free(sc);
-}
-
-struct pool_ctx {
-        struct er_scan *sc;
-        int err;
-};
-
-static int pool_add(void *ud, const char *entry, size_t len)
-{
-        struct pool_ctx *pc = ud;
-        struct er_scan *sc = pc->sc;
-
-        if (sc->pool_cap - sc->pool_n < len + 1) {
-                size_t cap = sc->pool_cap ? sc->pool_cap : 4096;
-                char *p;
-                while (cap - sc->pool_n < len + 1)
-                        cap *= 2;
-                p = realloc(sc->pool, cap);
-                if (!p) {
-                        pc->err = -ENOMEM;
-                        return 1;
+        for (pp = &g->c->live; *pp; pp = &(*pp)->next_live)
+                if (*pp == g) {
+                        *pp = g->next_live;
+                        break;
                 }
-                sc->pool = p;
-                sc->pool_cap = cap;
-        }
-        memcpy(sc->pool + sc->pool_n, entry, len + 1);
-        sc->pool_n += len + 1;
-        return 0;
+        g->next_live = NULL;
 }
 
-/* Every process of /proc but envrun: its state, session, parent and the
- * markers of this instance in its environment.  0 or -errno. */
-static int scan_build(struct er_contain *c, struct er_scan *sc)
+static bool is_live_reaper(const struct er_contain *c, pid_t pid)
 {
-        char prefix[300];
-        pid_t self = getpid();
-        struct dirent *de;
-        DIR *d;
-        int r = 0;
-
-        snprintf(prefix, sizeof(prefix), MARKER_KEY "%s/", c->instance);
-        sc->n = sc->pool_n = 0;
-        sc->valid = false;
-        d = er_proc_opendir();
-        if (!d)
-                return -errno;
-        while (r == 0 && (de = readdir(d))) {
-                pid_t pid = er_proc_entry_pid(de->d_name);
-                struct pool_ctx pc = {sc, 0};
-                struct scan_proc *e;
-                if (pid <= 0 || pid == self)
-                        continue;
-                if (sc->n == sc->cap) {
-                        size_t cap = sc->cap ? sc->cap * 2 : 256;
-                        struct scan_proc *v = realloc(sc->v, cap * sizeof(*v));
-                        if (!v) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        sc->v = v;
-                        sc->cap = cap;
-                }
-                e = &sc->v[sc->n];
-                e->pid = pid;
-                if (read_stat(dirfd(d), de->d_name, &e->state, &e->session, &e->ppid) < 0)
-                        continue; /* gone */
-                e->off = sc->pool_n;
-                e->env = er_proc_environ_each(dirfd(d), de->d_name, prefix, pool_add, &pc);
-                r = pc.err;
-                sc->n++;
-        }
-        closedir(d);
-        sc->valid = r == 0;
-        return r;
-}
-
-/* The hold's snapshot, taken now when there is none yet; NULL without a
- * hold, for the cgroup2 kind, or when it cannot be made (the caller scans
- * itself). */
-static struct er_scan *scan_get(struct er_contain *c)
-{
-        if (!c->hold || c->kind != ER_CONTAIN_SESSION)
-                return NULL;
-        if (!c->scan && !(c->scan = calloc(1, sizeof(*c->scan))))
-                return NULL;
-        if (!c->scan->valid && scan_build(c, c->scan) < 0)
-                return NULL;
-        return c->scan;
-}
-
-static bool scan_has_marker(const struct er_scan *sc, const struct scan_proc *e, const char *marker)
-{
-        const char *m = sc->pool + e->off;
-        for (int k = 0; k < e->env; k++, m += strlen(m) + 1)
-                if (strcmp(m, marker) == 0)
+        for (const struct er_group *g = c->live; g; g = g->next_live)
+                if (g->reaper == pid)
                         return true;
         return false;
 }
 
-/* proc_scan's rules, on the snapshot: the live processes of the session or
- * with the marker, and envrun's children whose environment is unreadable. */
-static int scan_members(const struct er_scan *sc, const struct er_group *g, pid_t sid,
-                        struct er_pidvec *out)
+void er_contain_sweep(struct er_contain *c)
 {
-        pid_t self = getpid();
-        int r = 0;
+        struct er_pidvec kids = {0}, seen = {0}, tree = {0};
 
-        for (size_t i = 0; i < sc->n && r == 0; i++) {
-                const struct scan_proc *e = &sc->v[i];
-                if (e->state == 'Z' || e->state == 'X')
-                        continue;
-                if ((sid > 0 && e->session == sid) ||
-                    (e->env > 0 && scan_has_marker(sc, e, g->marker)) ||
-                    (e->env < 0 && e->ppid == self))
-                        r = er_pidvec_push(out, e->pid);
+        for (unsigned pass = 0; pass < KILL_PASSES; pass++) {
+                size_t fresh = 0;
+                kids.n = 0;
+                if (er_children_list(getpid(), &kids) < 0)
+                        break;
+                pidvec_sort_uniq(&seen);
+                for (size_t i = 0; i < kids.n; i++) {
+                        pid_t pid = kids.v[i];
+                        if (is_live_reaper(c, pid) || pidvec_has(&seen, pid))
+                                continue;
+                        /* Its descendants first: once it dies they would
+                         * reparent here and need another pass. */
+                        tree.n = 0;
+                        (void)list_tree(pid, &tree);
+                        kill(pid, SIGKILL);
+                        for (size_t k = 0; k < tree.n; k++)
+                                kill(tree.v[k], SIGKILL);
+                        if (er_pidvec_push(&seen, pid) < 0)
+                                break;
+                        fresh++;
+                }
+                if (!fresh)
+                        break;
         }
-        return r;
+        free(kids.v);
+        free(seen.v);
+        free(tree.v);
 }
 
 /* ---- members: either kind ------------------------------------------------- */
 
-/* The session to scan: never envrun's own (a group whose main process did
- * not call setsid, like the test command, has no session of its own). */
-static pid_t group_session(const struct er_group *g)
+/* The group's members, sorted, without duplicates. */
+static int collect(struct er_group *g, struct er_pidvec *out)
 {
-        return g->sid > 0 && g->sid != getsid(0) ? g->sid : 0;
-}
-
-/* The group's members, sorted, without duplicates.  `shared`: a live-only
- * list may come from the hold's snapshot. */
-static int collect(struct er_group *g, struct er_pidvec *out, bool live_only, bool shared)
-{
-        struct er_scan *sc = shared && live_only ? scan_get(g->c) : NULL;
-        int r;
+        int r = 0;
 
         out->n = 0;
         if (g->c->kind == ER_CONTAIN_CGROUP2)
                 r = g->dir_fd < 0 ? -EBADF : er_cgroup_read_tree(g->dir_fd, out);
-        else if (sc)
-                r = scan_members(sc, g, group_session(g), out);
-        else
-                r = proc_scan(g->marker, group_session(g), live_only, out);
+        else if (g->reaper > 0 && !g->reaper_gone)
+                r = list_tree(g->reaper, out);
         if (r == 0)
                 pidvec_sort_uniq(out);
         return r;
 }
 
-/* The killpg target of a SIGKILL for the session kind, or 0. */
-static pid_t kill_pgrp(const struct er_group *g, int sig)
-{
-        pid_t pg = g->c->kind == ER_CONTAIN_SESSION && sig == SIGKILL ? group_session(g) : 0;
-        return pg > 0 && pg == getpgrp() ? 0 : pg;
-}
-
 /* One pass: signals the members of cur not in seen (sorted), adds them to
  * seen.  Returns how many were new (0: the signalling is over), or -errno. */
-static int signal_pass(struct er_group *g, int sig, bool cont, struct er_pidvec *cur,
-                       struct er_pidvec *seen, int *count, int *err)
+static int signal_pass(int sig, bool cont, struct er_pidvec *cur, struct er_pidvec *seen,
+                       int *count, int *err)
 {
-        pid_t pg = kill_pgrp(g, sig);
         size_t fresh = 0;
         int r = 0;
 
-        /* Members are listed before killpg, so that the ones it kills are
-         * counted too (the count says how many had to be killed). */
-        if (pg > 0)
-                killpg(pg, SIGKILL);
         for (size_t i = 0; i < cur->n; i++) {
                 pid_t pid = cur->v[i];
                 if (pid <= 0 || pidvec_has(seen, pid))
@@ -976,65 +862,21 @@ static int signal_pass(struct er_group *g, int sig, bool cont, struct er_pidvec 
         return r < 0 ? r : (int)(fresh > INT_MAX ? INT_MAX : fresh);
 }
 
-static void deferred_drop(struct er_group *g)
-{
-        struct er_group **pp = &g->c->deferred;
-
-        while (*pp && *pp != g)
-                pp = &(*pp)->next_deferred;
-        if (*pp)
-                *pp = g->next_deferred;
-        g->next_deferred = NULL;
-        free(g->deferred_seen->v);
-        free(g->deferred_seen);
-        g->deferred_seen = NULL;
-}
-
-/* Signals every member once, rescanning until a pass finds no new one (a
- * member forked while we were signalling), at most `passes` times.  For the
- * session kind with SIGKILL, killpg first on each pass: it reaches the whole
- * process group at once.  It is not used for other signals, which would
- * then reach most members twice (killpg, then the scan), and a second
- * SIGTERM or SIGINT means "hurry" to many programs.  The first pass may use
- * the hold's snapshot; with `defer` (and a hold), the rescans are left to
- * er_contain_release. */
-static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes, bool defer)
+/* Signals every member once, listing again until a pass finds no new one
+ * (a member forked while we were signalling gets the same signal), at most
+ * `passes` times. */
+static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
 {
         struct er_pidvec seen = {0}, cur = {0};
         int count = 0, err = 0, r = 0;
 
-        /* The rescans of an earlier signal go first: signals keep their order. */
-        if (g->deferred_seen) {
-                int ocount = 0, oerr = 0;
-                for (unsigned pass = 1; pass < SIGNAL_PASSES; pass++)
-                        if (collect(g, &cur, true, false) < 0 ||
-                            signal_pass(g, g->deferred_sig, g->deferred_cont, &cur,
-                                        g->deferred_seen, &ocount, &oerr) <= 0)
-                                break;
-                deferred_drop(g);
-        }
         for (unsigned pass = 0; pass < passes; pass++) {
-                r = collect(g, &cur, true, pass == 0);
+                r = collect(g, &cur);
                 if (r < 0)
                         break;
-                r = signal_pass(g, sig, cont, &cur, &seen, &count, &err);
+                r = signal_pass(sig, cont, &cur, &seen, &count, &err);
                 if (r <= 0)
                         break;
-                if (pass == 0 && defer && g->c->hold && g->c->kind == ER_CONTAIN_SESSION &&
-                    passes > 1) {
-                        struct er_pidvec *keep = malloc(sizeof(*keep));
-                        if (!keep)
-                                continue; /* rescan now instead */
-                        *keep = seen;
-                        seen = (struct er_pidvec){0};
-                        g->deferred_sig = sig;
-                        g->deferred_cont = cont;
-                        g->deferred_seen = keep;
-                        g->next_deferred = g->c->deferred;
-                        g->c->deferred = g;
-                        r = 0;
-                        break;
-                }
         }
         free(seen.v);
         free(cur.v);
@@ -1043,69 +885,9 @@ static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes, 
         return count || !err ? count : err;
 }
 
-void er_contain_hold(struct er_contain *c)
-{
-        c->hold++;
-}
-
-void er_contain_reaped(struct er_contain *c)
-{
-        if (c && c->scan)
-                c->scan->valid = false;
-}
-
-/* The deferred rescans: one fresh snapshot per pass for every group. */
-static void run_deferred(struct er_contain *c)
-{
-        struct er_pidvec cur = {0};
-
-        for (unsigned pass = 1; pass < SIGNAL_PASSES && c->deferred; pass++) {
-                struct er_scan *sc;
-                if (c->scan)
-                        c->scan->valid = false;
-                sc = scan_get(c);
-                if (!sc)
-                        break;
-                for (struct er_group *g = c->deferred, *next; g; g = next) {
-                        int count = 0, err = 0, r;
-                        next = g->next_deferred;
-                        cur.n = 0;
-                        r = scan_members(sc, g, group_session(g), &cur);
-                        if (r == 0) {
-                                pidvec_sort_uniq(&cur);
-                                r = signal_pass(g, g->deferred_sig, g->deferred_cont, &cur,
-                                                g->deferred_seen, &count, &err);
-                        }
-                        if (r <= 0)
-                                deferred_drop(g); /* no new member: done */
-                }
-        }
-        /* Passes used up, or no snapshot: what is left is dropped, as a
-         * synchronous signal_loop stops after its passes. */
-        while (c->deferred)
-                deferred_drop(c->deferred);
-        free(cur.v);
-}
-
-void er_contain_release(struct er_contain *c)
-{
-        if (!c->hold || --c->hold)
-                return;
-        c->hold++; /* the rescans share their snapshots too */
-        run_deferred(c);
-        c->hold--;
-        scan_free(c->scan);
-        c->scan = NULL;
-}
-
 int er_group_signal(struct er_group *g, int sig, bool cont)
 {
-        return signal_loop(g, sig, cont, SIGNAL_PASSES, false);
-}
-
-int er_group_signal_batched(struct er_group *g, int sig, bool cont)
-{
-        return signal_loop(g, sig, cont, SIGNAL_PASSES, true);
+        return signal_loop(g, sig, cont, SIGNAL_PASSES);
 }
 
 int er_group_kill(struct er_group *g)
@@ -1113,16 +895,22 @@ int er_group_kill(struct er_group *g)
         struct er_pidvec pv = {0};
         int r;
 
-        if (g->c->kind != ER_CONTAIN_CGROUP2)
-                return signal_loop(g, SIGKILL, false, KILL_PASSES, false);
-        r = collect(g, &pv, true, false);
+        if (g->c->kind != ER_CONTAIN_CGROUP2) {
+                r = signal_loop(g, SIGKILL, false, KILL_PASSES);
+                /* The reaper finishes the job: it kills and reaps until it
+                 * has no child left, then exits. */
+                if (g->reaper > 0 && !g->reaper_gone)
+                        er_reaper_send(g->reaper_cmd, ER_REAPER_KILL, 0);
+                return r;
+        }
+        r = collect(g, &pv);
         free(pv.v);
         if (r < 0)
                 return r;
         /* cgroup.kill (5.14+) kills the subtree at once, and forks racing
          * with it too; without it (ENOENT), kill pid by pid. */
         if (write_file_at(g->dir_fd, "cgroup.kill", "1") < 0) {
-                r = signal_loop(g, SIGKILL, false, KILL_PASSES, false);
+                r = signal_loop(g, SIGKILL, false, KILL_PASSES);
                 if (r < 0)
                         return r;
         }
@@ -1132,12 +920,95 @@ int er_group_kill(struct er_group *g)
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
 {
         struct er_pidvec pv = {0};
-        int r = collect(g, &pv, false, false);
+        int r = collect(g, &pv);
 
         if (r == 0)
                 r = pidvec_export(&pv, pids, n);
         free(pv.v);
         return r;
+}
+
+int er_group_signal_main(struct er_group *g, int sig)
+{
+        if (g->main <= 0)
+                return -ESRCH;
+        /* The reaper signals it only while it has not reaped it: a pid it
+         * reaped may be someone else's by now. */
+        if (g->reaper > 0)
+                return g->reaper_gone ? -ESRCH : er_reaper_send(g->reaper_cmd,
+                                                                 ER_REAPER_SIGNAL_MAIN, sig);
+        return kill(g->main, sig) < 0 ? -errno : 0;
+}
+
+/* ---- the reaper's events -------------------------------------------------- */
+
+int er_group_reaper_read(struct er_group *g, struct er_reaper_msg *m)
+{
+        for (;;) {
+                int r = g->reaper_st < 0 ? 0 : er_reaper_read(g->reaper_st, m);
+                if (r == -EAGAIN)
+                        return 0;
+                if (r <= 0) {
+                        er_close(&g->reaper_st); /* EOF: it exited; an error: no more */
+                        return r;
+                }
+                if (m->type != ER_REAPER_GONE)
+                        return 1;
+                er_reaper_rusage(m, &g->tree_usage);
+                g->tree_usage_ok = true;
+        }
+}
+
+int er_group_reaper_fd(const struct er_group *g)
+{
+        return g->reaper_st;
+}
+
+int er_group_reaper_pidfd(const struct er_group *g)
+{
+        return g->reaper_pidfd;
+}
+
+int er_group_reaper_reap(struct er_group *g)
+{
+        siginfo_t si;
+        int r;
+
+        if (g->reaper <= 0 || g->reaper_gone)
+                return 0;
+        memset(&si, 0, sizeof(si));
+        if (g->reaper_pidfd >= 0)
+                r = (int)syscall(SYS_waitid, P_PIDFD, g->reaper_pidfd, &si, WEXITED | WNOHANG,
+                                 NULL);
+        else
+                r = waitid(P_PID, (id_t)g->reaper, &si, WEXITED | WNOHANG);
+        if (r < 0 && errno != ECHILD)
+                return -errno;
+        if (r == 0 && si.si_pid == 0)
+                return 0;
+        /* ECHILD: reaped by someone else (a caller's blind waitpid); how
+         * it ended is unknown, and taken as a clean exit. */
+        if (r < 0) {
+                si.si_code = CLD_EXITED;
+                si.si_status = 0;
+        }
+        g->reaper_gone = true;
+        live_drop(g);
+        er_close(&g->reaper_pidfd);
+        er_close(&g->reaper_cmd);
+        /* A reaper exits 0 when its tree is empty.  Killed (by the OOM
+         * killer, by a user's kill -9), it leaves its tree to envrun, the
+         * subreaper above it: kill what envrun does not know. */
+        if (si.si_code != CLD_EXITED || si.si_status != 0) {
+                er_contain_sweep(g->c);
+                return 2;
+        }
+        return 1;
+}
+
+bool er_group_reaper_owns(const struct er_group *g, pid_t pid)
+{
+        return g->reaper > 0 && !g->reaper_gone && g->reaper == pid;
 }
 
 /* "populated 0" in cgroup.events: no process in the subtree.  Tasks leave
@@ -1168,6 +1039,12 @@ int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us)
         ssize_t n;
         int fd;
 
+        if (g->c->kind == ER_CONTAIN_REAPER && g->tree_usage_ok) {
+                const struct rusage *ru = &g->tree_usage;
+                *ret_us = (uint64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 +
+                          (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
+                return 0;
+        }
         if (g->c->kind != ER_CONTAIN_CGROUP2 || g->dir_fd < 0)
                 return -EOPNOTSUPP;
         fd = openat(g->dir_fd, "cpu.stat", O_RDONLY | O_CLOEXEC);
@@ -1323,16 +1200,13 @@ int er_group_pids_refused(struct er_group *g, uint64_t *ret)
 
 int er_group_memory_peak(struct er_group *g, uint64_t *ret)
 {
+        if (g->c->kind == ER_CONTAIN_REAPER && g->tree_usage_ok) {
+                *ret = (uint64_t)g->tree_usage.ru_maxrss * 1024;
+                return 0;
+        }
         if (g->v1_fd[ER_V1_MEMORY] < 0)
                 return -EOPNOTSUPP;
         return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
-}
-
-static bool zombie_pending(void)
-{
-        siginfo_t si;
-        memset(&si, 0, sizeof(si));
-        return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
 }
 
 bool er_group_empty(struct er_group *g)
@@ -1340,19 +1214,14 @@ bool er_group_empty(struct er_group *g)
         struct er_pidvec pv = {0};
         int r;
 
-        if (g->c->kind == ER_CONTAIN_CGROUP2 && g->events_fd >= 0) {
+        if (g->c->kind == ER_CONTAIN_REAPER)
+                return g->reaper <= 0 || g->reaper_gone;
+        if (g->events_fd >= 0) {
                 r = cgroup_populated(g->events_fd);
                 if (r >= 0)
                         return r == 0;
         }
-        /* The /proc scan can miss a process forked after it listed /proc
-         * whose parent then died before the scan read it.  As subreaper
-         * envrun inherits such a parent as an unreaped zombie: while one
-         * is pending the answer is "not yet", and reaping it (SIGCHLD)
-         * brings another look, which finds the orphan reparented here. */
-        if (zombie_pending())
-                return false;
-        r = collect(g, &pv, true, true);
+        r = collect(g, &pv);
         free(pv.v);
-        return r == 0 && pv.n == 0 && !zombie_pending();
+        return r == 0 && pv.n == 0;
 }

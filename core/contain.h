@@ -14,13 +14,18 @@
  *     (Linux 5.14+) kills the whole tree at once; "populated 0" in
  *     cgroup.events, watched with epoll (EPOLLPRI, kernfs notifies on
  *     change), says the tree is empty.
- *   - session: envrun is a child subreaper (PR_SET_CHILD_SUBREAPER), each
- *     service gets its own session, and every process of a service carries
- *     the marker ENVRUN_MARKER=<instance>/<service> in its environment;
- *     members are the processes of that session plus every process whose
- *     /proc/PID/environ holds the marker (a daemon that called setsid and
- *     double-forked keeps its environment).  The tree is empty when no
- *     member is left.
+ *   - reaper: where no cgroup can be made (a normal user, most hosts), each
+ *     group's main process runs under a reaper of its own (reaper.h): a
+ *     child subreaper that envrun forks, which forks the main process and
+ *     inherits every orphan of its tree, so the tree is found by structure
+ *     (the reaper's descendants, er_tree_list), never by a marker a program
+ *     can overwrite.  The reaper reports the exits it reaps, and exits
+ *     itself once it has no child left: the tree is empty when envrun has
+ *     reaped the reaper.  A reaper that dies otherwise leaves its tree to
+ *     envrun (a subreaper too), which kills every child it does not know
+ *     (er_contain_sweep).  Both kinds still set ENVRUN_MARKER=<instance>/
+ *     <service> in each service's environment, for the last-resort sweep
+ *     after a crash (state.c).
  * The mechanism and the reason for it are reported (`-v`, the report).
  *
  * Limits (SPEC §3 limits:): on hybrid hosts, where the memory and pids
@@ -34,13 +39,14 @@
  * notification for it: the owner reads it).  cpu_time: no kernel limit
  * covers a tree; the owner reads cpu.stat (er_group_cpu_usage).  The v2
  * controllers of a pure cgroup2 host are not used yet: there, and under the
- * session mechanism, limits are reported as not enforced. */
+ * reaper mechanism, limits are reported as not enforced. */
 #ifndef ER_CONTAIN_H
 #define ER_CONTAIN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -50,7 +56,7 @@ struct er_pidvec; /* pids.h */
 
 enum er_contain_kind {
         ER_CONTAIN_CGROUP2,
-        ER_CONTAIN_SESSION,
+        ER_CONTAIN_REAPER,
 };
 
 enum er_v1 {
@@ -59,20 +65,19 @@ enum er_v1 {
         ER_V1_N,
 };
 
-struct er_scan; /* contain.c: a /proc snapshot shared during a hold */
+struct er_child;       /* spawn.h */
+struct er_reaper_msg;  /* reaper.h */
 
 struct er_contain {
         enum er_contain_kind kind;
         char *instance;      /* unique per instance: "<project>.<pid>.<random>" */
-        char *root;          /* cgroup2: the instance's directory; NULL for session */
+        char *root;          /* cgroup2: the instance's directory; NULL for reaper */
         int root_fd;
         char reason[256];    /* "cgroup2 at /sys/fs/cgroup/unified (root)" or why not */
         int v1_fd[ER_V1_N];  /* the instance's v1 directories, or -1 */
         char *v1_dir[ER_V1_N];
         char limits_why[256]; /* why a limit cannot be enforced; "" when all can */
-        unsigned hold;        /* er_contain_hold depth */
-        struct er_scan *scan; /* session: the snapshot of this hold, or NULL */
-        struct er_group *deferred; /* session: groups with rescans left for the release */
+        struct er_group *live; /* reaper: the groups whose reaper is alive */
 };
 
 /* A service's group of processes. */
@@ -82,52 +87,33 @@ struct er_group {
         char marker[300];          /* "ENVRUN_MARKER=<instance>/<service>" (both kinds set it) */
         int dir_fd;                /* cgroup2: the service's cgroup directory; else -1 */
         int events_fd;             /* cgroup2: cgroup.events, for EPOLLPRI; else -1 */
-        pid_t sid;                 /* session: the session id (the main pid) */
+        pid_t main;                /* the main process, once started */
         int v1_fd[ER_V1_N];        /* the service's v1 cgroups, or -1 */
         int oom_fd;                /* eventfd signalled on an OOM in its memory cgroup, or -1 */
-        /* A signal whose rescans wait for er_contain_release (session):
-         * the pids it reached so far, or NULL when none waits. */
-        struct er_pidvec *deferred_seen;
-        int deferred_sig;
-        bool deferred_cont;
-        struct er_group *next_deferred;
+        /* reaper: its pid (0 before the spawn), pidfd (-1 on the fallback
+         * path), command pipe, status pipe; gone once envrun reaped it. */
+        pid_t reaper;
+        int reaper_pidfd, reaper_cmd, reaper_st;
+        bool reaper_gone;
+        struct rusage tree_usage;  /* reaper: all it reaped (its GONE record) */
+        bool tree_usage_ok;
+        struct er_group *next_live;
 };
 
 /* Chooses the mechanism: cgroup2 when a writable cgroup2 hierarchy is found
- * and force_session is false, else session (setting the subreaper flag).
+ * and force_reaper is false, else reaper.  envrun becomes a subreaper either
+ * way.
  * Returns 0 or -errno (only for allocation failures; the fallback is not an
  * error). */
-int er_contain_init(struct er_contain *c, const char *project, bool force_session);
+int er_contain_init(struct er_contain *c, const char *project, bool force_reaper);
 /* Removes the instance's cgroup directory (it must be empty). */
 void er_contain_fini(struct er_contain *c);
-const char *er_contain_name(const struct er_contain *c); /* "cgroup2" | "session" */
+const char *er_contain_name(const struct er_contain *c); /* "cgroup2" | "reaper" */
 
-/* A hold lets the session kind share one scan of /proc among the groups,
- * instead of one scan per group and question.  The owner holds while it
- * handles one batch of events (the loop's batch hooks), all of which
- * happened before the hold began:
- *   - er_group_empty, and the first pass of er_group_signal_batched, are
- *     answered from one snapshot of /proc taken at the first need after the
- *     hold began (and again after a spawn, er_group_started, or a reap,
- *     er_contain_reaped).  A process forked after it has a parent in it;
- *     one that exited after it still counts until envrun reaps something
- *     (every group's last process to exit is envrun's child or orphan:
- *     envrun is the subreaper).
- *   - the rescans of er_group_signal_batched for processes forked while it
- *     signalled run at er_contain_release, for all groups at once, each on
- *     a fresh scan taken after every signal of the batch.
- * Holds nest; without one, every call scans /proc itself.  cgroup2 groups
- * read their cgroups and are not affected. */
-void er_contain_hold(struct er_contain *c);
-void er_contain_release(struct er_contain *c);
-/* Every reap by the owner is announced, and drops the snapshot: the next
- * question looks again.  The snapshot may show a process that died since,
- * or, listing /proc while a member forked and exited, miss the child and
- * show the parent as a zombie: the reap of that zombie must bring a fresh
- * look, as it does without a hold.  Between the reaps of one burst the
- * questions cost nothing (er_group_empty answers "not yet" while a zombie
- * is pending), so a burst still costs one scan. */
-void er_contain_reaped(struct er_contain *c);
+/* reaper: kills every child of envrun's that is not a live reaper of c,
+ * with its descendants (a reaper that died unexpectedly left its tree to
+ * envrun).  Called by er_group_reaper_reap; harmless at any time. */
+void er_contain_sweep(struct er_contain *c);
 
 /* Creates the group of a service (its cgroup, for cgroup2). 0 or -errno with err. */
 int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
@@ -136,26 +122,43 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
 void er_group_fini(struct er_group *g);
 
 /* The spawn side: the cgroup directory fd for CLONE_INTO_CGROUP (-1 for
- * session).  After spawn, er_group_started records the main pid (and, when
- * the child could not be created inside the cgroup, moves it there). */
+ * reaper).  After spawn, er_group_started records the main pid (and, when
+ * the child could not be created inside the cgroup, moves it there); for
+ * the reaper kind it takes over the reaper's pid and fds from child. */
 int er_group_cgroup_fd(const struct er_group *g);
-int er_group_started(struct er_group *g, pid_t pid, bool in_cgroup);
+int er_group_started(struct er_group *g, struct er_child *child);
+/* Sends sig to the main process only.  Under a reaper, through it: it
+ * signals only a main process it has not reaped yet. */
+int er_group_signal_main(struct er_group *g, int sig);
+
+/* The reaper's side (reaper kind; the owner watches both fds on its loop):
+ *   er_group_reaper_fd: the status pipe (EPOLLIN), -1 when none;
+ *   er_group_reaper_read: the next EXITED record into *m: 1, or 0 when
+ *     none is waiting (or at EOF), -errno on error; the GONE record is
+ *     taken in (er_group_cpu_usage, er_group_memory_peak) and skipped;
+ *   er_group_reaper_pidfd: the reaper's pidfd (EPOLLIN), -1 on the path
+ *     without pidfds (SIGCHLD, er_group_reaper_owns tells its pid);
+ *   er_group_reaper_reap: reaps the reaper if it exited: 0 not yet, 1
+ *     reaped (the tree is empty), 2 reaped after it died unexpectedly (its
+ *     orphans were swept), -errno.  Read its records first. */
+int er_group_reaper_fd(const struct er_group *g);
+int er_group_reaper_read(struct er_group *g, struct er_reaper_msg *m);
+int er_group_reaper_pidfd(const struct er_group *g);
+int er_group_reaper_reap(struct er_group *g);
+bool er_group_reaper_owns(const struct er_group *g, pid_t pid);
 
 /* Sends sig to every process of the group (and SIGCONT after it when
  * `cont`, so stopped processes can act on it).  Returns the number of
  * processes signalled, or -errno. */
 int er_group_signal(struct er_group *g, int sig, bool cont);
-/* The same, for a caller that needs no count of the rescans: during a hold
- * the rescans wait for er_contain_release (see above), and the number
- * returned is that of the first pass only. */
-int er_group_signal_batched(struct er_group *g, int sig, bool cont);
 /* Kills the whole group with SIGKILL (cgroup.kill where available); returns
  * the number of processes that were alive, or -errno. */
 int er_group_kill(struct er_group *g);
 /* Lists up to n member pids into pids; returns how many there are (may be > n). */
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n);
 /* CPU time (user+system) of every process the group ever held, in
- * microseconds (cgroup2's cpu.stat).  -EOPNOTSUPP for the session kind. */
+ * microseconds (cgroup2's cpu.stat; the reaper's GONE record: what it and
+ * the processes it reaped had waited for).  -EOPNOTSUPP when unknown. */
 int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us);
 /* Opens the cgroup.procs of each of the group's v1 cgroups into fds (at
  * most n); returns how many (the caller closes them), or -errno. */
@@ -170,13 +173,15 @@ int er_group_oom_fd(struct er_group *g);
 /* Counters of limit crossings: OOM kills, forks refused at pids.max. */
 int er_group_oom_kills(struct er_group *g, uint64_t *ret);
 int er_group_pids_refused(struct er_group *g, uint64_t *ret);
-/* Peak memory of the whole tree (v1 memory.max_usage_in_bytes), or -errno. */
+/* Peak memory of the whole tree (v1 memory.max_usage_in_bytes), or for
+ * the reaper kind the largest process's (ru_maxrss of all it reaped), or
+ * -errno. */
 int er_group_memory_peak(struct er_group *g, uint64_t *ret);
 /* True when no process is left in the group. */
 bool er_group_empty(struct er_group *g);
 
-/* Session fallback: a marker scan of /proc for pids carrying `marker` in
- * their environment (used by er_group_pids for that kind). */
+/* The last-resort sweep: a scan of /proc for pids carrying `marker` in
+ * their environment. */
 int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n);
 
 #endif

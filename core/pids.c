@@ -1,4 +1,5 @@
-/* pids: the processes of a cgroup tree, and markers in environments. */
+/* pids: the processes of a cgroup tree, the descendants of a process, and
+ * markers in environments. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -6,7 +7,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pids.h"
@@ -201,4 +204,167 @@ int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool pr
                 return -1;
         r = er_proc_environ_each(proc_fd, pid, entry, has_one, &h);
         return r < 0 ? -1 : h.yes;
+}
+
+/* ---- the descendants of a process (the reaper's tree) ---------------------
+ * Async-signal-safe: the reaper calls it between fork and exit.  No stdio,
+ * no malloc, no opendir: raw getdents64 on a stack buffer. */
+
+struct linux_dirent64 {
+        uint64_t d_ino;
+        int64_t d_off;
+        unsigned short d_reclen;
+        unsigned char d_type;
+        char d_name[];
+};
+
+/* "/proc/<a>/task/<b>/children" or "/proc/<a>/task" into buf (at least
+ * 64 bytes). */
+static char *put_num(char *p, unsigned long v)
+{
+        char tmp[24];
+        int n = 0;
+        do
+                tmp[n++] = (char)('0' + v % 10);
+        while ((v /= 10));
+        while (n)
+                *p++ = tmp[--n];
+        return p;
+}
+
+static void task_path(char *buf, pid_t pid, const char *tid)
+{
+        char *p = buf;
+        memcpy(p, "/proc/", 6);
+        p = put_num(p + 6, (unsigned long)pid);
+        memcpy(p, "/task", 6); /* with its NUL */
+        if (!tid)
+                return;
+        p += 5;
+        *p++ = '/';
+        while (*tid)
+                *p++ = *tid++;
+        memcpy(p, "/children", 10);
+}
+
+/* Appends the pids of one children file to buf[*n..cap); counts the ones
+ * that did not fit in *lost. */
+static void read_children(const char *path, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+{
+        char rd[1024];
+        long cur = -1;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return;
+        for (;;) {
+                ssize_t k = read(fd, rd, sizeof(rd));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                for (ssize_t i = 0; i <= k; i++) {
+                        if (i < k && rd[i] >= '0' && rd[i] <= '9') {
+                                cur = (cur < 0 ? 0 : cur) * 10 + (rd[i] - '0');
+                                if (cur > INT_MAX)
+                                        cur = -1;
+                                continue;
+                        }
+                        if (i == k)
+                                break; /* a number may go on in the next read */
+                        if (cur > 0) {
+                                if (*n < cap)
+                                        buf[(*n)++] = (pid_t)cur;
+                                else
+                                        (*lost)++;
+                        }
+                        cur = -1;
+                }
+        }
+        if (cur > 0) {
+                if (*n < cap)
+                        buf[(*n)++] = (pid_t)cur;
+                else
+                        (*lost)++;
+        }
+        close(fd);
+}
+
+/* The children of every thread of pid (a thread's children are the
+ * processes it forked). */
+static void list_children(pid_t pid, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+{
+        char path[96], dents[2048];
+        int fd;
+
+        task_path(path, pid, NULL);
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        for (;;) {
+                long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                for (long off = 0; off < k;) {
+                        struct linux_dirent64 *de = (struct linux_dirent64 *)(dents + off);
+                        off += de->d_reclen;
+                        if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+                            strlen(de->d_name) > 12)
+                                continue;
+                        task_path(path, pid, de->d_name);
+                        read_children(path, buf, cap, n, lost);
+                }
+        }
+        close(fd);
+}
+
+int er_children_list(pid_t pid, struct er_pidvec *out)
+{
+        for (;;) {
+                size_t n = 0, lost = 0;
+                list_children(pid, out->v, out->cap, &n, &lost);
+                if (!lost) {
+                        out->n = n;
+                        return 0;
+                }
+                size_t cap = (n + lost) * 2;
+                pid_t *v = realloc(out->v, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                out->v = v;
+                out->cap = cap;
+        }
+}
+
+size_t er_tree_list(pid_t root, pid_t *buf, size_t cap)
+{
+        size_t n = 0, lost = 0;
+
+        list_children(root, buf, cap, &n, &lost);
+        for (size_t i = 0; i < n; i++)
+                list_children(buf[i], buf, cap, &n, &lost);
+        return n + lost;
+}
+
+pid_t er_proc_parent(pid_t pid)
+{
+        char path[64], buf[512], *p;
+        ssize_t k;
+        int fd, ppid;
+
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+                return -ESRCH;
+        buf[k] = '\0';
+        p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+        if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+                return -EINVAL;
+        return ppid;
 }

@@ -31,6 +31,8 @@ int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
 /* /proc opened for listing processes (readdir; dirfd for openat).  NULL
  * with errno set. */
 DIR *er_proc_opendir(void);
+/* The parent of pid (/proc/PID/stat), or -errno. */
+pid_t er_proc_parent(pid_t pid);
 /* The pid a /proc entry's name stands for, or 0 ("self", "sys", ...). */
 pid_t er_proc_entry_pid(const char *name);
 
@@ -51,5 +53,18 @@ int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
  * starts with it (entry shorter than ER_ENVIRON_ENTRY_MAX).  1 yes, 0 no,
  * -1 unreadable (gone, not ours, empty) or entry too long. */
 int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix);
+
+/* The descendants of root, breadth first, from the children files of each
+ * thread (/proc/PID/task/TID/children): up to cap pids into buf.  Returns
+ * how many were found, which is more than cap when some did not fit (the
+ * lost ones are not listed, nor are their descendants).  The kernel builds
+ * each children file from a live list: a tree that forks or exits meanwhile
+ * may be listed partly, so callers that must reach everyone list again
+ * until nothing new appears (the reaper: until it has no child left).
+ * Async-signal-safe (no malloc, no stdio): the reaper calls it. */
+size_t er_tree_list(pid_t root, pid_t *buf, size_t cap);
+/* The children of pid (every thread's) into out, replacing what it held.
+ * 0 or -ENOMEM. */
+int er_children_list(pid_t pid, struct er_pidvec *out);
 
 #endif

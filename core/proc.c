@@ -1,5 +1,7 @@
 /* proc: see proc.h. */
 #include "proc.h"
+#include "pids.h"
+#include "reaper.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +47,8 @@ int er_proc_init(struct er_proc *p, struct er_loop *loop, struct er_contain *con
         p->exit_code = -1;
         er_io_init(&p->pid_io);
         er_io_init(&p->events_io);
+        er_io_init(&p->reaper_io);
+        er_io_init(&p->reaper_pid_io);
         er_timer_init(&p->stop_timer);
         pipe_init(&p->out);
         pipe_init(&p->err);
@@ -170,7 +174,9 @@ static int pipe_open(struct er_proc *p, struct er_proc_pipe *pp, int *child_fd, 
 
 /* --- the main process ---------------------------------------------------- */
 
-static void record_exit(struct er_proc *p, const siginfo_t *si)
+/* The main process ended: exited with `value`, or was killed by signal
+ * `value`. */
+static void record_exit_as(struct er_proc *p, bool exited, int value)
 {
         /* What it wrote before it exited comes first: a job that prints its
          * ready line and exits must be seen ready, not exited before ready. */
@@ -179,12 +185,12 @@ static void record_exit(struct er_proc *p, const siginfo_t *si)
         if (p->err.fd >= 0)
                 pipe_read(p, &p->err, ER_STREAM_STDERR, DRAIN_READS);
         p->exited = true;
-        if (si->si_code == CLD_EXITED) {
-                p->exit_code = si->si_status;
+        if (exited) {
+                p->exit_code = value;
                 p->exit_signal = 0;
         } else {
                 p->exit_code = -1;
-                p->exit_signal = si->si_status;
+                p->exit_signal = value;
         }
         er_io_stop(p->loop, &p->pid_io);
         er_close(&p->pidfd);
@@ -193,12 +199,87 @@ static void record_exit(struct er_proc *p, const siginfo_t *si)
         maybe_gone(p);
 }
 
+static void record_exit(struct er_proc *p, const siginfo_t *si)
+{
+        record_exit_as(p, si->si_code == CLD_EXITED, si->si_status);
+}
+
+/* ---- under a reaper (contain.h, reaper.h) ---- */
+
+/* One record of the reaper: the main process's exit is recorded (and true
+ * returned: the callbacks may have freed p).  False when no record is
+ * waiting. */
+static bool reaper_record(struct er_proc *p, bool *ret_acted)
+{
+        struct er_reaper_msg m;
+        int r = er_group_reaper_read(&p->group, &m);
+
+        *ret_acted = false;
+        if (r <= 0) {
+                if (er_group_reaper_fd(&p->group) < 0)
+                        er_io_stop(p->loop, &p->reaper_io);
+                return false;
+        }
+        if (m.type == ER_REAPER_EXITED && m.pid == p->pid && !p->exited) {
+                er_reaper_rusage(&m, &p->rusage);
+                *ret_acted = true;
+                record_exit_as(p, WIFEXITED(m.status),
+                               WIFEXITED(m.status) ? WEXITSTATUS(m.status) : WTERMSIG(m.status));
+        }
+        return true;
+}
+
+/* Reads the reaper's records, then reaps it if it exited.  True when it
+ * acted (recorded an exit, or reaped the reaper): p may be gone then. */
+static bool reaper_reap(struct er_proc *p)
+{
+        bool acted;
+        int r;
+
+        while (reaper_record(p, &acted))
+                if (acted)
+                        return true;
+        r = er_group_reaper_reap(&p->group);
+        if (r <= 0)
+                return false;
+        er_io_stop(p->loop, &p->reaper_io);
+        er_io_stop(p->loop, &p->reaper_pid_io);
+        if (!p->exited) {
+                /* Its exit never came: the reaper was killed (and swept its
+                 * tree, SIGKILL), or it was an adopted daemon whose status
+                 * went to its own parent. */
+                record_exit_as(p, false, r == 2 ? SIGKILL : 0);
+                return true;
+        }
+        maybe_gone(p);
+        return true;
+}
+
+static void on_reaper_msg(struct er_loop *loop, struct er_io *io, uint32_t ev)
+{
+        struct er_proc *p = er_container_of(io, struct er_proc, reaper_io);
+        bool acted;
+
+        for (unsigned i = 0; i < READS_PER_EVENT; i++)
+                if (!reaper_record(p, &acted) || acted)
+                        return;
+}
+
+static void on_reaper_pid(struct er_loop *loop, struct er_io *io, uint32_t ev)
+{
+        reaper_reap(er_container_of(io, struct er_proc, reaper_pid_io));
+}
+
 bool er_proc_reap(struct er_proc *p)
 {
         siginfo_t si;
         long r;
 
-        if (!p->spawned || p->exited)
+        if (!p->spawned)
+                return false;
+        if (p->group.reaper > 0 && !p->group.reaper_gone)
+                return reaper_reap(p);
+        if (p->exited)
                 return false;
         memset(&si, 0, sizeof(si));
         /* The raw syscall: glibc's waitid has no rusage argument. */
@@ -208,7 +289,6 @@ bool er_proc_reap(struct er_proc *p)
                 r = syscall(SYS_waitid, P_PID, p->pid, &si, WEXITED | WNOHANG, &p->rusage);
         if (r < 0 || si.si_pid == 0)
                 return false;
-        er_contain_reaped(p->group.c);
         record_exit(p, &si);
         return true;
 }
@@ -224,6 +304,8 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
                 er_io_stop(loop, io); /* reaped on the SIGCHLD path */
                 return;
         }
+        if (p->group.reaper > 0 && p->group.reaper_st >= 0)
+                return; /* its reaper's record says how it ended */
         /* Readable means it ended.  Not ours to reap (ECHILD): an adopted
          * daemon whose parent is not envrun; its status is not ours to know. */
         memset(&si, 0, sizeof(si));
@@ -231,7 +313,6 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
             errno == ECHILD) {
                 si.si_code = CLD_KILLED;
                 si.si_status = 0;
-                er_contain_reaped(p->group.c);
                 record_exit(p, &si);
         }
 }
@@ -265,6 +346,7 @@ int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, s
                 opts->stderr_fd = err_w;
         }
         opts->cgroup_fd = er_group_cgroup_fd(&p->group);
+        opts->reaper = p->group.c->kind == ER_CONTAIN_REAPER;
         r = er_group_procs_fds(&p->group, procs, ER_V1_N);
         if (r < 0) {
                 er_err_set(err, r, NULL, 0, 0, "cannot open the cgroups of '%s': %s",
@@ -284,9 +366,15 @@ int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, s
         p->pid = child.pid;
         p->pidfd = child.pidfd;
         p->spawned = true;
-        er_group_started(&p->group, child.pid, child.in_cgroup);
+        er_group_started(&p->group, &child);
         if (p->pidfd >= 0)
                 er_io_start(p->loop, &p->pid_io, p->pidfd, EPOLLIN, on_pidfd);
+        if (er_group_reaper_fd(&p->group) >= 0)
+                er_io_start(p->loop, &p->reaper_io, er_group_reaper_fd(&p->group), EPOLLIN,
+                            on_reaper_msg);
+        if (er_group_reaper_pidfd(&p->group) >= 0)
+                er_io_start(p->loop, &p->reaper_pid_io, er_group_reaper_pidfd(&p->group), EPOLLIN,
+                            on_reaper_pid);
         if (p->group.events_fd >= 0)
                 er_io_start(p->loop, &p->events_io, p->group.events_fd, EPOLLPRI, on_events);
         er_close(&out_w);
@@ -307,6 +395,11 @@ int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd)
 
         if (!p->exited || p->gone)
                 return -EINVAL;
+        /* A daemon whose parent is the reaper: its exit comes as a record.
+         * Any other (its parent lives on in the tree) is watched by pidfd,
+         * and its status is not ours to know. */
+        if (p->group.reaper > 0 && er_proc_parent(pid) == p->group.reaper)
+                no_pidfd = true;
         if (!no_pidfd) {
                 fd = (int)syscall(SYS_pidfd_open, pid, 0U);
                 if (fd < 0 && errno != ENOSYS)
@@ -327,7 +420,9 @@ int er_proc_signal_main(struct er_proc *p, int sig)
 {
         if (!p->spawned || p->exited)
                 return -ESRCH;
-        return kill(p->pid, sig) < 0 ? -errno : 0;
+        if (p->pid != p->group.main)
+                return kill(p->pid, sig) < 0 ? -errno : 0; /* adopted */
+        return er_group_signal_main(&p->group, sig);
 }
 
 /* --- the end of the tree ------------------------------------------------- */
@@ -352,6 +447,10 @@ static void maybe_gone(struct er_proc *p)
 
 void er_proc_check_empty(struct er_proc *p)
 {
+        if (p->group.reaper > 0 && !p->group.reaper_gone) {
+                reaper_reap(p); /* its exit is the tree's end */
+                return;
+        }
         maybe_gone(p);
 }
 
@@ -414,7 +513,7 @@ void er_proc_stop(struct er_proc *p, int sig_stop, uint64_t timeout_us, int sig_
         if (fast || timeout_us == 0) {
                 kill_tree(p);
         } else {
-                er_group_signal_batched(&p->group, sig_stop, true);
+                er_group_signal(&p->group, sig_stop, true);
                 er_timer_start(p->loop, &p->stop_timer, timeout_us, on_stop_timeout);
         }
         maybe_gone(p);
@@ -426,6 +525,8 @@ void er_proc_fini(struct er_proc *p)
                 return;
         er_io_stop(p->loop, &p->pid_io);
         er_io_stop(p->loop, &p->events_io);
+        er_io_stop(p->loop, &p->reaper_io);
+        er_io_stop(p->loop, &p->reaper_pid_io);
         er_timer_stop(p->loop, &p->stop_timer);
         pipe_close(p, &p->out);
         pipe_close(p, &p->err);

@@ -4,8 +4,9 @@
  * tree, sig_kill after the grace period, then the tree verified empty.
  *
  * Events come from the loop: the pidfd (or, on the fallback path, the
- * owner calling er_proc_reap on SIGCHLD), the pipes, cgroup.events (or
- * er_proc_check_empty on SIGCHLD for the session mechanism), timers. */
+ * owner calling er_proc_reap on SIGCHLD), the pipes, cgroup.events, or for
+ * the reaper mechanism the reaper's records (the main process's exit) and
+ * its own exit (the tree is empty), timers. */
 #ifndef ER_PROC_H
 #define ER_PROC_H
 
@@ -48,6 +49,8 @@ struct er_proc {
         struct er_group group;
         bool group_ok;
         struct er_io events_io;      /* cgroup.events (EPOLLPRI) */
+        struct er_io reaper_io;      /* reaper: its status pipe */
+        struct er_io reaper_pid_io;  /* reaper: its pidfd */
 
         pid_t pid;
         int pidfd;
@@ -82,13 +85,15 @@ void er_proc_stop(struct er_proc *p, int sig_stop, uint64_t timeout_us, int sig_
 /* Makes pid (a daemon of the tree, found by a pidfile check) the main
  * process after the original one exited 0 (SPEC §4). 0 or -errno. */
 int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd);
-/* Sends sig to the main process only (forwarding a signal to the test). */
+/* Sends sig to the main process only (forwarding a signal to the test);
+ * under a reaper, through it. */
 int er_proc_signal_main(struct er_proc *p, int sig);
 
-/* SIGCHLD: reaps the main process if it ended (needed on the fallback path
- * without pidfd; harmless otherwise).  Returns true when it reaped it. */
+/* SIGCHLD: reaps the main process (or its reaper) if it ended (needed on
+ * the fallback path without pidfd; harmless otherwise).  Returns true when
+ * it acted: the callbacks may have freed p then. */
 bool er_proc_reap(struct er_proc *p);
-/* SIGCHLD (session mechanism): checks whether the tree became empty. */
+/* SIGCHLD: checks whether the tree became empty. */
 void er_proc_check_empty(struct er_proc *p);
 
 /* Releases everything (stops watchers, closes fds, removes the cgroup). */

@@ -87,8 +87,6 @@ struct er_sched {
         struct er_timer test_timer;   /* time limit */
         struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
         uint64_t test_start_us, test_end_us;
-        struct er_hook batch;         /* holds the containment for each batch of events */
-        bool holding;
 };
 
 const char *er_svc_state_name(enum er_svc_state st)
@@ -606,6 +604,15 @@ static void svc_exit(struct er_proc *p)
                 return; /* judged when the tree is gone */
         if (limits_crossed(v))
                 return;
+        if (code == 0 && v->adopt_pid > 0 && !p->gone) {
+                pid_t pid = v->adopt_pid;
+                v->adopt_pid = 0;
+                /* SPEC §4: the forking parent exited 0 after its daemon was
+                 * named by the pid file (a later check may still be
+                 * pending): the daemon is the service now. */
+                if (er_proc_adopt(&v->proc, pid, v->s->o.no_pidfd) == 0)
+                        return;
+        }
         if (v->state == ER_SVC_STARTING) {
                 /* An exit check decides (ready and completed at once, in
                  * mark_ready); anything else is an exit before ready. */
@@ -624,14 +631,6 @@ static void svc_exit(struct er_proc *p)
                 }
                 fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
                 return;
-        }
-        if (code == 0 && v->adopt_pid > 0 && !p->gone) {
-                pid_t pid = v->adopt_pid;
-                v->adopt_pid = 0;
-                /* SPEC §4: the forking parent exited 0 after its daemon was
-                 * named by the pid file: the daemon is the service now. */
-                if (er_proc_adopt(&v->proc, pid, v->s->o.no_pidfd) == 0)
-                        return;
         }
         if (may_restart(v, code)) {
                 restart_after_exit(v, how);
@@ -1181,14 +1180,8 @@ void er_sched_down(struct er_sched *s, bool fast)
                 if (v->spawned && v->proc.gone && !v->down)
                         finish_down(v);
         }
-        /* Called from a batch or not (exec, once the test is over): the
-         * stops share their scans of /proc either way. */
-        if (s->o.contain)
-                er_contain_hold(s->o.contain);
         for (size_t i = 0; i < s->n; i++)
                 stop_if_possible(&s->svcs[s->n - 1 - i]);
-        if (s->o.contain)
-                er_contain_release(s->o.contain);
 }
 
 bool er_sched_down_done(const struct er_sched *s)
@@ -1362,15 +1355,21 @@ void er_sched_set_abort_on_failure(struct er_sched *s, bool on)
         s->abort_on_failure = on;
 }
 
+/* Whether pid is p's child: its main process, or its reaper. */
+static bool proc_has_child(const struct er_proc *p, pid_t pid)
+{
+        return p->spawned && ((!p->exited && p->pid == pid) || er_group_reaper_owns(&p->group, pid));
+}
+
 static struct er_proc *proc_by_pid(struct er_sched *s, pid_t pid)
 {
         for (size_t i = 0; i < s->n; i++)
-                if (s->svcs[i].spawned && !s->svcs[i].proc.exited && s->svcs[i].proc.pid == pid)
+                if (s->svcs[i].proc_init && proc_has_child(&s->svcs[i].proc, pid))
                         return &s->svcs[i].proc;
-        if (s->test_init && s->test.spawned && !s->test.exited && s->test.pid == pid)
+        if (s->test_init && proc_has_child(&s->test, pid))
                 return &s->test;
         for (size_t i = 0; i < s->n_extra; i++)
-                if (s->extra[i]->spawned && !s->extra[i]->exited && s->extra[i]->pid == pid)
+                if (proc_has_child(s->extra[i], pid))
                         return s->extra[i];
         return NULL;
 }
@@ -1393,9 +1392,7 @@ void er_sched_sigchld(struct er_sched *s)
                                 break;
                 } else {
                         siginfo_t tmp;
-                        if (waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG) == 0 &&
-                            s->o.contain)
-                                er_contain_reaped(s->o.contain);
+                        (void)waitid(P_PID, (id_t)si.si_pid, &tmp, WEXITED | WNOHANG);
                 }
         }
         for (size_t i = 0; i < s->n; i++)
@@ -1431,22 +1428,6 @@ static void select_closure(struct er_sched *s, const bool *only)
                                 }
                 }
         }
-}
-
-/* One batch of events, one scan of /proc for the session kind (contain.h,
- * er_contain_hold): when 200 services stop or exit together, each question
- * "is its tree empty?" would otherwise read every process's environment. */
-static void on_batch(struct er_loop *loop, struct er_hook *h, bool end)
-{
-        struct er_sched *s = er_container_of(h, struct er_sched, batch);
-        (void)loop;
-        if (!s->o.contain || s->holding == !end)
-                return;
-        s->holding = !end;
-        if (end)
-                er_contain_release(s->o.contain);
-        else
-                er_contain_hold(s->o.contain);
 }
 
 int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
@@ -1489,8 +1470,6 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
-        if (s->o.loop)
-                er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
 }
@@ -1661,10 +1640,6 @@ void er_sched_free(struct er_sched *s)
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
         er_envp_free(s->test_envp);
-        if (s->o.loop)
-                er_hook_stop(s->o.loop, &s->batch);
-        if (s->holding)
-                er_contain_release(s->o.contain);
         free(s->extra);
         free(s->selected);
         free(s->svcs);

@@ -20,12 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "reaper.h"
 
 /* Numbers are the same on every architecture (the unified syscall table). */
 #ifndef SYS_pidfd_open
@@ -99,6 +103,9 @@ struct child_ctx {
         bool in_cgroup;
         const int *procs_fds; /* v1 cgroups: always joined */
         size_t n_procs_fds;
+        /* The reaper (opts->reaper): its ends of the command and status
+         * pipes; -1 without one. */
+        int cmd_fd, st_fd;
 };
 
 static char *const empty_env[] = {NULL};
@@ -348,6 +355,119 @@ static _Noreturn void child_run(const struct child_ctx *c)
         child_fail(c, ER_SPAWN_STEP_EXEC, errno);
 }
 
+/* ---- the reaper ------------------------------------------------------ */
+
+/* Closes every fd from 3 up but the n in keep: close_range over the gaps
+ * (a descriptor of envrun's that lived on in the reaper would keep it
+ * alive in envrun's eyes: the instance lock's open file description, a
+ * pipe another reaper waits on for EOF). */
+static void close_span(int lo, unsigned hi, int max)
+{
+        if (syscall(SYS_close_range, (unsigned)lo, hi, 0U) == 0)
+                return;
+        /* ENOSYS before 5.9 */
+        for (int fd = lo; fd <= max && (unsigned)fd <= hi; fd++)
+                (void)close(fd);
+}
+
+static void close_all_but(int *keep, size_t n, int max)
+{
+        int lo = 3;
+
+        for (size_t i = 1; i < n; i++) /* a handful: insertion sort */
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < lo)
+                        continue; /* 0-2, or a duplicate */
+                if (keep[i] > lo)
+                        close_span(lo, (unsigned)keep[i] - 1, max);
+                lo = keep[i] + 1;
+        }
+        close_span(lo, ~0U, max);
+}
+
+/* The reaper, between the fork from envrun and its own loop (reaper.h):
+ * async-signal-safe, like child_run, whose failures it reports the same
+ * way; then it forks the main process, which runs child_run. */
+static _Noreturn void reaper_run(const struct child_ctx *pc)
+{
+        struct child_ctx c = *pc;
+        struct er_reaper_args a;
+        struct sigaction sa;
+        int keep[8 + 3], n_keep = 0;
+        sigset_t set;
+        pid_t pid;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        sigemptyset(&sa.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+                (void)sigaction(sig, &sa, NULL);
+        if (c.new_session) {
+                /* A group of its own: no killpg of envrun's group or the
+                 * service's reaches it. */
+                if (setpgid(0, 0) < 0)
+                        child_fail(&c, ER_SPAWN_STEP_REAPER, errno);
+        } else {
+                /* The test's reaper shares envrun's (foreground) group, so
+                 * the test can have the terminal; Ctrl-C and Ctrl-Z are the
+                 * test's business, not the reaper's. */
+                sa.sa_handler = SIG_IGN;
+                (void)sigaction(SIGINT, &sa, NULL);
+                (void)sigaction(SIGQUIT, &sa, NULL);
+                (void)sigaction(SIGTSTP, &sa, NULL);
+        }
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) < 0 ||
+            prctl(PR_SET_PDEATHSIG, (unsigned long)ER_REAPER_PDEATHSIG, 0UL, 0UL, 0UL) < 0)
+                child_fail(&c, ER_SPAWN_STEP_REAPER, errno);
+        if (getppid() != c.parent)
+                _exit(1); /* envrun is gone already: nothing started */
+        (void)prctl(PR_SET_NAME, (unsigned long)"envrun-reaper", 0UL, 0UL, 0UL);
+
+        for (int i = 0; i < 3; i++)
+                if (c.fd[i] > 2)
+                        keep[n_keep++] = c.fd[i];
+        keep[n_keep++] = c.err_fd;
+        keep[n_keep++] = c.cmd_fd;
+        keep[n_keep++] = c.st_fd;
+        if (c.procs_fd >= 0)
+                keep[n_keep++] = c.procs_fd;
+        if (c.n_procs_fds > 4)
+                child_fail(&c, ER_SPAWN_STEP_REAPER, EMFILE);
+        for (size_t i = 0; i < c.n_procs_fds; i++)
+                keep[n_keep++] = c.procs_fds[i];
+        close_all_but(keep, (size_t)n_keep, c.max_fd);
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        sigaddset(&set, ER_REAPER_PDEATHSIG);
+        a.sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (a.sig_fd < 0)
+                child_fail(&c, ER_SPAWN_STEP_REAPER, errno);
+
+        c.parent = getpid(); /* the main process's parent-death check */
+        pid = fork();
+        if (pid == 0)
+                child_run(&c);
+        if (pid < 0)
+                child_fail(&c, ER_SPAWN_STEP_REAPER, errno);
+        /* Only the main process holds these now: EOF on the error pipe
+         * is its exec, EOF on its output pipes the end of its tree. */
+        for (int i = 0; i < 3; i++)
+                if (c.fd[i] > 2)
+                        (void)close(c.fd[i]);
+        a.parent = getppid();
+        a.main = pid;
+        a.cmd_fd = c.cmd_fd;
+        a.st_fd = c.st_fd;
+        a.err_fd = c.err_fd;
+        er_reaper_loop(&a);
+}
+
 /* ---- the parent ------------------------------------------------------ */
 
 static int set_err(struct er_err *err, int code, const char *fmt, ...)
@@ -589,6 +709,8 @@ static int step_err(const struct er_spawn_opts *o, const struct child_ctx *c,
                 return set_err(err, code, "exec '%s': %s", c->path, why);
         case ER_SPAWN_STEP_CGROUP:
                 return set_err(err, code, "joining its cgroup: %s", why);
+        case ER_SPAWN_STEP_REAPER:
+                return set_err(err, code, "starting its reaper: %s", why);
         default:
                 return set_err(err, code, "child setup: %s", why);
         }
@@ -601,6 +723,44 @@ static int lookup_err(const char *file, int e, struct er_err *err)
         return set_err(err, -e, "'%s': %s", file, strerror(e));
 }
 
+/* The reaper's channels: commands (non-blocking both ways: envrun never
+ * waits on a reaper, the reaper polls) and status (the reaper's end blocks:
+ * no record is ever dropped; envrun's end is made non-blocking once STARTED
+ * was read).  Kept out of 0-2 like the error pipe. */
+static int reaper_pipes(int cmd[2], int st[2], struct er_err *err)
+{
+        int r = 0;
+
+        /* Commands travel on a socket: envrun sends with MSG_NOSIGNAL, so a
+         * reaper that is gone is EPIPE, never a SIGPIPE to a library's
+         * caller. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, cmd) < 0 ||
+            pipe2(st, O_CLOEXEC) < 0)
+                r = -errno;
+        for (int i = 0; r == 0 && i < 2; i++)
+                if ((r = move_above_stdio(&cmd[i])) == 0)
+                        r = move_above_stdio(&st[i]);
+        return r < 0 ? set_err(err, r, "reaper pipes: %s", strerror(-r)) : 0;
+}
+
+/* The main pid, from the reaper's first record; 0 or -errno. */
+static int reaper_started(int fd, pid_t *ret)
+{
+        struct er_reaper_msg m;
+        int r = er_reaper_read(fd, &m);
+
+        if (r == 0)
+                return -EPIPE;
+        if (r < 0)
+                return r;
+        if (m.type != ER_REAPER_STARTED || m.pid <= 0)
+                return -EPROTO;
+        if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        *ret = m.pid;
+        return 0;
+}
+
 int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err)
 {
         struct child_ctx c;
@@ -608,6 +768,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         gid_t *groups = NULL;
         char *path;
         int devnull = -1, pipefd[2] = {-1, -1}, pidfd = -1, procs_fd = -1;
+        int cmd[2] = {-1, -1}, st[2] = {-1, -1};
         sigset_t all, old;
         bool in_cgroup;
         pid_t pid;
@@ -655,6 +816,11 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
                 goto out_close;
         }
         c.err_fd = pipefd[1];
+        c.cmd_fd = c.st_fd = -1;
+        if (opts->reaper && (r = reaper_pipes(cmd, st, err)) < 0)
+                goto out_close;
+        c.cmd_fd = cmd[0];
+        c.st_fd = st[1];
         if (opts->cgroup_fd >= 0)
                 procs_fd = openat(opts->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 
@@ -669,6 +835,8 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         pid = create(opts, &pidfd, &in_cgroup);
         if (pid == 0) {
                 c.in_cgroup = in_cgroup;
+                if (opts->reaper)
+                        reaper_run(&c);
                 child_run(&c);
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -678,13 +846,20 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
                 goto out_close;
         }
         er_close(&pipefd[1]);
+        er_close(&cmd[0]);
+        er_close(&st[1]);
 
         r = read_rec(pipefd[0], &rec);
+        if (r == 0 && opts->reaper)
+                r = reaper_started(st[0], &ret->pid);
         if (r != 0) {
                 if (r < 0) {
                         kill(pid, SIGKILL);
                         set_err(err, r, "reading the child's status: %s", strerror(-r));
                 }
+                /* A reaper whose child failed exits on its own once it
+                 * reaped it; our end of its command pipe closes first. */
+                er_close(&cmd[1]);
                 wait_reap(pid);
                 er_close(&pidfd);
                 if (r > 0)
@@ -692,11 +867,26 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
                 goto out_close;
         }
 
-        ret->pid = pid;
         ret->pidfd = pidfd;
+        ret->reaper_pid = -1;
+        ret->reaper_pidfd = ret->reaper_cmd = ret->reaper_st = -1;
+        if (opts->reaper) {
+                ret->pidfd = -1;
+                ret->reaper_pid = pid;
+                ret->reaper_pidfd = pidfd;
+                ret->reaper_cmd = cmd[1];
+                ret->reaper_st = st[0];
+                cmd[1] = st[0] = -1;
+        } else {
+                ret->pid = pid;
+        }
         ret->in_cgroup = in_cgroup || procs_fd >= 0;
         r = 0;
 out_close:
+        for (int i = 0; i < 2; i++) {
+                er_close(&cmd[i]);
+                er_close(&st[i]);
+        }
         er_close(&procs_fd);
         er_close(&pipefd[0]);
         er_close(&pipefd[1]);

@@ -20,7 +20,12 @@
  * else clone3(CLONE_PIDFD); when clone3 returns ENOSYS (old kernels,
  * valgrind), fork() + pidfd_open(); when that returns ENOSYS too, or
  * no_pidfd is set, plain fork() and pidfd = -1: the caller then learns of
- * the exit from SIGCHLD on its signalfd and waitid(P_PID). */
+ * the exit from SIGCHLD on its signalfd and waitid(P_PID).
+ *
+ * With a reaper (opts->reaper), the process created that way is the reaper,
+ * which makes itself a subreaper, closes every descriptor but its own and
+ * the child's, and forks the child with plain fork(); the child's exit
+ * status then comes from the reaper's status pipe (reaper.h). */
 #ifndef ER_SPAWN_H
 #define ER_SPAWN_H
 
@@ -51,12 +56,23 @@ struct er_spawn_opts {
         size_t n_procs_fds;
         int pdeathsig;               /* 0: none; else sent to the child when envrun dies */
         bool no_pidfd;               /* force the fork()+SIGCHLD path (tests, valgrind runs) */
+        /* Run the child under a reaper of its own (reaper.h): envrun's
+         * child is the reaper, which forks the child.  The reaper is in a
+         * process group of its own with ER_SPAWN_SETSID, in envrun's with
+         * ER_SPAWN_INHERIT. */
+        bool reaper;
 };
 
 struct er_child {
         pid_t pid;
-        int pidfd;                   /* -1 on the fallback path */
+        int pidfd;                   /* -1 on the fallback path, and under a reaper */
         bool in_cgroup;              /* cgroup_fd was honoured at creation */
+        /* With opts->reaper (else -1): envrun's child, its pidfd (-1 on the
+         * fallback path), the command pipe's write end (non-blocking) and
+         * the status pipe's read end (non-blocking; STARTED already read).
+         * The caller owns the fds. */
+        pid_t reaper_pid;
+        int reaper_pidfd, reaper_cmd, reaper_st;
 };
 
 /* The step of the child that failed, for messages. */
@@ -71,6 +87,7 @@ enum er_spawn_step {
         ER_SPAWN_STEP_CHDIR,
         ER_SPAWN_STEP_EXEC,
         ER_SPAWN_STEP_CGROUP,        /* writing the pid into a v1 cgroup */
+        ER_SPAWN_STEP_REAPER,        /* the reaper's own set-up or its fork */
 };
 
 /* Resolves `file` against PATH from envp (not envrun's own), relative to

@@ -820,7 +820,7 @@ static int parse_records(json_t *root, struct er_records *r)
                 if ((e = get_str(v1, v1_names[k], &r->v1[k])) < 0)
                         return e;
         if (r->containment && strcmp(r->containment, "cgroup2") &&
-            strcmp(r->containment, "session"))
+            strcmp(r->containment, "reaper") && strcmp(r->containment, "session"))
                 return -EINVAL;
         if (r->marker && (!(inst = marker_instance(r->marker, &il)) || !valid_instance(inst, il)))
                 return -EINVAL;

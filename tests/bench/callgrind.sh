@@ -7,7 +7,7 @@
 #     ready line, an output check).
 # valgrind emulates neither clone3 nor pidfd_open, so exec runs on the
 # fallback path (fork, no pidfd); ENVRUN_NO_PIDFD=1 and
-# ENVRUN_FORCE_SESSION=1 pin that path, so the count does not depend on what
+# ENVRUN_FORCE_REAPER=1 pin that path, so the count does not depend on what
 # the kernel or valgrind offers.  Session containment scans /proc, so the
 # exec count grows with the processes on the machine: it runs in a private
 # pid namespace (unshare --pid --mount-proc) where /proc holds only its own
@@ -66,13 +66,19 @@ cg() {
   shift
   : >"$tmp/$name.runs"
   for i in $(seq "$runs"); do
-    TESTSVC_MARKER=$marker ENVRUN_NO_PIDFD=1 ENVRUN_FORCE_SESSION=1 "${ns[@]}" \
-      valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$tmp/$name.$i.out" \
+    TESTSVC_MARKER=$marker ENVRUN_NO_PIDFD=1 ENVRUN_FORCE_REAPER=1 "${ns[@]}" \
+      valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$tmp/$name.$i.%p.out" \
       "$bin" "$@" >"$tmp/$name.$i.log" 2>&1 ||
       { echo "envrun $* failed under callgrind:" >&2; cat "$tmp/$name.$i.log" >&2; exit 1; }
     left=$(marked_pids "$marker")
     [ -z "$left" ] || { echo "envrun $* left processes behind: $(echo $left)" >&2; exit 1; }
-    echo "$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' "$tmp/$name.$i.log") $i" >>"$tmp/$name.runs"
+    # envrun's own count: its forked reapers are profiled too, each under
+    # its own pid; envrun's pid is the log's first.
+    local pid
+    pid=$(sed -n '1s/^==\([0-9]*\)==.*/\1/p' "$tmp/$name.$i.log")
+    mv "$tmp/$name.$i.$pid.out" "$tmp/$name.$i.out" 2>/dev/null || true
+    rm -f "$tmp/$name.$i".*.out
+    echo "$(sed -n "s/^==$pid== Collected : \([0-9]*\)\$/\1/p" "$tmp/$name.$i.log") $i" >>"$tmp/$name.runs"
   done
   sort -n "$tmp/$name.runs" | awk '$1 != "" {ir[++n]=$1; run[n]=$2} END {
     if (n) { m = int((n+1)/2); print ir[m], ir[1], ir[n], run[m] } }' >"$tmp/$name.stats"
@@ -104,9 +110,8 @@ for line in sys.stdin:
     if skip.match(fn):
         continue
     obj = obj.rsplit("/", 1)[-1] if obj else "?"
-    rows.append("| `%s` (%s) | %s | %s%% |" % (fn, obj, ir, pct))
-    if len(rows) == 5:
-        break
+    if len(rows) < 5:  # read on to the end: annotate must not get SIGPIPE
+        rows.append("| `%s` (%s) | %s | %s%% |" % (fn, obj, ir, pct))
 print("\n".join(rows))'
 }
 
@@ -137,7 +142,7 @@ if [ "$record" = 1 ]; then
 
 Measured $(date -u +%Y-%m-%d), commit $commit, release build, $(valgrind --version), the envrun process only
 (--trace-children=no), $where. Median of $runs runs (min-max). exec runs on the fallback path
-(fork, no pidfd, session containment: ENVRUN_NO_PIDFD=1 ENVRUN_FORCE_SESSION=1). Function tables: the median
+(fork, no pidfd, session containment: ENVRUN_NO_PIDFD=1 ENVRUN_FORCE_REAPER=1). Function tables: the median
 run's profile; inclusive Ir leaves out the entry chain that holds everything (loader entry, (below main),
 __libc_start_main, main).
 

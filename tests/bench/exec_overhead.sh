@@ -14,7 +14,7 @@
 # wait for all, and nothing else.  Overhead = envrun's wall time minus the
 # script's, paired run by run (interleaved, so that load drifting on a shared
 # machine hits both).  Also measured: envrun with session containment
-# (ENVRUN_FORCE_SESSION=1: what a host without a writable cgroup gets).
+# (ENVRUN_FORCE_REAPER=1: what a host without a writable cgroup gets).
 # After every run no process of it may be left (every process started
 # carries TESTSVC_MARKER; a survivor fails the benchmark).  Release build.
 #
@@ -49,7 +49,7 @@ one() {
   case $1 in
     envrun) TESTSVC_MARKER=$marker "$bin" -q --state-dir "$tmp/state" exec -f "$tmp/n$2.yml" -- true \
               2>"$tmp/err" || rc=$? ;;
-    session) TESTSVC_MARKER=$marker ENVRUN_FORCE_SESSION=1 "$bin" -q --state-dir "$tmp/state" exec \
+    session) TESTSVC_MARKER=$marker ENVRUN_FORCE_REAPER=1 "$bin" -q --state-dir "$tmp/state" exec \
                -f "$tmp/n$2.yml" -- true 2>"$tmp/err" || rc=$? ;;
     script) TESTSVC_MARKER=$marker bash "$top/tests/bench/bare_exec.sh" "$2" "$testsvc" "$tmp" \
               2>"$tmp/err" || rc=$? ;;
@@ -121,7 +121,7 @@ unless said otherwise. Every service is \`testsvc --stdout ready --hold\`: it pr
 (envrun: an \`output: "^ready\$"\` check), so it is ready on spawn. The script (tests/bench/bare_exec.sh) starts
 the same services in the background, reads the N lines from one fifo, runs \`true\`, sends SIGTERM to each and
 waits: the services' own time. Overhead: envrun minus the script, paired run by run (interleaved). Wall times
-in ms, min / **median** / max; session: envrun with ENVRUN_FORCE_SESSION=1 (hosts without a writable cgroup).
+in ms, min / **median** / max; session: envrun with ENVRUN_FORCE_REAPER=1 (hosts without a writable cgroup).
 No process was left behind after any run (checked after each). A negative overhead means the script's own
 start (bash) took longer than envrun's whole work.
 $goal

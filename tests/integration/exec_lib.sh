@@ -3,8 +3,8 @@
 # Each case gets a directory $D, a marker $M (TESTSVC_MARKER, so leftover
 # processes are found), and helpers to run envrun exec and read its report.
 FORCED=0
-case "${ENVRUN_FORCE_SESSION:-}" in 1|true|yes) FORCED=1 ;; esac
-echo "# envrun: $ENVRUN  forced fallbacks: FORCE_SESSION=${ENVRUN_FORCE_SESSION:-} NO_PIDFD=${ENVRUN_NO_PIDFD:-}"
+case "${ENVRUN_FORCE_REAPER:-}" in 1|true|yes) FORCED=1 ;; esac
+echo "# envrun: $ENVRUN  forced fallbacks: FORCE_REAPER=${ENVRUN_FORCE_REAPER:-} NO_PIDFD=${ENVRUN_NO_PIDFD:-}"
 
 # ---------------------------------------------------------------- helpers
 
@@ -98,9 +98,9 @@ rep_fails() {
 
 containment_ok() {
   if [ "$FORCED" = 1 ]; then
-    rep "containment is session (forced)" 'r["containment"] == "session"'
+    rep "containment is reaper (forced)" 'r["containment"] == "reaper"'
   else
-    rep "containment named" 'r["containment"] in ("cgroup2", "cgroup1", "session")'
+    rep "containment named" 'r["containment"] in ("cgroup2", "cgroup1", "reaper")'
   fi
 }
 

@@ -16,7 +16,7 @@
 # then proves the resource is really there (connect, GET, kill -0).
 #
 # Runs as is, and again (ctest integration.t_checks_fallback) with
-# ENVRUN_FORCE_SESSION=1 ENVRUN_NO_PIDFD=1.
+# ENVRUN_FORCE_REAPER=1 ENVRUN_NO_PIDFD=1.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"

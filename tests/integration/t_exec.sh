@@ -11,7 +11,7 @@
 # run no process may carry it any more.
 #
 # Runs as is, and again (ctest integration.t_exec_fallback) with
-# ENVRUN_FORCE_SESSION=1 ENVRUN_NO_PIDFD=1, which force the session
+# ENVRUN_FORCE_REAPER=1 ENVRUN_NO_PIDFD=1, which force the session
 # containment and the SIGCHLD path.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

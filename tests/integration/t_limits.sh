@@ -164,7 +164,7 @@ services:
       memory: 100M
       pids: 32
 EOF
-run ENVRUN_FORCE_SESSION=1 -- true
+run ENVRUN_FORCE_REAPER=1 -- true
 [ "$RC" -eq 0 ] && ok "$CASE: runs, exit 0" || fail "$CASE: runs, exit 0" "rc=$RC" "$ERR"
 check "limits_enforced false" 'r["limits_enforced"] is False'
 n=$(grep -c "limits are not enforced here: " "$D/err")
@@ -178,7 +178,7 @@ services:
   plain:
     command: [$TS, --hold]
 EOF
-run ENVRUN_FORCE_SESSION=1 -- true
+run ENVRUN_FORCE_REAPER=1 -- true
 check "no limits: limits_enforced true" 'r["limits_enforced"] is True'
 grep -q "limits are not enforced" "$D/err" && fail "$CASE: no warning" "$ERR" || ok "$CASE: no warning"
 assert_no_leftovers "$M" "$CASE"

@@ -67,7 +67,7 @@ up_check "status --json: ports DB_PORT and API_PORT" "$S1" \
   'sorted(j["ports"]) == ["API_PORT", "DB_PORT"] and all(isinstance(p, int) and 0 < p < 65536 for p in j["ports"].values())'
 up_check "status --json: instance_dir and state_dir" "$S1" \
   "__import__('os').path.realpath(j['instance_dir']) == __import__('os').path.realpath('$INST') and __import__('os').path.realpath(j['state_dir']) == __import__('os').path.realpath('$INST/tmp')"
-up_check "status --json: containment named" "$S1" 'j["containment"] in ("cgroup2", "cgroup1", "session")'
+up_check "status --json: containment named" "$S1" 'j["containment"] in ("cgroup2", "cgroup1", "reaper")'
 declare -A PID
 for s in $SVCS; do
   PID[$s]=$(up_jq "$S1" "s('$s')['pid']")

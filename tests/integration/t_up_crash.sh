@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A detached environment whose supervisor is killed with SIGKILL (SPEC §2,
-# §5.7): the services it leaves behind (a double-forked daemon, a forked
-# grandchild) survive it; `status` then says stale (exit 1); `down` kills
-# every survivor, removes the instance dir and exits 0; a later `up -d` of a
-# project left stale cleans it up itself.  Two passes: as the host allows
-# (cgroup2 as root), then with ENVRUN_FORCE_SESSION=1 (the session
-# containment fallback, where only the instance's marker and records find
-# the survivors).
+# §5.7).  With cgroup2 the services it leaves behind (a double-forked
+# daemon, a forked grandchild) survive it until a clean-up; with reapers
+# (ENVRUN_FORCE_REAPER=1, what a normal user gets) each service's reaper
+# kills its whole tree when the supervisor dies.  Either way `status` then
+# says stale (exit 1); `down` kills every survivor, removes the instance dir
+# and exits 0; a later `up -d` of a project left stale cleans it up itself.
+# Two passes: as the host allows (cgroup2 as root), then with reapers.
 . "$(dirname "$0")/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-upcrash-$$"
@@ -48,10 +48,10 @@ one_pass() {
   DAEMON=$(pid_in "$D/daemon.pid")
   WEB=$(pid_in "$D/web.pid")
   CHILD=$(pid_in "$D/webchild.pid")
-  if [ "$L" = session ]; then
-    up_check "$L: containment session (forced)" "$OUT" 'j["containment"] == "session"'
+  if [ "$L" = reaper ]; then
+    up_check "$L: containment reaper (forced)" "$OUT" 'j["containment"] == "reaper"'
   else
-    up_check "$L: containment named" "$OUT" 'j["containment"] in ("cgroup2", "cgroup1", "session")'
+    up_check "$L: containment named" "$OUT" 'j["containment"] in ("cgroup2", "cgroup1", "reaper")'
   fi
   # (whether the daemon's pid was adopted as the service's depends on
   # which came first, the pid file or the parent's exit: not checked here)
@@ -63,11 +63,18 @@ one_pass() {
 
   kill -KILL "$SUP"
   up_wait_gone "$SUP" 5 && ok "$L: supervisor $SUP killed" || fail "$L: supervisor $SUP killed"
-  # The double-forked daemon and web's forked child are no direct children
-  # of the supervisor: nothing kills them until a clean-up does.  (When this
-  # fails the rest proves nothing about down's clean-up.)
-  up_alive "$DAEMON" && up_alive "$CHILD" && ok "$L: the daemon and web's child outlive the supervisor" ||
-    fail "$L: the daemon and web's child outlive the supervisor" "daemon $DAEMON alive: $(up_alive "$DAEMON" && echo yes || echo no), child $CHILD: $(up_alive "$CHILD" && echo yes || echo no)"
+  if [ "$L" = reaper ]; then
+    # Each service's reaper saw its parent die and killed its whole tree.
+    up_wait_gone "$DAEMON" 5 && up_wait_gone "$CHILD" 5 && up_wait_gone "$WEB" 5 &&
+      ok "$L: the daemon, web and web's child die with the supervisor" ||
+      fail "$L: the daemon, web and web's child die with the supervisor" "daemon $DAEMON alive: $(up_alive "$DAEMON" && echo yes || echo no), child $CHILD: $(up_alive "$CHILD" && echo yes || echo no)"
+  else
+    # The double-forked daemon and web's forked child are no direct children
+    # of the supervisor: nothing kills them until a clean-up does.  (When this
+    # fails the rest proves nothing about down's clean-up.)
+    up_alive "$DAEMON" && up_alive "$CHILD" && ok "$L: the daemon and web's child outlive the supervisor" ||
+      fail "$L: the daemon and web's child outlive the supervisor" "daemon $DAEMON alive: $(up_alive "$DAEMON" && echo yes || echo no), child $CHILD: $(up_alive "$CHILD" && echo yes || echo no)"
+  fi
 
   up_run "$L.stale" status
   up_is "$L: status of the stale instance: exit 1" "$RC" 1
@@ -81,8 +88,10 @@ one_pass() {
   up_is "$L: down of the stale instance: exit 0" "$RC" 0
   up_has "$L: down says what it cleaned" "$ERR" "^envrun: cleaned up stale instance of '$P' \([0-9]+ process(es)? killed\)$"
   n=$(sed -n "s/^envrun: cleaned up stale instance of '$P' (\([0-9]*\) process.*/\1/p" "$ERR")
-  [ "${n:-0}" -ge 2 ] && ok "$L: down killed at least the daemon and web's child ($n)" ||
-    fail "$L: down killed at least the daemon and web's child" "it says ${n:-nothing}"
+  if [ "$L" != reaper ]; then
+    [ "${n:-0}" -ge 2 ] && ok "$L: down killed at least the daemon and web's child ($n)" ||
+      fail "$L: down killed at least the daemon and web's child" "it says ${n:-nothing}"
+  fi
   for p in "$DAEMON" "$WEB" "$CHILD" "$SUP"; do
     up_wait_gone "$p" 5 && ok "$L: pid $p gone" || fail "$L: pid $p gone" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
   done
@@ -119,8 +128,8 @@ up_over_stale() {
 
 one_pass native
 up_over_stale native-again
-export ENVRUN_FORCE_SESSION=1
-one_pass session
-up_over_stale session-again
-unset ENVRUN_FORCE_SESSION
+export ENVRUN_FORCE_REAPER=1
+one_pass reaper
+up_over_stale reaper-again
+unset ENVRUN_FORCE_REAPER
 finish

@@ -113,7 +113,8 @@ static void on_attempt_failed(struct er_check_run *run, const char *why)
 static bool tracked_pid(const struct fx *f, pid_t pid)
 {
         for (size_t i = 0; i < f->n_tracked; i++)
-                if (f->tracked[i]->pid == pid && !f->tracked[i]->exited)
+                if ((f->tracked[i]->pid == pid && !f->tracked[i]->exited) ||
+                    er_group_reaper_owns(&f->tracked[i]->group, pid))
                         return true;
         return false;
 }

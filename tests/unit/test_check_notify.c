@@ -214,7 +214,7 @@ static int setup_with(void **state, bool session)
         assert_int_equal(er_loop_new(&f->loop), 0);
         assert_int_equal(er_contain_init(&f->contain, "tchecknotify", session), 0);
         f->contain_ok = true;
-        assert_int_equal(f->contain.kind, session ? ER_CONTAIN_SESSION : ER_CONTAIN_CGROUP2);
+        assert_int_equal(f->contain.kind, session ? ER_CONTAIN_REAPER : ER_CONTAIN_CGROUP2);
         assert_int_equal(er_log_open(&f->log, f->dir_fd, "svc", 1 << 20), 0);
         f->log_open = true;
         assert_int_equal(er_proc_init(&f->svc, f->loop, &f->contain, "svc", &svc_cb, f, NULL, &err),

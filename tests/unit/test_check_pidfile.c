@@ -2,9 +2,10 @@
  * processes in a real group, under both containment kinds (cgroup2 needs
  * root, as in test_contain; tests/run runs as root).
  *
- * The member processes are forked children that call setsid (the session
- * kind finds them by session) and are placed in the group before they do
- * anything (the cgroup kind); each obeys one-byte commands on a pipe:
+ * The member processes are forked children that call setsid and are
+ * placed in the group before they do anything (the cgroup kind); for the
+ * reaper kind the test process stands in for the reaper (a subreaper whose
+ * descendants are the group), which test_contain tests on its own; each obeys one-byte commands on a pipe:
  * write its pid into the file, write it atomically (tmp + rename), make the
  * directories first, or daemonize (a grandchild writes its own pid, the
  * child exits 0).
@@ -37,6 +38,7 @@
 
 #include "check.h"
 #include "contain.h"
+#include "spawn.h"
 #include "loop.h"
 
 #define DEADLINE_US (5 * 1000 * 1000)
@@ -219,7 +221,14 @@ static pid_t spawn_member(struct fixture *fx, int *ret_fd)
         }
         close(p[0]);
         remember(fx, pid, p[1]);
-        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
+        {
+                /* The reaper kind: the test stands in for the reaper. */
+                struct er_child ch = {.pid = pid, .pidfd = -1, .reaper_pid = -1,
+                                      .reaper_pidfd = -1, .reaper_cmd = -1, .reaper_st = -1};
+                if (!fx->cgroup)
+                        ch.reaper_pid = getpid();
+                assert_int_equal(er_group_started(&fx->g, &ch), 0);
+        }
         *ret_fd = p[1];
         return pid;
 }
@@ -455,6 +464,13 @@ static int teardown(void **state)
                 /* Grandchildren: the group kill reaches them; orphans come
                  * here when the test is a subreaper (the session kind). */
                 er_group_kill(&fx->g);
+                if (fx->g.reaper == getpid()) {
+                        /* The stand-in reaper: its tree is empty when it has
+                         * no child left. */
+                        while (waitpid(-1, NULL, __WALL) > 0 || errno == EINTR)
+                                ;
+                        fx->g.reaper_gone = true;
+                }
                 while (reap_all(), !er_group_empty(&fx->g) && er_now_us() < end)
                         nanosleep(&ts, NULL);
                 er_group_fini(&fx->g);
@@ -473,7 +489,7 @@ static void check_kind(struct fixture *fx)
 {
         if (fx->cgroup && !expect_cgroup2())
                 fail_msg("needs root and a cgroup2 hierarchy (tests/run runs as root)");
-        assert_int_equal(fx->c.kind, fx->cgroup ? ER_CONTAIN_CGROUP2 : ER_CONTAIN_SESSION);
+        assert_int_equal(fx->c.kind, fx->cgroup ? ER_CONTAIN_CGROUP2 : ER_CONTAIN_REAPER);
 }
 
 /* ---- tests ---- */
@@ -586,7 +602,7 @@ static void test_stale(void **state)
         expect_not_ready(fx, fx->nfailed, want);
 
         /* A process of the tree that exited and was not reaped yet: the
-         * session kind lists it, and it is no daemon to adopt. */
+         * group lists it, and it is no daemon to adopt. */
         send_cmd(fd, CMD_ZOMBIE);
         expect_not_ready(fx, fx->nfailed, "which is not running");
 
@@ -601,12 +617,12 @@ static void test_garbage(void **state)
         static const struct {
                 const char *text, *why;
         } cases[] = {
-            {"abc\n", "holds no pid"}, {"12abc\n", "holds no pid"},
+            {"abc\n", "holds no pid"}, {"x12\n", "holds no pid"},
             {"0\n", "holds no pid"},   {"-5\n", "holds no pid"},
-            {"1 2\n", "holds no pid"}, {"99999999999999999999\n", "holds no pid"},
+            {"\n12\n", "holds no pid"}, {"99999999999999999999\n", "holds no pid"},
             {"", "is empty"},          {" \n\t", "holds no pid"},
         };
-        char big[200], link[300], target[300];
+        char link[300], target[300];
         pid_t pid;
         int fd;
 
@@ -618,13 +634,6 @@ static void test_garbage(void **state)
                 put_atomic(fx, cases[i].text);
                 expect_not_ready(fx, fx->nfailed, cases[i].why);
         }
-        /* More than a pid file holds, even when it starts with the pid. */
-        snprintf(big, sizeof(big), "%ld", (long)pid);
-        memset(big + strlen(big), ' ', sizeof(big) - 1 - strlen(big));
-        big[sizeof(big) - 1] = '\0';
-        put_atomic(fx, big);
-        expect_not_ready(fx, fx->nfailed, "holds no pid");
-
         /* A FIFO would block a plain open: never on the loop. */
         assert_int_equal(unlink(fx->path), 0);
         assert_int_equal(mkfifo(fx->path, 0600), 0);
@@ -641,6 +650,27 @@ static void test_garbage(void **state)
 
         assert_int_equal(unlink(fx->path), 0); /* else the write would follow it */
         send_cmd(fd, CMD_WRITE);
+        expect_ready(fx, pid);
+}
+
+/* SPEC §4: the pid is the leading number of the first line; the rest is
+ * ignored (PostgreSQL's postmaster.pid; a file longer than what is read). */
+static void test_first_line(void **state)
+{
+        struct fixture *fx = *state;
+        char text[400];
+        pid_t pid;
+        int fd;
+
+        check_kind(fx);
+        pid = spawn_member(fx, &fd);
+        wait_member(fx, pid);
+        start_check(fx);
+        snprintf(text, sizeof(text),
+                 "%ld\n/var/lib/postgresql/15/main\n1700000000\n5432\n/var/run/postgresql\n"
+                 "localhost\n  5432001  32768\nready   \n%0200d\n",
+                 (long)pid, 0);
+        put_atomic(fx, text);
         expect_ready(fx, pid);
 }
 
@@ -804,13 +834,13 @@ static void test_bad_path(void **state)
 /* clang-format off */
 #define KIND(f, kind, setup) {#f " (" kind ")", f, setup, teardown, NULL}
 /* clang-format on */
-#define BOTH(f) KIND(f, "cgroup2", setup_cgroup), KIND(f, "session", setup_session)
+#define BOTH(f) KIND(f, "cgroup2", setup_cgroup), KIND(f, "reaper", setup_session)
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             BOTH(test_present),         BOTH(test_appears_later), BOTH(test_not_polled),
-            BOTH(test_stale),           BOTH(test_garbage),       BOTH(test_rename),
+            BOTH(test_stale),           BOTH(test_garbage),       BOTH(test_first_line),       BOTH(test_rename),
             BOTH(test_dirs_at_once),    BOTH(test_dirs_stepwise), BOTH(test_daemonize),
             BOTH(test_once_and_cancel), BOTH(test_bad_path),
         };

@@ -1,10 +1,14 @@
-/* contain: a real process tree (double fork + setsid) is found, signalled,
- * killed and waited for under both mechanisms; the cgroup2 tree is removed;
- * the marker scan matches exact entries only; the fallbacks give a reason;
- * a hold shares one /proc snapshot and rescans at its release.
+/* contain: a real process tree (double fork + setsid + an empty
+ * environment) is found, signalled, killed and waited for under both
+ * mechanisms; the cgroup2 tree is removed; the reaper reports exits, signals
+ * only an unreaped main process, holds none of the caller's descriptors,
+ * and takes its tree with it when its parent dies, when its command pipe
+ * closes or when it is killed itself (the sweep); the marker scan matches
+ * exact entries only; the fallbacks give a reason.
  * Needs root for the cgroup2 tests (they fail loudly otherwise). Every process and
  * cgroup a test makes is killed (by pid) and removed by its teardown, even
  * when the test fails. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -29,15 +34,19 @@
 
 #include <cmocka.h>
 
+#include "pids.h"
+
 #include "contain.h"
+#include "reaper.h"
+#include "spawn.h"
 
 #define MAX_PIDS 256
 #define DEADLINE_NS (5 * 1000000000LL)
 #define NOBODY 65534
 
 /* Four processes, two of them in a session of their own after a double
- * fork: what a daemon does. */
-#define TREE_SCRIPT "sleep 100 & setsid sh -c \"sleep 100 & sleep 100\" & sleep 100"
+ * fork, one with an empty environment: what a daemon does. */
+#define TREE_SCRIPT "sleep 100 & setsid sh -c \"env -i sleep 100 & sleep 100\" & sleep 100"
 
 struct fixture {
         struct er_contain c;
@@ -173,6 +182,8 @@ static void kill_tagged(struct fixture *fx)
         }
 }
 
+static void settle(struct fixture *fx);
+
 static int setup(void **state)
 {
         struct fixture *fx = calloc(1, sizeof(*fx));
@@ -193,7 +204,7 @@ static int teardown(void **state)
         kill_tagged(fx);
         if (fx->g_ok) {
                 er_group_kill(&fx->g);
-                while (reap_all(), !er_group_empty(&fx->g) && now_ns() < end)
+                while (settle(fx), !er_group_empty(&fx->g) && now_ns() < end)
                         nap();
         }
         reap_until_gone(fx);
@@ -208,33 +219,66 @@ static int teardown(void **state)
         return 0;
 }
 
-/* Forks the tree's root: in its own session (as spawn does for services),
- * with the marker, and into the group before it execs, so nothing it forks
- * can be outside the cgroup. */
+/* Reaps what is ours to reap: for the reaper kind, the reaper's records
+ * and then the reaper itself (a blind waitpid would steal it), else every
+ * child (the test is a subreaper: orphans come here). */
+static void settle(struct fixture *fx)
+{
+        struct er_reaper_msg m;
+
+        if (fx->g_ok && fx->g.reaper > 0) {
+                while (er_group_reaper_read(&fx->g, &m) > 0)
+                        ;
+                (void)er_group_reaper_reap(&fx->g);
+        }
+        reap_all();
+}
+
+static int wait_empty_fx(struct fixture *fx)
+{
+        long long end = now_ns() + DEADLINE_NS;
+        while (settle(fx), !er_group_empty(&fx->g) && now_ns() < end)
+                nap();
+        return er_group_empty(&fx->g) ? 0 : -1;
+}
+
+/* Spawns argv as a service: in its own session, with the marker (or
+ * env_entry), into its cgroup or under its reaper. */
+static pid_t spawn_in(struct fixture *fx, char *const argv[], char *env_entry,
+                      enum er_spawn_pgrp pgrp)
+{
+        char *envp[] = {env_entry, "PATH=/usr/bin:/bin", NULL};
+        struct er_spawn_opts o = {
+            .file = argv[0],
+            .argv = argv,
+            .envp = envp,
+            .stdin_fd = -1,
+            .stdout_fd = -1,
+            .stderr_fd = -1,
+            .pgrp = pgrp,
+            .uid = -1,
+            .gid = -1,
+            .cgroup_fd = er_group_cgroup_fd(&fx->g),
+            .pdeathsig = SIGKILL,
+            .reaper = fx->c.kind == ER_CONTAIN_REAPER,
+        };
+        struct er_child ch;
+        struct er_err err = {0};
+
+        assert_int_equal(er_spawn(&o, &ch, &err), 0);
+        remember(fx, ch.pid);
+        if (ch.reaper_pid > 0)
+                remember(fx, ch.reaper_pid);
+        assert_int_equal(er_group_started(&fx->g, &ch), 0);
+        assert_true(fx->c.kind == ER_CONTAIN_REAPER ? fx->g.reaper == ch.reaper_pid
+                                                    : ch.reaper_pid == -1);
+        return ch.pid;
+}
+
 static pid_t start_tree(struct fixture *fx, char *env_entry)
 {
-        int p[2];
-        pid_t pid;
-        char b = 0;
-
-        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                close(p[1]);
-                setsid();
-                putenv(env_entry);
-                if (read(p[0], &b, 1) != 1)
-                        _exit(126);
-                execl("/bin/sh", "sh", "-c", TREE_SCRIPT, (char *)NULL);
-                _exit(127);
-        }
-        close(p[0]);
-        remember(fx, pid);
-        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
-        assert_int_equal(write(p[1], &b, 1), 1);
-        close(p[1]);
-        return pid;
+        char *argv[] = {"/bin/sh", "-c", TREE_SCRIPT, NULL};
+        return spawn_in(fx, argv, env_entry, ER_SPAWN_SETSID);
 }
 
 static int wait_members(struct fixture *fx, int want)
@@ -260,7 +304,6 @@ static void run_tree(struct fixture *fx)
         struct er_err err = {0};
         struct epoll_event ev = {0};
         bool cg = fx->c.kind == ER_CONTAIN_CGROUP2;
-        long long end;
         char root[512] = "";
         int n;
 
@@ -301,10 +344,7 @@ static void run_tree(struct fixture *fx)
                 assert_int_equal(n, 1);
                 assert_true(ev.events & EPOLLPRI);
         }
-        end = now_ns() + DEADLINE_NS;
-        while (reap_all(), !er_group_empty(&fx->g) && now_ns() < end)
-                nap();
-        assert_true(er_group_empty(&fx->g));
+        assert_int_equal(wait_empty_fx(fx), 0);
         reap_until_gone(fx);
         for (size_t i = 0; i < fx->npids; i++) {
                 errno = 0;
@@ -371,14 +411,14 @@ static void test_tree_cgroup2(void **state)
         run_tree(fx);
 }
 
-static void test_tree_session(void **state)
+static void test_tree_reaper(void **state)
 {
         struct fixture *fx = *state;
 
         assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
         fx->c_ok = true;
-        assert_int_equal(fx->c.kind, ER_CONTAIN_SESSION);
-        assert_string_equal(er_contain_name(&fx->c), "session");
+        assert_int_equal(fx->c.kind, ER_CONTAIN_REAPER);
+        assert_string_equal(er_contain_name(&fx->c), "reaper");
         assert_non_null(strstr(fx->c.reason, "forced"));
         assert_null(fx->c.root);
         assert_int_equal(fx->c.root_fd, -1);
@@ -386,10 +426,11 @@ static void test_tree_session(void **state)
         run_tree(fx);
 }
 
-/* The negative control: without the marker, the session kind sees only
- * the processes that stayed in the session; the ones below setsid escape
- * (at least two sleeps).  A tag of the test's own finds them all. */
-static void test_session_without_marker(void **state)
+/* Found by structure, not by marker: a tree that carries no marker at all
+ * (the daemon below setsid also execs with an empty environment) is found
+ * whole.  The negative control: the same tree spawned without a reaper is
+ * not the group's at all. */
+static void test_reaper_without_marker(void **state)
 {
         struct fixture *fx = *state;
         struct er_err err = {0};
@@ -407,26 +448,75 @@ static void test_session_without_marker(void **state)
         start_tree(fx, tag);
         end = now_ns() + DEADLINE_NS;
         while (now_ns() < end) {
-                t = er_contain_scan_marker(tag, tagged, 16);
-                for (int i = 0; i < t && i < 16; i++)
-                        remember(fx, tagged[i]);
-                n = er_group_pids(&fx->g, NULL, 0);
-                if (t >= 4 && n >= 1 && t - n >= 2)
+                n = wait_members(fx, 4);
+                if (n >= 4)
                         break;
                 nap();
         }
-        print_message("    tagged %d, in the session %d\n", t, n);
-        assert_true(t >= 4);
-        assert_true(n >= 1);
-        assert_true(t - n >= 2);
-        /* teardown kills all four by pid */
+        t = er_contain_scan_marker(tag, tagged, 16);
+        print_message("    members %d, still tagged %d\n", n, t);
+        assert_true(n >= 4);
+        assert_true(t < n); /* env -i dropped the tag: a marker would miss it */
 }
 
-/* A signal sent while the group is stopped reaches it (SIGCONT after). */
+static void test_reaper_negative_control(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        char *argv[] = {"/bin/sh", "-c", TREE_SCRIPT, NULL};
+        char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+        struct er_spawn_opts o = {.file = argv[0], .argv = argv, .envp = envp, .stdin_fd = -1,
+                                  .stdout_fd = -1, .stderr_fd = -1, .pgrp = ER_SPAWN_SETSID,
+                                  .uid = -1, .gid = -1, .cgroup_fd = -1};
+        struct er_child ch;
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        assert_int_equal(er_spawn(&o, &ch, &err), 0); /* no reaper */
+        remember(fx, ch.pid);
+        assert_int_equal(ch.reaper_pid, -1);
+        assert_int_equal(er_group_started(&fx->g, &ch), 0);
+        assert_int_equal(er_group_pids(&fx->g, NULL, 0), 0);
+        assert_true(er_group_empty(&fx->g));
+        /* The teardown kills the tree, found below the test itself. */
+        for (long long end = now_ns() + DEADLINE_NS; now_ns() < end; nap()) {
+                pid_t all[64];
+                size_t k = er_tree_list(getpid(), all, 64);
+                for (size_t i = 0; i < k && i < 64; i++)
+                        remember(fx, all[i]);
+                if (k >= 4)
+                        break;
+        }
+}
+
+static char proc_state(pid_t pid)
+{
+        char path[64], buf[512], *p;
+        ssize_t k;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+                return 0;
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* A signal sent while the group is stopped reaches it (SIGCONT after), and
+ * the main process's end is told by its reaper (or its wait status). */
 static void test_signal_stopped(void **state)
 {
         struct fixture *fx = *state;
         struct er_err err = {0};
+        char *argv[] = {"/bin/sh", "-c", "kill -STOP $$; exit 0", NULL};
         long long end;
         pid_t pid;
         int status = 0;
@@ -435,25 +525,28 @@ static void test_signal_stopped(void **state)
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "stopped", &err), 0);
         fx->g_ok = true;
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                setsid();
-                raise(SIGSTOP);
-                pause();
-                _exit(0);
-        }
-        remember(fx, pid);
-        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
-        assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
-        assert_true(WIFSTOPPED(status));
-        assert_int_equal(er_group_signal(&fx->g, SIGTERM, true), 1);
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_SETSID);
         end = now_ns() + DEADLINE_NS;
-        while (waitpid(pid, &status, WNOHANG) == 0 && now_ns() < end)
+        while (proc_state(pid) != 'T' && now_ns() < end)
                 nap();
+        assert_int_equal(proc_state(pid), 'T');
+        assert_int_equal(er_group_signal(&fx->g, SIGTERM, true), 1);
+        if (fx->c.kind == ER_CONTAIN_REAPER) {
+                struct er_reaper_msg m;
+                int r = 0;
+                while ((r = er_group_reaper_read(&fx->g, &m)) == 0 && now_ns() < end)
+                        nap();
+                assert_int_equal(r, 1);
+                assert_int_equal(m.type, ER_REAPER_EXITED);
+                assert_int_equal(m.pid, pid);
+                status = m.status;
+        } else {
+                while (waitpid(pid, &status, WNOHANG) == 0 && now_ns() < end)
+                        nap();
+        }
         assert_true(WIFSIGNALED(status));
         assert_int_equal(WTERMSIG(status), SIGTERM);
-        assert_true(er_group_empty(&fx->g));
+        assert_int_equal(wait_empty_fx(fx), 0);
         assert_int_equal(er_group_kill(&fx->g), 0);
 }
 
@@ -640,7 +733,7 @@ static int child_readonly(const char *mnt)
                 return 1;
         printf("    read-only: %s\n", c.reason);
         fflush(stdout);
-        if (c.kind != ER_CONTAIN_SESSION || c.root || c.root_fd != -1)
+        if (c.kind != ER_CONTAIN_REAPER || c.root || c.root_fd != -1)
                 return 2;
         if (!strstr(c.reason, "Read-only file system") || !strstr(c.reason, mnt))
                 return 3;
@@ -671,7 +764,7 @@ static int drop_to_nobody(void)
         return 0;
 }
 
-/* Not root, in the root cgroup: nothing writable, so session. */
+/* Not root, in the root cgroup: nothing writable, so reaper. */
 static int child_unprivileged(const char *mnt)
 {
         struct er_contain c;
@@ -681,7 +774,7 @@ static int child_unprivileged(const char *mnt)
                 return 1;
         printf("    unprivileged: %s\n", c.reason);
         fflush(stdout);
-        if (c.kind != ER_CONTAIN_SESSION)
+        if (c.kind != ER_CONTAIN_REAPER)
                 return 2;
         if (!strstr(c.reason, "no writable cgroup2") || !strstr(c.reason, mnt))
                 return 3;
@@ -748,7 +841,9 @@ static int child_delegated(const char *dir)
                 for (;;)
                         pause();
         }
-        if (pid < 0 || er_group_started(&g, pid, false) < 0)
+        struct er_child ch = {.pid = pid, .pidfd = -1, .reaper_pid = -1, .reaper_pidfd = -1,
+                              .reaper_cmd = -1, .reaper_st = -1};
+        if (pid < 0 || er_group_started(&g, &ch) < 0)
                 r = 4;
         else if (er_group_pids(&g, pids, 4) != 1 || pids[0] != pid)
                 r = 5;
@@ -792,257 +887,266 @@ static void test_delegated(void **state)
         fx->cgdir[0] = '\0';
 }
 
-/* ---- holds (session kind) ---- */
+/* ---- the reaper ---- */
 
-/* The processes of test_hold_release: the test binary again, so that each
- * is exec'd with the marker in its environment.  A reports 'A' once it is
- * set up; on SIGUSR1 it forks B (once).  B reports its pid, then 'U' when a
- * SIGUSR1 reaches it, and exits. */
-static volatile sig_atomic_t got_usr1;
-
-static void on_usr1(int sig)
+static void init_reaper(struct fixture *fx)
 {
-        (void)sig;
-        got_usr1 = 1;
+        struct er_err err = {0};
+
+        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
 }
 
-static int hold_a(int fd, const char *self)
-{
-        struct sigaction sa;
-        sigset_t block, none;
-        bool forked = false;
-        char fds[16];
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_usr1;
-        sigaction(SIGUSR1, &sa, NULL);
-        sigemptyset(&block);
-        sigaddset(&block, SIGUSR1);
-        sigprocmask(SIG_BLOCK, &block, NULL);
-        sigemptyset(&none);
-        if (write(fd, "A", 1) != 1)
-                return 1;
-        snprintf(fds, sizeof(fds), "%d", fd);
-        for (;;) {
-                sigsuspend(&none);
-                if (got_usr1 && !forked) {
-                        pid_t pid = fork();
-                        if (pid == 0) {
-                                execl("/proc/self/exe", self, "--hold-b", fds, (char *)NULL);
-                                _exit(127);
-                        }
-                        forked = pid > 0;
-                }
-                while (waitpid(-1, NULL, WNOHANG) > 0)
-                        ;
-        }
-}
-
-static int hold_b(int fd)
-{
-        sigset_t block;
-        pid_t self = getpid();
-        int sig = 0;
-
-        sigemptyset(&block);
-        sigaddset(&block, SIGUSR1);
-        sigprocmask(SIG_BLOCK, &block, NULL);
-        if (write(fd, &self, sizeof(self)) != (ssize_t)sizeof(self))
-                return 1;
-        if (sigwait(&block, &sig) != 0 || write(fd, "U", 1) != 1)
-                return 1;
-        return 0;
-}
-
-/* Reads exactly n bytes from a non-blocking fd within the deadline. */
-static bool read_within(int fd, void *buf, size_t n)
+static int next_record(struct fixture *fx, struct er_reaper_msg *m)
 {
         long long end = now_ns() + DEADLINE_NS;
-        size_t got = 0;
+        int r;
 
-        while (got < n && now_ns() < end) {
-                ssize_t k = read(fd, (char *)buf + got, n - got);
-                if (k > 0)
-                        got += (size_t)k;
-                else if (k == 0)
-                        break;
-                else
-                        nap();
-        }
-        return got == n;
+        while ((r = er_group_reaper_read(&fx->g, m)) == 0 && now_ns() < end)
+                nap();
+        return r;
 }
 
-/* One snapshot answers every question of a hold, until a spawn
- * (er_group_started) or the release. */
-static void test_hold_snapshot(void **state)
+/* The main process's exit comes as a record with its status and usage;
+ * the reaper then exits 0 by itself (its tree is empty), with the usage
+ * of all it reaped. */
+static void test_reaper_records(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = {0};
+        char *argv[] = {"/bin/sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 7", NULL};
+        struct er_reaper_msg m;
+        uint64_t us = 0, peak = 0;
         pid_t pid;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
-        fx->c_ok = true;
-        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
-        fx->g_ok = true;
-
-        er_contain_hold(&fx->c);
-        assert_true(er_group_empty(&fx->g)); /* the snapshot is taken here */
-        {
-                char *envp[] = {fx->g.marker, "LAST=1", NULL};
-                pid = spawn_sleep(fx, envp);
-        }
-        {
-                long long end = now_ns() + DEADLINE_NS;
-                while (!exec_done(pid, "LAST=1") && now_ns() < end)
-                        nap();
-                assert_true(exec_done(pid, "LAST=1"));
-        }
-        /* Not announced: the hold's snapshot does not know it yet. */
-        assert_true(er_group_empty(&fx->g));
-        /* A spawn is announced with er_group_started: a new snapshot. */
-        assert_int_equal(er_group_started(&fx->g, pid, false), 0);
+        init_reaper(fx);
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_SETSID);
         assert_false(er_group_empty(&fx->g));
-        /* It dies and is reaped after the snapshot: the snapshot still
-         * shows it, until the reap is announced. */
-        kill(pid, SIGKILL);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
-        assert_false(er_group_empty(&fx->g));
-        er_contain_reaped(&fx->c);
-        assert_true(er_group_empty(&fx->g));
-        er_contain_release(&fx->c);
-
-        /* Without a hold, each question scans. */
-        assert_true(er_group_empty(&fx->g));
-        {
-                char *envp[] = {fx->g.marker, "LAST=2", NULL};
-                pid = spawn_sleep(fx, envp);
-                long long end = now_ns() + DEADLINE_NS;
-                while (!exec_done(pid, "LAST=2") && now_ns() < end)
-                        nap();
-        }
-        assert_false(er_group_empty(&fx->g));
-        kill(pid, SIGKILL);
-        assert_int_equal(waitpid(pid, NULL, 0), pid);
-        assert_true(er_group_empty(&fx->g));
-        /* Holds nest; the inner release keeps the snapshot. */
-        er_contain_hold(&fx->c);
-        er_contain_hold(&fx->c);
-        assert_true(er_group_empty(&fx->g));
-        er_contain_release(&fx->c);
-        assert_non_null(fx->c.scan);
-        er_contain_release(&fx->c);
-        assert_null(fx->c.scan);
-        assert_int_equal(fx->c.hold, 0);
+        assert_int_equal(next_record(fx, &m), 1);
+        assert_int_equal(m.type, ER_REAPER_EXITED);
+        assert_int_equal(m.pid, pid);
+        assert_true(WIFEXITED(m.status));
+        assert_int_equal(WEXITSTATUS(m.status), 7);
+        assert_true(m.utime_us + m.stime_us > 0);
+        assert_true(m.maxrss_kb > 0);
+        assert_int_equal(wait_empty_fx(fx), 0);
+        assert_true(fx->g.tree_usage_ok);
+        assert_int_equal(er_group_cpu_usage(&fx->g, &us), 0);
+        assert_true(us > 0);
+        assert_int_equal(er_group_memory_peak(&fx->g, &peak), 0);
+        assert_true(peak > 0);
+        assert_int_equal(er_group_pids(&fx->g, NULL, 0), 0);
+        assert_int_equal(er_group_signal_main(&fx->g, SIGTERM), -ESRCH);
 }
 
-/* er_group_signal_batched in a hold: the first pass signals what the
- * snapshot knows; a member forked after it (B, forked by A on the signal
- * itself) is reached by the rescan at the release, and not before. */
-/* Starts A (see hold_a) in a session of its own, with the group's marker,
- * writing to rep[1]; returns its pid once it is set up.  rep[0] is left
- * non-blocking. */
-static pid_t start_hold_a(struct fixture *fx, int rep[2])
+/* The main process is signalled through its reaper. */
+static void test_reaper_signal_main(void **state)
 {
-        char self[4096], fds[16], b = 0, *envp[2];
-        pid_t a;
+        struct fixture *fx = *state;
+        char *argv[] = {"/bin/sleep", "100", NULL};
+        struct er_reaper_msg m;
+        pid_t pid;
+
+        init_reaper(fx);
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_SETSID);
+        assert_int_equal(er_group_signal_main(&fx->g, SIGUSR1), 0);
+        assert_int_equal(next_record(fx, &m), 1);
+        assert_int_equal(m.pid, pid);
+        assert_true(WIFSIGNALED(m.status));
+        assert_int_equal(WTERMSIG(m.status), SIGUSR1);
+        assert_int_equal(wait_empty_fx(fx), 0);
+}
+
+/* /proc/PID/fd of the reaper: none of the caller's descriptors (a sentinel
+ * memfd stands for envrun's epoll, signalfd and instance lock), only its
+ * stdio and its own three (command, status, signalfd). */
+static int reaper_fds(pid_t pid, bool *sentinel)
+{
+        char path[384], link[256], dir[64];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        *sentinel = false;
+        snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+        d = opendir(dir);
+        if (!d)
+                return -1;
+        while ((de = readdir(d))) {
+                ssize_t k;
+                if (de->d_name[0] == '.')
+                        continue;
+                n++;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                k = readlink(path, link, sizeof(link) - 1);
+                if (k > 0) {
+                        link[k] = '\0';
+                        if (strstr(link, "envrun-sentinel"))
+                                *sentinel = true;
+                }
+        }
+        closedir(d);
+        return n;
+}
+
+static unsigned long long sig_ignored(pid_t pid)
+{
+        char path[64], line[256];
+        unsigned long long v = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "SigIgn: %llx", &v) == 1)
+                        break;
+        fclose(f);
+        return v;
+}
+
+static void test_reaper_shape(void **state)
+{
+        struct fixture *fx = *state;
+        char *argv[] = {"/bin/sleep", "100", NULL}, comm[32] = "", path[64];
+        int sentinel = (int)syscall(SYS_memfd_create, "envrun-sentinel", 0U); /* no CLOEXEC */
+        unsigned long long ign, want = (1ULL << (SIGINT - 1)) | (1ULL << (SIGQUIT - 1)) |
+                                       (1ULL << (SIGTSTP - 1));
+        bool has_sentinel;
+        pid_t pid, r;
+        FILE *f;
+
+        assert_true(sentinel >= 0);
+        init_reaper(fx);
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_SETSID);
+        r = fx->g.reaper;
+        assert_true(r > 0 && r != pid);
+        assert_int_equal(reaper_fds(r, &has_sentinel), 6);
+        assert_false(has_sentinel);
+        assert_int_equal(getpgid(r), r); /* a group of its own */
+        assert_int_equal(getsid(pid), pid); /* the service: a session of its own */
+        assert_int_equal(sig_ignored(r) & want, 0);
+        snprintf(path, sizeof(path), "/proc/%ld/comm", (long)r);
+        f = fopen(path, "re");
+        assert_non_null(f);
+        assert_non_null(fgets(comm, sizeof(comm), f));
+        fclose(f);
+        assert_string_equal(comm, "envrun-reaper\n");
+        er_group_kill(&fx->g);
+        assert_int_equal(wait_empty_fx(fx), 0);
+        er_group_fini(&fx->g);
+        fx->g_ok = false;
+
+        /* The test command's: in the caller's group, deaf to the terminal's
+         * INT, QUIT and TSTP (the test itself is not). */
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "_test", &(struct er_err){0}), 0);
+        fx->g_ok = true;
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_INHERIT);
+        r = fx->g.reaper;
+        assert_int_equal(getpgid(r), getpgrp());
+        assert_int_equal(getpgid(pid), getpgrp());
+        ign = sig_ignored(r);
+        assert_int_equal(ign & want, want);
+        for (long long end = now_ns() + DEADLINE_NS; proc_state(pid) != 'S' && now_ns() < end;)
+                nap();
+        assert_int_equal(sig_ignored(pid) & want, 0);
+        close(sentinel);
+}
+
+/* The tree of a stand-in for envrun (a child of the test) that is killed
+ * with SIGKILL: its reaper kills every process of the tree, including one
+ * below setsid that ignores SIGTERM. */
+static void test_reaper_parent_death(void **state)
+{
+        struct fixture *fx = *state;
+        int p[2], status = 0;
+        pid_t envrun, pids[16];
         ssize_t k;
 
-        k = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        assert_true(k > 0);
-        self[k] = '\0';
-        assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
-        snprintf(fds, sizeof(fds), "%d", rep[1]);
-        envp[0] = fx->g.marker;
-        envp[1] = NULL;
-        a = fork();
-        assert_true(a >= 0);
-        if (a == 0) {
-                /* Its own session, as a service has; the write end stays open. */
-                setsid();
-                fcntl(rep[1], F_SETFD, 0);
-                execle(self, self, "--hold-a", fds, (char *)NULL, envp);
-                _exit(127);
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        envrun = fork();
+        assert_true(envrun >= 0);
+        if (envrun == 0) {
+                struct fixture inner = {0};
+                char *argv[] = {"/bin/sh", "-c",
+                                "trap '' TERM; setsid sh -c \"trap '' TERM; env -i sleep 100 & "
+                                "exec sleep 100\" & exec sleep 100",
+                                NULL};
+                pid_t got[16];
+                int n;
+                close(p[0]);
+                if (er_contain_init(&inner.c, "pd", true) < 0 ||
+                    er_group_init(&inner.g, &inner.c, "svc", NULL) < 0)
+                        _exit(1);
+                inner.c_ok = inner.g_ok = true;
+                spawn_in(&inner, argv, inner.g.marker, ER_SPAWN_SETSID);
+                n = wait_members(&inner, 3);
+                got[0] = inner.g.reaper;
+                n = er_group_pids(&inner.g, got + 1, 15);
+                if (n < 3 || write(p[1], got, sizeof(pid_t) * (size_t)(n + 1)) < 0)
+                        _exit(2);
+                raise(SIGKILL);
         }
-        remember(fx, a);
-        close(rep[1]);
-        assert_int_equal(fcntl(rep[0], F_SETFL, O_NONBLOCK), 0);
-        assert_int_equal(er_group_started(&fx->g, a, false), 0);
-        assert_true(read_within(rep[0], &b, 1));
-        assert_int_equal(b, 'A');
-        return a;
+        close(p[1]);
+        remember(fx, envrun);
+        k = read(p[0], pids, sizeof(pids));
+        close(p[0]);
+        assert_true(k >= (ssize_t)(4 * sizeof(pid_t)));
+        for (ssize_t i = 0; i < k / (ssize_t)sizeof(pid_t); i++)
+                remember(fx, pids[i]);
+        assert_int_equal(waitpid(envrun, &status, 0), envrun);
+        assert_true(WIFSIGNALED(status));
+        reap_until_gone(fx);
+        assert_true(all_gone(fx));
 }
 
-/* er_group_signal_batched in a hold: the first pass signals what the
- * snapshot knows; a member forked after it (B, forked by A on the signal
- * itself) is reached by the rescan at the release, and not before. */
-static void test_hold_release(void **state)
+/* EOF of the command pipe (envrun closed it, or died) is the same. */
+static void test_reaper_cmd_eof(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = {0};
-        int rep[2];
-        char b = 0;
-        pid_t a, bpid = 0;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
-        fx->c_ok = true;
-        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
-        fx->g_ok = true;
-        a = start_hold_a(fx, rep);
-
-        er_contain_hold(&fx->c);
-        assert_int_equal(er_group_signal_batched(&fx->g, SIGUSR1, false), 1);
-        assert_true(read_within(rep[0], &bpid, sizeof(bpid)));
-        remember(fx, bpid);
-        assert_true(bpid > 0 && bpid != a);
-        /* B lives, with the marker, and has had no signal yet. */
-        assert_int_equal(read(rep[0], &b, 1), -1);
-        assert_int_equal(errno, EAGAIN);
-        er_contain_release(&fx->c);
-        assert_true(read_within(rep[0], &b, 1));
-        assert_int_equal(b, 'U');
-        close(rep[0]);
-        /* teardown kills A (and B, gone by now) by pid */
+        init_reaper(fx);
+        start_tree(fx, fx->g.marker);
+        assert_true(wait_members(fx, 4) >= 4);
+        er_close(&fx->g.reaper_cmd);
+        assert_int_equal(wait_empty_fx(fx), 0);
+        reap_until_gone(fx);
+        assert_true(all_gone(fx));
 }
 
-/* A second signal to a group whose rescans wait runs them first, at once:
- * signals keep their order. */
-static void test_hold_resignal(void **state)
+/* A reaper killed by someone leaves its tree to envrun (a subreaper):
+ * er_group_reaper_reap says so (2) and the sweep killed the orphans. */
+static void test_reaper_killed(void **state)
 {
         struct fixture *fx = *state;
-        struct er_err err = {0};
-        int rep[2];
-        char b = 0;
-        pid_t bpid = 0;
+        long long end;
+        int r = 0;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
-        fx->c_ok = true;
-        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
-        fx->g_ok = true;
-        (void)start_hold_a(fx, rep);
-
-        er_contain_hold(&fx->c);
-        assert_int_equal(er_group_signal_batched(&fx->g, SIGUSR1, false), 1);
-        assert_true(read_within(rep[0], &bpid, sizeof(bpid)));
-        remember(fx, bpid);
-        assert_int_equal(read(rep[0], &b, 1), -1);
-        /* SIGCONT harms neither; before it goes out, B gets its SIGUSR1. */
-        assert_true(er_group_signal_batched(&fx->g, SIGCONT, false) >= 1);
-        assert_true(read_within(rep[0], &b, 1));
-        assert_int_equal(b, 'U');
-        er_contain_release(&fx->c);
-        close(rep[0]);
+        init_reaper(fx);
+        start_tree(fx, fx->g.marker);
+        assert_true(wait_members(fx, 4) >= 4);
+        assert_int_equal(kill(fx->g.reaper, SIGKILL), 0);
+        end = now_ns() + DEADLINE_NS;
+        while ((r = er_group_reaper_reap(&fx->g)) == 0 && now_ns() < end)
+                nap();
+        assert_int_equal(r, 2);
+        assert_true(er_group_empty(&fx->g));
+        reap_until_gone(fx);
+        assert_true(all_gone(fx));
 }
 
 int main(int argc, char **argv)
 {
-        if (argc == 3 && strcmp(argv[1], "--hold-a") == 0)
-                return hold_a(atoi(argv[2]), argv[0]);
-        if (argc == 3 && strcmp(argv[1], "--hold-b") == 0)
-                return hold_b(atoi(argv[2]));
+        (void)argc;
+        (void)argv;
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_tree_session, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_session_without_marker, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tree_reaper, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_without_marker, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_negative_control, setup, teardown),
             cmocka_unit_test_setup_teardown(test_signal_stopped, setup, teardown),
             cmocka_unit_test_setup_teardown(test_marker_scan, setup, teardown),
             cmocka_unit_test_setup_teardown(test_marker_boundaries, setup, teardown),
@@ -1050,9 +1154,12 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
             cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_hold_snapshot, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_hold_resignal, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_records, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_signal_main, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_shape, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_parent_death, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_cmd_eof, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reaper_killed, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,7 +35,7 @@ static void read_text(const char *path, char *buf, size_t len)
         buf[n] = '\0';
 }
 
-static void session_enforces_nothing(void **state)
+static void reaper_enforces_nothing(void **state)
 {
         struct er_contain c;
         struct er_group g;
@@ -47,13 +47,13 @@ static void session_enforces_nothing(void **state)
 
         (void)state;
         assert_int_equal(er_contain_init(&c, "limits", true), 0);
-        assert_string_equal(c.limits_why, "session: forced");
+        assert_string_equal(c.limits_why, "reaper: forced");
         assert_int_equal(er_group_init(&g, &c, "svc", &err), 0);
         assert_int_equal(er_group_set_limits(&g, &none, why, sizeof(why)), 1);
         assert_int_equal(er_group_set_limits(&g, &mem, why, sizeof(why)), 0);
-        assert_string_equal(why, "memory: session: forced");
+        assert_string_equal(why, "memory: reaper: forced");
         assert_int_equal(er_group_set_limits(&g, &cpu, why, sizeof(why)), 0);
-        assert_string_equal(why, "cpu_time: session: forced");
+        assert_string_equal(why, "cpu_time: reaper: forced");
         assert_int_equal(er_group_procs_fds(&g, fds, ER_V1_N), 0);
         assert_int_equal(er_group_oom_fd(&g), -EOPNOTSUPP);
         assert_int_equal(er_group_oom_kills(&g, &v), -EOPNOTSUPP);
@@ -144,7 +144,7 @@ static void hybrid_limits_and_join(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(session_enforces_nothing),
+                cmocka_unit_test(reaper_enforces_nothing),
                 cmocka_unit_test(hybrid_limits_and_join),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

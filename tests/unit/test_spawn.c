@@ -391,7 +391,7 @@ static void test_exec_setsid(void **state)
         struct sigaction ign, old_pipe, old_usr1;
         sigset_t all, old_mask;
         struct er_spawn_opts o = base_opts(procinfo, argv, envp);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct info in;
         int leak, fds_before;
         (void)state;
@@ -517,7 +517,7 @@ static void test_not_found_vs_exit127(void **state)
         char *sh_argv[] = {"sh", "-c", "exit 127", NULL};
         char *envp[] = {CHILD_PATH, NULL};
         struct er_spawn_opts o = base_opts("envrun-ghost-cmd", ghost_argv, envp);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct er_err err = {0};
         (void)state;
 
@@ -544,7 +544,7 @@ static void test_bad_cwd(void **state)
 {
         char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct er_err err = {0};
         int fds_before = count_fds();
         (void)state;
@@ -674,7 +674,7 @@ static void test_uid_switch(void **state)
 {
         char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct er_err err = {0};
         struct info in;
         (void)state;
@@ -727,7 +727,7 @@ static void test_no_pidfd(void **state)
 {
         char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct info in;
         int st = 0, fds_before = count_fds();
         static char out[16384];
@@ -909,7 +909,7 @@ static void test_cgroup_refused(void **state)
 {
         char *argv[] = {"procinfo", NULL};
         struct er_spawn_opts o = base_opts(procinfo, argv, NULL);
-        struct er_child ch = {-7, -7, true};
+        struct er_child ch = {-7, -7, true, -7, -7, -7, -7};
         struct info in;
         (void)state;
 

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "contain.h"
+#include "spawn.h"
 #include "state.h"
 
 #define MAX_PIDS 64
@@ -876,7 +877,7 @@ static void test_records_from_contain(void **state)
         assert_int_equal(er_contain_init(&fx->c, "p", true), 0);
         fx->c_ok = true;
         assert_int_equal(er_records_from_contain(r, &fx->c), 0);
-        assert_string_equal(r->containment, "session");
+        assert_string_equal(r->containment, "reaper");
         assert_null(r->cgroup);
         assert_null(r->v1[ER_V1_MEMORY]);
         assert_null(r->v1[ER_V1_PIDS]);
@@ -965,7 +966,13 @@ static void start_tree(struct fixture *fx, struct tree *t)
         close(go[0]);
         close(rep[1]);
         /* Into the group (the cgroup) before it forks anything. */
-        assert_int_equal(er_group_started(&fx->g, t->main, false), 0);
+        {
+                /* The records and the marker are what the clean-up uses:
+                 * no reaper here (the process that made it is "dead"). */
+                struct er_child ch = {.pid = t->main, .pidfd = -1, .reaper_pid = -1,
+                                      .reaper_pidfd = -1, .reaper_cmd = -1, .reaper_st = -1};
+                assert_int_equal(er_group_started(&fx->g, &ch), 0);
+        }
         assert_int_equal(write(go[1], "g", 1), 1);
         close(go[1]);
         assert_int_equal(read(rep[0], &t->daemon, sizeof(t->daemon)), sizeof(t->daemon));
@@ -1005,7 +1012,7 @@ static void run_reap(struct fixture *fx, bool force_session)
         need_root();
         assert_int_equal(er_contain_init(&fx->c, "st", force_session), 0);
         fx->c_ok = true;
-        assert_int_equal(fx->c.kind, force_session ? ER_CONTAIN_SESSION : ER_CONTAIN_CGROUP2);
+        assert_int_equal(fx->c.kind, force_session ? ER_CONTAIN_REAPER : ER_CONTAIN_CGROUP2);
         if (fx->c.root)
                 snprintf(cgroot, sizeof(cgroot), "%s", fx->c.root);
         for (int k = 0; k < ER_V1_N; k++)

@@ -157,6 +157,19 @@ static void live_draw(struct run *r)
         fflush(stderr);
 }
 
+/* A line that stays: printed above the live lines, which are drawn again
+ * below it. */
+static void live_note(struct run *r, const char *text)
+{
+        if (r->drawn)
+                fprintf(stderr, "\033[%zuA\033[J", r->drawn);
+        r->drawn = 0;
+        fprintf(stderr, "%s\n", text);
+        if (r->live_on)
+                live_draw(r);
+        fflush(stderr);
+}
+
 static void on_tick(struct er_loop *loop, struct er_timer *t)
 {
         struct run *r = er_container_of(t, struct run, tick);
@@ -209,6 +222,22 @@ void run_on_event(void *ud, const struct er_sched_event *ev)
                 print_line(r, name, ev);
                 if (r->on_line)
                         r->on_line(r, ev);
+                return;
+        }
+        if (ev->warning) {
+                /* Not a state: a warning that must stay in sight, even on
+                 * a terminal whose live lines are redrawn. */
+                char text[600];
+                if (arg_verbosity < 0)
+                        return; /* the report's closing lines say it */
+                snprintf(text, sizeof(text), "envrun: warning: %s: %s", name,
+                         ev->detail ? ev->detail : "");
+                if (r->live)
+                        live_note(r, text);
+                else {
+                        fprintf(r->progress, "%s\n", text);
+                        fflush(r->progress);
+                }
                 return;
         }
         if (r->on_state)

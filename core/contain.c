@@ -298,9 +298,10 @@ static void try_cgroup1(struct er_contain *c)
                 int r;
 
                 if (!mnt) {
+                        snprintf(c->v1_why[k], sizeof(c->v1_why[k]),
+                                 "no %s controller (cgroup v1) mounted", names[k]);
                         if (!c->limits_why[0])
-                                snprintf(c->limits_why, sizeof(c->limits_why),
-                                         "no %s controller (cgroup v1) mounted", names[k]);
+                                snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->v1_why[k]);
                         continue;
                 }
                 r = make_top(mnt, c->instance, &dir, &bad);
@@ -315,9 +316,11 @@ static void try_cgroup1(struct er_contain *c)
                         c->v1_dir[k] = dir;
                 else
                         free(dir);
-                if (r < 0 && !c->limits_why[0])
-                        snprintf(c->limits_why, sizeof(c->limits_why), "%s/" TOP_DIR ": %s", mnt,
+                if (r < 0)
+                        snprintf(c->v1_why[k], sizeof(c->v1_why[k]), "%.100s/" TOP_DIR ": %s", mnt,
                                  strerror(-r));
+                if (r < 0 && !c->limits_why[0])
+                        snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->v1_why[k]);
                 free(mnt);
         }
 }
@@ -428,6 +431,8 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         c->root_fd = -1;
         c->reason[0] = '\0';
         c->limits_why[0] = '\0';
+        for (int k = 0; k < ER_V1_N; k++)
+                c->v1_why[k][0] = '\0';
         c->live = NULL;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
@@ -1092,21 +1097,37 @@ static int write_u64_at(int at, const char *name, uint64_t v)
         return write_file_at(at, name, buf);
 }
 
+/* Appends "what: reason" to why, "; " between two. */
+static void why_add(char *why, size_t len, const char *what, const char *reason)
+{
+        size_t n = strlen(why);
+        if (n < len)
+                snprintf(why + n, len - n, "%s%s: %s", n ? "; " : "", what, reason);
+}
+
 int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len)
 {
         static const char *const what[ER_V1_N] = {"memory", "pids"};
         const uint64_t want[ER_V1_N] = {l->memory, l->pids};
         static const char *const file[ER_V1_N] = {"memory.limit_in_bytes", "pids.max"};
+        const struct er_contain *c = g->c;
+        bool all = true;
         uint64_t us;
         int r;
 
+        if (len)
+                why[0] = '\0';
         for (int k = 0; k < ER_V1_N; k++) {
                 if (!want[k])
                         continue;
                 if (g->v1_fd[k] < 0) {
-                        snprintf(why, len, "%s: %s", what[k],
-                                 g->c->limits_why[0] ? g->c->limits_why : "no cgroup for it");
-                        return 0;
+                        why_add(why, len, what[k],
+                                c->kind != ER_CONTAIN_CGROUP2 ? "no cgroup to hold it (reaper containment)"
+                                : c->v1_why[k][0]             ? c->v1_why[k]
+                                : c->limits_why[0]            ? c->limits_why
+                                                              : "no cgroup for it");
+                        all = false;
+                        continue;
                 }
                 r = write_u64_at(g->v1_fd[k], file[k], want[k]);
                 if (r < 0) {
@@ -1115,12 +1136,15 @@ int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why
                         return r;
                 }
         }
-        if (l->cpu_time_us && er_group_cpu_usage(g, &us) < 0) {
-                snprintf(why, len, "cpu_time: %s", g->c->limits_why[0] ? g->c->limits_why
-                                                                         : "no cpu.stat to read");
-                return 0;
+        /* The reaper's tree CPU is known only at its end: no limit on it. */
+        if (l->cpu_time_us && (c->kind != ER_CONTAIN_CGROUP2 || er_group_cpu_usage(g, &us) < 0)) {
+                why_add(why, len, "cpu_time",
+                        c->kind != ER_CONTAIN_CGROUP2
+                            ? "no cgroup to read the tree's CPU time from (reaper containment)"
+                            : "no cpu.stat to read");
+                all = false;
         }
-        return 1;
+        return all ? 1 : 0;
 }
 
 int er_group_oom_fd(struct er_group *g)

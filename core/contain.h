@@ -77,6 +77,7 @@ struct er_contain {
         int v1_fd[ER_V1_N];  /* the instance's v1 directories, or -1 */
         char *v1_dir[ER_V1_N];
         char limits_why[256]; /* why a limit cannot be enforced; "" when all can */
+        char v1_why[ER_V1_N][200]; /* why that v1 controller cannot be used, or "" */
         struct er_group *live; /* reaper: the groups whose reaper is alive */
 };
 
@@ -164,8 +165,9 @@ int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us);
  * most n); returns how many (the caller closes them), or -errno. */
 int er_group_procs_fds(struct er_group *g, int *fds, size_t n);
 /* Applies limits (0 = unset) before the spawn.  Returns 1 when every limit
- * asked for is enforced, 0 when one is not (why says which and why), or
- * -errno when writing one failed (why says so too). */
+ * asked for is enforced, 0 when one is not (why names each limit that is
+ * not, with its own reason: "memory: R1; pids: R2"), or -errno when writing
+ * one failed (why says so too). */
 int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len);
 /* An eventfd that becomes readable on an OOM in the group's memory cgroup
  * (owned by the group), or -errno (-EOPNOTSUPP: no memory cgroup). */

@@ -417,6 +417,30 @@ static void put_notes(struct er_rp_buf *b, const struct er_report *r)
         if (r->containment) {
                 er_rp_puts(b, "containment: ");
                 put_clean_str(b, r->containment, ER_RP_CLEAN_TEXT);
+                /* Weaker than a cgroup: say why, and what it means. */
+                if (strcmp(r->containment, "cgroup2") != 0) {
+                        const char *why = r->containment_reason ? r->containment_reason : "";
+                        size_t k = strlen(r->containment);
+                        if (!strncmp(why, r->containment, k) && !strncmp(why + k, ": ", 2))
+                                why += k + 2;
+                        if (*why) {
+                                er_rp_puts(b, " (");
+                                put_clean_str(b, why, ER_RP_CLEAN_TEXT);
+                                er_rp_puts(b, ")");
+                        }
+                        er_rp_puts(b, ": no cgroup, so no limit can be enforced and the "
+                                      "peak memory is a single process's");
+                }
+                er_rp_puts(b, "\n");
+        }
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+                if (!s->limits_not_enforced[0])
+                        continue;
+                er_rp_puts(b, "limits not enforced for ");
+                put_clean_str(b, s->name, ER_RP_CLEAN_TEXT);
+                er_rp_puts(b, ": ");
+                put_clean_str(b, s->limits_not_enforced, ER_RP_CLEAN_TEXT);
                 er_rp_puts(b, "\n");
         }
 }
@@ -576,6 +600,10 @@ static json_t *service_json(const struct er_report_service *s)
                 : s->memory_peak_is_tree ? json_string("tree")
                                          : json_string("largest_process")) ||
             add(o, "log_dropped_bytes", juint(s->log_dropped_bytes)) ||
+            add(o, "limits_not_enforced",
+                s->limits_not_enforced[0]
+                    ? jstrn(s->limits_not_enforced, MSG_LEN(s->limits_not_enforced))
+                    : json_null()) ||
             add(o, "message", jstrn(s->message, MSG_LEN(s->message))))
                 goto fail;
         if (s->error != ER_OK) {
@@ -654,6 +682,8 @@ static json_t *report_json(const struct er_report *r)
             add(o, "result", json_string(r->ok ? "ok" : "failed")) ||
             add(o, "exit_status", json_integer(r->exit_status)) ||
             add(o, "containment", jstr(r->containment)) ||
+            add(o, "containment_reason",
+                r->containment_reason ? jstr(r->containment_reason) : json_null()) ||
             add(o, "limits_enforced", json_boolean(r->limits_enforced)) ||
             add(o, "ports", ports_json(r)) || add(o, "test", test_json(&r->test)))
                 goto fail;

@@ -43,6 +43,9 @@ struct er_report_service {
         uint64_t memory_peak_bytes;    /* 0: unknown */
         bool memory_peak_is_tree;      /* false: largest single process (wait4 rusage) */
         uint64_t log_dropped_bytes;
+        /* Each of its limits that is not enforced, with its reason
+         * ("memory: ...; pids: ..."), or "" (none, or all enforced). */
+        char limits_not_enforced[320];
         /* The last lines of its output, oldest first (for failed services). */
         char *tail[ER_REPORT_TAIL_LINES];
         size_t n_tail;
@@ -68,7 +71,8 @@ struct er_report {
         const char *project;           /* borrowed */
         bool ok;                       /* "result": "ok" or "failed" */
         int exit_status;
-        const char *containment;       /* "cgroup2" or "session" */
+        const char *containment;       /* "cgroup2" or "reaper" */
+        const char *containment_reason; /* borrowed: how it was chosen, or why not cgroup2 */
         bool limits_enforced;
         struct er_report_port *ports;
         size_t n_ports;

@@ -58,6 +58,7 @@ struct svc {
         uint64_t spawn_us, ready_us, stop_us;
         enum er_error_class error;
         char message[512];
+        char limits_why[320];         /* its limits not enforced, with reasons, or "" */
         char **envp;
 };
 
@@ -110,6 +111,20 @@ static void emit(struct svc *v, const char *detail)
                 .state = v->state,
                 .detail = detail,
                 .elapsed_ms = v->spawned ? since_ms(v->spawn_us) : 0,
+        };
+        if (s->o.on_event)
+                s->o.on_event(s->o.ud, &ev);
+}
+
+/* Something the user must see and keep seeing (not a state change). */
+static void emit_warning(struct svc *v, const char *detail)
+{
+        struct er_sched *s = v->s;
+        struct er_sched_event ev = {
+                .service = v->index,
+                .state = v->state,
+                .detail = detail,
+                .warning = true,
         };
         if (s->o.on_event)
                 s->o.on_event(s->o.ud, &ev);
@@ -559,7 +574,7 @@ static int limits_apply(struct svc *v)
 {
         const struct er_limits *l = &v->cfg->limits;
         struct er_sched *s = v->s;
-        char why[256], detail[300];
+        char why[300], detail[340];
         int r;
 
         if (!l->memory && !l->pids && !l->cpu_time_us)
@@ -569,13 +584,16 @@ static int limits_apply(struct svc *v)
                 fail(v, ER_START_ERROR, "%s", why);
                 return r;
         }
-        if (r == 0 && !s->limits_unenforced) {
+        if (r == 0 && !v->limits_why[0]) {
+                /* Said once per service, as a warning the driver keeps in
+                 * sight, and again in the report's closing lines. */
                 s->limits_unenforced = true;
-                snprintf(detail, sizeof(detail), "limits are not enforced here: %s", why);
+                snprintf(v->limits_why, sizeof(v->limits_why), "%s", why);
+                snprintf(detail, sizeof(detail), "limits not enforced: %s", why);
                 if (v->log_open)
                         er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), detail,
                                     strlen(detail));
-                emit(v, detail);
+                emit_warning(v, detail);
         }
         return 0;
 }
@@ -1511,6 +1529,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
         memset(r, 0, sizeof(*r));
         r->project = s->c->project;
         r->containment = er_contain_name(s->o.contain);
+        r->containment_reason = s->o.contain->reason;
         r->limits_enforced = !s->limits_unenforced;
         r->services = calloc(s->n ? s->n : 1, sizeof(*r->services));
         r->ports = calloc(s->c->n_ports ? s->c->n_ports : 1, sizeof(*r->ports));
@@ -1542,6 +1561,8 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                         snprintf(rs->message, sizeof(rs->message), "not started (interrupted)");
                 } else
                         snprintf(rs->message, sizeof(rs->message), "%s", v->message);
+                snprintf(rs->limits_not_enforced, sizeof(rs->limits_not_enforced), "%s",
+                         v->limits_why);
                 rs->pid = v->spawned ? v->proc.pid : 0;
                 rs->exit_code = v->spawned && v->proc.exited && !v->proc.exit_signal ? v->proc.exit_code : -1;
                 rs->signal = v->spawned && v->proc.exited ? v->proc.exit_signal : 0;

@@ -41,6 +41,7 @@ struct er_sched_event {
         const char *line;            /* a line of output (state unchanged), or NULL */
         size_t line_len;
         enum er_stream stream;
+        bool warning;                /* detail is a warning to keep in sight (state unchanged) */
 };
 
 struct er_sched_opts {

@@ -177,6 +177,37 @@ run_stdout_daemon() {
   survivors "$WHO: the test's daemon" "$snap"
 }
 
+# Limits that cannot be enforced are named, each with its reason, in the
+# text report's closing lines, and the JSON report says limits_enforced
+# false; where they can (root on this host), nothing is said.
+run_limits() {
+  cat >"$D/limits.yml" <<'YML'
+name: dmn-limits
+services:
+  w:
+    command: sleep 100
+    limits: {memory: 64M, pids: 20, cpu_time: 1m}
+YML
+  E limits exec --report "$D/limits.json" -- true >"$D/out" 2>&1
+  local rc=$? kind
+  kind=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containment"])' "$D/limits.json" 2>/dev/null)
+  [ "$rc" -eq 0 ] && ok "$WHO limits: exec exit 0" || fail "$WHO limits: exec exit 0" "exit $rc" "$(tail -n 5 "$D/out")"
+  if [ "$kind" = reaper ]; then
+    tail -n 3 "$D/out" | grep -qx "limits not enforced for w: memory: no cgroup to hold it (reaper containment); pids: no cgroup to hold it (reaper containment); cpu_time: no cgroup to read the tree's CPU time from (reaper containment)" &&
+      ok "$WHO limits: each unenforced limit named with its reason in the report's last lines" ||
+      fail "$WHO limits: each unenforced limit named with its reason in the report's last lines" "$(tail -n 4 "$D/out")"
+    tail -n 3 "$D/out" | grep -q "^containment: reaper (.*): no cgroup, so no limit can be enforced" &&
+      ok "$WHO limits: the weaker containment said and explained" ||
+      fail "$WHO limits: the weaker containment said and explained" "$(tail -n 4 "$D/out")"
+    /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(not (r["limits_enforced"] is False and "pids:" in r["services"][0]["limits_not_enforced"]))' "$D/limits.json" &&
+      ok "$WHO limits: JSON limits_enforced false, the service's limits_not_enforced" ||
+      fail "$WHO limits: JSON limits_enforced false, the service's limits_not_enforced"
+  else
+    grep -q "limits not enforced" "$D/out" && fail "$WHO limits: enforced, nothing said" "$(tail -n 4 "$D/out")" ||
+      ok "$WHO limits ($kind): enforced, nothing said"
+  fi
+}
+
 one_pass() {
   WHO=$1
   D=$TEST_TMP/$WHO
@@ -199,6 +230,7 @@ one_pass() {
     done
   done
   run_stdout_daemon
+  run_limits
   # The containment each identity got, as the report names it.
   E daemon exec --report "$D/report.json" -- true >/dev/null 2>&1
   echo "# $WHO: containment $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containment"])' "$D/report.json" 2>/dev/null)"

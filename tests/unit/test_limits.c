@@ -51,9 +51,18 @@ static void reaper_enforces_nothing(void **state)
         assert_int_equal(er_group_init(&g, &c, "svc", &err), 0);
         assert_int_equal(er_group_set_limits(&g, &none, why, sizeof(why)), 1);
         assert_int_equal(er_group_set_limits(&g, &mem, why, sizeof(why)), 0);
-        assert_string_equal(why, "memory: reaper: forced");
+        assert_string_equal(why, "memory: no cgroup to hold it (reaper containment)");
         assert_int_equal(er_group_set_limits(&g, &cpu, why, sizeof(why)), 0);
-        assert_string_equal(why, "cpu_time: reaper: forced");
+        assert_string_equal(why, "cpu_time: no cgroup to read the tree's CPU time from (reaper containment)");
+        {
+                /* Every limit asked for is named, each with its reason. */
+                struct er_limits all = {.memory = 64 << 20, .pids = 20, .cpu_time_us = 1000000};
+                assert_int_equal(er_group_set_limits(&g, &all, why, sizeof(why)), 0);
+                assert_string_equal(why, "memory: no cgroup to hold it (reaper containment); "
+                                         "pids: no cgroup to hold it (reaper containment); "
+                                         "cpu_time: no cgroup to read the tree's CPU time from "
+                                         "(reaper containment)");
+        }
         assert_int_equal(er_group_procs_fds(&g, fds, ER_V1_N), 0);
         assert_int_equal(er_group_oom_fd(&g), -EOPNOTSUPP);
         assert_int_equal(er_group_oom_kills(&g, &v), -EOPNOTSUPP);

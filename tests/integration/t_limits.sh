@@ -155,7 +155,7 @@ assert_no_leftovers "$M" "$CASE"
 
 # ---------------------------------------------------------------- not enforced
 
-newcase session
+newcase reaper
 yml <<EOF
 services:
   capped:
@@ -167,8 +167,10 @@ EOF
 run ENVRUN_FORCE_REAPER=1 -- true
 [ "$RC" -eq 0 ] && ok "$CASE: runs, exit 0" || fail "$CASE: runs, exit 0" "rc=$RC" "$ERR"
 check "limits_enforced false" 'r["limits_enforced"] is False'
-n=$(grep -c "limits are not enforced here: " "$D/err")
-[ "$n" -eq 1 ] && ok "$CASE: one warning" || fail "$CASE: one warning" "got $n" "$ERR"
+n=$(grep -c "^envrun: warning: capped: limits not enforced: memory: .*; pids: " "$D/err")
+[ "$n" -eq 1 ] && ok "$CASE: one warning, naming both limits" || fail "$CASE: one warning, naming both limits" "got $n" "$ERR"
+grep -q "^limits not enforced for capped: memory: .*; pids: " "$D/err" &&
+  ok "$CASE: the report's closing lines name them" || fail "$CASE: the report's closing lines name them" "$ERR"
 assert_no_leftovers "$M" "$CASE"
 
 # No limits at all: nothing to warn about, and enforced is vacuously true.
@@ -180,7 +182,7 @@ services:
 EOF
 run ENVRUN_FORCE_REAPER=1 -- true
 check "no limits: limits_enforced true" 'r["limits_enforced"] is True'
-grep -q "limits are not enforced" "$D/err" && fail "$CASE: no warning" "$ERR" || ok "$CASE: no warning"
+grep -q "limits not enforced" "$D/err" && fail "$CASE: no warning" "$ERR" || ok "$CASE: no warning"
 assert_no_leftovers "$M" "$CASE"
 
 finish

@@ -9,4 +9,5 @@ expect_success "bench output --smoke" bash "$ENVRUN_SRC/tests/bench/output.sh" -
 expect_success "bench exec_overhead --smoke" bash "$ENVRUN_SRC/tests/bench/exec_overhead.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench callgrind --smoke" bash "$ENVRUN_SRC/tests/bench/callgrind.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench phases --smoke" bash "$ENVRUN_SRC/tests/bench/phases.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench containment --smoke" bash "$ENVRUN_SRC/tests/bench/containment.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 finish

@@ -248,15 +248,16 @@ static void task_path(char *buf, pid_t pid, const char *tid)
 }
 
 /* Appends the pids of one children file to buf[*n..cap); counts the ones
- * that did not fit in *lost. */
-static void read_children(const char *path, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+ * that did not fit in *lost.  False when the kernel has no children files
+ * (CONFIG_PROC_CHILDREN off). */
+static bool read_children(const char *path, pid_t *buf, size_t cap, size_t *n, size_t *lost)
 {
         char rd[1024];
         long cur = -1;
         int fd = open(path, O_RDONLY | O_CLOEXEC);
 
         if (fd < 0)
-                return;
+                return errno != ENOENT;
         for (;;) {
                 ssize_t k = read(fd, rd, sizeof(rd));
                 if (k < 0 && errno == EINTR)
@@ -288,19 +289,21 @@ static void read_children(const char *path, pid_t *buf, size_t cap, size_t *n, s
                         (*lost)++;
         }
         close(fd);
+        return true;
 }
 
 /* The children of every thread of pid (a thread's children are the
- * processes it forked). */
-static void list_children(pid_t pid, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+ * processes it forked).  False when the kernel has no children files. */
+static bool list_children(pid_t pid, pid_t *buf, size_t cap, size_t *n, size_t *lost)
 {
         char path[96], dents[2048];
+        bool have = true;
         int fd;
 
         task_path(path, pid, NULL);
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return;
+                return true; /* gone */
         for (;;) {
                 long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
                 if (k < 0 && errno == EINTR)
@@ -314,10 +317,11 @@ static void list_children(pid_t pid, pid_t *buf, size_t cap, size_t *n, size_t *
                             strlen(de->d_name) > 12)
                                 continue;
                         task_path(path, pid, de->d_name);
-                        read_children(path, buf, cap, n, lost);
+                        have &= read_children(path, buf, cap, n, lost);
                 }
         }
         close(fd);
+        return have;
 }
 
 int er_children_list(pid_t pid, struct er_pidvec *out)
@@ -338,11 +342,99 @@ int er_children_list(pid_t pid, struct er_pidvec *out)
         }
 }
 
+/* The parent of a /proc entry, from its stat (async-signal-safe), or -1. */
+static pid_t entry_parent(const char *name)
+{
+        char path[64], st[512];
+        const char *p = NULL;
+        ssize_t k;
+        long v = 0;
+        int fd;
+
+        if (strlen(name) > 20)
+                return -1;
+        memcpy(path, "/proc/", 6);
+        memcpy(path + 6, name, strlen(name));
+        memcpy(path + 6 + strlen(name), "/stat", 6);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        k = read(fd, st, sizeof(st) - 1);
+        close(fd);
+        if (k <= 0)
+                return -1;
+        for (ssize_t i = 0; i < k; i++) /* comm may hold ')': the last one */
+                if (st[i] == ')')
+                        p = st + i;
+        if (!p || p + 4 >= st + k)
+                return -1;
+        for (p += 4; p < st + k && *p == ' '; p++)
+                ;
+        for (; p < st + k && *p >= '0' && *p <= '9'; p++)
+                v = v * 10 + (*p - '0');
+        return v > 0 && v <= INT_MAX ? (pid_t)v : -1;
+}
+
+static bool listed(pid_t pid, pid_t root, const pid_t *buf, size_t n)
+{
+        if (pid == root)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (buf[i] == pid)
+                        return true;
+        return false;
+}
+
+size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap)
+{
+        char dents[4096];
+        size_t n = 0, lost = 0;
+        bool grew = true;
+
+        /* Passes over /proc until one adds nobody: a child is listed after
+         * its parent, whatever order /proc gives. */
+        for (unsigned pass = 0; grew && pass < 64; pass++) {
+                int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                grew = false;
+                lost = 0;
+                if (fd < 0)
+                        break;
+                for (;;) {
+                        long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                break;
+                        for (long off = 0; off < k;) {
+                                struct linux_dirent64 *de = (struct linux_dirent64 *)(dents + off);
+                                pid_t pid = 0, pp;
+                                off += de->d_reclen;
+                                for (const char *c = de->d_name; *c >= '0' && *c <= '9'; c++)
+                                        pid = pid * 10 + (*c - '0');
+                                if (pid <= 0 || listed(pid, root, buf, n))
+                                        continue;
+                                pp = entry_parent(de->d_name);
+                                if (pp <= 0 || !listed(pp, root, buf, n))
+                                        continue;
+                                if (n < cap) {
+                                        buf[n++] = pid;
+                                        grew = true;
+                                } else {
+                                        lost++;
+                                }
+                        }
+                }
+                close(fd);
+        }
+        return n + lost;
+}
+
 size_t er_tree_list(pid_t root, pid_t *buf, size_t cap)
 {
         size_t n = 0, lost = 0;
 
-        list_children(root, buf, cap, &n, &lost);
+        if (!list_children(root, buf, cap, &n, &lost))
+                return er_tree_list_scan(root, buf, cap);
         for (size_t i = 0; i < n; i++)
                 list_children(buf[i], buf, cap, &n, &lost);
         return n + lost;

@@ -63,6 +63,11 @@ int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool pr
  * until nothing new appears (the reaper: until it has no child left).
  * Async-signal-safe (no malloc, no stdio): the reaper calls it. */
 size_t er_tree_list(pid_t root, pid_t *buf, size_t cap);
+/* The same from every /proc/PID/stat's parent, in passes until one adds
+ * nobody: what er_tree_list falls back to on kernels without children
+ * files (CONFIG_PROC_CHILDREN, which some hardened and sandboxed kernels
+ * lack).  Slower: one read per process on the host per pass. */
+size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap);
 /* The children of pid (every thread's) into out, replacing what it held.
  * 0 or -ENOMEM. */
 int er_children_list(pid_t pid, struct er_pidvec *out);

@@ -304,8 +304,17 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
                 er_io_stop(loop, io); /* reaped on the SIGCHLD path */
                 return;
         }
-        if (p->group.reaper > 0 && p->group.reaper_st >= 0)
-                return; /* its reaper's record says how it ended */
+        if (p->group.reaper > 0 && !p->group.reaper_gone) {
+                /* An adopted daemon that is not the reaper's child ended
+                 * (readable: once, so stop watching).  If it has become the
+                 * reaper's zombie meanwhile (its parent died), the record
+                 * comes; else its status went to its own parent. */
+                er_io_stop(loop, io);
+                if (er_proc_parent(p->pid) == p->group.reaper)
+                        return;
+                record_exit_as(p, false, 0);
+                return;
+        }
         /* Readable means it ended.  Not ours to reap (ECHILD): an adopted
          * daemon whose parent is not envrun; its status is not ours to know. */
         memset(&si, 0, sizeof(si));

@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pids.h"
@@ -22,11 +23,17 @@
  * descendant that dies without being the reaper's child (its orphans
  * reparent here) wakes nothing. */
 #define KILL_POLL_MS 10
+/* How long the kill loop goes on without reaping anything before it gives
+ * up: a process it may not signal (a setuid program), or one stuck in the
+ * kernel, must not keep it spinning forever.  What is left is reported by
+ * envrun's own give-up timer. */
+#define KILL_GIVE_UP_MS 10000
 
 struct reaper {
         const struct er_reaper_args *a;
         bool main_reaped;
         bool broken; /* the status pipe is gone: envrun is */
+        unsigned reaps; /* how many it reaped */
 };
 
 static void send_msg(struct reaper *r, const struct er_reaper_msg *m)
@@ -71,6 +78,7 @@ static bool reap(struct reaper *r)
                         return false;
                 if (pid == r->a->main)
                         r->main_reaped = true;
+                r->reaps++;
                 memset(&m, 0, sizeof(m));
                 m.type = ER_REAPER_EXITED;
                 m.pid = pid;
@@ -103,18 +111,36 @@ static void drain_signals(int fd)
 /* SIGKILL to every descendant, again and again, until none is left: a
  * process forked while we listed is a child of a killed one, which
  * reparents here when that one dies and is listed on the next pass. */
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static _Noreturn void kill_all(struct reaper *r)
 {
         pid_t pids[KILL_BATCH];
+        int64_t last = now_ms();
 
         for (;;) {
                 size_t n = er_tree_list(getpid(), pids, KILL_BATCH);
                 struct pollfd pfd = {.fd = r->a->sig_fd, .events = POLLIN};
+                unsigned reaped;
                 if (n > KILL_BATCH)
                         n = KILL_BATCH;
+                /* The main process by its pid too: it is our child until we
+                 * reap it, whatever the listing saw. */
+                if (!r->main_reaped)
+                        kill(r->a->main, SIGKILL);
                 for (size_t i = 0; i < n; i++)
                         kill(pids[i], SIGKILL);
+                reaped = r->reaps;
                 if (reap(r))
+                        leave(r);
+                if (r->reaps != reaped)
+                        last = now_ms();
+                else if (now_ms() - last > KILL_GIVE_UP_MS)
                         leave(r);
                 if (poll(&pfd, 1, KILL_POLL_MS) > 0)
                         drain_signals(r->a->sig_fd);

@@ -145,6 +145,9 @@ static void describe_status(char *buf, size_t len, int code, int sig)
         if (sig) {
                 er_signal_format(sig, name, sizeof(name));
                 snprintf(buf, len, "killed by %s", name);
+        } else if (code < 0) {
+                /* An adopted daemon whose status went to its own parent. */
+                snprintf(buf, len, "ended (exit status unknown)");
         } else {
                 snprintf(buf, len, "exited %d", code);
         }
@@ -694,8 +697,11 @@ static void judge_stop(struct svc *v)
                 snprintf(v->message, sizeof(v->message), "%s", how);
                 return;
         }
-        bool clean = p->exit_signal ? p->exit_signal == v->cfg->sig_stop
-                                    : er_codes_has(&v->cfg->ok_exit, (unsigned)p->exit_code);
+        /* An unknown status (an adopted daemon that was not envrun's to
+         * reap) counts as clean: it ended after sig_stop, without sig_kill. */
+        bool clean = p->exit_signal    ? p->exit_signal == v->cfg->sig_stop
+                     : p->exit_code < 0 ? true
+                                        : er_codes_has(&v->cfg->ok_exit, (unsigned)p->exit_code);
         er_signal_format(v->cfg->sig_stop, sig, sizeof(sig));
         if (clean) {
                 if (p->exit_signal)

@@ -450,7 +450,11 @@ static _Noreturn void reaper_run(const struct child_ctx *pc)
                 child_fail(&c, ER_SPAWN_STEP_REAPER, errno);
 
         c.parent = getpid(); /* the main process's parent-death check */
-        pid = fork();
+        /* The raw system call, not glibc's fork(): this process came from a
+         * raw clone3 of a possibly multi-threaded envrun, so glibc's own
+         * locks (stdio's list, malloc's arenas, the atfork list) may be
+         * held by a thread that does not exist here; fork() takes them. */
+        pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, 0UL, 0UL, 0UL, 0UL);
         if (pid == 0)
                 child_run(&c);
         if (pid < 0)
@@ -460,7 +464,7 @@ static _Noreturn void reaper_run(const struct child_ctx *pc)
         for (int i = 0; i < 3; i++)
                 if (c.fd[i] > 2)
                         (void)close(c.fd[i]);
-        a.parent = getppid();
+        a.parent = pc->parent; /* saved before envrun's clone: checked above */
         a.main = pid;
         a.cmd_fd = c.cmd_fd;
         a.st_fd = c.st_fd;
@@ -853,10 +857,13 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         if (r == 0 && opts->reaper)
                 r = reaper_started(st[0], &ret->pid);
         if (r != 0) {
-                if (r < 0) {
+                /* A reaper is not killed: its main process may have exec'd
+                 * already.  The end of its command socket (below) makes it
+                 * kill its tree and exit. */
+                if (r < 0 && !opts->reaper)
                         kill(pid, SIGKILL);
+                if (r < 0)
                         set_err(err, r, "reading the child's status: %s", strerror(-r));
-                }
                 /* A reaper whose child failed exits on its own once it
                  * reaped it; our end of its command pipe closes first. */
                 er_close(&cmd[1]);

@@ -208,6 +208,31 @@ YML
   fi
 }
 
+# A daemon named by its pid file whose parent lives on in the tree (not the
+# reaper's child, nor envrun's): when it ends, the service is seen to end
+# ("exit status unknown": it went to its parent), and envrun does not spin
+# on its pidfd meanwhile (a coarse CPU bound: ~10 ms normally, a spin burns
+# the whole second).
+run_adopted_elsewhere() {
+  cat >"$D/adopt.yml" <<'YML'
+name: dmn-adopt
+services:
+  d:
+    shell: true
+    command: ( sleep 1000 & echo $! > $ENVRUN_STATE_DIR/x.pid; wait; exec sleep 30 ) & exit 0
+    ready: {pidfile: "${ENVRUN_STATE_DIR}/x.pid"}
+YML
+  W /usr/bin/time -o "$D/time" -f "%U %S" "$BIN/envrun" -q -f "$D/adopt.yml" --state-dir "$D/state" exec -- \
+    sh -c 'kill $(cat $ENVRUN_STATE_DIR/x.pid); sleep 1' >"$D/out" 2>&1
+  local rc=$? cpu
+  [ "$rc" -eq 125 ] && grep -q "^d .*ProcessExitedWithError *ended (exit status unknown) while the test ran" "$D/out" &&
+    ok "$WHO: an adopted daemon that is no child of envrun's is seen to end" ||
+    fail "$WHO: an adopted daemon that is no child of envrun's is seen to end" "exit $rc" "$(head -n 5 "$D/out")"
+  cpu=$(tail -n 1 "$D/time" | awk '{printf "%d", ($1 + $2) * 1000}' 2>/dev/null)
+  [ -n "$cpu" ] && [ "$cpu" -lt 500 ] && ok "$WHO: envrun does not spin meanwhile (${cpu} ms CPU)" ||
+    fail "$WHO: envrun does not spin meanwhile" "${cpu:-?} ms CPU"
+}
+
 one_pass() {
   WHO=$1
   D=$TEST_TMP/$WHO
@@ -231,6 +256,7 @@ one_pass() {
   done
   run_stdout_daemon
   run_limits
+  run_adopted_elsewhere
   # The containment each identity got, as the report names it.
   E daemon exec --report "$D/report.json" -- true >/dev/null 2>&1
   echo "# $WHO: containment $(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containment"])' "$D/report.json" 2>/dev/null)"

@@ -97,9 +97,13 @@ static void failed_report(struct er_report *r, struct er_report_service *s)
         r->project = "shop";
         r->ok = false;
         r->exit_status = 125;
-        r->containment = "session";
+        r->containment = "reaper";
+        r->containment_reason = "reaper: no writable cgroup2 hierarchy (/sys/fs/cgroup: Permission denied)";
         svc(&s[DB], "db", ER_OK, "exited 0 after SIGTERM");
         s[DB].exit_code = 0;
+        snprintf(s[DB].limits_not_enforced, sizeof(s[DB].limits_not_enforced), "%s",
+                 "memory: no cgroup to hold it (reaper containment); pids: no cgroup to hold it "
+                 "(reaper containment)");
         svc(&s[API], "api", ER_PROCESS_EXITED_WITH_ERROR, "exited 1 while the test ran");
         s[API].exit_code = 1;
         push(&s[API], "Traceback (most recent call last):\n");
@@ -349,7 +353,7 @@ static void test_tail_copies_and_cuts(void **state)
 static void test_json_ok(void **state)
 {
         static const char *const top[] = {"project",     "result",          "exit_status",
-                                          "containment", "limits_enforced", "ports",
+                                          "containment", "containment_reason", "limits_enforced", "ports",
                                           "test",        "services",        "total_ms"};
         static const char *const svc_keys[] = {
             "name",
@@ -367,6 +371,7 @@ static void test_json_ok(void **state)
             "memory_peak_bytes",
             "memory_peak_scope",
             "log_dropped_bytes",
+            "limits_not_enforced",
             "message",
         };
         static const char *const test_keys[] = {"argv",        "exit_code", "signal",
@@ -501,6 +506,12 @@ static void test_json_failed(void **state)
 
         o = json_array_get(services, HOG);
         assert_int_equal(jint_at(o, "log_dropped_bytes"), 12345);
+        assert_null_at(o, "limits_not_enforced");
+        assert_string_equal(jstr_at(json_array_get(services, DB), "limits_not_enforced"),
+                            "memory: no cgroup to hold it (reaper containment); pids: no cgroup "
+                            "to hold it (reaper containment)");
+        assert_string_equal(jstr_at(root, "containment_reason"),
+                            "reaper: no writable cgroup2 hierarchy (/sys/fs/cgroup: Permission denied)");
 
         test = json_object_get(root, "test"); /* killed at its time limit */
         assert_null_at(test, "exit_code");
@@ -665,7 +676,14 @@ static void test_text_failed(void **state)
         assert_contains(out,
                         "\ntest     TimeoutExpired             pytest -q  killed after 30m time "
                         "limit\n");
-        assert_contains(out, "containment: session\n");
+        /* The closing lines: a containment weaker than cgroup2 says why and
+         * what it means; each unenforced limit is named with its reason. */
+        assert_contains(out, "\ncontainment: reaper (no writable cgroup2 hierarchy (/sys/fs/cgroup: "
+                             "Permission denied)): no cgroup, so no limit can be enforced and the "
+                             "peak memory is a single process's\n"
+                             "limits not enforced for db: memory: no cgroup to hold it (reaper "
+                             "containment); pids: no cgroup to hold it (reaper containment)\n"
+                             "envrun: failed:");
         assert_contains(out, "\nenvrun: failed: api ProcessExitedWithError, cache "
                              "ProcessFinishedWithError, slow TimeoutExpired, dup AlreadyRunning, "
                              "ghost StartError, 1 more failed, 1 not started, test timed out "

@@ -81,11 +81,16 @@ one() {
   if [ -n "$(marked_pids "$marker")" ]; then echo "$b as $who left processes behind" >&2; exit 1; fi
 }
 
+# Interleaved, and the order of old and new swapped every run: the first
+# cgroup write after an idle moment waits for an RCU grace period (8-16 ms
+# on hybrid hosts), which would otherwise always fall on the same binary.
 declare -A col
-for _ in $(seq "$runs"); do
+for r in $(seq "$runs"); do
+  order=("${bins[@]}")
+  [ $((r % 2)) = 0 ] && [ ${#bins[@]} = 2 ] && order=("${bins[1]}" "${bins[0]}")
   for n in 1 10; do
     for who in "${whos[@]}"; do
-      for b in "${bins[@]}"; do
+      for b in "${order[@]}"; do
         col[$b.$who.$n]+=" $(one "$b" "$who" "$n")"
       done
     done

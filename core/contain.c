@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -286,22 +287,110 @@ static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
         return r;
 }
 
+static const char *const ctl_names[ER_V1_N] = {"memory", "pids"};
+
+/* Writes "+name" into dir's cgroup.subtree_control; 0 or -errno. */
+static int enable_ctl(const char *dir, const char *name)
+{
+        char path[PATH_MAX], val[32];
+        int fd, r = 0;
+
+        snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+        snprintf(val, sizeof(val), "+%s", name);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (write(fd, val, strlen(val)) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+/* Whether `name` is a word of dir's cgroup.controllers (available here). */
+static bool ctl_available(const char *dir, const char *name)
+{
+        char path[PATH_MAX], buf[512];
+        size_t nl = strlen(name);
+        ssize_t k;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        k = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (k <= 0)
+                return false;
+        buf[k] = '\0';
+        for (char *p = buf; (p = strstr(p, name)); p += nl)
+                if ((p == buf || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\n' || !p[nl]))
+                        return true;
+        return false;
+}
+
+/* Pure cgroup v2 (as root): memory and pids enabled in cgroup.subtree_control
+ * from the hierarchy's root down to the instance's directory, so that each
+ * service's cgroup has memory.max, pids.max and their events.  The
+ * directories in between hold no process (the "no internal processes"
+ * rule); envrun's own process stays where its caller put it.  A
+ * controller that is bound to a v1 hierarchy (hybrid hosts) is not
+ * available here; enabling one fails with EBUSY where a cgroup on the way
+ * holds processes (a container's namespace root) and EROFS where the
+ * hierarchy is read-only: ctl_why says so, and v1 is tried next. */
+static void enable_v2(struct er_contain *c, const char *mnt)
+{
+        char top[PATH_MAX];
+
+        snprintf(top, sizeof(top), "%s/" TOP_DIR, mnt);
+        for (int k = 0; k < ER_V1_N; k++) {
+                const char *dirs[] = {mnt, top, c->root};
+                const char *at = mnt;
+                int r = 0;
+
+                if (!ctl_available(mnt, ctl_names[k])) {
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
+                                 "no %s controller in cgroup v2 at %.100s", ctl_names[k], mnt);
+                        continue;
+                }
+                for (size_t i = 0; i < 3 && r == 0; i++) {
+                        at = dirs[i];
+                        /* The last directory's own subtree: its services. */
+                        r = enable_ctl(at, ctl_names[k]);
+                }
+                if (r < 0) {
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
+                                 "cannot enable the %s controller in %.100s: %s", ctl_names[k], at,
+                                 strerror(-r));
+                        continue;
+                }
+                c->v2_ctl[k] = true;
+                c->ctl_why[k][0] = '\0';
+        }
+}
+
 /* Hybrid hosts (as root): the instance's directories in the v1 memory and
- * pids hierarchies.  Sets limits_why when a limit cannot be enforced. */
+ * pids hierarchies, for the controllers v2 does not give.  Sets ctl_why
+ * and limits_why when a limit cannot be enforced. */
 static void try_cgroup1(struct er_contain *c)
 {
         static const char *const names[ER_V1_N] = {"memory", "pids"};
 
         for (int k = 0; k < ER_V1_N; k++) {
-                char *mnt = find_cgroup1(names[k]), *dir = NULL;
+                char *mnt, *dir = NULL;
                 const char *bad;
                 int r;
 
+                if (c->v2_ctl[k])
+                        continue;
+                mnt = find_cgroup1(names[k]);
                 if (!mnt) {
-                        snprintf(c->v1_why[k], sizeof(c->v1_why[k]),
+                        if (c->ctl_why[k][0])
+                                continue; /* v2's reason says more */
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
                                  "no %s controller (cgroup v1) mounted", names[k]);
                         if (!c->limits_why[0])
-                                snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->v1_why[k]);
+                                snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->ctl_why[k]);
                         continue;
                 }
                 r = make_top(mnt, c->instance, &dir, &bad);
@@ -317,10 +406,10 @@ static void try_cgroup1(struct er_contain *c)
                 else
                         free(dir);
                 if (r < 0)
-                        snprintf(c->v1_why[k], sizeof(c->v1_why[k]), "%.100s/" TOP_DIR ": %s", mnt,
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]), "%.100s/" TOP_DIR ": %s", mnt,
                                  strerror(-r));
                 if (r < 0 && !c->limits_why[0])
-                        snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->v1_why[k]);
+                        snprintf(c->limits_why, sizeof(c->limits_why), "%s", c->ctl_why[k]);
                 free(mnt);
         }
 }
@@ -414,6 +503,8 @@ static int try_cgroup2(struct er_contain *c)
         dir = NULL;
         snprintf(c->reason, sizeof(c->reason), "cgroup2 at %s (%s)", c->root,
                  root ? "root" : "delegated");
+        if (root)
+                enable_v2(c, mnt);
 out:
         free(mnt);
         free(mnt_root);
@@ -431,8 +522,10 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         c->root_fd = -1;
         c->reason[0] = '\0';
         c->limits_why[0] = '\0';
-        for (int k = 0; k < ER_V1_N; k++)
-                c->v1_why[k][0] = '\0';
+        for (int k = 0; k < ER_V1_N; k++) {
+                c->ctl_why[k][0] = '\0';
+                c->v2_ctl[k] = false;
+        }
         c->live = NULL;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
@@ -600,21 +693,31 @@ int er_group_init(struct er_group *g, struct er_contain *c, const char *service,
         }
         if (c->kind != ER_CONTAIN_CGROUP2)
                 return 0;
+        /* The v1 cgroups are made only for a service that sets a limit
+         * (er_group_set_limits): the first join of a v1 hierarchy after an
+         * idle moment waits for an RCU grace period (8-16 ms here). */
         r = group_mkdir(g, service, err);
-        for (int k = 0; r == 0 && k < ER_V1_N; k++) {
-                if (c->v1_fd[k] < 0)
-                        continue;
-                if (mkdirat(c->v1_fd[k], service, 0755) < 0 && errno != EEXIST)
-                        r = -errno;
-                else if ((g->v1_fd[k] = openat(c->v1_fd[k], service,
-                                               O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-                        r = -errno;
-                if (r < 0 && err)
-                        er_err_set(err, r, NULL, 0, 0, "cannot create cgroup '%s/%s': %s",
-                                   c->v1_dir[k], service, strerror(-r));
-        }
         if (r < 0)
                 er_group_fini(g);
+        return r;
+}
+
+/* The service's cgroup in the v1 hierarchy k, made now. */
+static int group_v1(struct er_group *g, int k, char *why, size_t len)
+{
+        const struct er_contain *c = g->c;
+        int r = 0;
+
+        if (g->v1_fd[k] >= 0)
+                return 0;
+        if (mkdirat(c->v1_fd[k], g->name, 0755) < 0 && errno != EEXIST)
+                r = -errno;
+        else if ((g->v1_fd[k] = openat(c->v1_fd[k], g->name,
+                                       O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+                r = -errno;
+        if (r < 0)
+                snprintf(why, len, "cannot create cgroup '%s/%s': %s", c->v1_dir[k], g->name,
+                         strerror(-r));
         return r;
 }
 
@@ -1107,9 +1210,9 @@ static void why_add(char *why, size_t len, const char *what, const char *reason)
 
 int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len)
 {
-        static const char *const what[ER_V1_N] = {"memory", "pids"};
         const uint64_t want[ER_V1_N] = {l->memory, l->pids};
-        static const char *const file[ER_V1_N] = {"memory.limit_in_bytes", "pids.max"};
+        static const char *const file_v1[ER_V1_N] = {"memory.limit_in_bytes", "pids.max"};
+        static const char *const file_v2[ER_V1_N] = {"memory.max", "pids.max"};
         const struct er_contain *c = g->c;
         bool all = true;
         uint64_t us;
@@ -1118,20 +1221,37 @@ int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why
         if (len)
                 why[0] = '\0';
         for (int k = 0; k < ER_V1_N; k++) {
+                const char *file = file_v1[k];
+                int at;
                 if (!want[k])
                         continue;
-                if (g->v1_fd[k] < 0) {
-                        why_add(why, len, what[k],
+                if (c->kind == ER_CONTAIN_CGROUP2 && c->v2_ctl[k] && g->dir_fd >= 0) {
+                        at = g->dir_fd;
+                        file = file_v2[k];
+                } else if (c->kind == ER_CONTAIN_CGROUP2 && c->v1_fd[k] >= 0) {
+                        if ((r = group_v1(g, k, why, len)) < 0)
+                                return r;
+                        at = g->v1_fd[k];
+                } else {
+                        why_add(why, len, ctl_names[k],
                                 c->kind != ER_CONTAIN_CGROUP2 ? "no cgroup to hold it (reaper containment)"
-                                : c->v1_why[k][0]             ? c->v1_why[k]
+                                : c->ctl_why[k][0]            ? c->ctl_why[k]
                                 : c->limits_why[0]            ? c->limits_why
                                                               : "no cgroup for it");
                         all = false;
                         continue;
                 }
-                r = write_u64_at(g->v1_fd[k], file[k], want[k]);
+                r = write_u64_at(at, file, want[k]);
+                /* v2: swap would turn the limit into slowness, not a limit
+                 * (memory.swap.max exists only with swap accounting).  v1
+                 * limits RAM only: memsw is left alone (README). */
+                if (r == 0 && at == g->dir_fd && k == ER_V1_MEMORY) {
+                        int s = write_file_at(at, "memory.swap.max", "0");
+                        if (s < 0 && s != -ENOENT)
+                                r = s, file = "memory.swap.max";
+                }
                 if (r < 0) {
-                        snprintf(why, len, "cannot write %s of '%s': %s", file[k], g->name,
+                        snprintf(why, len, "cannot write %s of '%s': %s", file, g->name,
                                  strerror(-r));
                         return r;
                 }
@@ -1147,13 +1267,29 @@ int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why
         return all ? 1 : 0;
 }
 
-int er_group_oom_fd(struct er_group *g)
+static bool mem_v2(const struct er_group *g)
+{
+        return g->c->kind == ER_CONTAIN_CGROUP2 && g->c->v2_ctl[ER_V1_MEMORY] && g->dir_fd >= 0;
+}
+
+static bool pids_v2(const struct er_group *g)
+{
+        return g->c->kind == ER_CONTAIN_CGROUP2 && g->c->v2_ctl[ER_V1_PIDS] && g->dir_fd >= 0;
+}
+
+int er_group_oom_fd(struct er_group *g, uint32_t *ret_events)
 {
         char buf[64];
         int ctl = -1, r;
 
+        *ret_events = mem_v2(g) ? EPOLLPRI : EPOLLIN;
         if (g->oom_fd >= 0)
                 return g->oom_fd;
+        if (mem_v2(g)) {
+                /* kernfs notifies every change of memory.events. */
+                g->oom_fd = openat(g->dir_fd, "memory.events", O_RDONLY | O_CLOEXEC);
+                return g->oom_fd >= 0 ? g->oom_fd : -errno;
+        }
         if (g->v1_fd[ER_V1_MEMORY] < 0)
                 return -EOPNOTSUPP;
         g->oom_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1210,6 +1346,8 @@ static int read_key_at(int at, const char *name, const char *key, uint64_t *ret)
 
 int er_group_oom_kills(struct er_group *g, uint64_t *ret)
 {
+        if (mem_v2(g))
+                return read_key_at(g->dir_fd, "memory.events", "oom_kill", ret);
         if (g->v1_fd[ER_V1_MEMORY] < 0)
                 return -EOPNOTSUPP;
         return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.oom_control", "oom_kill", ret);
@@ -1217,20 +1355,32 @@ int er_group_oom_kills(struct er_group *g, uint64_t *ret)
 
 int er_group_pids_refused(struct er_group *g, uint64_t *ret)
 {
+        if (pids_v2(g))
+                return read_key_at(g->dir_fd, "pids.events", "max", ret);
         if (g->v1_fd[ER_V1_PIDS] < 0)
                 return -EOPNOTSUPP;
         return read_key_at(g->v1_fd[ER_V1_PIDS], "pids.events", "max", ret);
 }
 
-int er_group_memory_peak(struct er_group *g, uint64_t *ret)
+int er_group_memory_peak(struct er_group *g, uint64_t *ret, bool *ret_is_tree)
 {
+        int r;
+
+        *ret_is_tree = false;
         if (g->c->kind == ER_CONTAIN_REAPER && g->tree_usage_ok) {
                 *ret = (uint64_t)g->tree_usage.ru_maxrss * 1024;
                 return 0;
         }
-        if (g->v1_fd[ER_V1_MEMORY] < 0)
-                return -EOPNOTSUPP;
-        return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
+        /* memory.peak: kernel 5.19+; older ones fall back to the largest
+         * process's (the report says so). */
+        if (mem_v2(g))
+                r = read_key_at(g->dir_fd, "memory.peak", NULL, ret);
+        else if (g->v1_fd[ER_V1_MEMORY] >= 0)
+                r = read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
+        else
+                r = -EOPNOTSUPP;
+        *ret_is_tree = r == 0;
+        return r;
 }
 
 bool er_group_empty(struct er_group *g)

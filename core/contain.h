@@ -77,7 +77,11 @@ struct er_contain {
         int v1_fd[ER_V1_N];  /* the instance's v1 directories, or -1 */
         char *v1_dir[ER_V1_N];
         char limits_why[256]; /* why a limit cannot be enforced; "" when all can */
-        char v1_why[ER_V1_N][200]; /* why that v1 controller cannot be used, or "" */
+        /* memory and pids: enabled in cgroup v2 down to the instance's
+         * directory (pure v2 hosts, as root), else taken from v1 (hybrid
+         * hosts), else ctl_why says why neither can be used. */
+        bool v2_ctl[ER_V1_N];
+        char ctl_why[ER_V1_N][200];
         struct er_group *live; /* reaper: the groups whose reaper is alive */
 };
 
@@ -90,7 +94,8 @@ struct er_group {
         int events_fd;             /* cgroup2: cgroup.events, for EPOLLPRI; else -1 */
         pid_t main;                /* the main process, once started */
         int v1_fd[ER_V1_N];        /* the service's v1 cgroups, or -1 */
-        int oom_fd;                /* eventfd signalled on an OOM in its memory cgroup, or -1 */
+        int oom_fd;                /* v1: an eventfd signalled on an OOM in its memory
+                                    * cgroup; v2: its memory.events (EPOLLPRI); or -1 */
         /* reaper: its pid (0 before the spawn), pidfd (-1 on the fallback
          * path), command pipe, status pipe; gone once envrun reaped it. */
         pid_t reaper;
@@ -169,16 +174,19 @@ int er_group_procs_fds(struct er_group *g, int *fds, size_t n);
  * not, with its own reason: "memory: R1; pids: R2"), or -errno when writing
  * one failed (why says so too). */
 int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why, size_t len);
-/* An eventfd that becomes readable on an OOM in the group's memory cgroup
- * (owned by the group), or -errno (-EOPNOTSUPP: no memory cgroup). */
-int er_group_oom_fd(struct er_group *g);
+/* An fd that wakes on an OOM in the group's memory cgroup (owned by the
+ * group), or -errno (-EOPNOTSUPP: no memory cgroup).  *ret_events says how
+ * to watch it: EPOLLIN for v1's eventfd (read 8 bytes), EPOLLPRI for v2's
+ * memory.events (kernfs: read it again on each event to rearm). */
+int er_group_oom_fd(struct er_group *g, uint32_t *ret_events);
 /* Counters of limit crossings: OOM kills, forks refused at pids.max. */
 int er_group_oom_kills(struct er_group *g, uint64_t *ret);
 int er_group_pids_refused(struct er_group *g, uint64_t *ret);
-/* Peak memory of the whole tree (v1 memory.max_usage_in_bytes), or for
- * the reaper kind the largest process's (ru_maxrss of all it reaped), or
- * -errno. */
-int er_group_memory_peak(struct er_group *g, uint64_t *ret);
+/* Peak memory: of the whole tree (v2 memory.peak, kernel 5.19+; v1
+ * memory.max_usage_in_bytes), *ret_is_tree true; or for the reaper kind
+ * the largest process's (ru_maxrss of all it reaped), *ret_is_tree false;
+ * or -errno. */
+int er_group_memory_peak(struct er_group *g, uint64_t *ret, bool *ret_is_tree);
 /* True when no process is left in the group. */
 bool er_group_empty(struct er_group *g);
 

@@ -47,7 +47,9 @@ struct svc {
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
         uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
         bool cpu_is_tree;
-        uint64_t mem_peak;            /* the tree's peak memory (its cgroup's), over its runs */
+        uint64_t mem_peak;            /* peak memory over its runs: the tree's (its cgroup's),
+                                       * or the largest process's (reaper) */
+        bool mem_peak_tree;           /* mem_peak is the tree's */
         struct er_io oom_io;          /* its memory cgroup's OOM eventfd */
         struct er_timer limit_timer;  /* reads cpu_time and pids every 100 ms */
         bool oom_seen;                /* its memory cgroup announced an OOM */
@@ -551,9 +553,17 @@ static void on_oom(struct er_loop *loop, struct er_io *io, uint32_t ev)
         struct svc *v = er_container_of(io, struct svc, oom_io);
         uint64_t count;
 
-        (void)ev;
-        /* The notification comes before the OOM killer acts, so its kill
-         * counter may still read 0: the announcement itself is the crossing. */
+        if (ev & (EPOLLPRI | EPOLLERR)) {
+                /* v2's memory.events changed (kernfs: read it to rearm);
+                 * limits_crossed reads its oom_kill counter. */
+                char buf[512];
+                (void)!pread(io->fd, buf, sizeof(buf), 0);
+                limits_crossed(v);
+                return;
+        }
+        /* v1: the notification comes before the OOM killer acts, so its
+         * kill counter may still read 0: the announcement itself is the
+         * crossing. */
         if (read(io->fd, &count, sizeof(count)) == (ssize_t)sizeof(count))
                 v->oom_seen = true;
         else if (errno != EAGAIN && errno != EINTR)
@@ -607,9 +617,11 @@ static void limits_watch(struct svc *v)
         const struct er_limits *l = &v->cfg->limits;
         int fd;
 
+        uint32_t events = EPOLLIN;
+
         v->oom_seen = false;
-        if (l->memory && (fd = er_group_oom_fd(&v->proc.group)) >= 0)
-                er_io_start(v->s->o.loop, &v->oom_io, fd, EPOLLIN, on_oom);
+        if (l->memory && (fd = er_group_oom_fd(&v->proc.group, &events)) >= 0)
+                er_io_start(v->s->o.loop, &v->oom_io, fd, events, on_oom);
         if (l->cpu_time_us || l->pids)
                 er_timer_start(v->s->o.loop, &v->limit_timer, LIMIT_TICK_US, on_limit_tick);
 }
@@ -723,8 +735,11 @@ static void account(struct svc *v)
 
         if (!v->proc_init || !v->spawned)
                 return;
-        if (er_group_memory_peak(&v->proc.group, &us) == 0 && us > v->mem_peak)
+        bool tree;
+        if (er_group_memory_peak(&v->proc.group, &us, &tree) == 0 && us > v->mem_peak) {
                 v->mem_peak = us;
+                v->mem_peak_tree = tree;
+        }
         if (er_group_cpu_usage(&v->proc.group, &us) == 0) {
                 v->cpu_us += us;
                 v->cpu_is_tree = true;
@@ -1580,7 +1595,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->cpu_ms = v->cpu_us / 1000;
                 if (v->mem_peak) {
                         rs->memory_peak_bytes = v->mem_peak;
-                        rs->memory_peak_is_tree = true;
+                        rs->memory_peak_is_tree = v->mem_peak_tree;
                 } else if (v->proc_init) {
                         rs->memory_peak_bytes = (uint64_t)v->proc.rusage.ru_maxrss * 1024;
                         rs->memory_peak_is_tree = false;

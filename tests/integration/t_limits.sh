@@ -145,12 +145,22 @@ services:
       cpu_time: 1m
   eater:
     command: [$TS, --fork-child, --alloc, "52428800", --hold, --end, --hold]
+    limits: {memory: 1G}  # a memory cgroup: the tree's peak (v1 on hybrid hosts)
+  plain:
+    command: [sh, -c, 'cat /proc/self/cgroup >"\$ENVRUN_STATE_DIR/plain.cg"; exec sleep 100']
 EOF
-run -- "$TS" --sleep 1.5
+run -- sh -c "cp \"\$ENVRUN_STATE_DIR/plain.cg\" '$D/plain.cg'; exec '$TS' --sleep 1.5"
 [ "$RC" -eq 0 ] && ok "$CASE: exit 0" || fail "$CASE: exit 0" "rc=$RC" "$ERR"
 check "cpu_ms within 20% of 500" '400 <= s["burner"]["cpu_ms"] <= 600'
 check "peak of the tree (a child's 50M) reported" \
   's["eater"]["memory_peak_bytes"] >= 50 * 2**20 and s["eater"]["memory_peak_scope"] == "tree"'
+# A service without limits never joins a v1 hierarchy (the first join after
+# an idle moment costs an RCU grace period): its cgroups are its v2 one only.
+if [ -s "$D/plain.cg" ] && ! grep -qE ':(memory|pids):/envrun/' "$D/plain.cg"; then
+  ok "$CASE: a service without limits joins no v1 hierarchy"
+else
+  fail "$CASE: a service without limits joins no v1 hierarchy" "$(cat "$D/plain.cg" 2>&1)"
+fi
 assert_no_leftovers "$M" "$CASE"
 
 # ---------------------------------------------------------------- not enforced

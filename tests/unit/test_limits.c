@@ -44,6 +44,8 @@ static void reaper_enforces_nothing(void **state)
         char why[256] = "";
         int fds[ER_V1_N];
         uint64_t v;
+        uint32_t ev;
+        bool tree = false;
 
         (void)state;
         assert_int_equal(er_contain_init(&c, "limits", true), 0);
@@ -64,10 +66,10 @@ static void reaper_enforces_nothing(void **state)
                                          "(reaper containment)");
         }
         assert_int_equal(er_group_procs_fds(&g, fds, ER_V1_N), 0);
-        assert_int_equal(er_group_oom_fd(&g), -EOPNOTSUPP);
+        assert_int_equal(er_group_oom_fd(&g, &ev), -EOPNOTSUPP);
         assert_int_equal(er_group_oom_kills(&g, &v), -EOPNOTSUPP);
         assert_int_equal(er_group_pids_refused(&g, &v), -EOPNOTSUPP);
-        assert_int_equal(er_group_memory_peak(&g, &v), -EOPNOTSUPP);
+        assert_int_equal(er_group_memory_peak(&g, &v, &tree), -EOPNOTSUPP);
         er_group_fini(&g);
         er_contain_fini(&c);
 }
@@ -84,6 +86,8 @@ static void hybrid_limits_and_join(void **state)
         char *envp[] = {"PATH=/usr/bin:/bin", NULL};
         int fds[ER_V1_N], n, st;
         uint64_t v;
+        uint32_t ev;
+        bool tree = false;
         char *mem_dir, *pids_dir;
 
         (void)state;
@@ -103,7 +107,7 @@ static void hybrid_limits_and_join(void **state)
         snprintf(path, sizeof(path), "%s/svc/pids.max", pids_dir);
         read_text(path, buf, sizeof(buf));
         assert_string_equal(buf, "8\n");
-        assert_true(er_group_oom_fd(&g) >= 0);
+        assert_true(er_group_oom_fd(&g, &ev) >= 0);
 
         n = er_group_procs_fds(&g, fds, ER_V1_N);
         assert_int_equal(n, 2);
@@ -130,8 +134,22 @@ static void hybrid_limits_and_join(void **state)
         assert_int_equal(v, 0);
         assert_int_equal(er_group_pids_refused(&g, &v), 0);
         assert_int_equal(v, 0);
-        assert_int_equal(er_group_memory_peak(&g, &v), 0);
+        assert_int_equal(er_group_memory_peak(&g, &v, &tree), 0);
         assert_true(v > 0);
+        assert_true(tree);
+        {
+                /* A service without limits never joins a v1 hierarchy: no
+                 * v1 cgroup is made for it, nothing for the child to join. */
+                struct er_group plain;
+                struct stat sb;
+                assert_int_equal(er_group_init(&plain, &c, "plain", &err), 0);
+                assert_int_equal(er_group_procs_fds(&plain, fds, ER_V1_N), 0);
+                snprintf(path, sizeof(path), "%s/plain", mem_dir);
+                assert_int_equal(stat(path, &sb), -1);
+                snprintf(path, sizeof(path), "%s/plain", pids_dir);
+                assert_int_equal(stat(path, &sb), -1);
+                er_group_fini(&plain);
+        }
 
         kill(child.pid, SIGKILL);
         assert_int_equal(waitpid(child.pid, &st, 0), child.pid);

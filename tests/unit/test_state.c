@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "contain.h"
 #include "spawn.h"
 #include "state.h"
@@ -982,7 +983,11 @@ static void start_tree(struct fixture *fx, struct tree *t)
         t->spare = sleeper(fx, NULL);
         t->hidden = t->v1only = 0;
         if (fx->c.kind == ER_CONTAIN_CGROUP2) {
+                /* The v1 cgroups exist only for a service with limits. */
+                struct er_limits lim = {.memory = 1ULL << 40};
+                char why[300];
                 t->hidden = sleeper_in(fx, er_group_cgroup_fd(&fx->g));
+                (void)er_group_set_limits(&fx->g, &lim, why, sizeof(why));
                 if (fx->g.v1_fd[ER_V1_MEMORY] < 0)
                         fail_msg("no v1 memory cgroup: this test expects a hybrid host as root");
                 t->v1only = sleeper_in(fx, fx->g.v1_fd[ER_V1_MEMORY]);

@@ -414,6 +414,81 @@ static void try_cgroup1(struct er_contain *c)
         }
 }
 
+static int write_file_at(int at, const char *name, const char *data);
+
+/* Whether every process of the cgroup at dir (not below it) is envrun. */
+static bool holds_only_self(const char *dir)
+{
+        pid_t self = getpid();
+        bool only = true;
+        char path[PATH_MAX];
+        FILE *f;
+        long pid;
+
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        while (fscanf(f, "%ld", &pid) == 1)
+                if (pid != self)
+                        only = false;
+        fclose(f);
+        return only;
+}
+
+/* A subtree delegated to us (systemd's Delegate=yes: the cgroup and its
+ * cgroup.procs and cgroup.subtree_control are ours) that holds nothing
+ * but envrun: envrun moves itself into the leaf <own>/envrun-self, so that
+ * <own> may enable controllers for its children (the "no internal
+ * processes" rule), then enables memory and pids, where <own> has them,
+ * down to the instance's directory.  Otherwise (other processes there: a
+ * terminal's shell in an app scope; a cgroup writable without being
+ * delegated) it contains without limits, and ctl_why says why. */
+static void enable_delegated(struct er_contain *c, const char *own, const char *inst)
+{
+        char path[PATH_MAX], pid[32];
+        struct stat st;
+        const char *why = NULL;
+        int e = 0;
+
+        snprintf(path, sizeof(path), "%s/cgroup.subtree_control", own);
+        if (stat(own, &st) < 0 || st.st_uid != geteuid() || stat(path, &st) < 0 ||
+            st.st_uid != geteuid())
+                why = "is writable but not delegated to this user";
+        else if (!holds_only_self(own))
+                why = "holds other processes besides envrun";
+        if (!why) {
+                snprintf(path, sizeof(path), "%s/envrun-self", own);
+                snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+                if ((mkdir(path, 0755) < 0 && errno != EEXIST) ||
+                    (e = write_file_at(AT_FDCWD, strcat(path, "/cgroup.procs"), pid)) < 0) {
+                        e = e ? e : -errno;
+                        why = "could not take envrun out of it";
+                }
+        }
+        for (int k = 0; k < ER_V1_N; k++) {
+                int r = 0;
+                if (why) {
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]), "the delegated cgroup %.100s %s%s%s",
+                                 own, why, e ? ": " : "", e ? strerror(-e) : "");
+                        continue;
+                }
+                if (!ctl_available(own, ctl_names[k])) {
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
+                                 "no %s controller delegated in %.100s", ctl_names[k], own);
+                        continue;
+                }
+                if ((r = enable_ctl(own, ctl_names[k])) < 0 ||
+                    (r = enable_ctl(inst, ctl_names[k])) < 0) {
+                        snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
+                                 "cannot enable the %s controller in %.100s: %s", ctl_names[k], own,
+                                 strerror(-r));
+                        continue;
+                }
+                c->v2_ctl[k] = true;
+        }
+}
+
 /* Not root: <own cgroup>/envrun.<instance>, when our own cgroup is delegated
  * to us.  Moving a process between two cgroups needs write access to the
  * cgroup.procs of their common ancestor, which is our own cgroup. */
@@ -450,6 +525,7 @@ static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mn
                 set_reason_errno(c, dir, errno);
                 goto out;
         }
+        enable_delegated(c, own, dir);
         *ret = dir;
         dir = NULL;
         r = 0;

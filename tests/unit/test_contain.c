@@ -874,6 +874,15 @@ static int child_delegated(const char *dir)
         if (c.kind != ER_CONTAIN_CGROUP2 || strcmp(c.root, want) != 0 ||
             !strstr(c.reason, "(delegated)"))
                 return 2;
+        /* Each controller is enabled (pure v2) or says why not (here, a
+         * hybrid host: none is delegated on the v2 side). */
+        for (int k = 0; k < ER_V1_N; k++) {
+                printf("    %s: %s\n", k ? "pids" : "memory",
+                       c.v2_ctl[k] ? "enabled" : c.ctl_why[k]);
+                if (!c.v2_ctl[k] && !c.ctl_why[k][0])
+                        return 8;
+        }
+        fflush(stdout);
         if (er_group_init(&g, &c, "svc", &err) < 0)
                 return 3;
         pid = fork();
@@ -923,7 +932,100 @@ static void test_delegated(void **state)
         if (r == 77)
                 fail_msg("could not set up the premise of this test in a child (unshare, mount or setuid failed)");
         assert_int_equal(r, 0);
-        assert_int_equal(rmdir(fx->cgdir), 0);
+        /* It held nothing but envrun: envrun moved itself into a leaf, so
+         * the delegated cgroup could enable controllers for its children. */
+        snprintf(path, sizeof(path), "%s/envrun-self", fx->cgdir);
+        assert_int_equal(access(path, F_OK), 0);
+        rmdir_tree(fx->cgdir);
+        errno = 0;
+        assert_int_equal(access(fx->cgdir, F_OK), -1);
+        fx->cgdir[0] = '\0';
+}
+
+static int child_delegated_shared(const char *dir);
+
+static int child_delegated_shared_in(const char *dir)
+{
+        char procs[600];
+        int fd;
+
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        fd = open(procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0\n", 2) != 2)
+                return 10;
+        close(fd);
+        return child_delegated_shared(dir);
+}
+
+/* A delegated cgroup that holds another process too (a terminal's shell
+ * in an app scope): contained there, but no controller is enabled, and
+ * each says why. */
+static int child_delegated_shared(const char *dir)
+{
+        struct er_contain c;
+
+        if (drop_to_nobody() < 0)
+                return 77;
+        if (er_contain_init(&c, "ds", false) < 0)
+                return 1;
+        if (c.kind != ER_CONTAIN_CGROUP2)
+                return 2;
+        for (int k = 0; k < ER_V1_N; k++) {
+                printf("    %s: %s\n", k ? "pids" : "memory", c.ctl_why[k]);
+                if (c.v2_ctl[k] || !strstr(c.ctl_why[k], "holds other processes besides envrun"))
+                        return 3;
+        }
+        fflush(stdout);
+        er_contain_fini(&c);
+        return 0;
+}
+
+static void test_delegated_shared(void **state)
+{
+        struct fixture *fx = *state;
+        char mnt[256], rnd[16], path[600], buf[32];
+        static const char *const files[] = {"", "/cgroup.procs", "/cgroup.threads",
+                                            "/cgroup.subtree_control"};
+        bool rw;
+        pid_t other;
+        int r, p[2], fd;
+
+        if (!expect_cgroup2())
+                fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
+        cgroup2_mount(mnt, sizeof(mnt), &rw);
+        random_suffix(rnd, sizeof(rnd));
+        snprintf(fx->cgdir, sizeof(fx->cgdir), "%s/envrun-test.%ld.%s", mnt, (long)getpid(), rnd);
+        assert_int_equal(mkdir(fx->cgdir, 0755), 0);
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                snprintf(path, sizeof(path), "%s%s", fx->cgdir, files[i]);
+                assert_int_equal(chown(path, NOBODY, NOBODY), 0);
+        }
+        /* The other process, in the cgroup before envrun comes. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        other = fork();
+        assert_true(other >= 0);
+        if (other == 0) {
+                char b;
+                close(p[1]);
+                (void)!read(p[0], &b, 1);
+                _exit(0);
+        }
+        close(p[0]);
+        remember(fx, other);
+        snprintf(path, sizeof(path), "%s/cgroup.procs", fx->cgdir);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        snprintf(buf, sizeof(buf), "%ld\n", (long)other);
+        assert_int_equal(write(fd, buf, strlen(buf)), (ssize_t)strlen(buf));
+        close(fd);
+        /* in_child forks from the test: the child joins the cgroup itself. */
+        r = in_child(fx, child_delegated_shared_in, fx->cgdir);
+        close(p[1]);
+        assert_int_equal(waitpid(other, NULL, 0), other);
+        if (r == 77)
+                fail_msg("could not set up the premise of this test in a child (unshare, mount or setuid failed)");
+        assert_int_equal(r, 0);
+        rmdir_tree(fx->cgdir);
         fx->cgdir[0] = '\0';
 }
 
@@ -1199,6 +1301,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_setup_teardown(test_fallback_readonly, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fallback_unprivileged, setup, teardown),
             cmocka_unit_test_setup_teardown(test_delegated, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_delegated_shared, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reaper_records, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reaper_signal_main, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reaper_shape, setup, teardown),

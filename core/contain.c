@@ -1,6 +1,7 @@
 /* contain: one service's process tree, by cgroup2 or by a reaper of its
  * own (SPEC §5.6).  See contain.h for the two mechanisms. */
 #include "contain.h"
+#include "cgroup.h"
 #include "pids.h"
 #include "config.h"
 #include "reaper.h"
@@ -414,8 +415,6 @@ static void try_cgroup1(struct er_contain *c)
         }
 }
 
-static int write_file_at(int at, const char *name, const char *data);
-
 /* Whether every process of the cgroup at dir (not below it) is envrun. */
 static bool holds_only_self(const char *dir)
 {
@@ -461,7 +460,7 @@ static void enable_delegated(struct er_contain *c, const char *own, const char *
                 snprintf(path, sizeof(path), "%s/envrun-self", own);
                 snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
                 if ((mkdir(path, 0755) < 0 && errno != EEXIST) ||
-                    (e = write_file_at(AT_FDCWD, strcat(path, "/cgroup.procs"), pid)) < 0) {
+                    (e = er_cgroup_write(AT_FDCWD, strcat(path, "/cgroup.procs"), pid)) < 0) {
                         e = e ? e : -errno;
                         why = "could not take envrun out of it";
                 }
@@ -635,31 +634,6 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         return 0;
 }
 
-/* Removes an empty cgroup, and first the empty cgroups below it (a service
- * may make its own); one that still has processes stays (EBUSY). */
-static int rmdir_cgroup(int at, const char *name, unsigned depth)
-{
-        int fd = -1;
-        DIR *d;
-        struct dirent *de;
-
-        if (depth < ER_CGROUP_DEPTH_MAX)
-                fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd >= 0) {
-                d = fdopendir(fd);
-                if (!d) {
-                        close(fd);
-                } else {
-                        while ((de = readdir(d)))
-                                if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 &&
-                                    strcmp(de->d_name, "..") != 0)
-                                        rmdir_cgroup(dirfd(d), de->d_name, depth + 1);
-                        closedir(d);
-                }
-        }
-        return unlinkat(at, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
 void er_contain_fini(struct er_contain *c)
 {
         if (!c)
@@ -669,7 +643,7 @@ void er_contain_fini(struct er_contain *c)
                 er_close(&c->v1_fd[k]);
                 if (c->v1_dir[k]) {
                         char *slash;
-                        rmdir_cgroup(AT_FDCWD, c->v1_dir[k], 0);
+                        er_cgroup_rmdir(AT_FDCWD, c->v1_dir[k]);
                         slash = strrchr(c->v1_dir[k], '/');
                         if (slash) {
                                 *slash = '\0';
@@ -681,7 +655,7 @@ void er_contain_fini(struct er_contain *c)
         }
         if (c->root && c->instance) {
                 size_t len = strlen(c->root), il = strlen(c->instance);
-                rmdir_cgroup(AT_FDCWD, c->root, 0);
+                er_cgroup_rmdir(AT_FDCWD, c->root);
                 /* As root the directory is <mount>/envrun/<instance>: remove
                  * <mount>/envrun too unless other instances use it. */
                 if (len > il + 1 && c->root[len - il - 1] == '/' &&
@@ -817,13 +791,13 @@ void er_group_fini(struct er_group *g)
         er_close(&g->dir_fd);
         er_close(&g->oom_fd);
         if (g->name && g->c && g->c->kind == ER_CONTAIN_CGROUP2 && g->c->root_fd >= 0)
-                rmdir_cgroup(g->c->root_fd, g->name, 0);
+                er_cgroup_rmdir(g->c->root_fd, g->name);
         for (int k = 0; k < ER_V1_N; k++) {
                 if (g->v1_fd[k] < 0)
                         continue;
                 er_close(&g->v1_fd[k]);
                 if (g->name && g->c->v1_fd[k] >= 0)
-                        rmdir_cgroup(g->c->v1_fd[k], g->name, 0);
+                        er_cgroup_rmdir(g->c->v1_fd[k], g->name);
         }
         free(g->name);
         g->name = NULL;
@@ -832,26 +806,6 @@ void er_group_fini(struct er_group *g)
 int er_group_cgroup_fd(const struct er_group *g)
 {
         return g->dir_fd;
-}
-
-static int write_file_at(int at, const char *name, const char *data)
-{
-        size_t len = strlen(data);
-        ssize_t w;
-        int fd = openat(at, name, O_WRONLY | O_CLOEXEC);
-
-        if (fd < 0)
-                return -errno;
-        do
-                w = write(fd, data, len);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-                w = -errno;
-                close(fd);
-                return (int)w;
-        }
-        close(fd);
-        return (size_t)w == len ? 0 : -EIO;
 }
 
 int er_group_started(struct er_group *g, struct er_child *child)
@@ -878,7 +832,7 @@ int er_group_started(struct er_group *g, struct er_child *child)
         if (g->dir_fd < 0)
                 return -EBADF;
         snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
-        return write_file_at(g->dir_fd, "cgroup.procs", buf);
+        return er_cgroup_write(g->dir_fd, "cgroup.procs", buf);
 }
 
 /* ---- members: the marker (the last-resort sweep) ------------------------- */
@@ -1093,7 +1047,7 @@ int er_group_kill(struct er_group *g)
                 return r;
         /* cgroup.kill (5.14+) kills the subtree at once, and forks racing
          * with it too; without it (ENOENT), kill pid by pid. */
-        if (write_file_at(g->dir_fd, "cgroup.kill", "1") < 0) {
+        if (er_cgroup_kill(g->dir_fd) < 0) {
                 r = signal_loop(g, SIGKILL, false, KILL_PASSES);
                 if (r < 0)
                         return r;
@@ -1195,27 +1149,6 @@ bool er_group_reaper_owns(const struct er_group *g, pid_t pid)
         return g->reaper > 0 && !g->reaper_gone && g->reaper == pid;
 }
 
-/* "populated 0" in cgroup.events: no process in the subtree.  Tasks leave
- * their cgroup when they exit, so unreaped zombies do not count. */
-static int cgroup_populated(int events_fd)
-{
-        char buf[256];
-        ssize_t k = pread(events_fd, buf, sizeof(buf) - 1, 0);
-        const char *p;
-
-        if (k < 0)
-                return -errno;
-        buf[k] = '\0';
-        for (p = buf; *p; p++) {
-                if (strncmp(p, "populated ", 10) == 0)
-                        return p[10] != '0';
-                p = strchrnul(p, '\n');
-                if (!*p)
-                        break;
-        }
-        return -EINVAL;
-}
-
 int er_group_cpu_usage(struct er_group *g, uint64_t *ret_us)
 {
         char buf[512];
@@ -1273,7 +1206,7 @@ static int write_u64_at(int at, const char *name, uint64_t v)
 {
         char buf[32];
         snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)v);
-        return write_file_at(at, name, buf);
+        return er_cgroup_write(at, name, buf);
 }
 
 /* Appends "what: reason" to why, "; " between two. */
@@ -1322,7 +1255,7 @@ int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why
                  * (memory.swap.max exists only with swap accounting).  v1
                  * limits RAM only: memsw is left alone (README). */
                 if (r == 0 && at == g->dir_fd && k == ER_V1_MEMORY) {
-                        int s = write_file_at(at, "memory.swap.max", "0");
+                        int s = er_cgroup_write(at, "memory.swap.max", "0");
                         if (s < 0 && s != -ENOENT)
                                 r = s, file = "memory.swap.max";
                 }
@@ -1378,7 +1311,7 @@ int er_group_oom_fd(struct er_group *g, uint32_t *ret_events)
         }
         /* The kernel keeps its own reference to both files. */
         snprintf(buf, sizeof(buf), "%d %d", g->oom_fd, ctl);
-        r = write_file_at(g->v1_fd[ER_V1_MEMORY], "cgroup.event_control", buf);
+        r = er_cgroup_write(g->v1_fd[ER_V1_MEMORY], "cgroup.event_control", buf);
         close(ctl);
         if (r < 0)
                 goto fail;
@@ -1388,54 +1321,22 @@ fail:
         return r;
 }
 
-/* The value of `key` in a "key value" file of a cgroup (key NULL: a file
- * holding one number). */
-static int read_key_at(int at, const char *name, const char *key, uint64_t *ret)
-{
-        char buf[1024];
-        size_t kl = key ? strlen(key) : 0;
-        ssize_t n;
-        int fd = openat(at, name, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                n = -errno;
-        close(fd);
-        if (n < 0)
-                return (int)n;
-        buf[n] = '\0';
-        if (!key) {
-                *ret = strtoull(buf, NULL, 10);
-                return n > 0 ? 0 : -ENODATA;
-        }
-        for (const char *p = buf; *p; p = *p ? p + 1 : p) {
-                if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
-                        *ret = strtoull(p + kl, NULL, 10);
-                        return 0;
-                }
-                p = strchrnul(p, '\n');
-        }
-        return -ENODATA;
-}
-
 int er_group_oom_kills(struct er_group *g, uint64_t *ret)
 {
         if (mem_v2(g))
-                return read_key_at(g->dir_fd, "memory.events", "oom_kill", ret);
+                return er_cgroup_read_key(g->dir_fd, "memory.events", "oom_kill", ret);
         if (g->v1_fd[ER_V1_MEMORY] < 0)
                 return -EOPNOTSUPP;
-        return read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.oom_control", "oom_kill", ret);
+        return er_cgroup_read_key(g->v1_fd[ER_V1_MEMORY], "memory.oom_control", "oom_kill", ret);
 }
 
 int er_group_pids_refused(struct er_group *g, uint64_t *ret)
 {
         if (pids_v2(g))
-                return read_key_at(g->dir_fd, "pids.events", "max", ret);
+                return er_cgroup_read_key(g->dir_fd, "pids.events", "max", ret);
         if (g->v1_fd[ER_V1_PIDS] < 0)
                 return -EOPNOTSUPP;
-        return read_key_at(g->v1_fd[ER_V1_PIDS], "pids.events", "max", ret);
+        return er_cgroup_read_key(g->v1_fd[ER_V1_PIDS], "pids.events", "max", ret);
 }
 
 int er_group_memory_peak(struct er_group *g, uint64_t *ret, bool *ret_is_tree)
@@ -1450,9 +1351,9 @@ int er_group_memory_peak(struct er_group *g, uint64_t *ret, bool *ret_is_tree)
         /* memory.peak: kernel 5.19+; older ones fall back to the largest
          * process's (the report says so). */
         if (mem_v2(g))
-                r = read_key_at(g->dir_fd, "memory.peak", NULL, ret);
+                r = er_cgroup_read_key(g->dir_fd, "memory.peak", NULL, ret);
         else if (g->v1_fd[ER_V1_MEMORY] >= 0)
-                r = read_key_at(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
+                r = er_cgroup_read_key(g->v1_fd[ER_V1_MEMORY], "memory.max_usage_in_bytes", NULL, ret);
         else
                 r = -EOPNOTSUPP;
         *ret_is_tree = r == 0;
@@ -1467,7 +1368,7 @@ bool er_group_empty(struct er_group *g)
         if (g->c->kind == ER_CONTAIN_REAPER)
                 return g->reaper <= 0 || g->reaper_gone;
         if (g->events_fd >= 0) {
-                r = cgroup_populated(g->events_fd);
+                r = er_cgroup_populated(g->events_fd);
                 if (r >= 0)
                         return r == 0;
         }

@@ -7,6 +7,7 @@
  * and the signal go through a pidfd, so the pid cannot be reused between
  * them. */
 #include "state.h"
+#include "cgroup.h"
 #include "pids.h"
 
 #include <dirent.h>
@@ -1062,22 +1063,6 @@ static int kill_procs_tree(int dir_fd, struct er_pidvec *seen, unsigned *killed)
         return r;
 }
 
-/* "populated 0" in cgroup.events: no live process in the subtree. */
-static int populated(int events_fd)
-{
-        char buf[256];
-        ssize_t k = pread(events_fd, buf, sizeof(buf) - 1, 0);
-
-        if (k < 0)
-                return -errno;
-        buf[k] = '\0';
-        for (const char *p = buf; *p; p = strchrnul(p, '\n'), p += *p == '\n') {
-                if (strncmp(p, "populated ", 10) == 0)
-                        return p[10] != '0';
-        }
-        return -EINVAL;
-}
-
 /* Waits, until end, for the cgroup of events_fd to be empty.  kernfs
  * notifies a change of the file as POLLPRI; each read re-arms it, and it is
  * read after the kill, so no change is missed.  Without cgroup.kill
@@ -1088,7 +1073,7 @@ static int wait_unpopulated(int events_fd, int refill_fd, unsigned *killed, long
         struct er_pidvec seen = {0};
         int r;
 
-        while ((r = populated(events_fd)) > 0) {
+        while ((r = er_cgroup_populated(events_fd)) > 0) {
                 long long left = end - now_ms();
                 if (left <= 0) {
                         r = -ETIMEDOUT;
@@ -1110,38 +1095,12 @@ static int wait_unpopulated(int events_fd, int refill_fd, unsigned *killed, long
         return r;
 }
 
-/* Removes an empty cgroup, the empty ones below it first. */
-static int rmdir_cgroup(int at, const char *name, unsigned depth)
-{
-        struct dirent *de;
-        DIR *d;
-        int fd = -1;
-
-        if (depth < ER_CGROUP_DEPTH_MAX)
-                fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-                d = fdopendir(fd);
-                if (!d) {
-                        close(fd);
-                } else {
-                        while ((de = readdir(d)))
-                                if (de->d_type == DT_DIR && strcmp(de->d_name, ".") != 0 &&
-                                    strcmp(de->d_name, "..") != 0)
-                                        rmdir_cgroup(dirfd(d), de->d_name, depth + 1);
-                        closedir(d);
-                }
-        }
-        if (unlinkat(at, name, AT_REMOVEDIR) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        return 0;
-}
-
 /* Removes the instance's cgroup directory and, in the root layout, the
  * <mount>/envrun above it unless another instance uses it. */
 static int remove_cgroup(const char *path)
 {
         char *parent;
-        int r = rmdir_cgroup(AT_FDCWD, path, 0);
+        int r = er_cgroup_rmdir(AT_FDCWD, path);
 
         if (r < 0 || strncmp(base_name(path), CG_DELEGATED, strlen(CG_DELEGATED)) == 0)
                 return r;
@@ -1179,20 +1138,6 @@ static bool pidvec_holds_self(const struct er_pidvec *pv)
         return false;
 }
 
-/* cgroup.kill: the whole subtree at once, forks racing with it included.
- * false when the kernel has none (before Linux 5.14: ENOENT). */
-static bool cgroup_kill(int fd)
-{
-        int kfd = openat(fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
-        bool ok;
-
-        if (kfd < 0)
-                return false;
-        ok = write(kfd, "1", 1) == 1;
-        close(kfd);
-        return ok;
-}
-
 /* The cgroup2 tree: cgroup.kill, else SIGKILL pid by pid; then waits for it
  * to be empty. */
 static int reap_cgroup2(int fd, unsigned *killed)
@@ -1209,10 +1154,10 @@ static int reap_cgroup2(int fd, unsigned *killed)
                 r = -EDEADLK; /* we are inside the tree to kill: not ours to clean */
         /* Read once before the kill: any change from here on notifies. */
         if (r == 0)
-                r = populated(events);
+                r = er_cgroup_populated(events);
         if (r <= 0)
                 goto out;
-        if (cgroup_kill(fd)) {
+        if (er_cgroup_kill(fd) == 0) {
                 *killed += (unsigned)pv.n;
                 r = wait_unpopulated(events, -1, killed, end);
         } else {

@@ -17,6 +17,10 @@ PY=/usr/bin/python3
 [ -x "$TS" ] || { echo "testsvc not found at $TS"; exit 1; }
 echo "# envrun: $ENVRUN"
 
+# Inside the pure cgroup v2 VM (tests/vm), emulation makes everything
+# ENVRUN_VM_SLOW times slower: the test's sleeps and time bounds scale by it.
+SLOW=${ENVRUN_VM_SLOW:-1}
+
 newcase() {
   CASE=$1
   D=$TEST_TMP/$1
@@ -32,7 +36,7 @@ run() {
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
   t0=$(date +%s%N)
-  (cd "$D" && env TESTSVC_MARKER="$M" ${envs[@]+"${envs[@]}"} timeout 60 "$ENVRUN" exec \
+  (cd "$D" && env TESTSVC_MARKER="$M" ${envs[@]+"${envs[@]}"} timeout $((60 * SLOW)) "$ENVRUN" exec \
         --report report.json -f environment.yml -- "$@" >"$D/out" 2>"$D/err")
   RC=$?
   t1=$(date +%s%N)
@@ -69,7 +73,7 @@ services:
   other:
     command: [$TS, --hold]
 EOF
-run -- "$TS" --sleep 6
+run -- "$TS" --sleep $((6 * SLOW))
 [ "$RC" -eq 125 ] && ok "$CASE: exit 125" || fail "$CASE: exit 125" "rc=$RC" "$ERR"
 check "limits enforced" 'r["limits_enforced"] is True'
 check "hog LimitExceeded (memory)" \
@@ -78,7 +82,7 @@ check "other stopped cleanly" 's["other"].get("error") in (None, "ok") and s["ot
 check "peak at the limit, of the tree" \
   's["hog"]["memory_peak_bytes"] <= 100 * 2**20 and s["hog"]["memory_peak_scope"] == "tree"'
 # hog fails (and is killed) while the 6 s test still runs (it takes ~1 s).
-check "failed while the test ran" 's["hog"]["stopped_ms"] - s["hog"]["started_ms"] < 5000'
+check "failed while the test ran" "s['hog']['stopped_ms'] - s['hog']['started_ms'] < 5000 * $SLOW"
 assert_no_leftovers "$M" "$CASE"
 
 # ---------------------------------------------------------------- pids
@@ -91,7 +95,7 @@ services:
     limits:
       pids: 32
 EOF
-run -- "$TS" --sleep 3
+run -- "$TS" --sleep $((3 * SLOW))
 [ "$RC" -eq 125 ] && ok "$CASE: exit 125" || fail "$CASE: exit 125" "rc=$RC" "$ERR"
 check "bomb LimitExceeded (pids)" \
   's["bomb"]["error"] == "LimitExceeded" and s["bomb"]["message"].startswith("pids limit 32 reached (fork failed ")'
@@ -110,7 +114,7 @@ for _ in $(seq 40); do args+=(--fork-child --hold --end); done
   echo "    limits:"
   echo "      pids: 32"
 } >"$D/environment.yml"
-run -- "$TS" --sleep 3
+run -- "$TS" --sleep $((3 * SLOW))
 check "forks past 32 refused, LimitExceeded (pids)" \
   's["bomb"]["error"] == "LimitExceeded" and s["bomb"]["message"].startswith("pids limit 32 reached")'
 assert_no_leftovers "$M" "$CASE"
@@ -125,12 +129,12 @@ services:
     limits:
       cpu_time: 1s
 EOF
-run -- "$TS" --sleep 4
+run -- "$TS" --sleep $((4 * SLOW))
 [ "$RC" -eq 125 ] && ok "$CASE: exit 125" || fail "$CASE: exit 125" "rc=$RC" "$ERR"
 check "burn LimitExceeded (cpu_time)" \
   's["burn"]["error"] == "LimitExceeded" and s["burn"]["message"].startswith("cpu_time limit 1s exceeded (1.")'
 check "stopped within 2 s of its start" \
-  's["burn"]["stopped_ms"] - s["burn"]["started_ms"] <= 2000'
+  "s['burn']['stopped_ms'] - s['burn']['started_ms'] <= 2000 * $SLOW"
 check "cpu_ms just over the limit" '1000 <= s["burn"]["cpu_ms"] <= 1300'
 assert_no_leftovers "$M" "$CASE"
 
@@ -146,14 +150,20 @@ services:
   eater:
     command: [$TS, --fork-child, --alloc, "52428800", --hold, --end, --hold]
     limits: {memory: 1G}  # a memory cgroup: the tree's peak (v1 on hybrid hosts)
+  pair:
+    command: [$TS, --fork-child, --alloc, "62914560", --hold, --end,
+              --fork-child, --alloc, "62914560", --hold, --end, --hold]
+    limits: {memory: 1G}
   plain:
     command: [sh, -c, 'cat /proc/self/cgroup >"\$ENVRUN_STATE_DIR/plain.cg"; exec sleep 100']
 EOF
-run -- sh -c "cp \"\$ENVRUN_STATE_DIR/plain.cg\" '$D/plain.cg'; exec '$TS' --sleep 1.5"
+run -- sh -c "cp \"\$ENVRUN_STATE_DIR/plain.cg\" '$D/plain.cg'; exec '$TS' --sleep $(awk "BEGIN {print 1.5 * $SLOW}")"
 [ "$RC" -eq 0 ] && ok "$CASE: exit 0" || fail "$CASE: exit 0" "rc=$RC" "$ERR"
 check "cpu_ms within 20% of 500" '400 <= s["burner"]["cpu_ms"] <= 600'
 check "peak of the tree (a child's 50M) reported" \
   's["eater"]["memory_peak_bytes"] >= 50 * 2**20 and s["eater"]["memory_peak_scope"] == "tree"'
+check "peak of the tree (two children's 60M each) reported" \
+  's["pair"]["memory_peak_bytes"] >= 120 * 2**20 and s["pair"]["memory_peak_scope"] == "tree"'
 # A service without limits never joins a v1 hierarchy (the first join after
 # an idle moment costs an RCU grace period): its cgroups are its v2 one only.
 if [ -s "$D/plain.cg" ] && ! grep -qE ':(memory|pids):/envrun/' "$D/plain.cg"; then

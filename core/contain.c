@@ -307,15 +307,15 @@ static int enable_ctl(const char *dir, const char *name)
         return r;
 }
 
-/* Whether `name` is a word of dir's cgroup.controllers (available here). */
-static bool ctl_available(const char *dir, const char *name)
+/* Whether `name` is a word of the cgroup file dir/file. */
+static bool ctl_listed(const char *dir, const char *file, const char *name)
 {
         char path[PATH_MAX], buf[512];
         size_t nl = strlen(name);
         ssize_t k;
         int fd;
 
-        snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+        snprintf(path, sizeof(path), "%s/%s", dir, file);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return false;
@@ -328,6 +328,12 @@ static bool ctl_available(const char *dir, const char *name)
                 if ((p == buf || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\n' || !p[nl]))
                         return true;
         return false;
+}
+
+/* Whether `name` is a word of dir's cgroup.controllers (available here). */
+static bool ctl_available(const char *dir, const char *name)
+{
+        return ctl_listed(dir, "cgroup.controllers", name);
 }
 
 /* Pure cgroup v2 (as root): memory and pids enabled in cgroup.subtree_control
@@ -346,6 +352,7 @@ static void enable_v2(struct er_contain *c, const char *mnt)
         snprintf(top, sizeof(top), "%s/" TOP_DIR, mnt);
         for (int k = 0; k < ER_V1_N; k++) {
                 const char *dirs[] = {mnt, top, c->root};
+                bool mine[3] = {false, false, false};
                 const char *at = mnt;
                 int r = 0;
 
@@ -356,10 +363,25 @@ static void enable_v2(struct er_contain *c, const char *mnt)
                 }
                 for (size_t i = 0; i < 3 && r == 0; i++) {
                         at = dirs[i];
-                        /* The last directory's own subtree: its services. */
+                        if (ctl_listed(at, "cgroup.subtree_control", ctl_names[k]))
+                                continue;
                         r = enable_ctl(at, ctl_names[k]);
+                        mine[i] = r == 0;
                 }
                 if (r < 0) {
+                        /* Undo it where it was ours: enabled half way down,
+                         * a controller leaves the cgroups below a parent
+                         * that holds processes unable to take any (a
+                         * threaded one such as pids may be enabled there,
+                         * then nothing can join below). */
+                        char minus[32], path[PATH_MAX];
+                        snprintf(minus, sizeof(minus), "-%s", ctl_names[k]);
+                        for (size_t i = 3; i-- > 0;) {
+                                if (!mine[i])
+                                        continue;
+                                snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dirs[i]);
+                                (void)er_cgroup_write(AT_FDCWD, path, minus);
+                        }
                         snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
                                  "cannot enable the %s controller in %.100s: %s", ctl_names[k], at,
                                  strerror(-r));

@@ -113,7 +113,7 @@ stage2() {
 
         # Whatever the command left running goes, so the pipes close; three
         # rounds, for processes forked while the first was being killed.
-        for round in 1 2 3; do
+        for _ in 1 2 3; do
                 for p in /proc/[0-9]*; do
                         pid=${p#/proc/}
                         case " 1 $cat1 $cat2 " in *" $pid "*) continue ;; esac

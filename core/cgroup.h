@@ -29,4 +29,23 @@ int er_cgroup_kill(int dir_fd);
  * already counts), or -errno (EBUSY: a process is still in it). */
 int er_cgroup_rmdir(int at, const char *name);
 
+/* Where the hierarchies are (/proc/self/mountinfo): the first cgroup2
+ * mount, its mount point and the cgroup it shows (*ret_root "/" unless a
+ * subtree was bind-mounted; both malloc'd): 0, -ENOENT, or -errno.  The
+ * mount point of the whole v1 hierarchy holding `controller`, malloc'd, or
+ * NULL.  envrun's own cgroup2 directory through that mount, malloc'd: 0,
+ * -ENOENT (no 0:: line, or outside the mount), or -errno. */
+int er_cgroup_find_v2(char **ret_mnt, char **ret_root);
+char *er_cgroup_find_v1(const char *controller);
+int er_cgroup_own_dir(const char *mnt, const char *mnt_root, char **ret);
+
+/* Controllers of the cgroup at the path dir: whether `name` is a word of
+ * its file `file` ("cgroup.controllers": available; "cgroup.subtree_control":
+ * enabled for its children); er_cgroup_enable writes "+name" into its
+ * cgroup.subtree_control (0 or -errno: EBUSY where the cgroup holds
+ * processes, EROFS, ENOENT where the controller is bound to v1). */
+bool er_cgroup_listed(const char *dir, const char *file, const char *name);
+bool er_cgroup_has_controller(const char *dir, const char *name);
+int er_cgroup_enable(const char *dir, const char *name);
+
 #endif

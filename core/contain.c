@@ -72,142 +72,6 @@ static int pidvec_export(const struct er_pidvec *pv, pid_t *pids, size_t n)
 
 /* ---- finding the hierarchy --------------------------------------------- */
 
-/* Undoes mountinfo's octal escapes ("\040" for a space) in place. */
-static void unescape_octal(char *s)
-{
-        char *d = s;
-        while (*s) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-                    s[3] >= '0' && s[3] <= '7') {
-                        *d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                        s += 4;
-                } else {
-                        *d++ = *s++;
-                }
-        }
-        *d = '\0';
-}
-
-/* The first cgroup2 mount in /proc/self/mountinfo: its mount point and the
- * cgroup it shows ("/" unless a subtree was bind-mounted).  0, -ENOENT when
- * there is none, or -errno. */
-static int find_cgroup2(char **ret_mnt, char **ret_root)
-{
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        char *line = NULL, *mnt = NULL, *root = NULL;
-        size_t cap = 0;
-        int r = -ENOENT;
-
-        if (!f)
-                return -errno;
-        while (getline(&line, &cap, f) > 0) {
-                char *sep = strstr(line, " - "), *save = NULL, *fields[5];
-                int i;
-                if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
-                        continue;
-                *sep = '\0';
-                for (i = 0; i < 5; i++)
-                        if (!(fields[i] = strtok_r(i ? NULL : line, " ", &save)))
-                                break;
-                if (i < 5)
-                        continue;
-                unescape_octal(fields[3]);
-                unescape_octal(fields[4]);
-                mnt = er_strdup(fields[4]);
-                root = er_strdup(fields[3]);
-                r = mnt && root ? 0 : -ENOMEM;
-                break;
-        }
-        free(line);
-        fclose(f);
-        if (r < 0) {
-                free(mnt);
-                free(root);
-                return r;
-        }
-        *ret_mnt = mnt;
-        *ret_root = root;
-        return 0;
-}
-
-/* The mount point of the cgroup v1 hierarchy that holds `controller` (a
- * word of its super options), or NULL (none, or ENOMEM). */
-static char *find_cgroup1(const char *controller)
-{
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        char *line = NULL, *mnt = NULL;
-        size_t cap = 0, cl = strlen(controller);
-
-        if (!f)
-                return NULL;
-        while (!mnt && getline(&line, &cap, f) > 0) {
-                char *sep = strstr(line, " - "), *save = NULL, *fields[5], *opts, *o;
-                int i;
-                if (!sep || strncmp(sep + 3, "cgroup ", 7) != 0)
-                        continue;
-                /* " - cgroup <source> <super options>" */
-                opts = strrchr(sep + 3, ' ');
-                if (!opts)
-                        continue;
-                for (o = opts + 1; *o; o += strcspn(o, ",\n"), o += *o == ',') {
-                        if (strncmp(o, controller, cl) == 0 && (!o[cl] || strchr(",\n", o[cl])))
-                                break;
-                        if (*o == '\n')
-                                break;
-                }
-                if (strncmp(o, controller, cl) != 0)
-                        continue;
-                *sep = '\0';
-                for (i = 0; i < 5; i++)
-                        if (!(fields[i] = strtok_r(i ? NULL : line, " ", &save)))
-                                break;
-                /* Only the whole hierarchy: a bind-mounted subtree is not ours. */
-                if (i < 5 || strcmp(fields[3], "/") != 0)
-                        continue;
-                unescape_octal(fields[4]);
-                mnt = er_strdup(fields[4]);
-                break;
-        }
-        free(line);
-        fclose(f);
-        return mnt;
-}
-
-/* envrun's own cgroup2 directory, from the "0::/path" line of
- * /proc/self/cgroup, seen through the mount (whose root is mnt_root).
- * 0, -ENOENT (no cgroup2 line, or the cgroup is outside the mount) or -errno. */
-static int own_cgroup_dir(const char *mnt, const char *mnt_root, char **ret)
-{
-        FILE *f = fopen("/proc/self/cgroup", "re");
-        char *line = NULL, *path = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        int r = -ENOENT;
-
-        if (!f)
-                return -errno;
-        while ((len = getline(&line, &cap, f)) > 0) {
-                size_t rl = strlen(mnt_root);
-                char *p = line + 3;
-                if (strncmp(line, "0::", 3) != 0)
-                        continue;
-                if (line[len - 1] == '\n')
-                        line[len - 1] = '\0';
-                if (strcmp(mnt_root, "/") != 0) {
-                        if (strncmp(p, mnt_root, rl) != 0 || (p[rl] && p[rl] != '/'))
-                                break;
-                        p += rl;
-                }
-                r = asprintf(&path, "%s%s", mnt, strcmp(p, "/") ? p : "") < 0 ? -ENOMEM : 0;
-                break;
-        }
-        free(line);
-        fclose(f);
-        if (r == 0)
-                *ret = path;
-        return r;
-}
-
 /* ---- the instance ------------------------------------------------------- */
 
 static int make_instance_id(const char *project, char **ret)
@@ -290,52 +154,6 @@ static int mkdir_as_root(struct er_contain *c, const char *mnt, char **ret)
 
 static const char *const ctl_names[ER_V1_N] = {"memory", "pids"};
 
-/* Writes "+name" into dir's cgroup.subtree_control; 0 or -errno. */
-static int enable_ctl(const char *dir, const char *name)
-{
-        char path[PATH_MAX], val[32];
-        int fd, r = 0;
-
-        snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
-        snprintf(val, sizeof(val), "+%s", name);
-        fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, val, strlen(val)) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
-/* Whether `name` is a word of the cgroup file dir/file. */
-static bool ctl_listed(const char *dir, const char *file, const char *name)
-{
-        char path[PATH_MAX], buf[512];
-        size_t nl = strlen(name);
-        ssize_t k;
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/%s", dir, file);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-                return false;
-        buf[k] = '\0';
-        for (char *p = buf; (p = strstr(p, name)); p += nl)
-                if ((p == buf || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\n' || !p[nl]))
-                        return true;
-        return false;
-}
-
-/* Whether `name` is a word of dir's cgroup.controllers (available here). */
-static bool ctl_available(const char *dir, const char *name)
-{
-        return ctl_listed(dir, "cgroup.controllers", name);
-}
-
 /* Pure cgroup v2 (as root): memory and pids enabled in cgroup.subtree_control
  * from the hierarchy's root down to the instance's directory, so that each
  * service's cgroup has memory.max, pids.max and their events.  The
@@ -356,16 +174,16 @@ static void enable_v2(struct er_contain *c, const char *mnt)
                 const char *at = mnt;
                 int r = 0;
 
-                if (!ctl_available(mnt, ctl_names[k])) {
+                if (!er_cgroup_has_controller(mnt, ctl_names[k])) {
                         snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
                                  "no %s controller in cgroup v2 at %.100s", ctl_names[k], mnt);
                         continue;
                 }
                 for (size_t i = 0; i < 3 && r == 0; i++) {
                         at = dirs[i];
-                        if (ctl_listed(at, "cgroup.subtree_control", ctl_names[k]))
+                        if (er_cgroup_listed(at, "cgroup.subtree_control", ctl_names[k]))
                                 continue;
-                        r = enable_ctl(at, ctl_names[k]);
+                        r = er_cgroup_enable(at, ctl_names[k]);
                         mine[i] = r == 0;
                 }
                 if (r < 0) {
@@ -406,7 +224,7 @@ static void try_cgroup1(struct er_contain *c)
 
                 if (c->v2_ctl[k])
                         continue;
-                mnt = find_cgroup1(names[k]);
+                mnt = er_cgroup_find_v1(names[k]);
                 if (!mnt) {
                         if (c->ctl_why[k][0])
                                 continue; /* v2's reason says more */
@@ -494,13 +312,13 @@ static void enable_delegated(struct er_contain *c, const char *own, const char *
                                  own, why, e ? ": " : "", e ? strerror(-e) : "");
                         continue;
                 }
-                if (!ctl_available(own, ctl_names[k])) {
+                if (!er_cgroup_has_controller(own, ctl_names[k])) {
                         snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
                                  "no %s controller delegated in %.100s", ctl_names[k], own);
                         continue;
                 }
-                if ((r = enable_ctl(own, ctl_names[k])) < 0 ||
-                    (r = enable_ctl(inst, ctl_names[k])) < 0) {
+                if ((r = er_cgroup_enable(own, ctl_names[k])) < 0 ||
+                    (r = er_cgroup_enable(inst, ctl_names[k])) < 0) {
                         snprintf(c->ctl_why[k], sizeof(c->ctl_why[k]),
                                  "cannot enable the %s controller in %.100s: %s", ctl_names[k], own,
                                  strerror(-r));
@@ -516,7 +334,7 @@ static void enable_delegated(struct er_contain *c, const char *own, const char *
 static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root, char **ret)
 {
         char *own = NULL, *procs = NULL, *dir = NULL;
-        int r = own_cgroup_dir(mnt, mnt_root, &own);
+        int r = er_cgroup_own_dir(mnt, mnt_root, &own);
 
         if (r == -ENOENT)
                 snprintf(c->reason, sizeof(c->reason),
@@ -562,7 +380,7 @@ static int try_cgroup2(struct er_contain *c)
 {
         char *mnt = NULL, *mnt_root = NULL, *dir = NULL;
         bool root = geteuid() == 0;
-        int r = find_cgroup2(&mnt, &mnt_root);
+        int r = er_cgroup_find_v2(&mnt, &mnt_root);
 
         if (r == -ENOENT)
                 snprintf(c->reason, sizeof(c->reason), "reaper: no cgroup2 hierarchy mounted");

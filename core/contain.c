@@ -192,7 +192,7 @@ static void enable_v2(struct er_contain *c, const char *mnt)
                          * that holds processes unable to take any (a
                          * threaded one such as pids may be enabled there,
                          * then nothing can join below). */
-                        char minus[32], path[PATH_MAX];
+                        char minus[32], path[PATH_MAX + 32];
                         snprintf(minus, sizeof(minus), "-%s", ctl_names[k]);
                         for (size_t i = 3; i-- > 0;) {
                                 if (!mine[i])

@@ -51,6 +51,35 @@ print(eval(sys.argv[2]))
 PY
 }
 
+# The issue's own figures, as root: 400 MB under memory: 64M, and a fork loop
+# under pids: 20, each ending as LimitExceeded naming its limit.
+D=$TEST_TMP/root
+mkdir -p "$D"
+cat >"$D/environment.yml" <<EOF
+services:
+  hog:
+    command: [$TS, --alloc, "419430400", --hold]
+    limits: {memory: 64M}
+  bomb:
+    command: [sh, -c, 'while :; do $TS --hold & done']
+    limits: {pids: 20}
+EOF
+(cd "$D" && timeout $((120 * ${ENVRUN_VM_SLOW:-1})) "$ENVRUN" exec --report r.json -- "$TS" --sleep $((6 * ${ENVRUN_VM_SLOW:-1})) >out 2>err)
+rc=$?
+[ "$rc" -eq 125 ] && ok "root: exit 125" || fail "root: exit 125" "rc=$rc" "$(tail -n 8 "$D/err")"
+[ "$(report "$D/r.json" 's["hog"]["error"] == "LimitExceeded" and s["hog"]["message"] == "memory limit 64M exceeded (oom kill)"')" = True ] &&
+  ok "root: 400 MB under memory: 64M is LimitExceeded (memory)" ||
+  fail "root: 400 MB under memory: 64M is LimitExceeded (memory)" "$(report "$D/r.json" 's["hog"]["message"]' 2>&1)"
+[ "$(report "$D/r.json" 's["bomb"]["error"] == "LimitExceeded" and s["bomb"]["message"].startswith("pids limit 20 reached")')" = True ] &&
+  ok "root: a fork loop under pids: 20 is LimitExceeded (pids)" ||
+  fail "root: a fork loop under pids: 20 is LimitExceeded (pids)" "$(report "$D/r.json" 's["bomb"]["message"]' 2>&1)"
+[ "$(report "$D/r.json" 'r["containment"] == "cgroup2" and r["limits_enforced"] and s["hog"]["memory_peak_scope"] == "tree"')" = True ] &&
+  ok "root: containment cgroup2, limits enforced, the tree's peak" ||
+  fail "root: containment cgroup2, limits enforced, the tree's peak" "$(tail -n 4 "$D/err")"
+for p in $(grep -lsaF "ENVRUN_MARKER=" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+  fail "root: a process left behind" "$p: $(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)"
+done
+
 # ---------------------------------------------------------------- delegated
 chmod 0755 "$TEST_TMP" # the user's cwd is below it
 D=$TEST_TMP/deleg

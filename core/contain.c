@@ -716,31 +716,7 @@ int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
         return r;
 }
 
-/* ---- members: a reaper's descendants -------------------------------------- */
-
-/* Every descendant of pid (not pid itself) into out (appended). */
-static int list_tree(pid_t pid, struct er_pidvec *out)
-{
-        size_t want = out->cap - out->n >= 64 ? out->cap - out->n : 64;
-
-        for (;;) {
-                size_t n;
-                while (out->cap - out->n < want) {
-                        size_t cap = out->cap ? out->cap * 2 : 64;
-                        pid_t *v = realloc(out->v, cap * sizeof(*v));
-                        if (!v)
-                                return -ENOMEM;
-                        out->v = v;
-                        out->cap = cap;
-                }
-                n = er_tree_list(pid, out->v + out->n, out->cap - out->n);
-                if (n <= out->cap - out->n) {
-                        out->n += n;
-                        return 0;
-                }
-                want = n + n / 2;
-        }
-}
+/* ---- members: a reaper's descendants (er_tree_append) --------------------- */
 
 static void live_drop(struct er_group *g)
 {
@@ -781,7 +757,7 @@ void er_contain_sweep(struct er_contain *c)
                         /* Its descendants first: once it dies they would
                          * reparent here and need another pass. */
                         tree.n = 0;
-                        (void)list_tree(pid, &tree);
+                        (void)er_tree_append(pid, &tree);
                         kill(pid, SIGKILL);
                         for (size_t k = 0; k < tree.n; k++)
                                 kill(tree.v[k], SIGKILL);
@@ -808,7 +784,7 @@ static int collect(struct er_group *g, struct er_pidvec *out)
         if (g->c->kind == ER_CONTAIN_CGROUP2)
                 r = g->dir_fd < 0 ? -EBADF : er_cgroup_read_tree(g->dir_fd, out);
         else if (g->reaper > 0 && !g->reaper_gone)
-                r = list_tree(g->reaper, out);
+                r = er_tree_append(g->reaper, out);
         if (r == 0)
                 pidvec_sort_uniq(out);
         return r;

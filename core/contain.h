@@ -37,9 +37,16 @@
  * (er_group_oom_fd), and memory.oom_control's oom_kill counts the kills.
  * pids: pids.max; pids.events "max" counts refused forks (v1 sends no
  * notification for it: the owner reads it).  cpu_time: no kernel limit
- * covers a tree; the owner reads cpu.stat (er_group_cpu_usage).  The v2
- * controllers of a pure cgroup2 host are not used yet: there, and under the
- * reaper mechanism, limits are reported as not enforced. */
+ * covers a tree; the owner reads cpu.stat (er_group_cpu_usage).  A service
+ * without limits never joins a v1 hierarchy (er_group_set_limits makes its
+ * v1 cgroups).  On pure cgroup v2 (as root, or in a delegated subtree that
+ * holds nothing but envrun), memory and pids are enabled down to the
+ * instance's directory and set in the service's own cgroup: memory.max
+ * with memory.swap.max 0, pids.max; memory.events (EPOLLPRI) and
+ * pids.events tell the crossings, memory.peak the tree's peak.  Where a
+ * controller can be had neither way, ctl_why says why; under the reaper
+ * mechanism no limit is enforced.  The limits that are not are named, each
+ * with its reason. */
 #ifndef ER_CONTAIN_H
 #define ER_CONTAIN_H
 

@@ -16,14 +16,10 @@
 
 int er_pidvec_push(struct er_pidvec *pv, pid_t pid)
 {
-        if (pv->n == pv->cap) {
-                size_t cap = pv->cap ? pv->cap * 2 : 64;
-                pid_t *v = realloc(pv->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                pv->v = v;
-                pv->cap = cap;
-        }
+        int r = er_pidvec_reserve(pv, 1);
+
+        if (r < 0)
+                return r;
         pv->v[pv->n++] = pid;
         return 0;
 }
@@ -247,10 +243,45 @@ static void task_path(char *buf, pid_t pid, const char *tid)
         memcpy(p, "/children", 10);
 }
 
-/* Appends the pids of one children file to buf[*n..cap); counts the ones
- * that did not fit in *lost.  False when the kernel has no children files
- * (CONFIG_PROC_CHILDREN off). */
-static bool read_children(const char *path, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+/* A caller's buffer being filled: what did not fit is counted in lost. */
+struct plist {
+        pid_t *buf;
+        size_t cap, n, lost;
+};
+
+static void plist_add(struct plist *l, long pid)
+{
+        if (l->n < l->cap)
+                l->buf[l->n++] = (pid_t)pid;
+        else
+                l->lost++;
+}
+
+/* Calls fn for every entry of the directory fd whose name is a number
+ * (pids, tids): raw getdents64 on a stack buffer, no opendir. */
+static void each_numeric(int fd, void (*fn)(void *ud, const char *name), void *ud)
+{
+        char dents[4096];
+
+        for (;;) {
+                long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return;
+                for (long off = 0; off < k;) {
+                        struct linux_dirent64 *de = (struct linux_dirent64 *)(dents + off);
+                        off += de->d_reclen;
+                        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' &&
+                            strlen(de->d_name) <= 12)
+                                fn(ud, de->d_name);
+                }
+        }
+}
+
+/* Adds the pids of one children file to l.  False when the kernel has no
+ * children files (CONFIG_PROC_CHILDREN off). */
+static bool read_children(const char *path, struct plist *l)
 {
         char rd[1024];
         long cur = -1;
@@ -264,81 +295,105 @@ static bool read_children(const char *path, pid_t *buf, size_t cap, size_t *n, s
                         continue;
                 if (k <= 0)
                         break;
-                for (ssize_t i = 0; i <= k; i++) {
-                        if (i < k && rd[i] >= '0' && rd[i] <= '9') {
+                /* A number may go on in the next read: cur carries it. */
+                for (ssize_t i = 0; i < k; i++) {
+                        if (rd[i] >= '0' && rd[i] <= '9') {
                                 cur = (cur < 0 ? 0 : cur) * 10 + (rd[i] - '0');
                                 if (cur > INT_MAX)
                                         cur = -1;
                                 continue;
                         }
-                        if (i == k)
-                                break; /* a number may go on in the next read */
-                        if (cur > 0) {
-                                if (*n < cap)
-                                        buf[(*n)++] = (pid_t)cur;
-                                else
-                                        (*lost)++;
-                        }
+                        if (cur > 0)
+                                plist_add(l, cur);
                         cur = -1;
                 }
         }
-        if (cur > 0) {
-                if (*n < cap)
-                        buf[(*n)++] = (pid_t)cur;
-                else
-                        (*lost)++;
-        }
+        if (cur > 0)
+                plist_add(l, cur);
         close(fd);
         return true;
 }
 
+struct children_walk {
+        pid_t pid;
+        struct plist *l;
+        bool have;
+};
+
+static void on_task(void *ud, const char *tid)
+{
+        struct children_walk *w = ud;
+        char path[96];
+
+        task_path(path, w->pid, tid);
+        w->have &= read_children(path, w->l);
+}
+
 /* The children of every thread of pid (a thread's children are the
  * processes it forked).  False when the kernel has no children files. */
-static bool list_children(pid_t pid, pid_t *buf, size_t cap, size_t *n, size_t *lost)
+static bool list_children(pid_t pid, struct plist *l)
 {
-        char path[96], dents[2048];
-        bool have = true;
+        struct children_walk w = {pid, l, true};
+        char path[96];
         int fd;
 
         task_path(path, pid, NULL);
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return true; /* gone */
-        for (;;) {
-                long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                for (long off = 0; off < k;) {
-                        struct linux_dirent64 *de = (struct linux_dirent64 *)(dents + off);
-                        off += de->d_reclen;
-                        if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
-                            strlen(de->d_name) > 12)
-                                continue;
-                        task_path(path, pid, de->d_name);
-                        have &= read_children(path, buf, cap, n, lost);
-                }
-        }
+        each_numeric(fd, on_task, &w);
         close(fd);
-        return have;
+        return w.have;
+}
+
+int er_pidvec_reserve(struct er_pidvec *pv, size_t room)
+{
+        size_t cap = pv->cap ? pv->cap : 64;
+        pid_t *v;
+
+        if (pv->cap - pv->n >= room)
+                return 0;
+        while (cap - pv->n < room)
+                cap *= 2;
+        v = realloc(pv->v, cap * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        pv->v = v;
+        pv->cap = cap;
+        return 0;
 }
 
 int er_children_list(pid_t pid, struct er_pidvec *out)
 {
         for (;;) {
-                size_t n = 0, lost = 0;
-                list_children(pid, out->v, out->cap, &n, &lost);
-                if (!lost) {
-                        out->n = n;
+                struct plist l = {out->v, out->cap, 0, 0};
+                int r;
+                list_children(pid, &l);
+                if (!l.lost) {
+                        out->n = l.n;
                         return 0;
                 }
-                size_t cap = (n + lost) * 2;
-                pid_t *v = realloc(out->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                out->v = v;
-                out->cap = cap;
+                out->n = 0;
+                if ((r = er_pidvec_reserve(out, (l.n + l.lost) * 2)) < 0)
+                        return r;
+        }
+}
+
+int er_tree_append(pid_t root, struct er_pidvec *out)
+{
+        size_t want = 64;
+
+        for (;;) {
+                size_t n;
+                int r = er_pidvec_reserve(out, want);
+                if (r < 0)
+                        return r;
+                n = er_tree_list(root, out->v + out->n, out->cap - out->n);
+                if (n <= out->cap - out->n) {
+                        out->n += n;
+                        return 0;
+                }
+                want = n + n / 2; /* a count past cap is a lower bound */
         }
 }
 
@@ -375,69 +430,66 @@ static pid_t entry_parent(const char *name)
         return v > 0 && v <= INT_MAX ? (pid_t)v : -1;
 }
 
-static bool listed(pid_t pid, pid_t root, const pid_t *buf, size_t n)
+struct scan_pass {
+        pid_t root;
+        struct plist *l;
+        bool grew;
+};
+
+static bool listed(pid_t pid, pid_t root, const struct plist *l)
 {
         if (pid == root)
                 return true;
-        for (size_t i = 0; i < n; i++)
-                if (buf[i] == pid)
+        for (size_t i = 0; i < l->n; i++)
+                if (l->buf[i] == pid)
                         return true;
         return false;
 }
 
+static void on_proc(void *ud, const char *name)
+{
+        struct scan_pass *sp = ud;
+        pid_t pid = 0, pp;
+
+        for (const char *c = name; *c >= '0' && *c <= '9'; c++)
+                pid = pid * 10 + (*c - '0');
+        if (pid <= 0 || listed(pid, sp->root, sp->l))
+                return;
+        pp = entry_parent(name);
+        if (pp <= 0 || !listed(pp, sp->root, sp->l))
+                return;
+        sp->grew |= sp->l->n < sp->l->cap;
+        plist_add(sp->l, pid);
+}
+
 size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap)
 {
-        char dents[4096];
-        size_t n = 0, lost = 0;
-        bool grew = true;
+        struct plist l = {buf, cap, 0, 0};
+        struct scan_pass sp = {root, &l, true};
 
         /* Passes over /proc until one adds nobody: a child is listed after
          * its parent, whatever order /proc gives. */
-        for (unsigned pass = 0; grew && pass < 64; pass++) {
+        for (unsigned pass = 0; sp.grew && pass < 64; pass++) {
                 int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                grew = false;
-                lost = 0;
+                sp.grew = false;
+                l.lost = 0;
                 if (fd < 0)
                         break;
-                for (;;) {
-                        long k = syscall(SYS_getdents64, fd, dents, sizeof(dents));
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k <= 0)
-                                break;
-                        for (long off = 0; off < k;) {
-                                struct linux_dirent64 *de = (struct linux_dirent64 *)(dents + off);
-                                pid_t pid = 0, pp;
-                                off += de->d_reclen;
-                                for (const char *c = de->d_name; *c >= '0' && *c <= '9'; c++)
-                                        pid = pid * 10 + (*c - '0');
-                                if (pid <= 0 || listed(pid, root, buf, n))
-                                        continue;
-                                pp = entry_parent(de->d_name);
-                                if (pp <= 0 || !listed(pp, root, buf, n))
-                                        continue;
-                                if (n < cap) {
-                                        buf[n++] = pid;
-                                        grew = true;
-                                } else {
-                                        lost++;
-                                }
-                        }
-                }
+                each_numeric(fd, on_proc, &sp);
                 close(fd);
         }
-        return n + lost;
+        return l.n + l.lost;
 }
 
 size_t er_tree_list(pid_t root, pid_t *buf, size_t cap)
 {
-        size_t n = 0, lost = 0;
+        struct plist l = {buf, cap, 0, 0};
 
-        if (!list_children(root, buf, cap, &n, &lost))
+        if (!list_children(root, &l))
                 return er_tree_list_scan(root, buf, cap);
-        for (size_t i = 0; i < n; i++)
-                list_children(buf[i], buf, cap, &n, &lost);
-        return n + lost;
+        for (size_t i = 0; i < l.n; i++)
+                list_children(buf[i], &l);
+        return l.n + l.lost;
 }
 
 pid_t er_proc_parent(pid_t pid)

@@ -23,6 +23,8 @@ struct er_pidvec {
 
 /* Appends pid.  0 or -ENOMEM. */
 int er_pidvec_push(struct er_pidvec *pv, pid_t pid);
+/* Makes room for `room` more pids.  0 or -ENOMEM. */
+int er_pidvec_reserve(struct er_pidvec *pv, size_t room);
 /* Appends every pid of the cgroup at dir_fd and the cgroups below it (a
  * pid may appear twice: a process that moved during the walk).  0 or
  * -errno. */
@@ -68,6 +70,9 @@ size_t er_tree_list(pid_t root, pid_t *buf, size_t cap);
  * files (CONFIG_PROC_CHILDREN, which some hardened and sandboxed kernels
  * lack).  Slower: one read per process on the host per pass. */
 size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap);
+/* Every descendant of root appended to out (er_tree_list into a buffer
+ * grown until the whole listing fits).  0 or -ENOMEM. */
+int er_tree_append(pid_t root, struct er_pidvec *out);
 /* The children of pid (every thread's) into out, replacing what it held.
  * 0 or -ENOMEM. */
 int er_children_list(pid_t pid, struct er_pidvec *out);

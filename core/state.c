@@ -58,13 +58,6 @@ static long long now_ms(void)
         return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static void nap_ms(long ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
-
 /* A pid we may signal: never init, the kernel's pid 0, or ourselves. */
 static bool signallable(pid_t pid)
 {
@@ -1019,10 +1012,12 @@ static int wait_targets(const struct targets *t, long long end)
                         return -ETIMEDOUT;
                 /* No pidfd: pidfd_open is missing (ENOSYS: kernels before
                  * 5.3, valgrind), and nothing else tells of the exit of a
-                 * process that is not our child, so /proc is read again. */
-                if (blind)
-                        nap_ms(left < 5 ? (long)left : 5);
-                else if (poll(pfd, n, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
+                 * process that is not our child, so /proc is read again
+                 * after at most 5 ms; the pidfds there are (poll skips the
+                 * -1 entries) still wake it at once. */
+                if (blind && left > 5)
+                        left = 5;
+                if (poll(pfd, n, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
                         return -errno;
         }
         return 0;

@@ -909,14 +909,15 @@ static int child_delegated(const char *dir)
         return r;
 }
 
-static void test_delegated(void **state)
+/* A cgroup of the test's own, delegated to nobody the way systemd's
+ * Delegate=yes does it (the directory and its cgroup.procs, .threads and
+ * .subtree_control chowned); the teardown removes it. */
+static void delegate_to_nobody(struct fixture *fx)
 {
-        struct fixture *fx = *state;
-        char mnt[256], rnd[16], path[600];
         static const char *const files[] = {"", "/cgroup.procs", "/cgroup.threads",
                                             "/cgroup.subtree_control"};
+        char mnt[256], rnd[16], path[600];
         bool rw;
-        int r;
 
         if (!expect_cgroup2())
                 fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
@@ -928,6 +929,15 @@ static void test_delegated(void **state)
                 snprintf(path, sizeof(path), "%s%s", fx->cgdir, files[i]);
                 assert_int_equal(chown(path, NOBODY, NOBODY), 0);
         }
+}
+
+static void test_delegated(void **state)
+{
+        struct fixture *fx = *state;
+        char path[600];
+        int r;
+
+        delegate_to_nobody(fx);
         r = in_child(fx, child_delegated, fx->cgdir);
         if (r == 77)
                 fail_msg("could not set up the premise of this test in a child (unshare, mount or setuid failed)");
@@ -983,23 +993,11 @@ static int child_delegated_shared(const char *dir)
 static void test_delegated_shared(void **state)
 {
         struct fixture *fx = *state;
-        char mnt[256], rnd[16], path[600], buf[32];
-        static const char *const files[] = {"", "/cgroup.procs", "/cgroup.threads",
-                                            "/cgroup.subtree_control"};
-        bool rw;
+        char path[600], buf[32];
         pid_t other;
         int r, p[2], fd;
 
-        if (!expect_cgroup2())
-                fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
-        cgroup2_mount(mnt, sizeof(mnt), &rw);
-        random_suffix(rnd, sizeof(rnd));
-        snprintf(fx->cgdir, sizeof(fx->cgdir), "%s/envrun-test.%ld.%s", mnt, (long)getpid(), rnd);
-        assert_int_equal(mkdir(fx->cgdir, 0755), 0);
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-                snprintf(path, sizeof(path), "%s%s", fx->cgdir, files[i]);
-                assert_int_equal(chown(path, NOBODY, NOBODY), 0);
-        }
+        delegate_to_nobody(fx);
         /* The other process, in the cgroup before envrun comes. */
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
         other = fork();

@@ -256,10 +256,10 @@ static void on_alarm(int sig)
         (void)sig; /* interrupts the wait for the lock */
 }
 
-/* Waits until the supervisor let go of the instance lock (it removed its
- * directory first), so that nothing of the instance is left once down
- * returns: a read lock (F_OFD_SETLKW) is granted when the exclusive one is
- * released, at the supervisor's exit. */
+/* Waits until the supervisor is gone, so that nothing of the instance is
+ * left once down returns: it removes its directory, then leaves the lock
+ * to its exit (er_state_hold_lock_to_exit), so a read lock (F_OFD_SETLKW)
+ * is granted only when the kernel closes its descriptors as it exits. */
 static void wait_gone(int lock_fd)
 {
         struct sigaction sa = {.sa_handler = on_alarm}, old;

@@ -1012,6 +1012,8 @@ out_ports:
 out_rm:
         er_close(&h.log_fd);
         er_state_remove(&h.st, h.keep);
+        /* `down` waits for the lock: it returns when this process is gone. */
+        er_state_hold_lock_to_exit(&h.st);
         er_state_fini(&h.st);
 out_probe:
         er_state_fini(&h.st);

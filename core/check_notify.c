@@ -7,7 +7,7 @@
  * Datagrams sent before start() wait in the socket and are read then.
  *
  * A datagram counts only when its sender is a process of the service's own
- * tree (er_group_pids): anyone on the host can reach an abstract socket.
+ * tree (er_group_has): anyone on the host can reach an abstract socket.
  * A sender that already exited cannot be told apart from a stranger, so its
  * datagram is ignored too (with a note in the log); systemd-notify waits
  * for its BARRIER=1 to be answered before it exits, and the answer is
@@ -177,40 +177,6 @@ static void release(struct er_check_run *run)
         run->priv = NULL;
 }
 
-/* 1 when pid is a process of the group, 0 when not, -errno. */
-static int in_group(struct er_group *g, pid_t pid)
-{
-        pid_t stack[256], *v = stack, *w;
-        size_t cap = sizeof(stack) / sizeof(stack[0]);
-        int n = 0, r = 0;
-
-        if (!g || pid <= 0)
-                return 0;
-        /* The tree may grow between two reads; a few tries settle it. */
-        for (unsigned tries = 0; tries < 4; tries++) {
-                n = er_group_pids(g, v, cap);
-                if (n < 0) {
-                        r = n;
-                        break;
-                }
-                if ((size_t)n <= cap) {
-                        for (int i = 0; i < n && !r; i++)
-                                r = v[i] == pid;
-                        break;
-                }
-                cap = (size_t)n + 64;
-                w = realloc(v == stack ? NULL : v, cap * sizeof(*v));
-                if (!w) {
-                        r = -ENOMEM;
-                        break;
-                }
-                v = w;
-        }
-        if (v != stack)
-                free(v);
-        return r;
-}
-
 /* Copies a STATUS= value into run->status: control characters become
  * spaces, and a cut does not split a UTF-8 sequence. */
 static void set_status(struct er_check_run *run, const char *s, size_t len)
@@ -294,7 +260,7 @@ static bool judge(struct notify *n, struct msghdr *mh, const char *buf, size_t l
                      DGRAM_MAX);
                 return false;
         }
-        r = in_group(run->env ? run->env->group : NULL, pid);
+        r = run->env && run->env->group ? er_group_has(run->env->group, pid) : 0;
         if (r < 0) {
                 note(run, "ignored a notification from pid %ld: cannot list the service's "
                           "processes: %s", (long)pid, strerror(-r));

@@ -34,7 +34,6 @@
 #define ANCESTOR_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define FILE_MAX 64        /* what is read: the number starts the file */
 #define READS_PER_WAKEUP 8 /* then back to the loop (it is level-triggered) */
-#define MEMBER_TRIES 8     /* rereads when the tree grows while listed */
 
 static const char *const options[] = {NULL};
 
@@ -239,36 +238,6 @@ static bool running(pid_t pid)
         return s && s[1] == ' ' && s[2] && s[2] != 'Z' && s[2] != 'X';
 }
 
-/* Whether pid belongs to the group: 1, 0, or -errno. */
-static int member(struct er_group *g, pid_t pid)
-{
-        pid_t small[64], *v = small, *nv;
-        size_t cap = 64;
-        int n = 0, r = 0;
-
-        for (unsigned t = 0; t < MEMBER_TRIES; t++) {
-                n = er_group_pids(g, v, cap);
-                if (n < 0 || (size_t)n <= cap)
-                        break;
-                /* The tree grew past the array: more room, and again. */
-                nv = realloc(v == small ? NULL : v, ((size_t)n + 64) * sizeof(*v));
-                if (!nv) {
-                        n = -ENOMEM;
-                        break;
-                }
-                v = nv;
-                cap = (size_t)n + 64;
-        }
-        if (n < 0)
-                r = n;
-        for (size_t i = 0; r == 0 && i < (size_t)n && i < cap; i++)
-                if (v[i] == pid)
-                        r = 1;
-        if (v != small)
-                free(v);
-        return r;
-}
-
 static void finish(struct pidfile *p, enum er_check_result result, const char *msg)
 {
         struct er_check_run *run = p->run;
@@ -300,7 +269,7 @@ static bool check_file(struct pidfile *p)
                 pid = -1;
         }
         if (pid > 0) {
-                r = member(run->env->group, pid);
+                r = er_group_has(run->env->group, pid);
                 if (r < 0)
                         snprintf(why, sizeof(why), "cannot list the service's processes: %s",
                                  strerror(-r));

@@ -36,6 +36,8 @@
 #define SIGNAL_PASSES 8            /* rescans for pids forked while signalling */
 #define KILL_PASSES 16
 #define MKDIR_TRIES 4 /* another instance may rmdir <mount>/envrun */
+#define ANCESTRY_TRIES 8   /* walks up from a pid whose ancestor exited midway */
+#define ANCESTRY_DEPTH 4096
 
 /* ---- pid sets ---------------------------------------------------------- */
 
@@ -879,6 +881,53 @@ int er_group_pids(struct er_group *g, pid_t *pids, size_t n)
         if (r == 0)
                 r = pidvec_export(&pv, pids, n);
         free(pv.v);
+        return r;
+}
+
+/* Whether pid descends from root, by the chain of parents: 1, 0, or
+ * -errno.  Each parent is read at one instant, so a process that is being
+ * reparented (its parent exiting: it moves to the subreaper root) is found
+ * either way, where a walk down the children lists can miss it.  A link
+ * that exits midway makes the walk start again from pid. */
+static int descends_from(pid_t pid, pid_t root)
+{
+        for (unsigned t = 0; t < ANCESTRY_TRIES; t++) {
+                pid_t p = pid;
+                unsigned depth = 0;
+                for (; depth < ANCESTRY_DEPTH; depth++) {
+                        p = er_proc_parent(p);
+                        if (p == root)
+                                return 1;
+                        if (p <= 1)
+                                break;
+                }
+                if (p == 0 || p == 1 || depth == ANCESTRY_DEPTH)
+                        return 0; /* reached the top: not below root */
+                if (p == -ENOENT || p == -ESRCH) {
+                        if (er_proc_parent(pid) < 0)
+                                return 0; /* pid itself is gone */
+                        continue;         /* a link exited: again */
+                }
+                return p;
+        }
+        return 0;
+}
+
+int er_group_has(struct er_group *g, pid_t pid)
+{
+        struct er_pidvec pv = {0};
+        int r;
+
+        if (pid <= 0)
+                return 0;
+        r = collect(g, &pv);
+        if (r == 0)
+                r = pidvec_has(&pv, pid);
+        free(pv.v);
+        /* The reaper's tree is listed through children lists, which miss a
+         * process in the middle of reparenting: ask the pid's ancestry. */
+        if (r == 0 && g->c->kind != ER_CONTAIN_CGROUP2 && g->reaper > 0 && !g->reaper_gone)
+                r = descends_from(pid, g->reaper);
         return r;
 }
 

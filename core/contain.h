@@ -169,6 +169,9 @@ int er_group_signal(struct er_group *g, int sig, bool cont);
 int er_group_kill(struct er_group *g);
 /* Lists up to n member pids into pids; returns how many there are (may be > n). */
 int er_group_pids(struct er_group *g, pid_t *pids, size_t n);
+/* Whether pid is a member of the group: 1, 0, or -errno.  Exact while
+ * the tree changes (a daemon's parent exiting as it is asked about). */
+int er_group_has(struct er_group *g, pid_t pid);
 /* CPU time (user+system) of every process the group ever held, in
  * microseconds (cgroup2's cpu.stat; the reaper's GONE record: what it and
  * the processes it reaped had waited for).  -EOPNOTSUPP when unknown. */

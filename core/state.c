@@ -129,6 +129,11 @@ void er_state_fini(struct er_state *st)
         st->dir = NULL;
 }
 
+void er_state_hold_lock_to_exit(struct er_state *st)
+{
+        st->lock_fd = -1; /* not closed: the exit closes it */
+}
+
 /* dir as an absolute path (malloc'd), or NULL. */
 static char *absolute(const char *dir)
 {

@@ -72,6 +72,13 @@ int er_state_make_dirs(struct er_state *st);
 int er_state_remove(struct er_state *st, bool keep_tmp);
 /* Closes the fds (releasing the lock) and frees. */
 void er_state_fini(struct er_state *st);
+/* Leaves the lock to the process's exit: the descriptor stays open and
+ * st forgets it, so the kernel releases the lock only when the process's
+ * descriptors close in its exit (after its memory is gone), never before.
+ * A waiter for the lock (down) then returns only once the holder is gone,
+ * including any work a process runs in its exit (a sanitizer's or
+ * valgrind's leak check).  Call before er_state_fini. */
+void er_state_hold_lock_to_exit(struct er_state *st);
 
 /* --- records, for the clean-up after a crash --------------------------- */
 

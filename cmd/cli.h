@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "config.h"
-#include "err.h"
+#include "model/config.h"
+#include "base/err.h"
 
 /* Exit statuses shared by the verbs. */
 enum {

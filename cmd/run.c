@@ -14,11 +14,11 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "ctl_client.h"
-#include "state.h"
-#include "report.h"
+#include "api/ctl_client.h"
+#include "instance/state.h"
+#include "report/report.h"
 #include "run.h"
-#include "timeline.h"
+#include "report/timeline.h"
 
 extern char **environ;
 

@@ -8,11 +8,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "config.h"
-#include "contain.h"
-#include "loop.h"
-#include "ports.h"
-#include "sched.h"
+#include "model/config.h"
+#include "proc/contain.h"
+#include "proc/loop.h"
+#include "instance/ports.h"
+#include "sched/sched.h"
 
 struct live_line;
 struct er_state;

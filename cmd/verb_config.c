@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "dump.h"
-#include "graph.h"
+#include "model/dump.h"
+#include "model/graph.h"
 #include "run.h"
-#include "state.h"
+#include "instance/state.h"
 
 extern char **environ;
 

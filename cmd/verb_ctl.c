@@ -13,10 +13,10 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "ctl_client.h"
-#include "log.h"
+#include "api/ctl_client.h"
+#include "proc/log.h"
 #include "run.h"
-#include "state.h"
+#include "instance/state.h"
 
 #define EXIT_NOT_UP 3          /* status: nothing is up (LSB) */
 #define CALL_TIMEOUT_US 10000000u

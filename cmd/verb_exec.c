@@ -14,14 +14,14 @@
 
 #include "cli.h"
 #include "run.h"
-#include "contain.h"
-#include "loop.h"
-#include "ports.h"
-#include "report.h"
-#include "sched.h"
-#include "state.h"
-#include "timeline.h"
-#include "units.h"
+#include "proc/contain.h"
+#include "proc/loop.h"
+#include "instance/ports.h"
+#include "report/report.h"
+#include "sched/sched.h"
+#include "instance/state.h"
+#include "report/timeline.h"
+#include "base/units.h"
 
 extern char **environ;
 

@@ -29,11 +29,11 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "ctl.h"
-#include "log.h"
-#include "report.h"
+#include "api/ctl.h"
+#include "proc/log.h"
+#include "report/report.h"
 #include "run.h"
-#include "state.h"
+#include "instance/state.h"
 
 extern char **environ;
 

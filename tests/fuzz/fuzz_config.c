@@ -5,11 +5,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "dump.h"
-#include "graph.h"
-#include "load.h"
-#include "validate.h"
+#include "model/config.h"
+#include "model/dump.h"
+#include "model/graph.h"
+#include "model/load.h"
+#include "model/validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

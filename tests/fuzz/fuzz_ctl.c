@@ -26,8 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ctl.h"
-#include "loop.h"
+#include "api/ctl.h"
+#include "proc/loop.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -25,12 +25,12 @@
 
 #include <cmocka.h>
 
-#include "check.h"
-#include "contain.h"
-#include "envp.h"
-#include "log.h"
-#include "loop.h"
-#include "proc.h"
+#include "checks/check.h"
+#include "proc/contain.h"
+#include "proc/envp.h"
+#include "proc/log.h"
+#include "proc/loop.h"
+#include "proc/proc.h"
 
 extern char **environ;
 

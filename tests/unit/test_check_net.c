@@ -28,8 +28,8 @@
 
 #include <cmocka.h>
 
-#include "check.h"
-#include "loop.h"
+#include "checks/check.h"
+#include "proc/loop.h"
 
 /* Everything here must finish well within this; a hang fails by SIGALRM. */
 #define TEST_DEADLINE_S 120

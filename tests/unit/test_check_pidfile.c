@@ -36,10 +36,10 @@
 
 #include <cmocka.h>
 
-#include "check.h"
-#include "contain.h"
-#include "spawn.h"
-#include "loop.h"
+#include "checks/check.h"
+#include "proc/contain.h"
+#include "proc/spawn.h"
+#include "proc/loop.h"
 
 #define DEADLINE_US (5 * 1000 * 1000)
 #define QUIET_US (100 * 1000) /* a polled check would have run in this */

@@ -13,7 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
-#include <linux/sched.h> /* CLONE_NEWNS: <sched.h> is shadowed by core/sched.h under -Icore */
+#include <sched.h> /* CLONE_NEWNS */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,11 +34,11 @@
 
 #include <cmocka.h>
 
-#include "pids.h"
+#include "proc/pids.h"
 
-#include "contain.h"
-#include "reaper.h"
-#include "spawn.h"
+#include "proc/contain.h"
+#include "proc/reaper.h"
+#include "proc/spawn.h"
 
 #define MAX_PIDS 256
 #define DEADLINE_NS (5 * 1000000000LL)

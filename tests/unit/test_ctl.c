@@ -21,8 +21,8 @@
 
 #include <cmocka.h>
 
-#include "ctl.h"
-#include "loop.h"
+#include "api/ctl.h"
+#include "proc/loop.h"
 
 /* Everything here must finish well within this; a hang fails by SIGALRM. */
 #define TEST_DEADLINE_S 60

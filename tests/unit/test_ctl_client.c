@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
-#include "ctl.h"
-#include "ctl_client.h"
-#include "loop.h"
+#include "api/ctl.h"
+#include "api/ctl_client.h"
+#include "proc/loop.h"
 
 /* Everything here must finish well within this; a hang fails by SIGALRM. */
 #define TEST_DEADLINE_S 60

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "envfile.h"
+#include "model/envfile.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_VARS 4

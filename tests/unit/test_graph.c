@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "graph.h"
-#include "load.h"
-#include "validate.h"
+#include "model/config.h"
+#include "model/graph.h"
+#include "model/load.h"
+#include "model/validate.h"
 
 static char *const env[] = {"PATH=/usr/bin:/bin", NULL};
 

@@ -27,9 +27,9 @@
 
 #include <cmocka.h>
 
-#include "check.h"
-#include "http.h"
-#include "loop.h"
+#include "checks/check.h"
+#include "checks/http.h"
+#include "proc/loop.h"
 
 /* Every test finishes well within this; a hang fails by SIGALRM. */
 #define TEST_DEADLINE_S 30

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "interp.h"
+#include "model/interp.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

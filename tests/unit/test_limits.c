@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "contain.h"
-#include "spawn.h"
+#include "model/config.h"
+#include "proc/contain.h"
+#include "proc/spawn.h"
 
 static void read_text(const char *path, char *buf, size_t len)
 {

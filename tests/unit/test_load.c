@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "load.h"
+#include "model/load.h"
 
 static const char FILE_NAME[] = "environment.yml";
 

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "proc/log.h"
 
 /* 2026-11-23T18:03:04.512Z */
 #define T0 1795456984512ULL

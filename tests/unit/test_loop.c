@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "loop.h"
+#include "proc/loop.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -16,13 +16,13 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "contain.h"
-#include "load.h"
-#include "loop.h"
-#include "report.h"
-#include "sched.h"
-#include "validate.h"
+#include "model/config.h"
+#include "proc/contain.h"
+#include "model/load.h"
+#include "proc/loop.h"
+#include "report/report.h"
+#include "sched/sched.h"
+#include "model/validate.h"
 
 extern char **environ;
 

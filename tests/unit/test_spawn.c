@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-#include "spawn.h"
+#include "proc/spawn.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

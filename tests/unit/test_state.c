@@ -27,10 +27,10 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "contain.h"
-#include "spawn.h"
-#include "state.h"
+#include "model/config.h"
+#include "proc/contain.h"
+#include "proc/spawn.h"
+#include "instance/state.h"
 
 #define MAX_PIDS 64
 #define DEADLINE_NS (5 * 1000000000LL)

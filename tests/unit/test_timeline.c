@@ -1,4 +1,4 @@
-/* The --timeline chart (core/timeline.h): hand-built reports in, SVG out,
+/* The --timeline chart (core/report/timeline.h): hand-built reports in, SVG out,
  * read back with Python's XML parser (a real parser, not string matching)
  * for what a browser would see: one bar per service that started and one
  * for the test, widths and positions proportional to the times, names and
@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "report.h"
-#include "timeline.h"
+#include "report/report.h"
+#include "report/timeline.h"
 
 #define NO ER_REPORT_NO_TIME
 #define PYTHON "/usr/bin/python3"

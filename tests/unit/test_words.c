@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "words.h"
+#include "model/words.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_WORDS 8

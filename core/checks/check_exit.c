@@ -1,0 +1,63 @@
+/* exit: a one-shot job, ready when its process exits with one of the codes. */
+#include <stdio.h>
+
+#include "checks/check.h"
+
+static const char *const options[] = {NULL};
+
+static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                 const char *dir, struct er_fctx *f)
+{
+        return er_field_codes(f, v, "exit", &c->u.exit.codes);
+}
+
+static void dump(const struct er_check *c, json_t *o)
+{
+        json_t *a = json_array();
+        for (unsigned i = 0; i < 256; i++)
+                if (er_codes_has(&c->u.exit.codes, i))
+                        json_array_append_new(a, json_integer(i));
+        json_object_set_new(o, "exit", a);
+}
+
+static int describe(const struct er_check *c, char *buf, size_t len)
+{
+        int n = snprintf(buf, len, "exit");
+        const char *sep = " ";
+        for (unsigned i = 0; i < 256 && n >= 0 && (size_t)n < len; i++)
+                if (er_codes_has(&c->u.exit.codes, i)) {
+                        n += snprintf(buf + n, len - (size_t)n, "%s%u", sep, i);
+                        sep = ",";
+                }
+        return n;
+}
+
+static int start(struct er_check_run *run)
+{
+        return 0;
+}
+
+static bool exited(struct er_check_run *run, int code)
+{
+        if (code >= 0 && er_codes_has(&run->check->u.exit.codes, (unsigned)code)) {
+                run->done(run, ER_CHECK_READY, NULL);
+                return true;
+        }
+        /* A signal or another status: the engine words it (ProcessExitedWithError). */
+        return false;
+}
+
+static void cancel(struct er_check_run *run)
+{
+}
+
+const struct er_check_ops er_check_exit_ops = {
+        .key = "exit",
+        .options = options,
+        .parse = parse,
+        .dump = dump,
+        .describe = describe,
+        .start = start,
+        .exited = exited,
+        .cancel = cancel,
+};

@@ -1,0 +1,148 @@
+/* state: an instance's private state directory (SPEC §7) and the clean-up
+ * of an instance that died without bringing its environment down (§5.7).
+ *
+ * Layout.  The user's base is --state-dir, else $XDG_RUNTIME_DIR/envrun,
+ * else /tmp/envrun-UID.  A detached (`up -d`) instance lives in
+ * <base>/<project>/, an `exec` instance in <base>/<project>.exec.XXXXXX/.
+ * Each holds:
+ *   lock           an exclusive lock (fcntl F_OFD_SETLK: an open file
+ *                  description lock, inherited across fork like flock, and
+ *                  queried without being taken, F_OFD_GETLK) held for the
+ *                  instance's whole life: a held
+ *                  lock is a live instance, which is never touched; a free
+ *                  one is dead, and whoever takes it may clean up after it
+ *   records.json   what a clean-up needs: containment, the instance's
+ *                  cgroups, its marker, the pid and start time of every
+ *                  process it spawned (rewritten atomically: tmp + rename)
+ *   control.sock   the supervisor's control socket (§8; detached only)
+ *   supervisor.log the supervisor's own stdout/stderr (detached only)
+ *   logs/          one log per service
+ *   tmp/           ENVRUN_STATE_DIR, removed at down unless --keep
+ * Directories are created 0700 and their owner checked (lstat: a symlink or
+ * another user's directory is refused); files are created 0600 with
+ * O_NOFOLLOW through the directory fd. */
+#ifndef ER_STATE_H
+#define ER_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proc/contain.h"
+
+/* The user's base directory into buf: override (--state-dir) if given,
+ * else $XDG_RUNTIME_DIR/envrun unless for_others (a service runs as
+ * another user, who cannot enter /run/user/UID), else /tmp/envrun-UID.
+ * Created 0700 when missing and checked.  0 or -errno (-EPERM: it exists
+ * but is not a directory of ours; -ENAMETOOLONG). */
+int er_state_base(const char *override, bool for_others, char *buf, size_t len);
+
+/* mkdir(path, mode) unless it exists, then lstat: 0 when it is a directory
+ * owned by geteuid(), -EPERM when it is anything else, or -errno. */
+int er_state_mkdir(const char *path, mode_t mode);
+
+struct er_state {
+        char *dir;    /* absolute path of the instance directory */
+        int dir_fd;   /* O_DIRECTORY|O_NOFOLLOW, or -1 */
+        int lock_fd;  /* the lock file, locked once er_state_lock returned 0; or -1 */
+};
+
+void er_state_init(struct er_state *st);
+/* Opens dir (creating it 0700 when `create`), checking its owner.
+ * 0 or -errno (-ENOENT when it does not exist and !create). */
+int er_state_open(struct er_state *st, const char *dir, bool create);
+/* Creates a new unique <base>/<project>.exec.XXXXXX, opens and locks it.
+ * (It is made as .<project>.exec.XXXXXX and renamed once locked: a
+ * directory under the exec name is never seen unlocked while it starts.) */
+int er_state_create_unique(struct er_state *st, const char *base, const char *project);
+/* Takes the instance's lock without waiting.  0, or -EWOULDBLOCK when a
+ * live instance holds it, or -errno.  (er_state_probe only asks, so it
+ * never makes this fail.) */
+int er_state_lock(struct er_state *st);
+/* Whether an instance directory's lock is held by a live instance, without
+ * keeping anything open: 1 held, 0 free (a dead instance, or a directory
+ * never locked), -ENOENT no such directory, or -errno. */
+int er_state_probe(const char *dir);
+/* Makes logs/ and tmp/ (0700) if missing. */
+int er_state_make_dirs(struct er_state *st);
+/* Removes the directory's contents and the directory itself; keep_tmp
+ * leaves tmp/ (and the directory holding it).  Call with the lock held;
+ * the lock file goes last.  0 or -errno (what could not be removed stays). */
+int er_state_remove(struct er_state *st, bool keep_tmp);
+/* Closes the fds (releasing the lock) and frees. */
+void er_state_fini(struct er_state *st);
+/* Leaves the lock to the process's exit: the descriptor stays open and
+ * st forgets it, so the kernel releases the lock only when the process's
+ * descriptors close in its exit (after its memory is gone), never before.
+ * A waiter for the lock (down) then returns only once the holder is gone,
+ * including any work a process runs in its exit (a sanitizer's or
+ * valgrind's leak check).  Call before er_state_fini. */
+void er_state_hold_lock_to_exit(struct er_state *st);
+
+/* --- records, for the clean-up after a crash --------------------------- */
+
+struct er_record_proc {
+        char *service;        /* "db", or "test" for the test command */
+        pid_t pid;
+        uint64_t start_time;  /* /proc/PID/stat field 22 (clock ticks since boot) */
+};
+
+struct er_records {
+        pid_t supervisor;             /* the process that holds the lock */
+        uint64_t supervisor_start;
+        char *containment;            /* "cgroup2" | "session" */
+        char *cgroup;                 /* the instance's cgroup2 directory, or NULL */
+        char *v1[ER_V1_N];            /* its v1 memory/pids directories, or NULL */
+        char *marker;                 /* "ENVRUN_MARKER=<instance>/": every process of the
+                                       * instance carries it in its environment */
+        struct er_record_proc *procs; /* main pids, in spawn order */
+        size_t n_procs;
+};
+
+void er_records_init(struct er_records *r);
+/* Fills r from an instance's containment (kind, cgroup dirs, marker) and
+ * the calling process as supervisor.  0 or -ENOMEM. */
+int er_records_from_contain(struct er_records *r, const struct er_contain *c);
+/* Appends (or, for a service already there, replaces) a process, reading
+ * its start time from /proc now.  0 or -errno. */
+int er_records_set_proc(struct er_records *r, const char *service, pid_t pid);
+void er_records_fini(struct er_records *r);
+/* Writes records.json atomically (0600, O_NOFOLLOW, tmp + rename). */
+int er_state_write_records(struct er_state *st, const struct er_records *r);
+/* Reads it back; -ENOENT when there is none, -EINVAL when it is not ours. */
+int er_state_read_records(struct er_state *st, struct er_records *r);
+
+/* The start time of a process (/proc/PID/stat field 22), to tell a pid
+ * from a later process that reused it.  0 or -errno (-ESRCH: gone). */
+int er_proc_start_time(pid_t pid, uint64_t *ret);
+
+/* What a clean-up did. */
+struct er_reaped {
+        unsigned killed;      /* processes that were alive and got SIGKILL */
+        unsigned spared;      /* recorded pids now held by another process */
+        bool had_records;     /* there was a dead instance to clean */
+};
+
+/* Cleans up after the dead instance whose lock the caller holds: SIGKILL to
+ * the recorded cgroup tree (cgroup.kill, else every pid of its
+ * cgroup.procs), waiting (event-driven: poll on cgroup.events, up to 5 s)
+ * for it to empty and removing its directories (v1 ones too); SIGKILL to
+ * every process carrying the marker; SIGKILL to every recorded pid whose
+ * start time still matches (a mismatch is another process: spared).  The
+ * recorded supervisor is killed too if it still runs under its start time
+ * (it cannot: it would hold the lock).  Removes records.json and
+ * control.sock.  0 or -errno; out is filled either way.  A clean-up that
+ * could not finish (a tree still populated after 5 s, a cgroup that could
+ * not be removed) keeps records.json, so that a later one tries again;
+ * -EINVAL: records.json is not ours (nothing was killed), -ENOLCK: the
+ * lock is not held.  Never signals pid 1 or the caller. */
+int er_state_reap(struct er_state *st, struct er_reaped *out);
+
+/* Every <base>/<project>.exec.* directory whose lock is free: reaped and
+ * removed (the exec instances of crashed `envrun exec` runs).  Adds to
+ * out; returns how many directories were cleaned, or -errno (the first
+ * error, when a directory could not be cleaned; the others still were). */
+int er_state_reap_stale_execs(const char *base, const char *project, struct er_reaped *out);
+
+#endif

@@ -1,0 +1,246 @@
+/* graph: cycles (Tarjan's strongly connected components), start order
+ * (Kahn), and DOT output. */
+#include "model/graph.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tarjan {
+        const struct er_config *c;
+        size_t *index, *low, *stack, *comp;
+        bool *on_stack;
+        size_t next, sp, n_comp;
+};
+
+#define UNSEEN ((size_t)-1)
+
+static void strongconnect(struct tarjan *t, size_t v)
+{
+        const struct er_service *s = &t->c->services[v];
+
+        t->index[v] = t->low[v] = t->next++;
+        t->stack[t->sp++] = v;
+        t->on_stack[v] = true;
+        for (size_t i = 0; i < s->n_deps; i++) {
+                size_t w = s->deps[i].index;
+                if (t->index[w] == UNSEEN) {
+                        strongconnect(t, w);
+                        if (t->low[w] < t->low[v])
+                                t->low[v] = t->low[w];
+                } else if (t->on_stack[w] && t->index[w] < t->low[v]) {
+                        t->low[v] = t->index[w];
+                }
+        }
+        if (t->low[v] == t->index[v]) {
+                size_t w;
+                do {
+                        w = t->stack[--t->sp];
+                        t->on_stack[w] = false;
+                        t->comp[w] = t->n_comp;
+                } while (w != v);
+                t->n_comp++;
+        }
+}
+
+/* Shortest path from start back to start inside its component (BFS), written
+ * as "a -> b -> a" into buf; returns the index of start's first edge. */
+static size_t describe_cycle(const struct tarjan *t, size_t start, size_t *prev, size_t *queue,
+                             char *buf, size_t len)
+{
+        const struct er_config *c = t->c;
+        size_t head = 0, tail = 0, last = UNSEEN, path[ER_SERVICES_MAX + 1], n = 0, edge = 0;
+        int off;
+
+        for (size_t i = 0; i < c->n_services; i++)
+                prev[i] = UNSEEN;
+        queue[tail++] = start;
+        while (head < tail && last == UNSEEN) {
+                size_t v = queue[head++];
+                const struct er_service *s = &c->services[v];
+                for (size_t i = 0; i < s->n_deps && last == UNSEEN; i++) {
+                        size_t w = s->deps[i].index;
+                        if (t->comp[w] != t->comp[start])
+                                continue;
+                        if (w == start)
+                                last = v;
+                        else if (prev[w] == UNSEEN) {
+                                prev[w] = v;
+                                queue[tail++] = w;
+                        }
+                }
+        }
+        for (size_t v = last; v != start; v = prev[v])
+                path[n++] = v;
+        path[n++] = start;
+        off = snprintf(buf, len, "%s", c->services[start].name);
+        for (size_t i = n; i-- > 0 && off >= 0 && (size_t)off < len;)
+                off += snprintf(buf + off, len - (size_t)off, " -> %s",
+                                c->services[i == 0 ? start : path[i - 1]].name);
+        /* The first edge leaves start towards path[n - 2] (or start itself). */
+        size_t first = n >= 2 ? path[n - 2] : start;
+        for (size_t i = 0; i < c->services[start].n_deps; i++)
+                if (c->services[start].deps[i].index == first) {
+                        edge = i;
+                        break;
+                }
+        return edge;
+}
+
+int er_graph_check_cycles(const struct er_config *c, struct er_errs *errs)
+{
+        size_t n = c->n_services;
+        struct tarjan t = {.c = c};
+        size_t *prev = NULL, *queue = NULL;
+        bool *reported = NULL;
+        int r = 0;
+
+        t.index = malloc(n * sizeof(size_t));
+        t.low = malloc(n * sizeof(size_t));
+        t.stack = malloc(n * sizeof(size_t));
+        t.comp = malloc(n * sizeof(size_t));
+        t.on_stack = calloc(n, sizeof(bool));
+        prev = malloc(n * sizeof(size_t));
+        queue = malloc(n * sizeof(size_t));
+        reported = calloc(n, sizeof(bool));
+        if (!t.index || !t.low || !t.stack || !t.comp || !t.on_stack || !prev || !queue || !reported) {
+                r = er_errs_add(errs, -ENOMEM, c->file, 0, 0, "out of memory");
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                t.index[i] = UNSEEN;
+        for (size_t i = 0; i < n; i++)
+                if (t.index[i] == UNSEEN)
+                        strongconnect(&t, i);
+        for (size_t v = 0; v < n; v++) {
+                size_t size = 0;
+                char path[ER_ERR_MSG_MAX - 32];
+                if (reported[t.comp[v]])
+                        continue;
+                for (size_t w = 0; w < n; w++)
+                        size += t.comp[w] == t.comp[v];
+                if (size < 2) /* self-dependencies are validate's to report */
+                        continue;
+                reported[t.comp[v]] = true;
+                size_t e = describe_cycle(&t, v, prev, queue, path, sizeof(path));
+                const struct er_dep *d = &c->services[v].deps[e];
+                r = er_errs_add(errs, -ER_ECONFIG, c->file, d->loc.line, d->loc.col,
+                                "dependency cycle: %s", path);
+        }
+out:
+        free(t.index);
+        free(t.low);
+        free(t.stack);
+        free(t.comp);
+        free(t.on_stack);
+        free(prev);
+        free(queue);
+        free(reported);
+        return r;
+}
+
+int er_graph_topo_order(const struct er_config *c, size_t *order)
+{
+        size_t n = c->n_services, done = 0;
+        size_t *pending = calloc(n ? n : 1, sizeof(size_t));
+        bool *placed = calloc(n ? n : 1, sizeof(bool));
+        int r = 0;
+
+        if (!pending || !placed) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+                pending[i] = c->services[i].n_deps;
+        /* O(n^2) in the worst case, with n <= ER_SERVICES_MAX: simple and
+         * stable (file order among services ready at the same step). */
+        while (done < n) {
+                bool progress = false;
+                for (size_t i = 0; i < n; i++) {
+                        if (placed[i] || pending[i])
+                                continue;
+                        placed[i] = true;
+                        order[done++] = i;
+                        progress = true;
+                        for (size_t j = 0; j < n; j++)
+                                for (size_t k = 0; k < c->services[j].n_deps; k++)
+                                        if (c->services[j].deps[k].index == i)
+                                                pending[j]--;
+                }
+                if (!progress) {
+                        r = -ELOOP;
+                        goto out;
+                }
+        }
+out:
+        free(pending);
+        free(placed);
+        return r;
+}
+
+struct buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        if (b->oom)
+                return;
+        for (;;) {
+                va_start(ap, fmt);
+                n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+                va_end(ap);
+                if (n < 0) {
+                        b->oom = true;
+                        return;
+                }
+                if ((size_t)n < b->cap - b->len) {
+                        b->len += (size_t)n;
+                        return;
+                }
+                size_t cap = (b->cap + (size_t)n + 1) * 2;
+                char *p = realloc(b->p, cap);
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = p;
+                b->cap = cap;
+        }
+}
+
+int er_graph_dot(const struct er_config *c, char **ret_buf, size_t *ret_len)
+{
+        struct buf b = {0};
+
+        b.cap = 256;
+        if (!(b.p = malloc(b.cap)))
+                return -ENOMEM;
+        b.p[0] = '\0';
+        bprintf(&b, "digraph \"%s\" {\n", c->project);
+        bprintf(&b, "  rankdir=LR;\n  node [shape=box];\n");
+        for (size_t i = 0; i < c->n_services; i++)
+                bprintf(&b, "  \"%s\";\n", c->services[i].name);
+        for (size_t i = 0; i < c->n_services; i++) {
+                const struct er_service *s = &c->services[i];
+                for (size_t k = 0; k < s->n_deps; k++)
+                        bprintf(&b, "  \"%s\" -> \"%s\" [label=\"%s\"];\n", s->name,
+                                s->deps[k].name, er_cond_name(s->deps[k].cond));
+        }
+        bprintf(&b, "}\n");
+        if (b.oom) {
+                free(b.p);
+                return -ENOMEM;
+        }
+        *ret_buf = b.p;
+        *ret_len = b.len;
+        return 0;
+}

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "model/check.h"
 #include "model/field.h"
 #include "base/suggest.h"
 #include "base/units.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "checks/check.h"
+#include "model/check.h"
 #include "base/units.h"
 
 static json_t *str_array(char *const *v, size_t n)

@@ -257,18 +257,6 @@ int er_field_check_keys(struct er_fctx *f, const struct er_node *map, const char
         return unknown;
 }
 
-void er_cmd_fini(struct er_cmd *cmd)
-{
-        if (!cmd)
-                return;
-        if (cmd->argv)
-                for (size_t i = 0; i < cmd->argc; i++)
-                        free(cmd->argv[i]);
-        free(cmd->argv);
-        free(cmd->cwd);
-        memset(cmd, 0, sizeof(*cmd));
-}
-
 /* Column in the file of byte `off` (1-based) of scalar n, when the scalar
  * is written on one line without escapes; else the scalar's own column. */
 static unsigned scalar_col(const struct er_node *n, unsigned off)

@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model/config.h"
 #include "base/err.h"
 #include "model/interp.h"
 #include "model/load.h"
+#include "model/types.h"
 
 struct er_fctx {
         const char *file;           /* environment.yml's path, for errors */
@@ -66,7 +66,6 @@ int er_field_check_keys(struct er_fctx *f, const struct er_node *map, const char
  * left to the caller. */
 int er_field_cmd(struct er_fctx *f, const struct er_node *n, const char *key, bool shell,
                  struct er_cmd *ret);
-void er_cmd_fini(struct er_cmd *cmd);
 
 /* `env:` (map NAME -> string, number or boolean) appended to out, interpolated. */
 int er_field_env(struct er_fctx *f, const struct er_node *n, struct er_envlist *out);

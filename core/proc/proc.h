@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-#include "checks/check.h"
+#include "model/types.h"
 #include "proc/contain.h"
 #include "proc/log.h"
 #include "proc/loop.h"

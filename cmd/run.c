@@ -15,6 +15,8 @@
 
 #include "cli.h"
 #include "api/ctl_client.h"
+#include "instance/cleanup.h"
+#include "instance/records.h"
 #include "instance/state.h"
 #include "report/report.h"
 #include "run.h"
@@ -46,7 +48,7 @@ static void on_rec_timer(struct er_loop *loop, struct er_timer *t)
 {
         struct run *r = er_container_of(t, struct run, rec_timer);
         (void)loop;
-        er_state_write_records(r->rec_state, r->records);
+        er_records_write(r->rec_state, r->records);
 }
 
 void run_record_spawn(struct run *r, const struct er_sched_event *ev)
@@ -67,7 +69,7 @@ void run_record_flush(struct run *r)
 {
         if (r->loop && er_timer_active(&r->rec_timer)) {
                 er_timer_stop(r->loop, &r->rec_timer);
-                er_state_write_records(r->rec_state, r->records);
+                er_records_write(r->rec_state, r->records);
         }
 }
 
@@ -466,7 +468,7 @@ int run_reap_stale_up(const char *dir, const char *project, bool keep)
         er_state_init(&st);
         er_records_init(&rec);
         if (er_state_probe(dir) != 0 || er_state_open(&st, dir, false) < 0 ||
-            er_state_read_records(&st, &rec) < 0) {
+            er_records_read(&st, &rec) < 0) {
                 rc = 0; /* live, or nothing there */
                 goto out;
         }
@@ -474,7 +476,7 @@ int run_reap_stale_up(const char *dir, const char *project, bool keep)
                 rc = rc == -EWOULDBLOCK ? 0 : rc; /* it came up meanwhile */
                 goto out;
         }
-        rc = er_state_reap(&st, &reaped);
+        rc = er_cleanup_reap(&st, &reaped);
         er_state_remove(&st, keep);
         if (rc < 0) {
                 cli_fail(0, "cleaning up the crashed instance of '%s' in '%s': %s", project, dir,
@@ -493,7 +495,7 @@ out:
 void run_reap_stale_execs(const char *base, const char *project)
 {
         struct er_reaped reaped = {0};
-        if (er_state_reap_stale_execs(base, project, &reaped) > 0 && reaped.killed)
+        if (er_cleanup_stale_execs(base, project, &reaped) > 0 && reaped.killed)
                 cli_fail(0, "cleaned up %u %s left by a crashed run of '%s'", reaped.killed,
                          run_plural(reaped.killed, "process", "processes"), project);
 }

@@ -16,6 +16,7 @@
 #include "api/ctl_client.h"
 #include "proc/log.h"
 #include "run.h"
+#include "instance/records.h"
 #include "instance/state.h"
 
 #define EXIT_NOT_UP 3          /* status: nothing is up (LSB) */
@@ -69,7 +70,7 @@ static bool stale(const struct target *t, long *ret_pid)
                 return false;
         er_state_init(&st);
         er_records_init(&rec);
-        if (er_state_open(&st, t->dir, false) == 0 && er_state_read_records(&st, &rec) == 0) {
+        if (er_state_open(&st, t->dir, false) == 0 && er_records_read(&st, &rec) == 0) {
                 yes = true;
                 *ret_pid = rec.supervisor;
         }

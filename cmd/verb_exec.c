@@ -19,6 +19,7 @@
 #include "instance/ports.h"
 #include "report/report.h"
 #include "sched/sched.h"
+#include "instance/records.h"
 #include "instance/state.h"
 #include "report/timeline.h"
 #include "base/units.h"
@@ -148,7 +149,7 @@ int verb_exec(int argc, char **argv)
         }
         if (arg_verbosity > 0)
                 fprintf(stderr, "envrun: containment: %s\n", contain.reason);
-        if (er_records_from_contain(&rec, &contain) < 0 || er_state_write_records(&st, &rec) < 0) {
+        if (er_records_from_contain(&rec, &contain) < 0 || er_records_write(&st, &rec) < 0) {
                 cli_fail(EXIT_EXEC_ENV, "cannot write '%s/records.json'", st.dir);
                 goto out_contain;
         }

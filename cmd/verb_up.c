@@ -33,6 +33,8 @@
 #include "proc/log.h"
 #include "report/report.h"
 #include "run.h"
+#include "instance/cleanup.h"
+#include "instance/records.h"
 #include "instance/state.h"
 
 extern char **environ;
@@ -571,7 +573,7 @@ static int hold(struct holder *h)
         if (arg_verbosity > 0)
                 fprintf(progress, "envrun: containment: %s\n", h->contain.reason);
         if (er_records_from_contain(&h->rec, &h->contain) < 0 ||
-            er_state_write_records(&h->st, &h->rec) < 0) {
+            er_records_write(&h->st, &h->rec) < 0) {
                 cli_fail(EXIT_FAILED, "cannot write '%s/records.json'", h->st.dir);
                 goto out_contain;
         }
@@ -851,7 +853,7 @@ static int already_running(struct er_state *st, const char *project)
         struct er_records rec;
         long pid = 0;
         er_records_init(&rec);
-        if (er_state_read_records(st, &rec) == 0)
+        if (er_records_read(st, &rec) == 0)
                 pid = rec.supervisor;
         er_records_fini(&rec);
         return cli_fail(EXIT_FAILED, "AlreadyRunning: '%s' is already up (supervisor pid %ld, %s)",
@@ -875,7 +877,7 @@ static int take_instance(struct er_state *st, const char *base, const char *proj
                         return already_running(st, project);
                 if (rc < 0)
                         return cli_fail(EXIT_FAILED, "cannot lock '%s/lock': %s", dir, strerror(-rc));
-                if (er_state_reap(st, &reaped) == 0 && reaped.killed && arg_verbosity >= 0)
+                if (er_cleanup_reap(st, &reaped) == 0 && reaped.killed && arg_verbosity >= 0)
                         cli_fail(0, "cleaned up a crashed instance of '%s' (%u %s killed)", project,
                                  reaped.killed, run_plural(reaped.killed, "process", "processes"));
                 if (!reaped.had_records && faccessat(st->dir_fd, "logs", F_OK, AT_SYMLINK_NOFOLLOW) < 0)

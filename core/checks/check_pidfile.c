@@ -27,6 +27,7 @@
 #include "checks/check.h"
 #include "proc/contain.h"
 #include "base/err.h"
+#include "proc/pids.h"
 
 #define DIR_MASK                                                                                   \
         (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF)
@@ -217,25 +218,13 @@ static pid_t read_pidfile(const char *path, char *why, size_t len)
         return pid;
 }
 
-/* Whether pid runs (a zombie does not).  /proc/PID/stat: the state
- * follows the last ')' (the command name may hold any character). */
+/* Whether pid runs (a zombie does not). */
 static bool running(pid_t pid)
 {
-        char path[64], buf[512], *s;
-        ssize_t k;
-        int fd;
+        uint64_t start;
+        char state;
 
-        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-                return false;
-        buf[k] = '\0';
-        s = strrchr(buf, ')');
-        return s && s[1] == ' ' && s[2] && s[2] != 'Z' && s[2] != 'X';
+        return er_pids_stat(pid, &state, &start) == 0 && state != 'Z' && state != 'X';
 }
 
 static void finish(struct pidfile *p, enum er_check_result result, const char *msg)

@@ -305,3 +305,79 @@ bool er_cgroup_has_controller(const char *dir, const char *name)
         return er_cgroup_listed(dir, "cgroup.controllers", name);
 }
 
+/* The pids of a cgroup.procs stream (a number may straddle two reads). */
+static int read_pids_fd(int fd, struct er_pidvec *out)
+{
+        char buf[4096];
+        long cur = -1;
+        ssize_t k;
+        int r;
+
+        for (;;) {
+                k = read(fd, buf, sizeof(buf));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                for (ssize_t i = 0; i < k; i++) {
+                        if (buf[i] >= '0' && buf[i] <= '9') {
+                                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
+                                if (cur > INT_MAX)
+                                        return -EINVAL;
+                                continue;
+                        }
+                        if (cur > 0 && (r = er_pids_push(out, (pid_t)cur)) < 0)
+                                return r;
+                        cur = -1;
+                }
+        }
+        return cur > 0 ? er_pids_push(out, (pid_t)cur) : 0;
+}
+
+/* Every pid in the cgroup at dir_fd and the cgroups below it. */
+static int read_tree(int dir_fd, struct er_pidvec *out, unsigned depth)
+{
+        struct dirent *de;
+        DIR *d;
+        int fd, r;
+
+        fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno; /* removed meanwhile */
+        r = read_pids_fd(fd, out);
+        close(fd);
+        /* A threaded cgroup's cgroup.procs cannot be read (EOPNOTSUPP): its
+         * processes are listed by the domain cgroup above it. */
+        if (r == -EOPNOTSUPP || r == -ENODEV)
+                r = 0;
+        if (r < 0 || depth >= ER_CGROUP_DEPTH_MAX)
+                return r;
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        while (r == 0 && (de = readdir(d))) {
+                int sub;
+                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0)
+                        continue; /* removed meanwhile */
+                r = read_tree(sub, out, depth + 1);
+                close(sub);
+        }
+        closedir(d);
+        return r;
+}
+
+int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
+{
+        return read_tree(dir_fd, out, 0);
+}

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc/pids.h"
+
 /* Writes data to the file `name` of the cgroup at `at` in one write (a
  * cgroup file takes one value per write).  0 or -errno (-EIO: cut short). */
 int er_cgroup_write(int at, const char *name, const char *data);
@@ -47,5 +49,10 @@ int er_cgroup_own_dir(const char *mnt, const char *mnt_root, char **ret);
 bool er_cgroup_listed(const char *dir, const char *file, const char *name);
 bool er_cgroup_has_controller(const char *dir, const char *name);
 int er_cgroup_enable(const char *dir, const char *name);
+
+/* Appends every pid of the cgroup at dir_fd and the cgroups below it (a
+ * pid may appear twice: a process that moved during the walk).  0 or
+ * -errno. */
+int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
 
 #endif

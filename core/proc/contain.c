@@ -688,15 +688,15 @@ static int proc_scan(const char *marker, struct er_pidvec *out)
         DIR *d;
         int r = 0;
 
-        d = er_proc_opendir();
+        d = er_pids_opendir();
         if (!d)
                 return -errno;
         while (r == 0 && (de = readdir(d))) {
-                pid_t pid = er_proc_entry_pid(de->d_name);
+                pid_t pid = er_pids_entry_pid(de->d_name);
                 if (pid <= 0 || pid == self)
                         continue;
-                if (er_proc_environ_has(dirfd(d), de->d_name, marker, false) > 0)
-                        r = er_pidvec_push(out, pid);
+                if (er_pids_environ_has(dirfd(d), de->d_name, marker, false) > 0)
+                        r = er_pids_push(out, pid);
         }
         closedir(d);
         return r;
@@ -718,7 +718,7 @@ int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)
         return r;
 }
 
-/* ---- members: a reaper's descendants (er_tree_append) --------------------- */
+/* ---- members: a reaper's descendants (er_pids_tree_append) --------------------- */
 
 static void live_drop(struct er_group *g)
 {
@@ -749,7 +749,7 @@ void er_contain_sweep(struct er_contain *c)
         for (unsigned pass = 0; pass < KILL_PASSES; pass++) {
                 size_t fresh = 0;
                 kids.n = 0;
-                if (er_children_list(getpid(), &kids) < 0)
+                if (er_pids_children(getpid(), &kids) < 0)
                         break;
                 pidvec_sort_uniq(&seen);
                 for (size_t i = 0; i < kids.n; i++) {
@@ -759,11 +759,11 @@ void er_contain_sweep(struct er_contain *c)
                         /* Its descendants first: once it dies they would
                          * reparent here and need another pass. */
                         tree.n = 0;
-                        (void)er_tree_append(pid, &tree);
+                        (void)er_pids_tree_append(pid, &tree);
                         kill(pid, SIGKILL);
                         for (size_t k = 0; k < tree.n; k++)
                                 kill(tree.v[k], SIGKILL);
-                        if (er_pidvec_push(&seen, pid) < 0)
+                        if (er_pids_push(&seen, pid) < 0)
                                 break;
                         fresh++;
                 }
@@ -786,7 +786,7 @@ static int collect(struct er_group *g, struct er_pidvec *out)
         if (g->c->kind == ER_CONTAIN_CGROUP2)
                 r = g->dir_fd < 0 ? -EBADF : er_cgroup_read_tree(g->dir_fd, out);
         else if (g->reaper > 0 && !g->reaper_gone)
-                r = er_tree_append(g->reaper, out);
+                r = er_pids_tree_append(g->reaper, out);
         if (r == 0)
                 pidvec_sort_uniq(out);
         return r;
@@ -813,7 +813,7 @@ static int signal_pass(int sig, bool cont, struct er_pidvec *cur, struct er_pidv
         for (size_t i = 0; cont && i < fresh; i++)
                 kill(cur->v[i], SIGCONT);
         for (size_t i = 0; i < fresh && r == 0; i++)
-                r = er_pidvec_push(seen, cur->v[i]);
+                r = er_pids_push(seen, cur->v[i]);
         pidvec_sort_uniq(seen);
         return r < 0 ? r : (int)(fresh > INT_MAX ? INT_MAX : fresh);
 }
@@ -895,7 +895,7 @@ static int descends_from(pid_t pid, pid_t root)
                 pid_t p = pid;
                 unsigned depth = 0;
                 for (; depth < ANCESTRY_DEPTH; depth++) {
-                        p = er_proc_parent(p);
+                        p = er_pids_parent(p);
                         if (p == root)
                                 return 1;
                         if (p <= 1)
@@ -904,7 +904,7 @@ static int descends_from(pid_t pid, pid_t root)
                 if (p == 0 || p == 1 || depth == ANCESTRY_DEPTH)
                         return 0; /* reached the top: not below root */
                 if (p == -ENOENT || p == -ESRCH) {
-                        if (er_proc_parent(pid) < 0)
+                        if (er_pids_parent(pid) < 0)
                                 return 0; /* pid itself is gone */
                         continue;         /* a link exited: again */
                 }

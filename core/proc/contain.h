@@ -18,7 +18,7 @@
  *     group's main process runs under a reaper of its own (reaper.h): a
  *     child subreaper that envrun forks, which forks the main process and
  *     inherits every orphan of its tree, so the tree is found by structure
- *     (the reaper's descendants, er_tree_list), never by a marker a program
+ *     (the reaper's descendants, er_pids_tree), never by a marker a program
  *     can overwrite.  The reaper reports the exits it reaps, and exits
  *     itself once it has no child left: the tree is empty when envrun has
  *     reaped the reaper.  A reaper that dies otherwise leaves its tree to

@@ -1,5 +1,5 @@
-/* pids: the processes of a cgroup tree, the descendants of a process, and
- * markers in environments. */
+/* pids: the descendants of a process, /proc/PID/stat, and markers in
+ * environments. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +14,9 @@
 
 #include "proc/pids.h"
 
-int er_pidvec_push(struct er_pidvec *pv, pid_t pid)
+int er_pids_push(struct er_pidvec *pv, pid_t pid)
 {
-        int r = er_pidvec_reserve(pv, 1);
+        int r = er_pids_reserve(pv, 1);
 
         if (r < 0)
                 return r;
@@ -25,84 +25,7 @@ int er_pidvec_push(struct er_pidvec *pv, pid_t pid)
 }
 
 
-/* The pids of a cgroup.procs stream (a number may straddle two reads). */
-static int read_pids_fd(int fd, struct er_pidvec *out)
-{
-        char buf[4096];
-        long cur = -1;
-        ssize_t k;
-        int r;
-
-        for (;;) {
-                k = read(fd, buf, sizeof(buf));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                for (ssize_t i = 0; i < k; i++) {
-                        if (buf[i] >= '0' && buf[i] <= '9') {
-                                cur = (cur < 0 ? 0 : cur) * 10 + (buf[i] - '0');
-                                if (cur > INT_MAX)
-                                        return -EINVAL;
-                                continue;
-                        }
-                        if (cur > 0 && (r = er_pidvec_push(out, (pid_t)cur)) < 0)
-                                return r;
-                        cur = -1;
-                }
-        }
-        return cur > 0 ? er_pidvec_push(out, (pid_t)cur) : 0;
-}
-
-/* Every pid in the cgroup at dir_fd and the cgroups below it. */
-static int read_tree(int dir_fd, struct er_pidvec *out, unsigned depth)
-{
-        struct dirent *de;
-        DIR *d;
-        int fd, r;
-
-        fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno; /* removed meanwhile */
-        r = read_pids_fd(fd, out);
-        close(fd);
-        /* A threaded cgroup's cgroup.procs cannot be read (EOPNOTSUPP): its
-         * processes are listed by the domain cgroup above it. */
-        if (r == -EOPNOTSUPP || r == -ENODEV)
-                r = 0;
-        if (r < 0 || depth >= ER_CGROUP_DEPTH_MAX)
-                return r;
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        while (r == 0 && (de = readdir(d))) {
-                int sub;
-                if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub < 0)
-                        continue; /* removed meanwhile */
-                r = read_tree(sub, out, depth + 1);
-                close(sub);
-        }
-        closedir(d);
-        return r;
-}
-
-int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out)
-{
-        return read_tree(dir_fd, out, 0);
-}
-
-pid_t er_proc_entry_pid(const char *name)
+pid_t er_pids_entry_pid(const char *name)
 {
         long v = 0;
         if (!*name)
@@ -117,7 +40,7 @@ pid_t er_proc_entry_pid(const char *name)
         return (pid_t)v;
 }
 
-DIR *er_proc_opendir(void)
+DIR *er_pids_opendir(void)
 {
         int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
         DIR *d;
@@ -133,7 +56,7 @@ DIR *er_proc_opendir(void)
         return d;
 }
 
-int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
+int er_pids_environ_each(int proc_fd, const char *pid, const char *prefix,
                          int (*fn)(void *ud, const char *entry, size_t len), void *ud)
 {
         char path[64], buf[4096], ent[ER_ENVIRON_ENTRY_MAX];
@@ -191,14 +114,14 @@ static int has_one(void *ud, const char *entry, size_t len)
         return h->yes;
 }
 
-int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix)
+int er_pids_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix)
 {
         struct has_ctx h = {entry, strlen(entry), prefix, false};
         int r;
 
         if (h.len >= ER_ENVIRON_ENTRY_MAX)
                 return -1;
-        r = er_proc_environ_each(proc_fd, pid, entry, has_one, &h);
+        r = er_pids_environ_each(proc_fd, pid, entry, has_one, &h);
         return r < 0 ? -1 : h.yes;
 }
 
@@ -346,7 +269,7 @@ static bool list_children(pid_t pid, struct plist *l)
         return w.have;
 }
 
-int er_pidvec_reserve(struct er_pidvec *pv, size_t room)
+int er_pids_reserve(struct er_pidvec *pv, size_t room)
 {
         size_t cap = pv->cap ? pv->cap : 64;
         pid_t *v;
@@ -363,7 +286,7 @@ int er_pidvec_reserve(struct er_pidvec *pv, size_t room)
         return 0;
 }
 
-int er_children_list(pid_t pid, struct er_pidvec *out)
+int er_pids_children(pid_t pid, struct er_pidvec *out)
 {
         for (;;) {
                 struct plist l = {out->v, out->cap, 0, 0};
@@ -374,21 +297,21 @@ int er_children_list(pid_t pid, struct er_pidvec *out)
                         return 0;
                 }
                 out->n = 0;
-                if ((r = er_pidvec_reserve(out, (l.n + l.lost) * 2)) < 0)
+                if ((r = er_pids_reserve(out, (l.n + l.lost) * 2)) < 0)
                         return r;
         }
 }
 
-int er_tree_append(pid_t root, struct er_pidvec *out)
+int er_pids_tree_append(pid_t root, struct er_pidvec *out)
 {
         size_t want = 64;
 
         for (;;) {
                 size_t n;
-                int r = er_pidvec_reserve(out, want);
+                int r = er_pids_reserve(out, want);
                 if (r < 0)
                         return r;
-                n = er_tree_list(root, out->v + out->n, out->cap - out->n);
+                n = er_pids_tree(root, out->v + out->n, out->cap - out->n);
                 if (n <= out->cap - out->n) {
                         out->n += n;
                         return 0;
@@ -462,7 +385,7 @@ static void on_proc(void *ud, const char *name)
         plist_add(sp->l, pid);
 }
 
-size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap)
+size_t er_pids_tree_scan(pid_t root, pid_t *buf, size_t cap)
 {
         struct plist l = {buf, cap, 0, 0};
         struct scan_pass sp = {root, &l, true};
@@ -481,18 +404,18 @@ size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap)
         return l.n + l.lost;
 }
 
-size_t er_tree_list(pid_t root, pid_t *buf, size_t cap)
+size_t er_pids_tree(pid_t root, pid_t *buf, size_t cap)
 {
         struct plist l = {buf, cap, 0, 0};
 
         if (!list_children(root, &l))
-                return er_tree_list_scan(root, buf, cap);
+                return er_pids_tree_scan(root, buf, cap);
         for (size_t i = 0; i < l.n; i++)
                 list_children(buf[i], &l);
         return l.n + l.lost;
 }
 
-pid_t er_proc_parent(pid_t pid)
+pid_t er_pids_parent(pid_t pid)
 {
         char path[64], buf[512], *p;
         ssize_t k;
@@ -512,3 +435,53 @@ pid_t er_proc_parent(pid_t pid)
                 return -EINVAL;
         return ppid;
 }
+
+/* comm (field 2) may hold spaces and ')': the fields are counted from the
+ * last ')'. */
+int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+{
+        char path[64], buf[1024], *p, *end;
+        ssize_t k;
+        int fd, field, e;
+
+        if (pid <= 0)
+                return -EINVAL;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        k = read(fd, buf, sizeof(buf) - 1);
+        e = k < 0 ? errno : 0;
+        close(fd);
+        if (k <= 0) /* read after the process was reaped: 0 or ESRCH */
+                return k == 0 || e == ESRCH ? -ESRCH : -e;
+        buf[k] = '\0';
+        p = strrchr(buf, ')');
+        if (!p || p[1] != ' ' || !p[2])
+                return -EINVAL;
+        p += 2;
+        if (ret_state)
+                *ret_state = *p;
+        for (field = 3; field < 22; field++) {
+                p = strchr(p, ' ');
+                if (!p)
+                        return -EINVAL;
+                p++;
+        }
+        errno = 0;
+        *ret_start = strtoull(p, &end, 10);
+        if (errno || end == p || (*end != ' ' && *end != '\n' && *end))
+                return -EINVAL;
+        return 0;
+}
+
+int er_pids_start_time(pid_t pid, uint64_t *ret)
+{
+        uint64_t t;
+        int r = er_pids_stat(pid, NULL, &t);
+
+        if (r == 0)
+                *ret = t;
+        return r;
+}
+

@@ -22,21 +22,17 @@ struct er_pidvec {
 };
 
 /* Appends pid.  0 or -ENOMEM. */
-int er_pidvec_push(struct er_pidvec *pv, pid_t pid);
+int er_pids_push(struct er_pidvec *pv, pid_t pid);
 /* Makes room for `room` more pids.  0 or -ENOMEM. */
-int er_pidvec_reserve(struct er_pidvec *pv, size_t room);
-/* Appends every pid of the cgroup at dir_fd and the cgroups below it (a
- * pid may appear twice: a process that moved during the walk).  0 or
- * -errno. */
-int er_cgroup_read_tree(int dir_fd, struct er_pidvec *out);
+int er_pids_reserve(struct er_pidvec *pv, size_t room);
 
 /* /proc opened for listing processes (readdir; dirfd for openat).  NULL
  * with errno set. */
-DIR *er_proc_opendir(void);
+DIR *er_pids_opendir(void);
 /* The parent of pid (/proc/PID/stat), or -errno. */
-pid_t er_proc_parent(pid_t pid);
+pid_t er_pids_parent(pid_t pid);
 /* The pid a /proc entry's name stands for, or 0 ("self", "sys", ...). */
-pid_t er_proc_entry_pid(const char *name);
+pid_t er_pids_entry_pid(const char *name);
 
 #define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
 #define ER_ENVIRON_ENTRY_MAX 512u        /* the longest entry handed out (markers are shorter) */
@@ -47,14 +43,14 @@ pid_t er_proc_entry_pid(const char *name);
  * Returns how many entries were handed to fn, or -1 when the environment
  * is unreadable (gone, not ours, empty: a process in the middle of execve
  * has no environment for a moment). */
-int er_proc_environ_each(int proc_fd, const char *pid, const char *prefix,
+int er_pids_environ_each(int proc_fd, const char *pid, const char *prefix,
                          int (*fn)(void *ud, const char *entry, size_t len), void *ud);
 
 /* Whether /proc/<pid>/environ (pid: the /proc entry's name, opened at
  * proc_fd) has an entry equal to `entry`, or, with `prefix`, one that
  * starts with it (entry shorter than ER_ENVIRON_ENTRY_MAX).  1 yes, 0 no,
  * -1 unreadable (gone, not ours, empty) or entry too long. */
-int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix);
+int er_pids_environ_has(int proc_fd, const char *pid, const char *entry, bool prefix);
 
 /* The descendants of root, breadth first, from the children files of each
  * thread (/proc/PID/task/TID/children): up to cap pids into buf.  Returns
@@ -64,17 +60,25 @@ int er_proc_environ_has(int proc_fd, const char *pid, const char *entry, bool pr
  * may be listed partly, so callers that must reach everyone list again
  * until nothing new appears (the reaper: until it has no child left).
  * Async-signal-safe (no malloc, no stdio): the reaper calls it. */
-size_t er_tree_list(pid_t root, pid_t *buf, size_t cap);
+size_t er_pids_tree(pid_t root, pid_t *buf, size_t cap);
 /* The same from every /proc/PID/stat's parent, in passes until one adds
- * nobody: what er_tree_list falls back to on kernels without children
+ * nobody: what er_pids_tree falls back to on kernels without children
  * files (CONFIG_PROC_CHILDREN, which some hardened and sandboxed kernels
  * lack).  Slower: one read per process on the host per pass. */
-size_t er_tree_list_scan(pid_t root, pid_t *buf, size_t cap);
-/* Every descendant of root appended to out (er_tree_list into a buffer
+size_t er_pids_tree_scan(pid_t root, pid_t *buf, size_t cap);
+/* Every descendant of root appended to out (er_pids_tree into a buffer
  * grown until the whole listing fits).  0 or -ENOMEM. */
-int er_tree_append(pid_t root, struct er_pidvec *out);
+int er_pids_tree_append(pid_t root, struct er_pidvec *out);
 /* The children of pid (every thread's) into out, replacing what it held.
  * 0 or -ENOMEM. */
-int er_children_list(pid_t pid, struct er_pidvec *out);
+int er_pids_children(pid_t pid, struct er_pidvec *out);
+
+/* State (field 3 of /proc/PID/stat: 'R', 'S', 'Z'...) and start time
+ * (field 22, clock ticks since boot) of pid; either pointer may be NULL.
+ * 0 or -errno (-ESRCH: gone). */
+int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start);
+/* The start time alone, to tell a pid from a later process that reused
+ * it.  0 or -errno (-ESRCH: gone). */
+int er_pids_start_time(pid_t pid, uint64_t *ret);
 
 #endif

@@ -310,7 +310,7 @@ static void on_pidfd(struct er_loop *loop, struct er_io *io, uint32_t ev)
                  * reaper's zombie meanwhile (its parent died), the record
                  * comes; else its status went to its own parent. */
                 er_io_stop(loop, io);
-                if (er_proc_parent(p->pid) == p->group.reaper)
+                if (er_pids_parent(p->pid) == p->group.reaper)
                         return;
                 record_exit_as(p, false, 0);
                 return;
@@ -407,7 +407,7 @@ int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd)
         /* A daemon whose parent is the reaper: its exit comes as a record.
          * Any other (its parent lives on in the tree) is watched by pidfd,
          * and its status is not ours to know. */
-        if (p->group.reaper > 0 && er_proc_parent(pid) == p->group.reaper)
+        if (p->group.reaper > 0 && er_pids_parent(pid) == p->group.reaper)
                 no_pidfd = true;
         if (!no_pidfd) {
                 fd = (int)syscall(SYS_pidfd_open, pid, 0U);

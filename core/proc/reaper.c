@@ -124,7 +124,7 @@ static _Noreturn void kill_all(struct reaper *r)
         int64_t last = now_ms();
 
         for (;;) {
-                size_t n = er_tree_list(getpid(), pids, KILL_BATCH);
+                size_t n = er_pids_tree(getpid(), pids, KILL_BATCH);
                 struct pollfd pfd = {.fd = r->a->sig_fd, .events = POLLIN};
                 unsigned reaped;
                 if (n > KILL_BATCH)

@@ -482,8 +482,8 @@ static void test_tree_scan_fallback(void **state)
         start_tree(fx, fx->g.marker);
         assert_true(wait_members(fx, 4) >= 4);
         for (long long end = now_ns() + DEADLINE_NS; now_ns() < end; nap()) {
-                na = er_tree_list(fx->g.reaper, a, 64);
-                nb = er_tree_list_scan(fx->g.reaper, b, 64);
+                na = er_pids_tree(fx->g.reaper, a, 64);
+                nb = er_pids_tree_scan(fx->g.reaper, b, 64);
                 qsort(a, na, sizeof(*a), cmp_pids);
                 qsort(b, nb, sizeof(*b), cmp_pids);
                 if (na >= 4 && na == nb && !memcmp(a, b, na * sizeof(*a)))
@@ -495,8 +495,8 @@ static void test_tree_scan_fallback(void **state)
         /* Too small a buffer: the count says more did not fit (the
          * descendants of those are not counted: the caller grows and
          * lists again). */
-        assert_true(er_tree_list_scan(fx->g.reaper, b, 2) > 2);
-        assert_true(er_tree_list(fx->g.reaper, a, 2) > 2);
+        assert_true(er_pids_tree_scan(fx->g.reaper, b, 2) > 2);
+        assert_true(er_pids_tree(fx->g.reaper, a, 2) > 2);
 }
 
 static void test_reaper_negative_control(void **state)
@@ -523,7 +523,7 @@ static void test_reaper_negative_control(void **state)
         /* The teardown kills the tree, found below the test itself. */
         for (long long end = now_ns() + DEADLINE_NS; now_ns() < end; nap()) {
                 pid_t all[64];
-                size_t k = er_tree_list(getpid(), all, 64);
+                size_t k = er_pids_tree(getpid(), all, 64);
                 for (size_t i = 0; i < k && i < 64; i++)
                         remember(fx, all[i]);
                 if (k >= 4)

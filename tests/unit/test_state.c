@@ -30,7 +30,10 @@
 #include "model/config.h"
 #include "proc/contain.h"
 #include "proc/spawn.h"
+#include "instance/cleanup.h"
+#include "instance/records.h"
 #include "instance/state.h"
+#include "proc/pids.h"
 
 #define MAX_PIDS 64
 #define DEADLINE_NS (5 * 1000000000LL)
@@ -698,9 +701,9 @@ static void test_start_time(void **state)
         char b;
         pid_t pid;
 
-        assert_int_equal(er_proc_start_time(getpid(), &self), 0);
+        assert_int_equal(er_pids_start_time(getpid(), &self), 0);
         assert_true(self > 0);
-        assert_int_equal(er_proc_start_time(0, &t), -EINVAL);
+        assert_int_equal(er_pids_start_time(0, &t), -EINVAL);
 
         /* A comm with spaces and parentheses, as any program may set. */
         assert_int_equal(pipe2(p, O_CLOEXEC), 0);
@@ -717,13 +720,13 @@ static void test_start_time(void **state)
         close(p[1]);
         assert_int_equal(read(p[0], &b, 1), 1);
         close(p[0]);
-        assert_int_equal(er_proc_start_time(pid, &t), 0);
+        assert_int_equal(er_pids_start_time(pid, &t), 0);
         assert_true(t > 0);
         assert_true(t == start_time_by_hand(pid, comm));
         assert_true(t >= self);
         assert_int_equal(kill(pid, SIGKILL), 0);
         assert_int_equal(waitpid(pid, NULL, 0), pid);
-        assert_int_equal(er_proc_start_time(pid, &t), -ESRCH);
+        assert_int_equal(er_pids_start_time(pid, &t), -ESRCH);
 }
 
 static void test_records_roundtrip(void **state)
@@ -738,7 +741,7 @@ static void test_records_roundtrip(void **state)
         path_in(fx, dir, sizeof(dir), "inst");
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
         er_records_init(&back);
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), -ENOENT);
+        assert_int_equal(er_records_read(&fx->st[0], &back), -ENOENT);
 
         r->supervisor = 4242;
         r->supervisor_start = 123456789012ULL;
@@ -752,16 +755,16 @@ static void test_records_roundtrip(void **state)
         assert_int_equal(er_records_set_proc(r, "db", child), 0); /* replaced */
         assert_int_equal(r->n_procs, 2);
         assert_int_equal(er_records_set_proc(r, "", child), -EINVAL);
-        assert_int_equal(er_proc_start_time(getpid(), &self), 0);
+        assert_int_equal(er_pids_start_time(getpid(), &self), 0);
 
-        assert_int_equal(er_state_write_records(&fx->st[0], r), 0);
+        assert_int_equal(er_records_write(&fx->st[0], r), 0);
         snprintf(p, sizeof(p), "%s/records.json", dir);
         assert_int_equal(lstat(p, &sb), 0);
         assert_int_equal(sb.st_mode & 07777, 0600);
         snprintf(p, sizeof(p), "%s/records.json.tmp", dir);
         assert_false(exists(p));
 
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), 0);
+        assert_int_equal(er_records_read(&fx->st[0], &back), 0);
         assert_int_equal(back.supervisor, 4242);
         assert_true(back.supervisor_start == 123456789012ULL);
         assert_string_equal(back.containment, "cgroup2");
@@ -781,15 +784,15 @@ static void test_records_roundtrip(void **state)
         /* Rewritten: the new contents replace the old. */
         free(r->cgroup);
         r->cgroup = strdup("/sys/fs/cgroup/envrun.p.1.0000abcd"); /* delegated */
-        assert_int_equal(er_state_write_records(&fx->st[0], r), 0);
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), 0);
+        assert_int_equal(er_records_write(&fx->st[0], r), 0);
+        assert_int_equal(er_records_read(&fx->st[0], &back), 0);
         assert_string_equal(back.cgroup, r->cgroup);
         er_records_fini(&back);
 
         /* A records.json in the session kind: no cgroups. */
         er_records_fini(r);
-        assert_int_equal(er_state_write_records(&fx->st[0], r), 0);
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), 0);
+        assert_int_equal(er_records_write(&fx->st[0], r), 0);
+        assert_int_equal(er_records_read(&fx->st[0], &back), 0);
         assert_null(back.containment);
         assert_null(back.cgroup);
         assert_null(back.marker);
@@ -851,21 +854,21 @@ static void test_records_refused(void **state)
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 write_file(p, bad[i]);
                 er_records_init(&back);
-                if (er_state_read_records(&fx->st[0], &back) != -EINVAL)
+                if (er_records_read(&fx->st[0], &back) != -EINVAL)
                         fail_msg("accepted: %s", bad[i]);
                 assert_null(back.procs);
                 assert_null(back.marker);
         }
         /* The control: the same shape, well formed, is read. */
         write_file(p, good);
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), 0);
+        assert_int_equal(er_records_read(&fx->st[0], &back), 0);
         assert_int_equal(back.n_procs, 1);
         assert_int_equal(back.procs[0].pid, 5);
         er_records_fini(&back);
         /* A symlink in its place is not followed. */
         assert_int_equal(unlink(p), 0);
         assert_int_equal(symlink("/etc/hostname", p), 0);
-        assert_int_equal(er_state_read_records(&fx->st[0], &back), -EINVAL);
+        assert_int_equal(er_records_read(&fx->st[0], &back), -EINVAL);
 }
 
 static void test_records_from_contain(void **state)
@@ -885,7 +888,7 @@ static void test_records_from_contain(void **state)
         snprintf(want, sizeof(want), "ENVRUN_MARKER=%s/", fx->c.instance);
         assert_string_equal(r->marker, want);
         assert_int_equal(r->supervisor, getpid());
-        assert_int_equal(er_proc_start_time(getpid(), &self), 0);
+        assert_int_equal(er_pids_start_time(getpid(), &self), 0);
         assert_true(r->supervisor_start == self);
         assert_int_equal(r->n_procs, 0);
 }
@@ -1042,15 +1045,15 @@ static void run_reap(struct fixture *fx, bool force_session)
         assert_int_equal(er_records_set_proc(&fx->rec, "daemon", t.daemon), 0);
         assert_int_equal(er_records_set_proc(&fx->rec, "spare", t.spare), 0);
         fx->rec.procs[2].start_time += 1; /* the pid now belongs to another process */
-        assert_int_equal(er_state_write_records(st, &fx->rec), 0);
+        assert_int_equal(er_records_write(st, &fx->rec), 0);
         snprintf(p, sizeof(p), "%s/control.sock", dir);
         write_file(p, "");
         er_state_fini(st);
 
         assert_int_equal(er_state_open(again, dir, false), 0);
-        assert_int_equal(er_state_reap(again, &out), -ENOLCK); /* the lock first */
+        assert_int_equal(er_cleanup_reap(again, &out), -ENOLCK); /* the lock first */
         assert_int_equal(er_state_lock(again), 0);
-        assert_int_equal(er_state_reap(again, &out), 0);
+        assert_int_equal(er_cleanup_reap(again, &out), 0);
         assert_true(out.had_records);
         assert_int_equal(out.killed, force_session ? 3 : 5);
         assert_int_equal(out.spared, 1);
@@ -1091,7 +1094,7 @@ static void run_reap(struct fixture *fx, bool force_session)
                 assert_false(v1[k][0] && exists(v1[k]));
 
         /* A second clean-up finds nothing to do. */
-        assert_int_equal(er_state_reap(again, &out), 0);
+        assert_int_equal(er_cleanup_reap(again, &out), 0);
         assert_false(out.had_records);
         assert_int_equal(out.killed, 0);
         assert_int_equal(er_state_remove(again, false), 0);
@@ -1130,18 +1133,18 @@ static void test_reap_stale_execs(void **state)
 
         path_in(fx, base, sizeof(base), "base");
         assert_int_equal(mkdir(base, 0700), 0);
-        assert_int_equal(er_state_reap_stale_execs(base, "p", &out), 0);
+        assert_int_equal(er_cleanup_stale_execs(base, "p", &out), 0);
 
         victim = sleeper(fx, NULL);
         assert_int_equal(er_state_create_unique(dead, base, "p"), 0);
         assert_int_equal(er_state_make_dirs(dead), 0);
         assert_int_equal(er_records_set_proc(r, "svc", victim), 0);
-        assert_int_equal(er_state_write_records(dead, r), 0);
+        assert_int_equal(er_records_write(dead, r), 0);
         snprintf(dead_dir, sizeof(dead_dir), "%s", dead->dir);
         er_state_fini(dead);
 
         assert_int_equal(er_state_create_unique(live, base, "p"), 0);
-        assert_int_equal(er_state_write_records(live, r), 0);
+        assert_int_equal(er_records_write(live, r), 0);
         snprintf(never, sizeof(never), "%s/p.exec.Zz0123", base); /* never locked */
         assert_int_equal(mkdir(never, 0700), 0);
         for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
@@ -1149,7 +1152,7 @@ static void test_reap_stale_execs(void **state)
                 assert_int_equal(mkdir(p, 0700), 0);
         }
 
-        assert_int_equal(er_state_reap_stale_execs(base, "p", &out), 2);
+        assert_int_equal(er_cleanup_stale_execs(base, "p", &out), 2);
         assert_int_equal(out.killed, 1);
         assert_int_equal(out.spared, 0);
         assert_true(out.had_records);
@@ -1164,9 +1167,9 @@ static void test_reap_stale_execs(void **state)
                 snprintf(p, sizeof(p), "%s/%s", base, others[i]);
                 assert_true(exists(p));
         }
-        assert_int_equal(er_state_reap_stale_execs(base, "p", &out), 0);
-        assert_int_equal(er_state_reap_stale_execs("/nonexistent/envrun-test", "p", &out), 0);
-        assert_int_equal(er_state_reap_stale_execs(base, "a/b", &out), -EINVAL);
+        assert_int_equal(er_cleanup_stale_execs(base, "p", &out), 0);
+        assert_int_equal(er_cleanup_stale_execs("/nonexistent/envrun-test", "p", &out), 0);
+        assert_int_equal(er_cleanup_stale_execs(base, "a/b", &out), -EINVAL);
 }
 
 int main(void)

@@ -11,7 +11,6 @@
 #include "run.h"
 #include "instance/state.h"
 
-extern char **environ;
 
 static int no_args(int argc, char **argv)
 {

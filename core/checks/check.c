@@ -157,6 +157,14 @@ void er_check_stop(struct er_check_run *run)
         run->active = false;
 }
 
+void er_check_cancel_priv(struct er_check_run *run)
+{
+        if (run->check->ops->abandon)
+                run->check->ops->abandon(run);
+        free(run->priv);
+        run->priv = NULL;
+}
+
 void er_check_release(struct er_check_run *run)
 {
         if (!run->check)

@@ -52,15 +52,17 @@ struct er_check_run {
         void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
         /* Optional: each failed attempt or re-check (for -v). */
         void (*attempt_failed)(struct er_check_run *run, const char *why);
-        /* Optional: run->status changed (notify's STATUS=, shown in progress). */
-        void (*status_changed)(struct er_check_run *run);
+        /* Optional: what a kind reports besides ready or failed, each
+         * through a callback of its own, so that the run holds no kind's
+         * state.  notify: a STATUS= (shown in progress). */
+        void (*status_changed)(struct er_check_run *run, const char *status);
+        /* pidfile: the daemon the file names, just before done(READY). */
+        void (*daemon)(struct er_check_run *run, pid_t pid);
 
         bool once;                     /* one attempt, then done (the AlreadyRunning probe) */
         bool fatal;                    /* it failed for good: it can never pass (StartError) */
         unsigned attempts;             /* failed attempts so far */
         char last_error[160];          /* why the last attempt failed: "connection refused" */
-        pid_t adopt_pid;               /* pidfile: the daemon to adopt, set before done(READY) */
-        char status[160];              /* notify: the last STATUS= */
         void *priv;                    /* the kind's own state */
 
         /* the generic runner's state (check.c) */
@@ -93,5 +95,11 @@ void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why);
 void er_check_fail(struct er_check_run *run, const char *why);
 /* Microseconds left until the service's deadline (UINT64_MAX: none). */
 uint64_t er_check_time_left(const struct er_check_run *run);
+
+/* --- for the kinds --- */
+/* An ops->cancel for a polled kind whose state is one malloc'd block in
+ * run->priv (tcp, unix): abandons the attempt in flight through
+ * ops->abandon, then frees run->priv and sets it to NULL. */
+void er_check_cancel_priv(struct er_check_run *run);
 
 #endif

@@ -41,6 +41,7 @@
 #define FDS_MAX 253            /* SCM_MAX_FD: the most one message can pass */
 #define READS_PER_EVENT 16     /* then other sources get their turn */
 #define BIND_TRIES 4
+#define STATUS_MAX 160         /* bytes of a STATUS= shown, with the NUL */
 
 static const char *const options[] = {NULL};
 
@@ -177,11 +178,12 @@ static void release(struct er_check_run *run)
         run->priv = NULL;
 }
 
-/* Copies a STATUS= value into run->status: control characters become
- * spaces, and a cut does not split a UTF-8 sequence. */
+/* Hands a STATUS= value to the engine: control characters become spaces,
+ * and a cut does not split a UTF-8 sequence. */
 static void set_status(struct er_check_run *run, const char *s, size_t len)
 {
-        size_t max = sizeof(run->status) - 1;
+        char status[STATUS_MAX];
+        size_t max = sizeof(status) - 1;
 
         if (len > max) {
                 len = max;
@@ -190,12 +192,12 @@ static void set_status(struct er_check_run *run, const char *s, size_t len)
         }
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char)s[i];
-                run->status[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+                status[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
         }
-        run->status[len] = '\0';
-        note(run, "status: %s", run->status);
+        status[len] = '\0';
+        note(run, "status: %s", status);
         if (run->status_changed)
-                run->status_changed(run);
+                run->status_changed(run, status);
 }
 
 /* Reads the assignments of one datagram; returns true for READY=1. */

@@ -11,8 +11,8 @@
  * not a failure either: a later rewrite may fix it, and the service's
  * timeout bounds the wait.
  *
- * When ready, run->adopt_pid names the daemon: the scheduler adopts it when
- * the main process already exited 0 (a daemonizing service). */
+ * Just before it is ready, run->daemon() names the daemon: the scheduler
+ * adopts it when the main process exited 0 (a daemonizing service). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -272,7 +272,8 @@ static bool check_file(struct pidfile *p)
                 not_ready(run, why);
                 return false;
         }
-        run->adopt_pid = pid;
+        if (run->daemon)
+                run->daemon(run, pid);
         finish(p, ER_CHECK_READY, NULL);
         return true;
 }
@@ -378,7 +379,6 @@ static int start(struct er_check_run *run)
         int r;
 
         cancel(run); /* a second start begins afresh */
-        run->adopt_pid = 0;
         if (!run->env || !run->env->group || !path || !*path)
                 return -EINVAL;
         p = calloc(1, sizeof(*p));

@@ -405,13 +405,6 @@ static void abort_attempt(struct er_check_run *run)
                 close_all(run->priv);
 }
 
-static void cancel(struct er_check_run *run)
-{
-        abort_attempt(run);
-        free(run->priv);
-        run->priv = NULL;
-}
-
 const struct er_check_ops er_check_tcp_ops = {
         .key = "tcp",
         .polled = true,
@@ -424,5 +417,5 @@ const struct er_check_ops er_check_tcp_ops = {
         .fini = fini,
         .attempt = attempt,
         .abandon = abort_attempt,
-        .cancel = cancel,
+        .cancel = er_check_cancel_priv,
 };

@@ -170,13 +170,6 @@ static void abort_attempt(struct er_check_run *run)
                 close_conn(run->priv);
 }
 
-static void cancel(struct er_check_run *run)
-{
-        abort_attempt(run);
-        free(run->priv);
-        run->priv = NULL;
-}
-
 const struct er_check_ops er_check_unix_ops = {
         .key = "unix",
         .polled = true,
@@ -189,5 +182,5 @@ const struct er_check_ops er_check_unix_ops = {
         .fini = er_check_path_fini,
         .attempt = attempt,
         .abandon = abort_attempt,
-        .cancel = cancel,
+        .cancel = er_check_cancel_priv,
 };

@@ -38,6 +38,7 @@ struct svc {
         bool probe_hit;
         char probe_what[200];
         bool daemonizing;             /* main exited 0 while a pidfile check was pending */
+        pid_t named_daemon;           /* the daemon the running check named (pidfile) */
         pid_t adopt_pid;              /* a pidfile check named this daemon while the main
                                        * process had not been seen to exit yet */
         bool spawned, ready, completed, down;
@@ -306,6 +307,7 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
 {
         struct svc *v = run->owner;
         char what[256];
+        pid_t daemon;
 
         if (v->probing) {
                 probe_done(v, run, result);
@@ -314,15 +316,17 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
         if (!v->check_active || run != &v->runs[v->check_i])
                 return;
         cancel_check(v);
+        daemon = v->named_daemon;
+        v->named_daemon = 0;
         if (result == ER_CHECK_READY) {
                 /* A pidfile check names the daemon a forking service left. */
-                if (run->adopt_pid > 0 && v->proc.exited && !v->proc.gone) {
-                        er_proc_adopt(&v->proc, run->adopt_pid, v->s->o.no_pidfd);
+                if (daemon > 0 && v->proc.exited && !v->proc.gone) {
+                        er_proc_adopt(&v->proc, daemon, v->s->o.no_pidfd);
                         v->daemonizing = false;
-                } else if (run->adopt_pid > 0 && run->adopt_pid != v->proc.pid) {
+                } else if (daemon > 0 && daemon != v->proc.pid) {
                         /* The daemon wrote its pid file before its parent's
                          * exit reached us: adopt it when that exit comes. */
-                        v->adopt_pid = run->adopt_pid;
+                        v->adopt_pid = daemon;
                 }
                 v->check_i++;
                 check_next(v);
@@ -352,15 +356,23 @@ static void on_attempt_failed(struct er_check_run *run, const char *why)
         s->o.on_event(s->o.ud, &ev);
 }
 
-static void on_status(struct er_check_run *run)
+static void on_status(struct er_check_run *run, const char *status)
 {
         struct svc *v = run->owner;
         char detail[200];
 
         if (v->probing || v->state != ER_SVC_STARTING)
                 return;
-        snprintf(detail, sizeof(detail), "notify: %s", run->status);
+        snprintf(detail, sizeof(detail), "notify: %s", status);
         emit(v, detail);
+}
+
+static void on_daemon(struct er_check_run *run, pid_t pid)
+{
+        struct svc *v = run->owner;
+
+        if (!v->probing && v->check_active && run == &v->runs[v->check_i])
+                v->named_daemon = pid;
 }
 
 static void check_next(struct svc *v)
@@ -961,6 +973,7 @@ static void start_svc(struct svc *v)
                                   on_check_done);
                 v->runs[i].attempt_failed = on_attempt_failed;
                 v->runs[i].status_changed = on_status;
+                v->runs[i].daemon = on_daemon;
                 r = er_check_prepare(&v->runs[i], &extra);
                 if (r < 0) {
                         er_envlist_fini(&extra);
@@ -1258,7 +1271,7 @@ static void svc_reset(struct svc *v)
         v->envp = NULL;
         v->check_i = 0;
         v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
-        v->adopt_pid = 0;
+        v->adopt_pid = v->named_daemon = 0;
         v->probes_pending = 0;
         v->spawned = v->ready = v->completed = v->down = false;
         v->first_spawn_us = 0;

@@ -24,11 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
+
+#include "base/arena.h"
+#include "base/hash.h"
 
 const struct er_load_limits er_load_default_limits = {
     .max_bytes = 4 << 20,
@@ -37,94 +38,6 @@ const struct er_load_limits er_load_default_limits = {
 };
 
 #define YAML_TAG_PREFIX "tag:yaml.org,2002:"
-
-/* ---- arena ------------------------------------------------------------ */
-
-#define ARENA_CHUNK (64 * 1024)
-
-struct chunk {
-        struct chunk *next;
-        size_t size, used;
-        max_align_t data[]; /* `size` bytes */
-};
-
-struct arena {
-        struct chunk *head; /* the chunk we bump in; big ones sit behind it */
-};
-
-static struct chunk *chunk_new(size_t size)
-{
-        struct chunk *c;
-
-        if (size > SIZE_MAX - sizeof(*c))
-                return NULL;
-        c = malloc(sizeof(*c) + size);
-        if (!c)
-                return NULL;
-        c->next = NULL;
-        c->size = size;
-        c->used = 0;
-        return c;
-}
-
-/* `align` is a power of two no larger than max_align_t's. */
-static void *arena_alloc(struct arena *a, size_t size, size_t align)
-{
-        struct chunk *c = a->head;
-        size_t off;
-
-        if (c) {
-                off = (c->used + align - 1) & ~(align - 1);
-                if (off <= c->size && size <= c->size - off) {
-                        c->used = off + size;
-                        return (char *)c->data + off;
-                }
-        }
-        if (size > ARENA_CHUNK / 4) {
-                /* A big scalar gets a chunk of its own, behind the current
-                 * one, so that the current one's free space is not lost. */
-                c = chunk_new(size);
-                if (!c)
-                        return NULL;
-                c->used = size;
-                if (a->head) {
-                        c->next = a->head->next;
-                        a->head->next = c;
-                } else {
-                        a->head = c;
-                }
-                return c->data;
-        }
-        c = chunk_new(ARENA_CHUNK);
-        if (!c)
-                return NULL;
-        c->next = a->head;
-        a->head = c;
-        c->used = size;
-        return c->data;
-}
-
-static char *arena_strndup(struct arena *a, const char *s, size_t len)
-{
-        char *d = arena_alloc(a, len + 1, 1);
-
-        if (!d)
-                return NULL;
-        memcpy(d, s, len);
-        d[len] = '\0';
-        return d;
-}
-
-static void arena_fini(struct arena *a)
-{
-        struct chunk *c = a->head, *next;
-
-        for (; c; c = next) {
-                next = c->next;
-                free(c);
-        }
-        a->head = NULL;
-}
 
 /* ---- nodes ------------------------------------------------------------ */
 
@@ -140,171 +53,10 @@ static struct xnode *xnode_of(const struct er_node *n)
 }
 
 struct er_doc {
-        struct arena arena;
+        struct er_arena arena;
         const struct er_node *root;
         const char *file;
 };
-
-/* ---- hash tables ---------------------------------------------------------
- *
- * Keys of a map and anchor names come from the file, so an attacker picks
- * them: a fixed hash would let them collide and turn lookups quadratic.
- * SipHash-1-3 with a random key per load prevents that. */
-
-struct hkey {
-        uint64_t k0, k1;
-};
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-        do {                                                                                       \
-                v0 += v1;                                                                          \
-                v1 = ROTL(v1, 13);                                                                 \
-                v1 ^= v0;                                                                          \
-                v0 = ROTL(v0, 32);                                                                 \
-                v2 += v3;                                                                          \
-                v3 = ROTL(v3, 16);                                                                 \
-                v3 ^= v2;                                                                          \
-                v0 += v3;                                                                          \
-                v3 = ROTL(v3, 21);                                                                 \
-                v3 ^= v0;                                                                          \
-                v2 += v1;                                                                          \
-                v1 = ROTL(v1, 17);                                                                 \
-                v1 ^= v2;                                                                          \
-                v2 = ROTL(v2, 32);                                                                 \
-        } while (0)
-
-static uint64_t siphash13(const struct hkey *k, const char *s, size_t len)
-{
-        const unsigned char *p = (const unsigned char *)s, *end = p + (len & ~(size_t)7);
-        uint64_t v0 = k->k0 ^ 0x736f6d6570736575ULL, v1 = k->k1 ^ 0x646f72616e646f6dULL;
-        uint64_t v2 = k->k0 ^ 0x6c7967656e657261ULL, v3 = k->k1 ^ 0x7465646279746573ULL;
-        uint64_t b = (uint64_t)len << 56, m;
-
-        for (; p != end; p += 8) {
-                m = 0;
-                for (int i = 7; i >= 0; i--)
-                        m = m << 8 | p[i];
-                v3 ^= m;
-                SIPROUND;
-                v0 ^= m;
-        }
-        for (int i = (int)(len & 7) - 1; i >= 0; i--)
-                b |= (uint64_t)p[i] << (8 * i);
-        v3 ^= b;
-        SIPROUND;
-        v0 ^= b;
-        v2 ^= 0xff;
-        SIPROUND;
-        SIPROUND;
-        SIPROUND;
-        return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static void hkey_init(struct hkey *k)
-{
-        struct timespec ts;
-
-        if (getrandom(k, sizeof(*k), GRND_NONBLOCK) == (ssize_t)sizeof(*k))
-                return;
-        /* No entropy yet (early boot) or no getrandom: ASLR and the clock
-         * still make collisions hard to plan in advance. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        k->k0 = (uint64_t)(uintptr_t)k * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_nsec;
-        k->k1 = (uint64_t)ts.tv_sec * 0xbf58476d1ce4e5b9ULL ^ (uint64_t)getpid();
-}
-
-struct slot {
-        uint64_t hash;
-        size_t idx1; /* index + 1; 0 = empty */
-};
-
-/* Open addressing over indexes into an array the user owns; the user says
- * what the key of an index is. */
-struct htab {
-        struct slot *v;
-        size_t cap;  /* slots allocated */
-        size_t mask; /* slots in use - 1; 0 = not built */
-        size_t n;
-};
-
-typedef const char *htab_key_fn(const void *ctx, size_t idx, size_t *len);
-
-static size_t htab_find(const struct htab *t, uint64_t hash, const char *s, size_t len,
-                        htab_key_fn *key, const void *ctx, size_t *slot)
-{
-        size_t i = (size_t)hash & t->mask;
-
-        for (;; i = (i + 1) & t->mask) {
-                const struct slot *e = &t->v[i];
-                const char *ks;
-                size_t klen;
-
-                if (!e->idx1) {
-                        *slot = i;
-                        return SIZE_MAX;
-                }
-                if (e->hash != hash)
-                        continue;
-                ks = key(ctx, e->idx1 - 1, &klen);
-                if (klen == len && memcmp(ks, s, len) == 0) {
-                        *slot = i;
-                        return e->idx1 - 1;
-                }
-        }
-}
-
-static void htab_put(struct slot *v, size_t mask, uint64_t hash, size_t idx1)
-{
-        size_t i = (size_t)hash & mask;
-
-        while (v[i].idx1)
-                i = (i + 1) & mask;
-        v[i].hash = hash;
-        v[i].idx1 = idx1;
-}
-
-/* Makes room for one more entry, keeping the load at most 1/2. */
-static int htab_reserve(struct htab *t)
-{
-        size_t size = t->mask ? t->mask + 1 : 16;
-        struct slot *v;
-
-        if (t->mask && (t->n + 1) * 2 <= size)
-                return 0;
-        if (t->mask)
-                size *= 2;
-        if (!t->mask && t->cap >= size) {
-                memset(t->v, 0, size * sizeof(*v));
-                t->mask = size - 1;
-                return 0;
-        }
-        v = calloc(size, sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        for (size_t i = 0; t->mask && i <= t->mask; i++)
-                if (t->v[i].idx1)
-                        htab_put(v, size - 1, t->v[i].hash, t->v[i].idx1);
-        free(t->v);
-        t->v = v;
-        t->cap = size;
-        t->mask = size - 1;
-        return 0;
-}
-
-/* Forgets the entries, keeping the memory for the next map at this depth. */
-static void htab_reset(struct htab *t)
-{
-        t->mask = 0;
-        t->n = 0;
-}
-
-static void htab_fini(struct htab *t)
-{
-        free(t->v);
-        t->v = NULL;
-        t->cap = t->mask = t->n = 0;
-}
 
 /* ---- the loader ---------------------------------------------------------- */
 
@@ -327,7 +79,7 @@ struct frame {
         size_t n_items, cap_items;
         struct er_pair *pairs; /* explicit pairs, then merged ones at the end */
         size_t n_pairs, cap_pairs;
-        struct htab keys;
+        struct er_hash_table keys;
         enum key_state key_state;
         /* The map's '<<' (a second one is a duplicate key). */
         bool merge;
@@ -348,13 +100,13 @@ struct loader {
         struct er_errs *errs;
         int err; /* first error's code */
         struct er_doc *doc;
-        struct arena scratch; /* anchor names */
-        struct hkey hkey;
+        struct er_arena scratch; /* anchor names */
+        struct er_hash_key hkey; /* drawn per load */
         struct frame *frames;
         size_t depth, n_frames;
         struct anchor *anchors;
         size_t n_anchors, cap_anchors;
-        struct htab anchor_tab;
+        struct er_hash_table anchor_tab;
         size_t total; /* nodes so far, aliases expanded */
         unsigned docs;
         struct er_node *root;
@@ -466,7 +218,7 @@ static int charge(struct loader *l, size_t n, unsigned line, unsigned col)
 static struct xnode *xnode_new(struct loader *l, enum er_node_kind kind, enum er_node_tag tag,
                                unsigned line, unsigned col)
 {
-        struct xnode *x = arena_alloc(&l->doc->arena, sizeof(*x), alignof(struct xnode));
+        struct xnode *x = er_arena_alloc(&l->doc->arena, sizeof(*x), alignof(struct xnode));
 
         if (!x)
                 return NULL;
@@ -544,12 +296,12 @@ static const char *anchor_key(const void *ctx, size_t idx, size_t *len)
 static int anchor_set(struct loader *l, const char *name, struct xnode *x)
 {
         size_t len = strlen(name), slot, idx;
-        uint64_t hash = siphash13(&l->hkey, name, len);
+        uint64_t hash = er_hash_siphash13(&l->hkey, name, len);
         struct anchor *v;
 
-        if (htab_reserve(&l->anchor_tab) < 0)
+        if (er_hash_reserve(&l->anchor_tab) < 0)
                 return -ENOMEM;
-        idx = htab_find(&l->anchor_tab, hash, name, len, anchor_key, l->anchors, &slot);
+        idx = er_hash_find(&l->anchor_tab, hash, name, len, anchor_key, l->anchors, &slot);
         if (idx != SIZE_MAX) {
                 l->anchors[idx].x = x;
                 return 0;
@@ -559,8 +311,7 @@ static int anchor_set(struct loader *l, const char *name, struct xnode *x)
                 return -ENOMEM;
         l->anchors = v;
         l->anchors[l->n_anchors] = (struct anchor){name, len, x};
-        l->anchor_tab.v[slot] = (struct slot){hash, ++l->n_anchors};
-        l->anchor_tab.n++;
+        er_hash_set(&l->anchor_tab, slot, hash, l->n_anchors++);
         return 0;
 }
 
@@ -568,10 +319,8 @@ static struct xnode *anchor_get(struct loader *l, const char *name)
 {
         size_t len = strlen(name), slot, idx;
 
-        if (!l->anchor_tab.mask)
-                return NULL;
-        idx = htab_find(&l->anchor_tab, siphash13(&l->hkey, name, len), name, len, anchor_key,
-                        l->anchors, &slot);
+        idx = er_hash_find(&l->anchor_tab, er_hash_siphash13(&l->hkey, name, len), name, len,
+                           anchor_key, l->anchors, &slot);
         return idx == SIZE_MAX ? NULL : l->anchors[idx].x;
 }
 
@@ -590,7 +339,8 @@ static size_t map_find(struct loader *l, const struct frame *f, const struct er_
 {
         size_t slot;
 
-        if (!f->keys.mask) {
+        if (!f->keys.n) {
+                /* Not indexed yet: LINEAR_MAX pairs at most. */
                 for (size_t i = 0; i < f->n_pairs; i++) {
                         const struct er_node *k = f->pairs[i].key;
                         if (k->len == key->len && memcmp(k->str, key->str, k->len) == 0)
@@ -598,8 +348,8 @@ static size_t map_find(struct loader *l, const struct frame *f, const struct er_
                 }
                 return SIZE_MAX;
         }
-        return htab_find(&f->keys, siphash13(&l->hkey, key->str, key->len), key->str, key->len,
-                         pair_key, f->pairs, &slot);
+        return er_hash_find(&f->keys, er_hash_siphash13(&l->hkey, key->str, key->len), key->str,
+                            key->len, pair_key, f->pairs, &slot);
 }
 
 /* Appends a pair whose key map_find() did not find. */
@@ -613,22 +363,19 @@ static int map_add(struct loader *l, struct frame *f, struct er_node *key, struc
         f->pairs[f->n_pairs++] = (struct er_pair){key, val};
         if (f->n_pairs <= LINEAR_MAX)
                 return 0;
-        if (!f->keys.mask) {
+        if (!f->keys.n) {
                 /* Crossing LINEAR_MAX: index every key so far. */
                 for (size_t i = 0; i < f->n_pairs; i++) {
                         const struct er_node *k = f->pairs[i].key;
-                        if (htab_reserve(&f->keys) < 0)
+                        if (er_hash_reserve(&f->keys) < 0)
                                 return -ENOMEM;
-                        htab_put(f->keys.v, f->keys.mask, siphash13(&l->hkey, k->str, k->len),
-                                 i + 1);
-                        f->keys.n++;
+                        er_hash_add(&f->keys, er_hash_siphash13(&l->hkey, k->str, k->len), i);
                 }
                 return 0;
         }
-        if (htab_reserve(&f->keys) < 0)
+        if (er_hash_reserve(&f->keys) < 0)
                 return -ENOMEM;
-        htab_put(f->keys.v, f->keys.mask, siphash13(&l->hkey, key->str, key->len), f->n_pairs);
-        f->keys.n++;
+        er_hash_add(&f->keys, er_hash_siphash13(&l->hkey, key->str, key->len), f->n_pairs - 1);
         return 0;
 }
 
@@ -743,7 +490,7 @@ static int map_finish(struct loader *l, struct frame *f)
         }
         if (!f->n_pairs)
                 return 0;
-        v = arena_alloc(&l->doc->arena, f->n_pairs * sizeof(*v), alignof(struct er_pair));
+        v = er_arena_alloc(&l->doc->arena, f->n_pairs * sizeof(*v), alignof(struct er_pair));
         if (!v)
                 return -ENOMEM;
         pos = f->merge_src ? f->merge_pos : n_explicit;
@@ -771,8 +518,8 @@ static int seq_finish(struct loader *l, struct frame *f)
 
         if (!f->n_items)
                 return 0;
-        s->items =
-            arena_alloc(&l->doc->arena, f->n_items * sizeof(*s->items), alignof(struct er_node *));
+        s->items = er_arena_alloc(&l->doc->arena, f->n_items * sizeof(*s->items),
+                                  alignof(struct er_node *));
         if (!s->items)
                 return -ENOMEM;
         memcpy(s->items, f->items, f->n_items * sizeof(*s->items));
@@ -824,7 +571,7 @@ static int copy_anchor(struct loader *l, const yaml_char_t *anchor, const char *
         const char *name = (const char *)anchor;
 
         *ret = NULL;
-        if (name && !(*ret = arena_strndup(&l->scratch, name, strlen(name))))
+        if (name && !(*ret = er_arena_strndup(&l->scratch, name, strlen(name))))
                 return -ENOMEM;
         return 0;
 }
@@ -846,7 +593,7 @@ static int on_scalar(struct loader *l, const yaml_event_t *ev)
                 return r;
         tag = parse_tag(l, ev->data.scalar.tag, ER_NODE_SCALAR, line, col, &bang);
         x = xnode_new(l, ER_NODE_SCALAR, tag, line, col);
-        str = x ? arena_strndup(&l->doc->arena, s, len) : NULL;
+        str = x ? er_arena_strndup(&l->doc->arena, s, len) : NULL;
         if (!str)
                 return -ENOMEM;
         x->node.str = str;
@@ -935,7 +682,7 @@ static int on_start(struct loader *l, const yaml_event_t *ev, enum er_node_kind 
         if (copy_anchor(l, anchor, &f->anchor) < 0)
                 return -ENOMEM;
         f->n_items = f->n_pairs = 0;
-        htab_reset(&f->keys);
+        er_hash_reset(&f->keys);
         f->key_state = KEY_NONE;
         f->merge = false;
         f->merge_src = NULL;
@@ -1217,12 +964,12 @@ static void loader_fini(struct loader *l)
         for (size_t i = 0; i < l->n_frames; i++) {
                 free(l->frames[i].items);
                 free(l->frames[i].pairs);
-                htab_fini(&l->frames[i].keys);
+                er_hash_fini(&l->frames[i].keys);
         }
         free(l->frames);
         free(l->anchors);
-        htab_fini(&l->anchor_tab);
-        arena_fini(&l->scratch);
+        er_hash_fini(&l->anchor_tab);
+        er_arena_fini(&l->scratch);
 }
 
 int er_load_buffer(const char *buf, size_t len, const char *file,
@@ -1246,11 +993,11 @@ int er_load_buffer(const char *buf, size_t len, const char *file,
                 r = -ENOMEM;
                 goto out_nomem;
         }
-        if (file && !(l.doc->file = arena_strndup(&l.doc->arena, file, strlen(file)))) {
+        if (file && !(l.doc->file = er_arena_strndup(&l.doc->arena, file, strlen(file)))) {
                 r = -ENOMEM;
                 goto out_free_doc;
         }
-        hkey_init(&l.hkey);
+        er_hash_key_init(&l.hkey);
         r = parse(&l, buf, len);
         loader_fini(&l);
         if (r == -ENOMEM)
@@ -1383,7 +1130,7 @@ void er_doc_free(struct er_doc *doc)
 {
         if (!doc)
                 return;
-        arena_fini(&doc->arena);
+        er_arena_fini(&doc->arena);
         free(doc);
 }
 

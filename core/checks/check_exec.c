@@ -43,6 +43,16 @@
 
 static const char *const options[] = {"shell", NULL};
 
+struct exec_conf {
+        struct er_cmd cmd;
+};
+
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct exec_conf *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
@@ -51,16 +61,16 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
 
         if (s && er_field_bool(f, s, "shell", &shell) < 0)
                 return -ER_ECONFIG;
-        if (er_field_cmd(f, v, "exec", shell, &c->u.exec.cmd) < 0)
+        if (er_field_cmd(f, v, "exec", shell, &conf_of(c)->cmd) < 0)
                 return -ER_ECONFIG;
         /* A probe runs in its service's working directory. */
-        c->u.exec.cmd.cwd = er_strdup(dir);
-        return c->u.exec.cmd.cwd ? 0 : er_field_error(f, v, "out of memory");
+        conf_of(c)->cmd.cwd = er_strdup(dir);
+        return conf_of(c)->cmd.cwd ? 0 : er_field_error(f, v, "out of memory");
 }
 
 static void dump(const struct er_check *c, json_t *o)
 {
-        const struct er_cmd *cmd = &c->u.exec.cmd;
+        const struct er_cmd *cmd = &conf_of(c)->cmd;
         if (cmd->shell) {
                 json_object_set_new(o, "exec", json_string(cmd->argv[2]));
                 json_object_set_new(o, "shell", json_true());
@@ -74,13 +84,13 @@ static void dump(const struct er_check *c, json_t *o)
 
 static int describe(const struct er_check *c, char *buf, size_t len)
 {
-        const struct er_cmd *cmd = &c->u.exec.cmd;
+        const struct er_cmd *cmd = &conf_of(c)->cmd;
         return snprintf(buf, len, "exec %s", cmd->shell ? cmd->argv[2] : cmd->argv[0]);
 }
 
 static void fini(struct er_check *c)
 {
-        er_cmd_fini(&c->u.exec.cmd);
+        er_cmd_fini(&conf_of(c)->cmd);
 }
 
 /* --- the engine side ------------------------------------------------------ */
@@ -258,7 +268,7 @@ static uint64_t attempt_limit(const struct er_check_run *run)
 static int attempt(struct er_check_run *run)
 {
         const struct er_check_env *env = run->env;
-        const struct er_cmd *cmd = &run->check->u.exec.cmd;
+        const struct er_cmd *cmd = &conf_of(run->check)->cmd;
         struct er_err err = {0};
         struct probe *pr;
         char name[128];
@@ -346,6 +356,7 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_exec_ops = {
         .key = "exec",
+        .conf_size = sizeof(struct exec_conf),
         .polled = true,
         .default_interval_us = 100000,
         .options = options,

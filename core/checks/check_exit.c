@@ -5,17 +5,27 @@
 
 static const char *const options[] = {NULL};
 
+struct exit_conf {
+        struct er_codes codes;
+};
+
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct exit_conf *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
-        return er_field_codes(f, v, "exit", &c->u.exit.codes);
+        return er_field_codes(f, v, "exit", &conf_of(c)->codes);
 }
 
 static void dump(const struct er_check *c, json_t *o)
 {
         json_t *a = json_array();
         for (unsigned i = 0; i < 256; i++)
-                if (er_codes_has(&c->u.exit.codes, i))
+                if (er_codes_has(&conf_of(c)->codes, i))
                         json_array_append_new(a, json_integer(i));
         json_object_set_new(o, "exit", a);
 }
@@ -25,7 +35,7 @@ static int describe(const struct er_check *c, char *buf, size_t len)
         int n = snprintf(buf, len, "exit");
         const char *sep = " ";
         for (unsigned i = 0; i < 256 && n >= 0 && (size_t)n < len; i++)
-                if (er_codes_has(&c->u.exit.codes, i)) {
+                if (er_codes_has(&conf_of(c)->codes, i)) {
                         n += snprintf(buf + n, len - (size_t)n, "%s%u", sep, i);
                         sep = ",";
                 }
@@ -39,7 +49,7 @@ static int start(struct er_check_run *run)
 
 static bool exited(struct er_check_run *run, int code)
 {
-        if (code >= 0 && er_codes_has(&run->check->u.exit.codes, (unsigned)code)) {
+        if (code >= 0 && er_codes_has(&conf_of(run->check)->codes, (unsigned)code)) {
                 run->done(run, ER_CHECK_READY, NULL);
                 return true;
         }
@@ -53,6 +63,7 @@ static void cancel(struct er_check_run *run)
 
 const struct er_check_ops er_check_exit_ops = {
         .key = "exit",
+        .conf_size = sizeof(struct exit_conf),
         .options = options,
         .parse = parse,
         .dump = dump,

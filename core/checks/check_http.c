@@ -20,6 +20,23 @@
 static const char *const options[] = {"status", "method", "headers", "body", "follow_redirects",
                                       NULL};
 
+struct http_conf {
+        char *url;
+        char *method;                    /* "GET" by default */
+        unsigned status;                 /* an exact code, or 0 when status_re is used */
+        char *status_re;                 /* source of the status regex */
+        struct pcre2_real_code_8 *status_code;
+        struct er_envlist headers;
+        char *body;                      /* NULL: none */
+        bool follow_redirects;
+};
+
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct http_conf *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static bool token(const char *s)
 {
         /* RFC 9110 tchar */
@@ -31,7 +48,7 @@ static bool token(const char *s)
         return true;
 }
 
-static int parse_status(struct er_check_http *h, const struct er_node *s, struct er_fctx *f)
+static int parse_status(struct http_conf *h, const struct er_node *s, struct er_fctx *f)
 {
         uint64_t code;
 
@@ -47,7 +64,7 @@ static int parse_status(struct er_check_http *h, const struct er_node *s, struct
         return er_regex_compile(f, s, "status", h->status_re, true, &h->status_code);
 }
 
-static int parse_headers(struct er_check_http *h, const struct er_node *n, struct er_fctx *f)
+static int parse_headers(struct http_conf *h, const struct er_node *n, struct er_fctx *f)
 {
         int r = 0;
         if (er_field_want_map(f, n, "headers") < 0)
@@ -76,7 +93,7 @@ static int parse_headers(struct er_check_http *h, const struct er_node *n, struc
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
-        struct er_check_http *h = &c->u.http;
+        struct http_conf *h = conf_of(c);
         const struct er_node *n;
         int r = 0;
 
@@ -114,7 +131,7 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
 
 static void dump(const struct er_check *c, json_t *o)
 {
-        const struct er_check_http *h = &c->u.http;
+        const struct http_conf *h = conf_of(c);
         json_object_set_new(o, "http", json_string(h->url));
         if (h->status)
                 json_object_set_new(o, "status", json_integer(h->status));
@@ -135,12 +152,12 @@ static void dump(const struct er_check *c, json_t *o)
 
 static int describe(const struct er_check *c, char *buf, size_t len)
 {
-        return snprintf(buf, len, "http %s", c->u.http.url);
+        return snprintf(buf, len, "http %s", conf_of(c)->url);
 }
 
 static void fini(struct er_check *c)
 {
-        struct er_check_http *h = &c->u.http;
+        struct http_conf *h = conf_of(c);
         free(h->url);
         free(h->method);
         free(h->status_re);
@@ -176,7 +193,7 @@ static uint64_t attempt_timeout_ms(const struct er_check_run *run)
 }
 
 /* Whether status is what the check wants; if not, says so in why. */
-static bool status_ok(const struct er_check_http *h, pcre2_match_data *md, long status, char *why,
+static bool status_ok(const struct http_conf *h, pcre2_match_data *md, long status, char *why,
                       size_t len)
 {
         char code[24];
@@ -204,7 +221,7 @@ static void on_response(void *data, long status, const char *error)
         p->req = NULL;
         if (error)
                 er_check_attempt_done(run, false, error);
-        else if (status_ok(&run->check->u.http, p->md, status, why, sizeof(why)))
+        else if (status_ok(conf_of(run->check), p->md, status, why, sizeof(why)))
                 er_check_attempt_done(run, true, NULL);
         else
                 er_check_attempt_done(run, false, why);
@@ -212,7 +229,7 @@ static void on_response(void *data, long status, const char *error)
 
 static int attempt(struct er_check_run *run)
 {
-        const struct er_check_http *h = &run->check->u.http;
+        const struct http_conf *h = conf_of(run->check);
         struct http_run *p = run->priv;
         char err[sizeof(run->last_error)];
         int r;
@@ -277,6 +294,7 @@ static void cancel(struct er_check_run *run)
 
 const struct er_check_ops er_check_http_ops = {
         .key = "http",
+        .conf_size = sizeof(struct http_conf),
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,

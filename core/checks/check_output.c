@@ -11,10 +11,22 @@
 
 static const char *const options[] = {"stream", NULL};
 
+struct output_conf {
+        char *regex;
+        struct pcre2_real_code_8 *code;
+        enum er_stream stream;
+};
+
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct output_conf *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
-        struct er_check_output *o = &c->u.output;
+        struct output_conf *o = conf_of(c);
         const struct er_node *s = er_node_get(m, "stream");
         int r = 0;
 
@@ -47,25 +59,25 @@ static const char *stream_name(enum er_stream s)
 
 static void dump(const struct er_check *c, json_t *o)
 {
-        json_object_set_new(o, "output", json_string(c->u.output.regex));
-        json_object_set_new(o, "stream", json_string(stream_name(c->u.output.stream)));
+        json_object_set_new(o, "output", json_string(conf_of(c)->regex));
+        json_object_set_new(o, "stream", json_string(stream_name(conf_of(c)->stream)));
 }
 
 static int describe(const struct er_check *c, char *buf, size_t len)
 {
-        return snprintf(buf, len, "output /%s/", c->u.output.regex);
+        return snprintf(buf, len, "output /%s/", conf_of(c)->regex);
 }
 
 static void fini(struct er_check *c)
 {
-        free(c->u.output.regex);
-        if (c->u.output.code)
-                er_regex_free(c->u.output.code);
+        free(conf_of(c)->regex);
+        if (conf_of(c)->code)
+                er_regex_free(conf_of(c)->code);
 }
 
 static int start(struct er_check_run *run)
 {
-        pcre2_code *code = run->check->u.output.code;
+        pcre2_code *code = conf_of(run->check)->code;
         er_regex_jit(code);
         run->priv = pcre2_match_data_create_from_pattern(code, NULL);
         return run->priv ? 0 : -ENOMEM;
@@ -73,7 +85,7 @@ static int start(struct er_check_run *run)
 
 static void line(struct er_check_run *run, enum er_stream stream, const char *text, size_t len)
 {
-        const struct er_check_output *o = &run->check->u.output;
+        const struct output_conf *o = conf_of(run->check);
         int rc;
 
         if (!run->priv || (o->stream != ER_STREAM_BOTH && o->stream != stream))
@@ -91,6 +103,7 @@ static void cancel(struct er_check_run *run)
 
 const struct er_check_ops er_check_output_ops = {
         .key = "output",
+        .conf_size = sizeof(struct output_conf),
         .options = options,
         .parse = parse,
         .dump = dump,

@@ -38,6 +38,12 @@
 
 static const char *const options[] = {NULL};
 
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct er_check_path *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
@@ -252,7 +258,7 @@ static bool check_file(struct pidfile *p)
         pid_t pid;
         int r;
 
-        pid = read_pidfile(run->check->u.path.path, why, sizeof(why));
+        pid = read_pidfile(conf_of(run->check)->path, why, sizeof(why));
         if (pid > 0 && !running(pid)) {
                 snprintf(why, sizeof(why), "holds pid %ld, which is not running", (long)pid);
                 pid = -1;
@@ -287,7 +293,7 @@ static bool move_watch(struct pidfile *p)
         if (r == 0)
                 return false;
         snprintf(msg, sizeof(msg), "cannot watch the directory of '%s': %s",
-                 p->run->check->u.path.path, strerror(-r));
+                 conf_of(p->run->check)->path, strerror(-r));
         finish(p, ER_CHECK_FAILED, msg);
         return true;
 }
@@ -374,7 +380,7 @@ static void cancel(struct er_check_run *run)
 
 static int start(struct er_check_run *run)
 {
-        const char *path = run->check->u.path.path;
+        const char *path = conf_of(run->check)->path;
         struct pidfile *p;
         int r;
 
@@ -431,6 +437,7 @@ static bool exited(struct er_check_run *run, int code)
 
 const struct er_check_ops er_check_pidfile_ops = {
         .key = "pidfile",
+        .conf_size = sizeof(struct er_check_path),
         .options = options,
         .parse = parse,
         .dump = er_check_path_dump,

@@ -19,6 +19,18 @@
 
 static const char *const options[] = {NULL};
 
+struct tcp_conf {
+        char *host;      /* without brackets; "127.0.0.1" by default */
+        char *port;      /* decimal text, or a deferred placeholder */
+        bool deferred;   /* the port or host is known only at start */
+};
+
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct tcp_conf *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int port_valid(const char *s)
 {
         unsigned long v = 0;
@@ -34,7 +46,7 @@ static int port_valid(const char *s)
 
 /* Splits "HOST:PORT", "[V6]:PORT" or "PORT". */
 static int split(struct er_fctx *f, const struct er_node *v, const char *s,
-                 struct er_check_tcp *t)
+                 struct tcp_conf *t)
 {
         const char *colon;
 
@@ -65,7 +77,7 @@ static int split(struct er_fctx *f, const struct er_node *v, const char *s,
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
-        struct er_check_tcp *t = &c->u.tcp;
+        struct tcp_conf *t = conf_of(c);
         char *s;
         int r;
 
@@ -81,7 +93,7 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
 
 static int describe(const struct er_check *c, char *buf, size_t len)
 {
-        const struct er_check_tcp *t = &c->u.tcp;
+        const struct tcp_conf *t = conf_of(c);
         if (strchr(t->host, ':'))
                 return snprintf(buf, len, "tcp [%s]:%s", t->host, t->port);
         return snprintf(buf, len, "tcp %s:%s", t->host, t->port);
@@ -96,8 +108,8 @@ static void dump(const struct er_check *c, json_t *o)
 
 static void fini(struct er_check *c)
 {
-        free(c->u.tcp.host);
-        free(c->u.tcp.port);
+        free(conf_of(c)->host);
+        free(conf_of(c)->port);
 }
 
 /* --- the engine side ---------------------------------------------------- */
@@ -157,7 +169,7 @@ static bool addr_known(const struct tcp_state *st, const struct addrinfo *ai)
  * wait are two starts).  getaddrinfo_a would need a thread of our own.  A
  * failed lookup is not retried within the start: each retry could block
  * as long as the first. */
-static void resolve(struct tcp_state *st, const struct er_check_tcp *t)
+static void resolve(struct tcp_state *st, const struct tcp_conf *t)
 {
         struct addrinfo hints = {
             .ai_family = AF_UNSPEC,
@@ -198,7 +210,7 @@ static void lower_first(char *s)
 }
 
 /* Why a resolution gave nothing to connect to. */
-static void resolve_why(const struct tcp_state *st, const struct er_check_tcp *t, char *buf,
+static void resolve_why(const struct tcp_state *st, const struct tcp_conf *t, char *buf,
                         size_t len)
 {
         char detail[96];
@@ -355,7 +367,7 @@ static uint64_t attempt_timeout_us(const struct er_check_run *run)
 
 static int attempt(struct er_check_run *run)
 {
-        const struct er_check_tcp *t = &run->check->u.tcp;
+        const struct tcp_conf *t = conf_of(run->check);
         struct tcp_state *st = state_of(run);
         int r;
 
@@ -407,6 +419,7 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_tcp_ops = {
         .key = "tcp",
+        .conf_size = sizeof(struct tcp_conf),
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,

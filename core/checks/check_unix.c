@@ -17,14 +17,20 @@
 
 static const char *const options[] = {NULL};
 
+/* The check's configuration (model/check.h: ops->conf_size bytes). */
+static struct er_check_path *conf_of(const struct er_check *c)
+{
+        return c->conf;
+}
+
 static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
                  const char *dir, struct er_fctx *f)
 {
         struct sockaddr_un sa;
         int r = er_check_parse_path(c, v, dir, f);
-        if (r == 0 && strlen(c->u.path.path) >= sizeof(sa.sun_path))
+        if (r == 0 && strlen(conf_of(c)->path) >= sizeof(sa.sun_path))
                 return er_field_error(f, v, "unix socket path '%s' is longer than %zu bytes",
-                                      c->u.path.path, sizeof(sa.sun_path) - 1);
+                                      conf_of(c)->path, sizeof(sa.sun_path) - 1);
         return r < 0 ? r : 0;
 }
 
@@ -103,7 +109,7 @@ static void on_writable(struct er_loop *loop, struct er_io *io, uint32_t revents
                 finish(st, true, NULL);
         else
                 finish(st, false,
-                       why_of(st->run->check->u.path.path, e ? e : ECONNRESET, why, sizeof(why)));
+                       why_of(conf_of(st->run->check)->path, e ? e : ECONNRESET, why, sizeof(why)));
 }
 
 static void on_timeout(struct er_loop *loop, struct er_timer *t)
@@ -131,7 +137,7 @@ static struct unix_state *state_of(struct er_check_run *run)
 
 static int attempt(struct er_check_run *run)
 {
-        const char *path = run->check->u.path.path;
+        const char *path = conf_of(run->check)->path;
         struct unix_state *st = state_of(run);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         uint64_t limit = run->check->interval_us;
@@ -172,6 +178,7 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_unix_ops = {
         .key = "unix",
+        .conf_size = sizeof(struct er_check_path),
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,

@@ -156,6 +156,11 @@ static struct er_check *parse_one(struct er_fctx *f, const struct er_node *m, co
         }
         c->ops = ops;
         c->loc = er_field_loc(m);
+        if (ops->conf_size && !(c->conf = calloc(1, ops->conf_size))) {
+                free(c);
+                er_field_error(f, m, "out of memory");
+                return NULL;
+        }
         c->interval_us = ops->default_interval_us;
         iv = er_node_get(m, "interval");
         if (iv) {
@@ -213,8 +218,9 @@ void er_check_free(struct er_check *c)
 {
         if (!c)
                 return;
-        if (c->ops && c->ops->fini)
+        if (c->ops && c->ops->fini && (c->conf || !c->ops->conf_size))
                 c->ops->fini(c);
+        free(c->conf);
         free(c);
 }
 
@@ -277,30 +283,34 @@ void er_regex_free(struct pcre2_real_code_8 *code)
 int er_check_parse_path(struct er_check *c, const struct er_node *v, const char *dir,
                         struct er_fctx *f)
 {
+        struct er_check_path *p = c->conf;
         bool deferred = false;
         char *s;
 
         if (er_field_str_nonempty(f, v, c->ops->key, &s, &deferred) < 0)
                 return -ER_ECONFIG;
-        c->u.path.path = er_path_join(dir, s);
+
+        p->path = er_path_join(dir, s);
         free(s);
-        if (!c->u.path.path)
+        if (!p->path)
                 return er_field_error(f, v, "out of memory");
         return deferred ? 1 : 0;
 }
 
 void er_check_path_dump(const struct er_check *c, json_t *o)
 {
-        json_object_set_new(o, c->ops->key, json_string(c->u.path.path));
+        json_object_set_new(o, c->ops->key, json_string(((const struct er_check_path *)c->conf)->path));
 }
 
 int er_check_path_describe(const struct er_check *c, char *buf, size_t len)
 {
-        return snprintf(buf, len, "%s %s", c->ops->key, c->u.path.path);
+        const struct er_check_path *p = c->conf;
+        return snprintf(buf, len, "%s %s", c->ops->key, p->path);
 }
 
 void er_check_path_fini(struct er_check *c)
 {
-        free(c->u.path.path);
+        struct er_check_path *p = c->conf;
+        free(p->path);
 }
 

@@ -26,39 +26,10 @@
 
 struct pcre2_real_code_8;
 
-struct er_check_output {
-        char *regex;
-        struct pcre2_real_code_8 *code;
-        enum er_stream stream;
-};
-
-struct er_check_tcp {
-        char *host;      /* without brackets; "127.0.0.1" by default */
-        char *port;      /* decimal text, or a deferred placeholder */
-        bool deferred;   /* the port or host is known only at start */
-};
-
-struct er_check_path {   /* unix, pidfile */
+/* The configuration of the kinds whose value is a path (unix, pidfile),
+ * what er_check_parse_path fills: their conf_size is its size. */
+struct er_check_path {
         char *path;      /* absolute (relative ones are taken from the service's cwd) */
-};
-
-struct er_check_http {
-        char *url;
-        char *method;                    /* "GET" by default */
-        unsigned status;                 /* an exact code, or 0 when status_re is used */
-        char *status_re;                 /* source of the status regex */
-        struct pcre2_real_code_8 *status_code;
-        struct er_envlist headers;
-        char *body;                      /* NULL: none */
-        bool follow_redirects;
-};
-
-struct er_check_exit {
-        struct er_codes codes;
-};
-
-struct er_check_exec {
-        struct er_cmd cmd;
 };
 
 struct er_check_ops;
@@ -69,14 +40,8 @@ struct er_check {
         const struct er_check_ops *ops;
         struct er_loc loc;       /* of the check's map */
         uint64_t interval_us;    /* the longest wait between two attempts */
-        union {
-                struct er_check_output output;
-                struct er_check_tcp tcp;
-                struct er_check_path path;
-                struct er_check_http http;
-                struct er_check_exit exit;
-                struct er_check_exec exec;
-        } u;
+        void *conf;              /* the kind's own configuration: ops->conf_size
+                                  * zeroed bytes before parse, freed after fini */
 };
 
 struct er_check_ops {
@@ -85,6 +50,7 @@ struct er_check_ops {
         bool probes_address;              /* tried once before spawn (AlreadyRunning, SPEC §4) */
         uint64_t default_interval_us;     /* for polled kinds */
         const char *const *options;       /* keys allowed beside the kind key, NULL-terminated */
+        size_t conf_size;                 /* of the kind's configuration (a struct of its file) */
         /* Reads the kind's value and options; `dir` is the directory relative
          * paths are resolved against (the service's cwd).  Returns 0 or
          * -ER_ECONFIG after appending errors. */

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "checks/check.h"
+#include "check_parse.h"
 #include "proc/contain.h"
 #include "proc/envp.h"
 #include "proc/log.h"
@@ -52,7 +53,10 @@ struct fx {
 
         char *argv[8];
         char script[1024];
-        struct er_check check;
+        bool shell;                      /* argv is sh -c script */
+        const char *cwd;                 /* the probe's directory */
+        uint64_t interval_us;
+        struct er_check *check;          /* parsed from the above at each start */
         struct er_check_env env;
         struct er_check_run run;
 
@@ -214,10 +218,8 @@ static int setup_with(void **state, bool fallback)
                 .track = track,
                 .engine = f,
         };
-        f->check.ops = &er_check_exec_ops;
-        f->check.interval_us = er_check_exec_ops.default_interval_us;
-        f->check.u.exec.cmd.argv = f->argv;
-        f->check.u.exec.cmd.cwd = f->dir;
+        f->interval_us = er_check_exec_ops.default_interval_us;
+        f->cwd = f->dir;
         *state = f;
         return 0;
 }
@@ -267,6 +269,7 @@ static int teardown(void **state)
         if (d)
                 closedir(d);
         rmdir(f->dir);
+        er_check_free(f->check);
         free(f);
         return 0;
 }
@@ -276,8 +279,7 @@ static void set_argv(struct fx *f, const char *a0, const char *a1)
         f->argv[0] = (char *)a0;
         f->argv[1] = (char *)a1;
         f->argv[2] = NULL;
-        f->check.u.exec.cmd.argc = a1 ? 2 : 1;
-        f->check.u.exec.cmd.shell = false;
+        f->shell = false;
 }
 
 static void set_shell(struct fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -292,13 +294,28 @@ static void set_shell(struct fx *f, const char *fmt, ...)
         f->argv[1] = "-c";
         f->argv[2] = f->script;
         f->argv[3] = NULL;
-        f->check.u.exec.cmd.argc = 3;
-        f->check.u.exec.cmd.shell = true;
+        f->shell = true;
+}
+
+/* The check, as environment.yml would say it: {exec: [ARGV...]} or
+ * {exec: SCRIPT, shell: true}, in f->cwd. */
+static void build(struct fx *f)
+{
+        er_check_free(f->check);
+        if (f->shell)
+                f->check = check_parse_in(f->cwd, "{exec: %s, shell: true}", check_literal(f->script));
+        else if (f->argv[1])
+                f->check = check_parse_in(f->cwd, "{exec: [%s, %s]}", check_literal(f->argv[0]),
+                                          check_literal(f->argv[1]));
+        else
+                f->check = check_parse_in(f->cwd, "{exec: [%s]}", check_literal(f->argv[0]));
+        f->check->interval_us = f->interval_us;
 }
 
 static void start(struct fx *f)
 {
-        er_check_run_init(&f->run, &f->check, f->loop, &f->env, f, on_done);
+        build(f);
+        er_check_run_init(&f->run, f->check, f->loop, &f->env, f, on_done);
         f->run.attempt_failed = on_attempt_failed;
         f->start_us = er_now_us();
         assert_int_equal(er_check_start(&f->run, false), 0);
@@ -351,7 +368,7 @@ static void test_retried_until_file_appears(void **state)
 
         snprintf(f->file, sizeof(f->file), "%s/ready-flag", f->dir);
         set_shell(f, "test -f '%s'", f->file);
-        f->check.interval_us = 20000;
+        f->interval_us = 20000;
         start(f);
         er_timer_start(f->loop, &f->timer, 150000, make_file);
         assert_true(drive(f, is_done, DEADLINE_US));
@@ -372,7 +389,7 @@ static void test_hung_probe_timed_out_and_killed(void **state)
         double ms;
 
         set_argv(f, "sleep", "30");
-        f->check.interval_us = 50000;
+        f->interval_us = 50000;
         start(f);
         assert_true(drive(f, has_failed, DEADLINE_US));
         ms = (double)(f->first_fail_us - f->start_us) / 1000;
@@ -398,7 +415,7 @@ static void test_deadline_bounds_attempt(void **state)
         double ms;
 
         set_argv(f, "sleep", "30");
-        f->check.interval_us = 10 * 1000000ULL; /* x 10: far beyond the deadline */
+        f->interval_us = 10 * 1000000ULL; /* x 10: far beyond the deadline */
         f->env.deadline_us = er_now_us() + 300000;
         start(f);
         assert_true(drive(f, has_failed, DEADLINE_US));
@@ -457,13 +474,13 @@ static void test_bad_cwd_fails_for_good(void **state)
         char cwd[128];
 
         snprintf(cwd, sizeof(cwd), "%s/no-such-dir", f->dir);
-        f->check.u.exec.cmd.cwd = cwd;
+        f->cwd = cwd;
         set_argv(f, "true", NULL);
         start(f);
         assert_int_equal(f->dones, 1);
         assert_int_equal(f->result, ER_CHECK_FAILED);
         assert_non_null(strstr(f->msg, "No such file or directory"));
-        f->check.u.exec.cmd.cwd = f->dir;
+        f->cwd = f->dir;
 }
 
 static void test_abort_kills_the_tree(void **state)
@@ -472,7 +489,7 @@ static void test_abort_kills_the_tree(void **state)
         pid_t pid;
 
         set_argv(f, "sleep", "30");
-        f->check.interval_us = 10 * 1000000ULL;
+        f->interval_us = 10 * 1000000ULL;
         start(f);
         assert_true(drive(f, one_tracked, DEADLINE_US));
         pid = f->tracked[0]->pid;
@@ -522,7 +539,7 @@ static void test_environment_cwd_and_marker(void **state)
                   "test \"$ENVRUN_MARKER\" != '%s' && "
                   "case \"$ENVRUN_MARKER\" in '%s/svc@probe.'*) exit 0;; esac; exit 1",
                   f->dir, f->svc_marker, f->contain.instance);
-        f->check.interval_us = 10 * 1000000ULL;
+        f->interval_us = 10 * 1000000ULL;
         start(f);
         assert_true(drive(f, decided, DEADLINE_US));
         assert_int_equal(f->fails, 0);
@@ -548,7 +565,8 @@ static void test_once(void **state)
 
         /* A single attempt, reported either way (the runner's once mode). */
         set_argv(f, "false", NULL);
-        er_check_run_init(&f->run, &f->check, f->loop, &f->env, f, on_done);
+        build(f);
+        er_check_run_init(&f->run, f->check, f->loop, &f->env, f, on_done);
         assert_int_equal(er_check_start(&f->run, true), 0);
         assert_true(drive(f, is_done, DEADLINE_US));
         assert_int_equal(f->result, ER_CHECK_FAILED);

@@ -62,6 +62,7 @@ struct fixture {
         char dir[64];   /* the test's temporary directory */
         char path[256]; /* the pid file */
         struct er_check check;
+        struct er_check_path conf; /* the check's, pointing at path */
         struct er_check_env env;
         struct er_check_run run;
         bool started;
@@ -416,7 +417,8 @@ static int setup(void **state, bool cgroup)
                 return -1;
         snprintf(fx->path, sizeof(fx->path), "%s/svc.pid", fx->dir);
         fx->check.ops = &er_check_pidfile_ops;
-        fx->check.u.path.path = fx->path;
+        fx->check.conf = &fx->conf;
+        fx->conf.path = fx->path;
         fx->env.service = "svc";
         fx->env.group = &fx->g;
         fx->stop_in_done = true;
@@ -828,11 +830,11 @@ static void test_bad_path(void **state)
         struct fixture *fx = *state;
 
         check_kind(fx);
-        fx->check.u.path.path = "relative/svc.pid";
+        fx->conf.path = "relative/svc.pid";
         er_check_run_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
         assert_int_equal(er_check_start(&fx->run, false), -EINVAL);
         er_check_stop(&fx->run);
-        fx->check.u.path.path = fx->path;
+        fx->conf.path = fx->path;
         snprintf(fx->path, sizeof(fx->path), "%s/", fx->dir);
         er_check_run_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
         assert_int_equal(er_check_start(&fx->run, false), -EINVAL);

@@ -29,6 +29,7 @@
 
 #include "checks/check.h"
 #include "checks/http.h"
+#include "check_parse.h"
 #include "proc/loop.h"
 
 /* Every test finishes well within this; a hang fails by SIGALRM. */
@@ -235,34 +236,7 @@ struct probe {
 };
 
 /* A check parsed from environment.yml text, say "{http: URL, status: 404}". */
-static struct er_check *check_parse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static struct er_check *check_parse(const char *fmt, ...)
-{
-        struct er_vars vars = {0};
-        struct er_errs errs;
-        struct er_fctx f = {.file = "environment.yml", .dir = "/", .vars = &vars, .errs = &errs};
-        struct er_doc *doc = NULL;
-        struct er_check **v = NULL, *c;
-        char yaml[2048];
-        size_t n = 0;
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(yaml, sizeof(yaml), fmt, ap);
-        va_end(ap);
-        er_errs_init(&errs);
-        assert_int_equal(er_load_buffer(yaml, strlen(yaml), "environment.yml", NULL, &doc, &errs),
-                         0);
-        assert_int_equal(er_check_parse_list(&f, er_doc_root(doc), "/", &v, &n), 0);
-        assert_int_equal(errs.n, 0);
-        assert_int_equal(n, 1);
-        c = v[0];
-        free(v);
-        er_doc_free(doc);
-        er_errs_fini(&errs);
-        return c;
-}
+#define check_parse(...) check_parse_in("/", __VA_ARGS__)
 
 static void on_done(struct er_check_run *run, enum er_check_result result, const char *msg)
 {

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "api/ctl_client.h"
+#include "base/buf.h"
 #include "proc/log.h"
 #include "run.h"
 #include "instance/records.h"
@@ -325,8 +326,7 @@ int verb_down(int argc, char **argv)
 struct stream {
         const char *name;
         struct er_ctl_client *c;
-        char *buf;               /* a partial line */
-        size_t len, cap;
+        struct er_buf partial; /* a line's start, its end still to come */
         bool done;
 };
 
@@ -358,34 +358,18 @@ static void on_data(void *ud, const char *buf, size_t len)
 
         while (len && (nl = memchr(buf, '\n', len))) {
                 size_t n = (size_t)(nl - buf);
-                if (s->len) {
-                        if (s->len + n > s->cap) {
-                                char *b = realloc(s->buf, s->len + n);
-                                if (!b)
-                                        return;
-                                s->buf = b;
-                                s->cap = s->len + n;
-                        }
-                        memcpy(s->buf + s->len, buf, n);
-                        print_log_line(s->name, s->buf, s->len + n);
-                        s->len = 0;
+                if (s->partial.len) {
+                        if (er_buf_put(&s->partial, buf, n) == 0)
+                                print_log_line(s->name, s->partial.p, s->partial.len);
+                        er_buf_clear(&s->partial); /* out of memory: the line is lost */
                 } else {
                         print_log_line(s->name, buf, n);
                 }
                 buf = nl + 1;
                 len -= n + 1;
         }
-        if (len) {
-                if (s->len + len > s->cap) {
-                        char *b = realloc(s->buf, s->len + len);
-                        if (!b)
-                                return;
-                        s->buf = b;
-                        s->cap = s->len + len;
-                }
-                memcpy(s->buf + s->len, buf, len);
-                s->len += len;
-        }
+        if (len && er_buf_put(&s->partial, buf, len) < 0)
+                er_buf_clear(&s->partial); /* out of memory: the line is lost */
 }
 
 struct log_tail_ctx {
@@ -563,7 +547,7 @@ int verb_logs(int argc, char **argv)
 out:
         for (size_t i = 0; streams && i < n; i++) {
                 er_ctl_client_free(streams[i].c);
-                free(streams[i].buf);
+                er_buf_fini(&streams[i].partial);
         }
         free(streams);
         if (names != argv)

@@ -6,6 +6,7 @@
  * pending (EPOLLHUP/EPOLLERR are always reported: a client gone). */
 #include "api/ctl.h"
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <errno.h>
@@ -41,11 +42,10 @@ struct er_ctl_stream {
         http_parser parser;
         size_t nread;
         bool complete, too_big;
-        char *url, *body;
-        size_t url_len, url_cap, body_len, body_cap;
+        struct er_buf url, body;
 
-        char *out;
-        size_t out_off, out_len, out_cap;
+        struct er_buf out;
+        size_t out_off; /* out's bytes before this were sent */
 
         er_ctl_stream_closed_cb *closed;
         void *closed_ud;
@@ -76,54 +76,20 @@ struct er_ctl {
 
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
 
-/* ---- buffers ---- */
-
-static int grow(char **buf, size_t *cap, size_t need)
-{
-        size_t n = *cap ? *cap : 256;
-        char *v;
-
-        if (need <= *cap)
-                return 0;
-        while (n < need) {
-                if (n > SIZE_MAX / 2)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        v = realloc(*buf, n);
-        if (!v)
-                return -ENOMEM;
-        *buf = v;
-        *cap = n;
-        return 0;
-}
-
-/* Appends to buf, keeping it NUL-terminated. */
-static int append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
-{
-        int r;
-
-        if (n > SIZE_MAX - *len - 1)
-                return -ENOMEM;
-        r = grow(buf, cap, *len + n + 1);
-        if (r < 0)
-                return r;
-        memcpy(*buf + *len, data, n);
-        *len += n;
-        (*buf)[*len] = '\0';
-        return 0;
-}
+/* ---- output ---- */
 
 static int out_append(struct er_ctl_stream *c, const void *data, size_t n)
 {
-        if (c->out_off && c->out_off == c->out_len) {
-                c->out_off = c->out_len = 0;
-        } else if (c->out_off > c->out_cap / 2) {
-                memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-                c->out_len -= c->out_off;
+        if (c->out_off == c->out.len) {
+                /* all sent: start again at the front */
+                c->out_off = 0;
+                er_buf_clear(&c->out);
+        } else if (c->out_off > c->out.cap / 2) {
+                memmove(c->out.p, c->out.p + c->out_off, c->out.len - c->out_off);
+                c->out.len -= c->out_off;
                 c->out_off = 0;
         }
-        return append(&c->out, &c->out_len, &c->out_cap, data, n);
+        return er_buf_put(&c->out, data, n);
 }
 
 static int out_printf(struct er_ctl_stream *c, const char *fmt, ...)
@@ -161,17 +127,17 @@ static void conn_close(struct er_ctl_stream *c, bool notify)
         ctl->nconns--;
         if (notify && c->state == C_STREAMING && c->closed)
                 c->closed(c->closed_ud, c);
-        free(c->url);
-        free(c->body);
-        free(c->out);
+        er_buf_fini(&c->url);
+        er_buf_fini(&c->body);
+        er_buf_fini(&c->out);
         free(c);
 }
 
 /* Writes what the socket takes.  0, or -errno when the client is gone. */
 static int flush(struct er_ctl_stream *c)
 {
-        while (c->out_off < c->out_len) {
-                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+        while (c->out_off < c->out.len) {
+                ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
@@ -183,7 +149,8 @@ static int flush(struct er_ctl_stream *c)
                 }
                 c->out_off += (size_t)n;
         }
-        c->out_off = c->out_len = 0;
+        c->out_off = 0;
+        er_buf_clear(&c->out);
         return 0;
 }
 
@@ -197,7 +164,7 @@ static void settle(struct er_ctl_stream *c)
                 conn_close(c, true);
                 return;
         }
-        pending = c->out_off < c->out_len;
+        pending = c->out_off < c->out.len;
         if (!pending && c->state == C_WRITING) {
                 conn_close(c, false);
                 return;
@@ -243,26 +210,26 @@ static int resp_take(struct er_ctl_resp *resp, int status, const char *ctype, ch
         return 0;
 }
 
+static int dump_cb(const char *s, size_t n, void *data)
+{
+        return er_buf_put(data, s, n) < 0 ? -1 : 0;
+}
+
 int er_ctl_resp_json(struct er_ctl_resp *resp, int status, json_t *body)
 {
-        char *s = NULL, *t;
+        struct er_buf b = {0};
+        char *s = NULL;
         size_t len = 0;
+        int r;
 
         if (body) {
-                s = json_dumps(body, JSON_COMPACT);
+                r = json_dump_callback(body, dump_cb, &b, JSON_COMPACT);
                 json_decref(body);
-                if (!s)
-                        return -ENOMEM;
-                len = strlen(s);
                 /* a final newline, as curl users expect */
-                t = realloc(s, len + 2);
-                if (!t) {
-                        free(s);
+                if (r < 0 || er_buf_putc(&b, '\n') < 0 || er_buf_finish(&b, &s, &len) < 0) {
+                        er_buf_fini(&b);
                         return -ENOMEM;
                 }
-                s = t;
-                s[len++] = '\n';
-                s[len] = '\0';
         }
         return resp_take(resp, status, NULL, s, len);
 }
@@ -337,7 +304,8 @@ struct er_ctl_stream *er_ctl_resp_stream_begin(struct er_ctl_resp *resp, int sta
 
         if (resp->stream)
                 return NULL;
-        c->out_off = c->out_len = 0;
+        c->out_off = 0;
+        er_buf_clear(&c->out);
         if (out_printf(c,
                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
                        "Connection: close\r\n\r\n",
@@ -361,7 +329,7 @@ int er_ctl_stream_write(struct er_ctl_stream *c, const void *buf, size_t len)
         if (!len)
                 return 0;
         n = snprintf(head, sizeof(head), "%zx\r\n", len);
-        if (c->out_len - c->out_off + (size_t)n + len + 2 > c->ctl->o.max_output) {
+        if (c->out.len - c->out_off + (size_t)n + len + 2 > c->ctl->o.max_output) {
                 r = -ENOBUFS;
                 goto out_close;
         }
@@ -379,7 +347,7 @@ int er_ctl_stream_write(struct er_ctl_stream *c, const void *buf, size_t len)
                 r = -EPIPE;
                 goto out_close;
         }
-        if (er_io_modify(c->ctl->loop, &c->io, c->out_off < c->out_len ? EPOLLOUT : 0) < 0) {
+        if (er_io_modify(c->ctl->loop, &c->io, c->out_off < c->out.len ? EPOLLOUT : 0) < 0) {
                 r = -EPIPE;
                 goto out_close;
         }
@@ -423,7 +391,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
         struct er_ctl_stream *c = p->data;
 
-        return append(&c->url, &c->url_len, &c->url_cap, at, len) < 0;
+        return er_buf_put(&c->url, at, len) < 0;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -442,7 +410,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
         struct er_ctl_stream *c = p->data;
 
-        return append(&c->body, &c->body_len, &c->body_cap, at, len) < 0;
+        return er_buf_put(&c->body, at, len) < 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -465,7 +433,7 @@ static char *url_part(const struct er_ctl_stream *c, const struct http_parser_ur
 {
         if (!(u->field_set & (1u << f)))
                 return strdup("");
-        return strndup(c->url + u->field_data[f].off, u->field_data[f].len);
+        return strndup(c->url.p + u->field_data[f].off, u->field_data[f].len);
 }
 
 static void dispatch(struct er_ctl_stream *c)
@@ -490,7 +458,8 @@ static void dispatch(struct er_ctl_stream *c)
         /* origin-form only: http_parser also takes "*" and "*" + path
          * (OPTIONS *), which would hand the owner a path not starting
          * with '/' (found by tests/fuzz/fuzz_ctl.c) */
-        if (!c->url || c->url[0] != '/' || http_parser_parse_url(c->url, c->url_len, 0, &u) != 0 ||
+        if (!c->url.p || c->url.p[0] != '/' ||
+            http_parser_parse_url(c->url.p, c->url.len, 0, &u) != 0 ||
             !(u.field_set & (1u << UF_PATH)) || (u.field_set & (1u << UF_HOST))) {
                 fail(c, 400, "bad request target");
                 return;
@@ -503,8 +472,8 @@ static void dispatch(struct er_ctl_stream *c)
         }
         req.path = path;
         req.query = query;
-        req.body = c->body ? c->body : "";
-        req.body_len = c->body_len;
+        req.body = er_buf_str(&c->body);
+        req.body_len = c->body.len;
 
         c->state = C_HANDLING;
         r = ctl->o.handle(ctl->o.ud, &req, &resp);

@@ -9,6 +9,8 @@
  * zero-length execute at EOF. */
 #include "api/ctl_client.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <http_parser.h>
@@ -51,29 +53,10 @@ struct er_ctl_client {
 
         /* where body bytes go: collected (er_ctl_call) or passed on */
         bool collect;
-        char *body;
-        size_t body_len, body_cap;
+        struct er_buf body;
         void (*cb)(void *ud, const char *buf, size_t len);
         void *ud;
 };
-
-static int set_err(struct er_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_err(struct er_err *err, int code, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (!err)
-                return code;
-        err->code = code;
-        err->file = NULL;
-        err->line = err->col = 0;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-        return code;
-}
 
 static uint64_t now_us(void)
 {
@@ -100,8 +83,8 @@ static int poll_ms(uint64_t deadline)
 
 static int timed_out(const struct er_ctl_client *c, uint64_t timeout_us, struct er_err *err)
 {
-        return set_err(err, -ETIMEDOUT, "no answer from '%s' within %llu ms", c->path,
-                       (unsigned long long)(timeout_us / 1000));
+        return er_err_set(err, -ETIMEDOUT, NULL, 0, 0, "no answer from '%s' within %llu ms",
+                          c->path, (unsigned long long)(timeout_us / 1000));
 }
 
 /* ---- the response parser ---- */
@@ -175,28 +158,16 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
         struct er_ctl_client *c = p->data;
-        size_t n;
-        char *v;
 
         if (!c->collect) {
                 if (c->cb)
                         c->cb(c->ud, at, len);
                 return 0;
         }
-        if (len > ER_CTL_CLIENT_MAX_BODY - c->body_len)
+        if (len > ER_CTL_CLIENT_MAX_BODY - c->body.len)
                 return cb_fail(c, -EFBIG, "response body larger than 16 MiB");
-        if (c->body_len + len + 1 > c->body_cap) {
-                n = c->body_cap ? c->body_cap : 4096;
-                while (n < c->body_len + len + 1)
-                        n *= 2;
-                v = realloc(c->body, n);
-                if (!v)
-                        return cb_fail(c, -ENOMEM, "out of memory");
-                c->body = v;
-                c->body_cap = n;
-        }
-        memcpy(c->body + c->body_len, at, len);
-        c->body_len += len;
+        if (er_buf_put(&c->body, at, len) < 0)
+                return cb_fail(c, -ENOMEM, "out of memory");
         return 0;
 }
 
@@ -231,20 +202,21 @@ static int feed(struct er_ctl_client *c, const char *buf, size_t n, struct er_er
                 c->got_bytes = true;
         http_parser_execute(&c->parser, &settings, buf, n);
         if (c->cb_err)
-                return set_err(err, c->cb_err, "bad response from '%s': %s", c->path, c->cb_msg);
+                return er_err_set(err, c->cb_err, NULL, 0, 0, "bad response from '%s': %s", c->path,
+                                  c->cb_msg);
         if (c->complete)
                 return 0;
         e = HTTP_PARSER_ERRNO(&c->parser);
         if (!n && !c->got_bytes)
-                return set_err(err, -ECONNRESET, "'%s' closed the connection without answering",
-                               c->path);
+                return er_err_set(err, -ECONNRESET, NULL, 0, 0,
+                                  "'%s' closed the connection without answering", c->path);
         if (!n && (e == HPE_OK || e == HPE_INVALID_EOF_STATE))
-                return set_err(err, -ECONNRESET,
-                               "'%s' closed the connection before the response ended", c->path);
+                return er_err_set(err, -ECONNRESET, NULL, 0, 0,
+                                  "'%s' closed the connection before the response ended", c->path);
         if (e != HPE_OK || c->parser.upgrade)
-                return set_err(err, -EPROTO, "malformed response from '%s': %s", c->path,
-                               c->parser.upgrade ? "unexpected upgrade"
-                                                 : http_errno_description(e));
+                return er_err_set(
+                    err, -EPROTO, NULL, 0, 0, "malformed response from '%s': %s", c->path,
+                    c->parser.upgrade ? "unexpected upgrade" : http_errno_description(e));
         return 1;
 }
 
@@ -268,11 +240,12 @@ static int read_some(struct er_ctl_client *c, struct er_err *err)
                                 return 1;
                         r = -errno;
                         if (r == -ECONNRESET)
-                                return set_err(err, r,
-                                               "'%s' closed the connection before "
-                                               "the response ended",
-                                               c->path);
-                        return set_err(err, r, "cannot read from '%s': %s", c->path, strerror(-r));
+                                return er_err_set(err, r, NULL, 0, 0,
+                                                  "'%s' closed the connection before "
+                                                  "the response ended",
+                                                  c->path);
+                        return er_err_set(err, r, NULL, 0, 0, "cannot read from '%s': %s", c->path,
+                                          strerror(-r));
                 }
                 r = feed(c, buf, (size_t)n, err);
                 if (r <= 0)
@@ -325,12 +298,13 @@ static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t d
         int r;
 
         if (strlen(sock_path) >= sizeof(sa.sun_path))
-                return set_err(err, -ENAMETOOLONG, "socket path '%s' is too long", sock_path);
+                return er_err_set(err, -ENAMETOOLONG, NULL, 0, 0, "socket path '%s' is too long",
+                                  sock_path);
         memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {
                 r = -errno;
-                return set_err(err, r, "cannot create a socket: %s", strerror(-r));
+                return er_err_set(err, r, NULL, 0, 0, "cannot create a socket: %s", strerror(-r));
         }
         if (deadline) {
                 /* a connect to a full backlog waits this long, then EAGAIN */
@@ -338,7 +312,8 @@ static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t d
                 tv.tv_usec = (suseconds_t)(timeout_us % 1000000u);
                 if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
                         r = -errno;
-                        return set_err(err, r, "cannot set a socket timeout: %s", strerror(-r));
+                        return er_err_set(err, r, NULL, 0, 0, "cannot set a socket timeout: %s",
+                                          strerror(-r));
                 }
         }
         while (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -347,11 +322,13 @@ static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t d
                         continue;
                 if (r == -EAGAIN || r == -EINPROGRESS || r == -EINTR)
                         return timed_out(c, timeout_us, err);
-                return set_err(err, r, "cannot connect to '%s': %s", sock_path, strerror(-r));
+                return er_err_set(err, r, NULL, 0, 0, "cannot connect to '%s': %s", sock_path,
+                                  strerror(-r));
         }
         if (fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0) {
                 r = -errno;
-                return set_err(err, r, "cannot set '%s' non-blocking: %s", sock_path, strerror(-r));
+                return er_err_set(err, r, NULL, 0, 0, "cannot set '%s' non-blocking: %s", sock_path,
+                                  strerror(-r));
         }
         return 0;
 }
@@ -378,12 +355,13 @@ static int send_all(struct er_ctl_client *c, const char *buf, size_t len, uint64
                         continue;
                 if (errno != EAGAIN && errno != EWOULDBLOCK) {
                         r = -errno;
-                        return set_err(err, r, "cannot write to '%s': %s", c->path, strerror(-r));
+                        return er_err_set(err, r, NULL, 0, 0, "cannot write to '%s': %s", c->path,
+                                          strerror(-r));
                 }
                 r = poll(&pfd, 1, poll_ms(deadline));
                 if (r < 0 && errno != EINTR) {
                         r = -errno;
-                        return set_err(err, r, "poll: %s", strerror(-r));
+                        return er_err_set(err, r, NULL, 0, 0, "poll: %s", strerror(-r));
                 }
                 if (r == 0 && deadline && now_us() >= deadline)
                         return timed_out(c, timeout_us, err);
@@ -401,15 +379,16 @@ static int client_open(const char *sock_path, const char *method, const char *ta
         int r;
 
         if (!token_ok(method) || !token_ok(target) || target[0] != '/')
-                return set_err(err, -EINVAL, "invalid request '%s %s'", method, target);
+                return er_err_set(err, -EINVAL, NULL, 0, 0, "invalid request '%s %s'", method,
+                                  target);
         c = calloc(1, sizeof(*c));
         if (!c)
-                return set_err(err, -ENOMEM, "out of memory");
+                return er_err_set(err, -ENOMEM, NULL, 0, 0, "out of memory");
         c->fd = -1;
         c->path = strdup(sock_path);
         c->ctype = malloc(CTYPE_MAX + 1);
         if (!c->path || !c->ctype) {
-                r = set_err(err, -ENOMEM, "out of memory");
+                r = er_err_set(err, -ENOMEM, NULL, 0, 0, "out of memory");
                 goto out_free;
         }
         http_parser_init(&c->parser, HTTP_RESPONSE);
@@ -419,7 +398,7 @@ static int client_open(const char *sock_path, const char *method, const char *ta
                 goto out_free;
         req = build_request(method, target, body, &len);
         if (!req) {
-                r = set_err(err, -ENOMEM, "out of memory");
+                r = er_err_set(err, -ENOMEM, NULL, 0, 0, "out of memory");
                 goto out_free;
         }
         r = send_all(c, req, len, deadline, timeout_us, err);
@@ -469,7 +448,7 @@ int er_ctl_call(const char *sock_path, const char *method, const char *target, c
                 r = poll(&pfd, 1, poll_ms(deadline));
                 if (r < 0 && errno != EINTR) {
                         r = -errno;
-                        set_err(err, r, "poll: %s", strerror(-r));
+                        er_err_set(err, r, NULL, 0, 0, "poll: %s", strerror(-r));
                         break;
                 }
                 if (r == 0 && deadline && now_us() >= deadline) {
@@ -480,17 +459,13 @@ int er_ctl_call(const char *sock_path, const char *method, const char *target, c
         if (r < 0)
                 goto out_free;
         ctype = strndup(c->ctype, c->ctype_len);
-        if (!ctype || (!c->body && !(c->body = malloc(1)))) {
+        if (!ctype || er_buf_finish(&c->body, &ret->body, &ret->body_len) < 0) {
                 free(ctype);
-                r = set_err(err, -ENOMEM, "out of memory");
+                r = er_err_set(err, -ENOMEM, NULL, 0, 0, "out of memory");
                 goto out_free;
         }
-        c->body[c->body_len] = '\0';
         ret->status = c->status;
         ret->content_type = ctype;
-        ret->body = c->body;
-        ret->body_len = c->body_len;
-        c->body = NULL;
 out_free:
         er_ctl_client_free(c);
         return r;
@@ -534,6 +509,6 @@ void er_ctl_client_free(struct er_ctl_client *c)
         er_close(&c->fd);
         free(c->path);
         free(c->ctype);
-        free(c->body);
+        er_buf_fini(&c->body);
         free(c);
 }

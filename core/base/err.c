@@ -1,5 +1,7 @@
 #include "base/err.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@ void er_errs_init(struct er_errs *errs)
         errs->n = errs->cap = 0;
         errs->dropped = 0;
         errs->files = NULL;
-        errs->n_files = 0;
+        errs->n_files = errs->files_cap = 0;
 }
 
 void er_errs_fini(struct er_errs *errs)
@@ -30,22 +32,18 @@ void er_errs_fini(struct er_errs *errs)
  * error then prints without its file rather than pointing at freed memory). */
 static const char *intern(struct er_errs *errs, const char *file)
 {
-        char **v, *copy;
+        char *copy;
 
         if (!file)
                 return NULL;
         for (size_t i = 0; i < errs->n_files; i++)
                 if (errs->files[i] == file || !strcmp(errs->files[i], file))
                         return errs->files[i];
-        copy = er_strdup(file);
-        v = realloc(errs->files, (errs->n_files + 1) * sizeof(*v));
-        if (!copy || !v) {
-                free(copy);
-                if (v)
-                        errs->files = v;
+        if (ER_BUF_RESERVE(errs->files, errs->files_cap, errs->n_files + 1) < 0)
                 return NULL;
-        }
-        errs->files = v;
+        copy = er_strdup(file);
+        if (!copy)
+                return NULL;
         errs->files[errs->n_files++] = copy;
         return copy;
 }
@@ -56,15 +54,9 @@ static struct er_err *errs_slot(struct er_errs *errs)
                 errs->dropped++;
                 return NULL;
         }
-        if (errs->n == errs->cap) {
-                size_t cap = errs->cap ? errs->cap * 2 : 8;
-                struct er_err *v = realloc(errs->v, cap * sizeof(*v));
-                if (!v) {
-                        errs->dropped++;
-                        return NULL;
-                }
-                errs->v = v;
-                errs->cap = cap;
+        if (ER_BUF_RESERVE(errs->v, errs->cap, errs->n + 1) < 0) {
+                errs->dropped++;
+                return NULL;
         }
         return &errs->v[errs->n++];
 }
@@ -112,6 +104,9 @@ int er_err_set(struct er_err *err, int code, const char *file, unsigned line, un
                const char *fmt, ...)
 {
         va_list ap;
+
+        if (!err)
+                return code;
         va_start(ap, fmt);
         err_fillv(err, code, file, line, col, fmt, ap);
         va_end(ap);

@@ -42,7 +42,7 @@ struct er_errs {
         /* The list keeps its own copy of each file name its errors name, so
          * an error outlives the model or document it was found in. */
         char **files;
-        size_t n_files;
+        size_t n_files, files_cap;
 };
 
 void er_errs_init(struct er_errs *errs);
@@ -61,7 +61,8 @@ int er_errs_push(struct er_errs *errs, const struct er_err *err);
  * out in the order a reader meets them in the file. */
 void er_errs_sort(struct er_errs *errs);
 
-/* Fills a single error; returns code. */
+/* Fills a single error; returns code.  err may be NULL for a caller that
+ * wants no message: then only code is returned. */
 int er_err_set(struct er_err *err, int code, const char *file, unsigned line, unsigned col,
                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 

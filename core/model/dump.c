@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "model/check.h"
+#include "base/buf.h"
 #include "base/units.h"
 
 static json_t *str_array(char *const *v, size_t n)
@@ -142,26 +143,10 @@ json_t *er_config_to_json(const struct er_config *c)
 
 /* --- YAML ------------------------------------------------------------- */
 
-struct out {
-        char *p;
-        size_t len, cap;
-};
-
+/* libyaml's output handler: 1 on success, 0 on failure. */
 static int write_handler(void *data, unsigned char *buffer, size_t size)
 {
-        struct out *o = data;
-        if (o->len + size + 1 > o->cap) {
-                size_t cap = (o->len + size + 1) * 2;
-                char *p = realloc(o->p, cap);
-                if (!p)
-                        return 0;
-                o->p = p;
-                o->cap = cap;
-        }
-        memcpy(o->p + o->len, buffer, size);
-        o->len += size;
-        o->p[o->len] = '\0';
-        return 1;
+        return er_buf_put(data, buffer, size) == 0;
 }
 
 /* A string that a YAML 1.2 reader would type as something else (a number,
@@ -259,7 +244,7 @@ int er_json_to_yaml(const json_t *value, char **ret_buf, size_t *ret_len)
 {
         yaml_emitter_t e;
         yaml_event_t ev;
-        struct out o = {0};
+        struct er_buf o = {0};
         int r = -ENOMEM;
 
         if (!yaml_emitter_initialize(&e))
@@ -279,12 +264,9 @@ int er_json_to_yaml(const json_t *value, char **ret_buf, size_t *ret_len)
             !yaml_stream_end_event_initialize(&ev) || !yaml_emitter_emit(&e, &ev) ||
             !yaml_emitter_flush(&e))
                 goto out;
-        *ret_buf = o.p;
-        *ret_len = o.len;
-        o.p = NULL;
-        r = 0;
+        r = er_buf_finish(&o, ret_buf, ret_len);
 out:
         yaml_emitter_delete(&e);
-        free(o.p);
+        er_buf_fini(&o);
         return r;
 }

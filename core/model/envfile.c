@@ -1,5 +1,7 @@
 #include "model/envfile.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #define VARS_MAX 10000
 /* How much of a user string goes into a message. */
 #define QUOTE_MAX 64
+/* A file of unknown size is read in steps of at least this much. */
+#define READ_CHUNK (64 * 1024)
 
 void er_envlist_init(struct er_envlist *l)
 {
@@ -54,15 +58,8 @@ int er_envlist_set(struct er_envlist *l, const char *name, const char *value, un
                 free(e->value);
                 goto out_fill;
         }
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 16;
-                struct er_envvar *nv = realloc(l->v, cap * sizeof(*nv));
-
-                if (!nv)
-                        goto out_free_value;
-                l->v = nv;
-                l->cap = cap;
-        }
+        if (ER_BUF_RESERVE(l->v, l->cap, l->n + 1) < 0)
+                goto out_free_value;
         e = &l->v[l->n];
         e->name = er_strdup(name);
         if (!e->name)
@@ -142,8 +139,7 @@ struct parser {
         struct er_errs *errs;
         int first_err;
         unsigned nvars;
-        char *val; /* the value being built */
-        size_t vlen, vcap;
+        struct er_buf val; /* the value being built */
 };
 
 static bool is_blank(char c)
@@ -213,26 +209,6 @@ static size_t step_over(struct parser *p, size_t off)
         return off + 1;
 }
 
-static int val_add(struct parser *p, const char *s, size_t n)
-{
-        if (p->vlen + n + 1 > p->vcap) {
-                size_t cap = p->vcap ? p->vcap : 256;
-                char *v;
-
-                while (cap < p->vlen + n + 1)
-                        cap *= 2;
-                v = realloc(p->val, cap);
-                if (!v)
-                        return -ENOMEM;
-                p->val = v;
-                p->vcap = cap;
-        }
-        memcpy(p->val + p->vlen, s, n);
-        p->vlen += n;
-        p->val[p->vlen] = '\0';
-        return 0;
-}
-
 /* Single-quoted value at buf[off] == '\''; returns the offset past the
  * closing quote, or 0 when there is none (error already added). */
 static size_t single_quoted(struct parser *p, size_t off)
@@ -246,7 +222,7 @@ static size_t single_quoted(struct parser *p, size_t off)
                 perr(p, -ER_ESYNTAX, line, col, "unterminated single quote");
                 return 0;
         }
-        if (val_add(p, p->buf + start, off - start) < 0) {
+        if (er_buf_put(&p->val, p->buf + start, off - start) < 0) {
                 perr(p, -ENOMEM, line, col, "out of memory");
                 return 0;
         }
@@ -273,10 +249,10 @@ static size_t double_quoted(struct parser *p, size_t off)
                         }
                 }
                 if (esc) {
-                        r = val_add(p, esc, 1);
+                        r = er_buf_put(&p->val, esc, 1);
                         off += 2;
                 } else {
-                        r = val_add(p, p->buf + off, 1);
+                        r = er_buf_put(&p->val, p->buf + off, 1);
                         off = step_over(p, off);
                 }
         }
@@ -311,7 +287,7 @@ static int unquoted(struct parser *p, size_t off)
                         break;
         while (end > start && is_blank(p->buf[end - 1]))
                 end--;
-        return val_add(p, p->buf + start, end - start);
+        return er_buf_put(&p->val, p->buf + start, end - start);
 }
 
 /* Parses the value at off (just past '=') into p->val and moves to the next
@@ -321,8 +297,9 @@ static bool value(struct parser *p, size_t off, const char *name, unsigned line,
         size_t v = skip_blanks(p, off);
         int r = 0;
 
-        p->vlen = 0;
-        if (val_add(p, "", 0) < 0) {
+        /* an empty value is "", never NULL */
+        er_buf_clear(&p->val);
+        if (er_buf_grow(&p->val, 0) < 0) {
                 perr(p, -ENOMEM, line, col, "out of memory");
                 return false;
         }
@@ -335,14 +312,14 @@ static bool value(struct parser *p, size_t off, const char *name, unsigned line,
                 perr(p, -ENOMEM, line, col, "out of memory");
                 return false;
         }
-        if (r == 0 && p->vlen > VALUE_MAX)
+        if (r == 0 && p->val.len > VALUE_MAX)
                 r = perr(p, -ER_ELIMIT, line, col, "value of '%s' is longer than 64 KiB", name);
         if (r == 0 && ++p->nvars > VARS_MAX) {
                 perr(p, -ER_ELIMIT, line, col, "more than %d variables in one env file",
                      VARS_MAX);
                 return false;
         }
-        if (r == 0 && er_envlist_set(p->out, name, p->val, line, col) < 0) {
+        if (r == 0 && er_envlist_set(p->out, name, p->val.p, line, col) < 0) {
                 perr(p, -ENOMEM, line, col, "out of memory");
                 return false;
         }
@@ -450,45 +427,39 @@ int er_envfile_parse(const char *buf, size_t len, const char *file, struct er_en
         while (p.pos < p.len)
                 if (!parse_line(&p))
                         break;
-        free(p.val);
+        er_buf_fini(&p.val);
         return p.first_err;
 }
 
 /* Reads at most ER_ENVFILE_MAX_BYTES + 1 bytes of fd into *ret. */
 static ssize_t read_bounded(int fd, char **ret)
 {
-        size_t len = 0, cap = 64 * 1024;
-        char *buf = malloc(cap), *nb;
+        struct er_buf b = {0};
+        size_t left, room, len;
         ssize_t n;
 
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (len == cap) {
-                        if (cap > ER_ENVFILE_MAX_BYTES)
-                                break;
-                        cap = cap * 2 > ER_ENVFILE_MAX_BYTES + 1 ? ER_ENVFILE_MAX_BYTES + 1
-                                                                 : cap * 2;
-                        nb = realloc(buf, cap);
-                        if (!nb) {
-                                free(buf);
-                                return -ENOMEM;
-                        }
-                        buf = nb;
+        while ((left = ER_ENVFILE_MAX_BYTES + 1 - b.len) > 0) {
+                /* full (or nothing allocated): room for another chunk */
+                if (b.len + 1 >= b.cap && er_buf_grow(&b, READ_CHUNK) < 0) {
+                        er_buf_fini(&b);
+                        return -ENOMEM;
                 }
-                n = read(fd, buf + len, cap - len);
+                room = b.cap - b.len - 1; /* the NUL's byte stays free */
+                n = read(fd, b.p + b.len, room < left ? room : left);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
                         n = -errno;
-                        free(buf);
+                        er_buf_fini(&b);
                         return n;
                 }
                 if (n == 0)
                         break;
-                len += (size_t)n;
+                b.len += (size_t)n;
+                b.p[b.len] = '\0';
         }
-        *ret = buf;
+        if (er_buf_finish(&b, ret, &len) < 0)
+                return -ENOMEM;
         return (ssize_t)len;
 }
 

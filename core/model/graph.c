@@ -2,8 +2,9 @@
  * (Kahn), and DOT output. */
 #include "model/graph.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,66 +182,20 @@ out:
         return r;
 }
 
-struct buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
-{
-        va_list ap;
-        int n;
-
-        if (b->oom)
-                return;
-        for (;;) {
-                va_start(ap, fmt);
-                n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-                va_end(ap);
-                if (n < 0) {
-                        b->oom = true;
-                        return;
-                }
-                if ((size_t)n < b->cap - b->len) {
-                        b->len += (size_t)n;
-                        return;
-                }
-                size_t cap = (b->cap + (size_t)n + 1) * 2;
-                char *p = realloc(b->p, cap);
-                if (!p) {
-                        b->oom = true;
-                        return;
-                }
-                b->p = p;
-                b->cap = cap;
-        }
-}
-
 int er_graph_dot(const struct er_config *c, char **ret_buf, size_t *ret_len)
 {
-        struct buf b = {0};
+        struct er_buf b = {0};
 
-        b.cap = 256;
-        if (!(b.p = malloc(b.cap)))
-                return -ENOMEM;
-        b.p[0] = '\0';
-        bprintf(&b, "digraph \"%s\" {\n", c->project);
-        bprintf(&b, "  rankdir=LR;\n  node [shape=box];\n");
+        er_buf_printf(&b, "digraph \"%s\" {\n", c->project);
+        er_buf_puts(&b, "  rankdir=LR;\n  node [shape=box];\n");
         for (size_t i = 0; i < c->n_services; i++)
-                bprintf(&b, "  \"%s\";\n", c->services[i].name);
+                er_buf_printf(&b, "  \"%s\";\n", c->services[i].name);
         for (size_t i = 0; i < c->n_services; i++) {
                 const struct er_service *s = &c->services[i];
                 for (size_t k = 0; k < s->n_deps; k++)
-                        bprintf(&b, "  \"%s\" -> \"%s\" [label=\"%s\"];\n", s->name,
-                                s->deps[k].name, er_cond_name(s->deps[k].cond));
+                        er_buf_printf(&b, "  \"%s\" -> \"%s\" [label=\"%s\"];\n", s->name,
+                                      s->deps[k].name, er_cond_name(s->deps[k].cond));
         }
-        bprintf(&b, "}\n");
-        if (b.oom) {
-                free(b.p);
-                return -ENOMEM;
-        }
-        *ret_buf = b.p;
-        *ret_len = b.len;
-        return 0;
+        er_buf_puts(&b, "}\n");
+        return er_buf_finish(&b, ret_buf, ret_len);
 }

@@ -1,5 +1,7 @@
 #include "model/interp.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,8 +16,7 @@
 struct interp {
         const struct er_vars *vars;
         const char *whole; /* the string being interpolated, for messages */
-        char *out;
-        size_t len, cap;
+        struct er_buf out;
         bool deferred;
         struct er_err *err;
 };
@@ -83,23 +84,10 @@ static int fail(struct interp *in, int code, const char *fmt, ...)
 
 static int emit(struct interp *in, const char *s, size_t n)
 {
-        if (n > RESULT_MAX - in->len)
+        if (n > RESULT_MAX - in->out.len)
                 return fail(in, -E2BIG, "interpolated value longer than 1 MiB");
-        if (in->len + n + 1 > in->cap) {
-                size_t cap = in->cap ? in->cap : 64;
-                char *o;
-
-                while (cap < in->len + n + 1)
-                        cap *= 2;
-                o = realloc(in->out, cap);
-                if (!o)
-                        return fail(in, -ENOMEM, "out of memory");
-                in->out = o;
-                in->cap = cap;
-        }
-        memcpy(in->out + in->len, s, n);
-        in->len += n;
-        in->out[in->len] = '\0';
+        if (er_buf_put(&in->out, s, n) < 0)
+                return fail(in, -ENOMEM, "out of memory");
         return 0;
 }
 
@@ -134,8 +122,8 @@ static int required(struct interp *in, const char *name, size_t name_len, const 
                 return fail(in, -EINVAL, "variable '%.*s' is required", (int)name_len, name);
         r = text(&sub, msg, msg_len, true, depth);
         if (r == 0)
-                r = fail(in, -EINVAL, "%s", sub.out ? sub.out : "");
-        free(sub.out);
+                r = fail(in, -EINVAL, "%s", er_buf_str(&sub.out));
+        er_buf_fini(&sub.out);
         return r;
 }
 
@@ -236,13 +224,12 @@ int er_interp(const char *s, const struct er_vars *vars, char **ret, bool *ret_d
         int r;
 
         r = text(&in, s, strlen(s), true, 0);
-        if (r == 0 && !in.out)
-                r = emit(&in, "", 0);
+        if (r == 0 && er_buf_finish(&in.out, ret, NULL) < 0)
+                r = fail(&in, -ENOMEM, "out of memory");
         if (r < 0) {
-                free(in.out);
+                er_buf_fini(&in.out);
                 return r;
         }
-        *ret = in.out;
         if (ret_deferred)
                 *ret_deferred = in.deferred;
         return 0;

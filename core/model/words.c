@@ -1,5 +1,7 @@
 #include "model/words.h"
 
+#include "base/buf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,8 +15,7 @@
 struct split {
         char **v;
         size_t n, cap;
-        char *word; /* the word being built */
-        size_t len, wcap;
+        struct er_buf word; /* the word being built */
         bool in_word; /* a word has started, even an empty one ('') */
 };
 
@@ -23,29 +24,13 @@ static void split_fini(struct split *sp)
         for (size_t i = 0; i < sp->n; i++)
                 free(sp->v[i]);
         free(sp->v);
-        free(sp->word);
+        er_buf_fini(&sp->word);
 }
 
 static int word_add(struct split *sp, const char *p, size_t n)
 {
         sp->in_word = true;
-        if (n > SIZE_MAX / 2 - sp->len)
-                return -ENOMEM;
-        if (sp->len + n + 1 > sp->wcap) {
-                size_t cap = sp->wcap ? sp->wcap : 64;
-                char *w;
-
-                while (cap < sp->len + n + 1)
-                        cap *= 2;
-                w = realloc(sp->word, cap);
-                if (!w)
-                        return -ENOMEM;
-                sp->word = w;
-                sp->wcap = cap;
-        }
-        memcpy(sp->word + sp->len, p, n);
-        sp->len += n;
-        return 0;
+        return er_buf_put(&sp->word, p, n);
 }
 
 static int word_end(struct split *sp)
@@ -55,21 +40,14 @@ static int word_end(struct split *sp)
         if (!sp->in_word)
                 return 0;
         /* One slot more for the NULL terminator. */
-        if (sp->n + 2 > sp->cap) {
-                size_t cap = sp->cap ? sp->cap * 2 : 8;
-                char **v = realloc(sp->v, cap * sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                sp->v = v;
-                sp->cap = cap;
-        }
-        w = er_strndup(sp->word ? sp->word : "", sp->len);
+        if (ER_BUF_RESERVE(sp->v, sp->cap, sp->n + 2) < 0)
+                return -ENOMEM;
+        w = er_strndup(er_buf_str(&sp->word), sp->word.len);
         if (!w)
                 return -ENOMEM;
         sp->v[sp->n++] = w;
         sp->v[sp->n] = NULL;
-        sp->len = 0;
+        er_buf_clear(&sp->word);
         sp->in_word = false;
         return 0;
 }
@@ -267,7 +245,7 @@ int er_words_split(const char *s, struct er_words *ret, struct er_err *err)
                 err->col = 0;
                 goto out_split_fini;
         }
-        free(sp.word);
+        er_buf_fini(&sp.word);
         ret->v = sp.v;
         ret->n = sp.n;
         return 0;

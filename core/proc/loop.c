@@ -12,6 +12,7 @@
  * events. */
 #include "proc/loop.h"
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <errno.h>
@@ -125,22 +126,14 @@ bool er_io_active(const struct er_io *io)
  * watched, which RLIMIT_NOFILE bounds. */
 static int ios_reserve(struct er_loop *loop, int fd)
 {
-        size_t need = (size_t)fd + 1;
-        size_t n = loop->nios ? loop->nios : 64;
-        struct er_io **v;
+        size_t old = loop->nios;
+        int r;
 
-        if (need <= loop->nios)
-                return 0;
-        while (n < need)
-                n *= 2;
-        if (n > SIZE_MAX / sizeof(*v))
-                return -ENOMEM;
-        v = realloc(loop->ios, n * sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        memset(v + loop->nios, 0, (n - loop->nios) * sizeof(*v));
-        loop->ios = v;
-        loop->nios = n;
+        r = ER_BUF_RESERVE(loop->ios, loop->nios, (size_t)fd + 1);
+        if (r < 0)
+                return r;
+        /* the new slots watch no fd */
+        memset(loop->ios + old, 0, (loop->nios - old) * sizeof(*loop->ios));
         return 0;
 }
 
@@ -313,21 +306,6 @@ static void heap_remove(struct er_loop *loop, struct er_timer *t)
         heap_fix(loop, i);
 }
 
-static int heap_grow(struct er_loop *loop)
-{
-        size_t cap = loop->capheap ? loop->capheap * 2 : 64;
-        struct er_timer **v;
-
-        if (cap > SIZE_MAX / sizeof(*v))
-                return -ENOMEM;
-        v = realloc(loop->heap, cap * sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        loop->heap = v;
-        loop->capheap = cap;
-        return 0;
-}
-
 /* Arms the timerfd for the earliest deadline, or disarms it.  Deferred
  * while a timer round runs, which pops and pushes many times. */
 static int timerfd_update(struct er_loop *loop)
@@ -357,7 +335,7 @@ int er_timer_start_at(struct er_loop *loop, struct er_timer *t, uint64_t deadlin
         if (deadline_us == 0)
                 deadline_us = 1;
         if (!timer_queued(loop, t)) {
-                if (loop->nheap == loop->capheap && heap_grow(loop) < 0) {
+                if (ER_BUF_RESERVE(loop->heap, loop->capheap, loop->nheap + 1) < 0) {
                         t->heap_index = SIZE_MAX;
                         return -ENOMEM;
                 }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "proc/reaper.h"
+#include "base/buf.h"
 
 /* Numbers are the same on every architecture (the unified syscall table). */
 #ifndef SYS_pidfd_open
@@ -474,22 +475,6 @@ static _Noreturn void reaper_run(const struct child_ctx *pc)
 
 /* ---- the parent ------------------------------------------------------ */
 
-static int set_err(struct er_err *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int set_err(struct er_err *err, int code, const char *fmt, ...)
-{
-        va_list ap;
-        if (!err)
-                return code;
-        va_start(ap, fmt);
-        err->code = code;
-        err->file = NULL;
-        err->line = err->col = 0;
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-        va_end(ap);
-        return code;
-}
-
 /* Keeps an internal fd out of 0-2, where the child's dup2s would hit it
  * (envrun started with a closed stdio fd). */
 static int move_above_stdio(int *fd)
@@ -513,33 +498,31 @@ static int prepare_creds(const struct er_spawn_opts *o, struct child_ctx *c, gid
 {
         struct passwd pw, *res = NULL;
         char *buf = NULL;
-        size_t buflen = 1024;
+        size_t buflen = 0, groups_cap = 0;
         int r;
 
         c->uid = o->uid;
         c->gid = o->gid;
         if (o->uid < -1 || o->uid >= (long)(uid_t)-1)
-                return set_err(err, -EINVAL, "invalid uid %ld", o->uid);
+                return er_err_set(err, -EINVAL, NULL, 0, 0, "invalid uid %ld", o->uid);
         if (o->gid < -1 || o->gid >= (long)(gid_t)-1)
-                return set_err(err, -EINVAL, "invalid gid %ld", o->gid);
+                return er_err_set(err, -EINVAL, NULL, 0, 0, "invalid gid %ld", o->gid);
         if (o->uid < 0)
                 return 0;
 
-        for (;;) {
-                char *nb = realloc(buf, buflen);
-                if (!nb) {
+        for (size_t need = 1024;; need = buflen * 2) {
+                if (er_buf_reserve(&buf, &buflen, need, 1) < 0) {
                         free(buf);
-                        return set_err(err, -ENOMEM, "uid %ld: out of memory", o->uid);
+                        return er_err_set(err, -ENOMEM, NULL, 0, 0, "uid %ld: out of memory",
+                                          o->uid);
                 }
-                buf = nb;
                 r = getpwuid_r((uid_t)o->uid, &pw, buf, buflen, &res);
                 if (r != ERANGE || buflen >= PWBUF_MAX)
                         break;
-                buflen *= 2;
         }
         if (r != 0 && r != ENOENT && r != ESRCH) {
                 free(buf);
-                return set_err(err, -r, "uid %ld: %s", o->uid, strerror(r));
+                return er_err_set(err, -r, NULL, 0, 0, "uid %ld: %s", o->uid, strerror(r));
         }
 
         c->set_groups = true;
@@ -550,7 +533,8 @@ static int prepare_creds(const struct er_spawn_opts *o, struct child_ctx *c, gid
                         return 0;
                 *groups = malloc(sizeof(gid_t));
                 if (!*groups)
-                        return set_err(err, -ENOMEM, "uid %ld: out of memory", o->uid);
+                        return er_err_set(err, -ENOMEM, NULL, 0, 0, "uid %ld: out of memory",
+                                          o->uid);
                 (*groups)[0] = (gid_t)c->gid;
                 c->ngroups = 1;
                 return 0;
@@ -559,20 +543,20 @@ static int prepare_creds(const struct er_spawn_opts *o, struct child_ctx *c, gid
                 c->gid = (long)res->pw_gid;
 
         for (int n = 32;;) {
-                gid_t *g = realloc(*groups, (size_t)n * sizeof(gid_t));
                 int want = n;
-                if (!g) {
+                /* *groups may end up larger than n: getgrouplist is told n */
+                if (er_buf_reserve(groups, &groups_cap, (size_t)n, sizeof(gid_t)) < 0) {
                         free(buf);
-                        return set_err(err, -ENOMEM, "uid %ld: out of memory", o->uid);
+                        return er_err_set(err, -ENOMEM, NULL, 0, 0, "uid %ld: out of memory",
+                                          o->uid);
                 }
-                *groups = g;
-                if (getgrouplist(res->pw_name, (gid_t)c->gid, g, &want) >= 0) {
+                if (getgrouplist(res->pw_name, (gid_t)c->gid, *groups, &want) >= 0) {
                         c->ngroups = (size_t)want;
                         break;
                 }
                 if (n >= GROUPS_MAX) {
-                        r = set_err(err, -ER_ELIMIT, "user '%s': more than %d groups", res->pw_name,
-                                    GROUPS_MAX);
+                        r = er_err_set(err, -ER_ELIMIT, NULL, 0, 0,
+                                       "user '%s': more than %d groups", res->pw_name, GROUPS_MAX);
                         free(buf);
                         return r;
                 }
@@ -696,35 +680,35 @@ static int step_err(const struct er_spawn_opts *o, const struct child_ctx *c,
 
         switch ((enum er_spawn_step)rec->step) {
         case ER_SPAWN_STEP_SETSID:
-                return set_err(err, code, "setsid: %s", why);
+                return er_err_set(err, code, NULL, 0, 0, "setsid: %s", why);
         case ER_SPAWN_STEP_GROUPS:
-                return set_err(err, code, "setgroups for uid %ld: %s", c->uid, why);
+                return er_err_set(err, code, NULL, 0, 0, "setgroups for uid %ld: %s", c->uid, why);
         case ER_SPAWN_STEP_SETGID:
-                return set_err(err, code, "setgid %ld: %s", c->gid, why);
+                return er_err_set(err, code, NULL, 0, 0, "setgid %ld: %s", c->gid, why);
         case ER_SPAWN_STEP_SETUID:
-                return set_err(err, code, "setuid %ld: %s", c->uid, why);
+                return er_err_set(err, code, NULL, 0, 0, "setuid %ld: %s", c->uid, why);
         case ER_SPAWN_STEP_PDEATHSIG:
-                return set_err(err, code, "pdeathsig %d: %s", c->pdeathsig, why);
+                return er_err_set(err, code, NULL, 0, 0, "pdeathsig %d: %s", c->pdeathsig, why);
         case ER_SPAWN_STEP_STDIO:
-                return set_err(err, code, "stdio: %s", why);
+                return er_err_set(err, code, NULL, 0, 0, "stdio: %s", why);
         case ER_SPAWN_STEP_CHDIR:
-                return set_err(err, code, "cwd '%s': %s", o->cwd, why);
+                return er_err_set(err, code, NULL, 0, 0, "cwd '%s': %s", o->cwd, why);
         case ER_SPAWN_STEP_EXEC:
-                return set_err(err, code, "exec '%s': %s", c->path, why);
+                return er_err_set(err, code, NULL, 0, 0, "exec '%s': %s", c->path, why);
         case ER_SPAWN_STEP_CGROUP:
-                return set_err(err, code, "joining its cgroup: %s", why);
+                return er_err_set(err, code, NULL, 0, 0, "joining its cgroup: %s", why);
         case ER_SPAWN_STEP_REAPER:
-                return set_err(err, code, "starting its reaper: %s", why);
+                return er_err_set(err, code, NULL, 0, 0, "starting its reaper: %s", why);
         default:
-                return set_err(err, code, "child setup: %s", why);
+                return er_err_set(err, code, NULL, 0, 0, "child setup: %s", why);
         }
 }
 
 static int lookup_err(const char *file, int e, struct er_err *err)
 {
         if (e == ENOENT && !strchr(file, '/'))
-                return set_err(err, -ENOENT, "'%s': command not found", file);
-        return set_err(err, -e, "'%s': %s", file, strerror(e));
+                return er_err_set(err, -ENOENT, NULL, 0, 0, "'%s': command not found", file);
+        return er_err_set(err, -e, NULL, 0, 0, "'%s': %s", file, strerror(e));
 }
 
 /* The reaper's channels: commands (non-blocking both ways: envrun never
@@ -744,7 +728,7 @@ static int reaper_pipes(int cmd[2], int st[2], struct er_err *err)
         for (int i = 0; r == 0 && i < 2; i++)
                 if ((r = move_above_stdio(&cmd[i])) == 0)
                         r = move_above_stdio(&st[i]);
-        return r < 0 ? set_err(err, r, "reaper pipes: %s", strerror(-r)) : 0;
+        return r < 0 ? er_err_set(err, r, NULL, 0, 0, "reaper pipes: %s", strerror(-r)) : 0;
 }
 
 /* The main pid, from the reaper's first record; 0 or -errno. */
@@ -779,9 +763,10 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         int r;
 
         if (!opts || !opts->file || !opts->argv || !opts->argv[0])
-                return set_err(err, -EINVAL, "nothing to run");
+                return er_err_set(err, -EINVAL, NULL, 0, 0, "nothing to run");
         if (opts->pdeathsig < 0 || opts->pdeathsig >= NSIG)
-                return set_err(err, -EINVAL, "invalid pdeathsig %d", opts->pdeathsig);
+                return er_err_set(err, -EINVAL, NULL, 0, 0, "invalid pdeathsig %d",
+                                  opts->pdeathsig);
 
         path = er_spawn_lookup(opts->file, opts->envp, opts->cwd);
         if (!path)
@@ -803,7 +788,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         if (opts->stdin_fd < 0) {
                 devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (devnull < 0) {
-                        r = set_err(err, -errno, "'/dev/null': %s", strerror(errno));
+                        r = er_err_set(err, -errno, NULL, 0, 0, "'/dev/null': %s", strerror(errno));
                         goto out_free;
                 }
         }
@@ -812,11 +797,11 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         c.fd[2] = opts->stderr_fd;
 
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                r = set_err(err, -errno, "pipe: %s", strerror(errno));
+                r = er_err_set(err, -errno, NULL, 0, 0, "pipe: %s", strerror(errno));
                 goto out_close;
         }
         if ((r = move_above_stdio(&pipefd[0])) < 0 || (r = move_above_stdio(&pipefd[1])) < 0) {
-                set_err(err, r, "pipe: %s", strerror(-r));
+                er_err_set(err, r, NULL, 0, 0, "pipe: %s", strerror(-r));
                 goto out_close;
         }
         c.err_fd = pipefd[1];
@@ -846,7 +831,7 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         pthread_sigmask(SIG_SETMASK, &old, NULL);
 
         if (pid < 0) {
-                r = set_err(err, (int)pid, "fork: %s", strerror((int)-pid));
+                r = er_err_set(err, (int)pid, NULL, 0, 0, "fork: %s", strerror((int)-pid));
                 goto out_close;
         }
         er_close(&pipefd[1]);
@@ -863,7 +848,8 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
                 if (r < 0 && !opts->reaper)
                         kill(pid, SIGKILL);
                 if (r < 0)
-                        set_err(err, r, "reading the child's status: %s", strerror(-r));
+                        er_err_set(err, r, NULL, 0, 0, "reading the child's status: %s",
+                                   strerror(-r));
                 /* A reaper whose child failed exits on its own once it
                  * reaped it; our end of its command pipe closes first. */
                 er_close(&cmd[1]);

@@ -9,21 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "report/report.h"
 
 #define ER_RP_REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 
 /* ---- an output buffer that remembers running out of memory ---- */
 
-/* Zero-initialised is empty; er_rp_finish hands it over or frees it. */
-struct er_rp_buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
+/* It is an er_buf (base/buf.h): zero-initialised is empty, an append that
+ * runs out of memory sets oom and every later one does nothing, and
+ * er_rp_finish hands it over or frees it.  The writers still call it by
+ * its report name. */
+#define er_rp_buf er_buf
 
-/* Room for more bytes and a NUL; false (and oom set) when there is none. */
-bool er_rp_reserve(struct er_rp_buf *b, size_t more);
 /* Appends s[0..n); b may be NULL (nothing happens). */
 void er_rp_put(struct er_rp_buf *b, const char *s, size_t n);
 void er_rp_puts(struct er_rp_buf *b, const char *s);

@@ -15,39 +15,11 @@
 
 /* ---- an output buffer that remembers running out of memory ---- */
 
-bool er_rp_reserve(struct er_rp_buf *b, size_t more)
-{
-        size_t cap;
-        char *p;
-
-        if (b->oom)
-                return false;
-        if (b->len + more + 1 <= b->cap)
-                return true;
-        cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + more + 1) {
-                if (cap > SIZE_MAX / 2)
-                        goto oom;
-                cap *= 2;
-        }
-        p = realloc(b->p, cap);
-        if (!p)
-                goto oom;
-        b->p = p;
-        b->cap = cap;
-        return true;
-oom:
-        b->oom = true;
-        return false;
-}
-
+/* b may be NULL: er_rp_put_clean only measures then. */
 void er_rp_put(struct er_rp_buf *b, const char *s, size_t n)
 {
-        if (!b || !er_rp_reserve(b, n))
-                return;
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-        b->p[b->len] = '\0';
+        if (b)
+                er_buf_put(b, s, n);
 }
 
 void er_rp_puts(struct er_rp_buf *b, const char *s)
@@ -58,31 +30,16 @@ void er_rp_puts(struct er_rp_buf *b, const char *s)
 void er_rp_printf(struct er_rp_buf *b, const char *fmt, ...)
 {
         va_list ap;
-        int n;
 
         va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
+        er_buf_vprintf(b, fmt, ap);
         va_end(ap);
-        if (n < 0 || !er_rp_reserve(b, (size_t)n))
-                return;
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
 }
 
 /* Hands the buffer over as the result (always NUL-terminated), or frees it. */
 int er_rp_finish(struct er_rp_buf *b, char **ret, size_t *ret_len)
 {
-        if (!er_rp_reserve(b, 0)) {
-                free(b->p);
-                return -ENOMEM;
-        }
-        b->p[b->len] = '\0';
-        *ret = b->p;
-        if (ret_len)
-                *ret_len = b->len;
-        return 0;
+        return er_buf_finish(b, ret, ret_len);
 }
 
 /* ---- cleaning text from services for each output ---- */

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define READ_FIRST 4096 /* bytes of a first read without a size hint */
 
 /* A first allocation's size in bytes, for arrays and text alike. */
 #define FIRST_BYTES 64
@@ -152,5 +155,39 @@ int er_buf_finish(struct er_buf *b, char **ret, size_t *ret_len)
         if (ret_len)
                 *ret_len = b->len;
         er_buf_init(b);
+        return 0;
+}
+
+int er_buf_read_fd(struct er_buf *b, int fd, size_t limit, size_t hint)
+{
+        size_t max = limit < SIZE_MAX - 1 ? limit + 1 : limit;
+        /* hint + 1: a file that has not grown fills no more than that, and
+         * read() returning 0 there is EOF, with no second allocation. */
+        size_t first = hint < max ? hint + 1 : max, room;
+        ssize_t k;
+
+        if (first < READ_FIRST)
+                first = max < READ_FIRST ? max : READ_FIRST;
+        while (b->len < max) {
+                if (b->len + 1 >= b->cap) {
+                        size_t more = b->len ? b->len : first; /* doubling */
+                        if (more > max - b->len)
+                                more = max - b->len;
+                        if (er_buf_grow(b, more) < 0)
+                                return -ENOMEM;
+                }
+                room = b->cap - b->len - 1; /* the NUL's byte stays free */
+                if (room > max - b->len)
+                        room = max - b->len;
+                k = read(fd, b->p + b->len, room);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                b->len += (size_t)k;
+                b->p[b->len] = '\0';
+        }
         return 0;
 }

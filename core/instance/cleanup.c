@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/buf.h"
 #include "instance/state_priv.h"
 #include "proc/cgroup.h"
 #include "proc/pids.h"
@@ -54,14 +55,8 @@ struct targets {
 
 static int targets_push(struct targets *t, pid_t pid, uint64_t start, int pidfd)
 {
-        if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 64;
-                struct target *v = realloc(t->v, cap * sizeof(*v));
-                if (!v)
-                        return -ENOMEM;
-                t->v = v;
-                t->cap = cap;
-        }
+        if (ER_BUF_RESERVE(t->v, t->cap, t->n + 1) < 0)
+                return -ENOMEM;
         t->v[t->n++] = (struct target){pid, start, pidfd};
         return 0;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/buf.h"
 #include "proc/pids.h"
 #include "instance/state_priv.h"
 
@@ -90,7 +91,6 @@ int er_records_from_contain(struct er_records *r, const struct er_contain *c)
 
 int er_records_set_proc(struct er_records *r, const char *service, pid_t pid)
 {
-        struct er_record_proc *v;
         uint64_t start = 0;
         char *name;
         int e;
@@ -112,13 +112,11 @@ int er_records_set_proc(struct er_records *r, const char *service, pid_t pid)
         name = er_strdup(service);
         if (!name)
                 return -ENOMEM;
-        v = realloc(r->procs, (r->n_procs + 1) * sizeof(*v));
-        if (!v) {
+        if (ER_BUF_RESERVE(r->procs, r->cap_procs, r->n_procs + 1) < 0) {
                 free(name);
                 return -ENOMEM;
         }
-        r->procs = v;
-        v[r->n_procs++] = (struct er_record_proc){name, pid, start};
+        r->procs[r->n_procs++] = (struct er_record_proc){name, pid, start};
         return 0;
 }
 
@@ -287,6 +285,7 @@ static int parse_procs(json_t *a, struct er_records *r)
         if (!json_is_array(a) || n > PROCS_MAX)
                 return -EINVAL;
         r->procs = calloc(n ? n : 1, sizeof(*r->procs));
+        r->cap_procs = r->procs ? (n ? n : 1) : 0;
         if (!r->procs)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {

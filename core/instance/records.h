@@ -29,7 +29,7 @@ struct er_records {
         char *marker;                 /* "ENVRUN_MARKER=<instance>/": every process of the
                                        * instance carries it in its environment */
         struct er_record_proc *procs; /* main pids, in spawn order */
-        size_t n_procs;
+        size_t n_procs, cap_procs;
 };
 
 void er_records_init(struct er_records *r);

@@ -18,7 +18,6 @@
 /* How much of a user string goes into a message. */
 #define QUOTE_MAX 64
 /* A file of unknown size is read in steps of at least this much. */
-#define READ_CHUNK (64 * 1024)
 
 void er_envlist_init(struct er_envlist *l)
 {
@@ -431,32 +430,17 @@ int er_envfile_parse(const char *buf, size_t len, const char *file, struct er_en
         return p.first_err;
 }
 
-/* Reads at most ER_ENVFILE_MAX_BYTES + 1 bytes of fd into *ret. */
+/* Reads fd into *ret (malloc'd): its length, which is more than
+ * ER_ENVFILE_MAX_BYTES when the file is over the limit, or -errno. */
 static ssize_t read_bounded(int fd, char **ret)
 {
         struct er_buf b = {0};
-        size_t left, room, len;
-        ssize_t n;
+        size_t len;
+        int r = er_buf_read_fd(&b, fd, ER_ENVFILE_MAX_BYTES, 0);
 
-        while ((left = ER_ENVFILE_MAX_BYTES + 1 - b.len) > 0) {
-                /* full (or nothing allocated): room for another chunk */
-                if (b.len + 1 >= b.cap && er_buf_grow(&b, READ_CHUNK) < 0) {
-                        er_buf_fini(&b);
-                        return -ENOMEM;
-                }
-                room = b.cap - b.len - 1; /* the NUL's byte stays free */
-                n = read(fd, b.p + b.len, room < left ? room : left);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        n = -errno;
-                        er_buf_fini(&b);
-                        return n;
-                }
-                if (n == 0)
-                        break;
-                b.len += (size_t)n;
-                b.p[b.len] = '\0';
+        if (r < 0) {
+                er_buf_fini(&b);
+                return r;
         }
         if (er_buf_finish(&b, ret, &len) < 0)
                 return -ENOMEM;

@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/hash.h"
 
 const struct er_load_limits er_load_default_limits = {
@@ -184,26 +185,6 @@ static int record(struct loader *l, int code, unsigned line, unsigned col, const
         return code;
 }
 
-/* Returns `p` grown to hold at least `need` elements of `size` bytes and
- * updates *cap, or NULL (leaving `p` alone) when out of memory. */
-static void *reserve(void *p, size_t *cap, size_t need, size_t size)
-{
-        size_t ncap;
-
-        if (need <= *cap)
-                return p;
-        ncap = *cap ? *cap : 8;
-        while (ncap < need) {
-                if (ncap > SIZE_MAX / 2 / size)
-                        return NULL;
-                ncap *= 2;
-        }
-        p = realloc(p, ncap * size);
-        if (p)
-                *cap = ncap;
-        return p;
-}
-
 /* Charges `n` expanded nodes; fails once the total crosses the limit. */
 static int charge(struct loader *l, size_t n, unsigned line, unsigned col)
 {
@@ -297,7 +278,6 @@ static int anchor_set(struct loader *l, const char *name, struct xnode *x)
 {
         size_t len = strlen(name), slot, idx;
         uint64_t hash = er_hash_siphash13(&l->hkey, name, len);
-        struct anchor *v;
 
         if (er_hash_reserve(&l->anchor_tab) < 0)
                 return -ENOMEM;
@@ -306,10 +286,8 @@ static int anchor_set(struct loader *l, const char *name, struct xnode *x)
                 l->anchors[idx].x = x;
                 return 0;
         }
-        v = reserve(l->anchors, &l->cap_anchors, l->n_anchors + 1, sizeof(*l->anchors));
-        if (!v)
+        if (ER_BUF_RESERVE(l->anchors, l->cap_anchors, l->n_anchors + 1) < 0)
                 return -ENOMEM;
-        l->anchors = v;
         l->anchors[l->n_anchors] = (struct anchor){name, len, x};
         er_hash_set(&l->anchor_tab, slot, hash, l->n_anchors++);
         return 0;
@@ -355,11 +333,8 @@ static size_t map_find(struct loader *l, const struct frame *f, const struct er_
 /* Appends a pair whose key map_find() did not find. */
 static int map_add(struct loader *l, struct frame *f, struct er_node *key, struct er_node *val)
 {
-        struct er_pair *v = reserve(f->pairs, &f->cap_pairs, f->n_pairs + 1, sizeof(*f->pairs));
-
-        if (!v)
+        if (ER_BUF_RESERVE(f->pairs, f->cap_pairs, f->n_pairs + 1) < 0)
                 return -ENOMEM;
-        f->pairs = v;
         f->pairs[f->n_pairs++] = (struct er_pair){key, val};
         if (f->n_pairs <= LINEAR_MAX)
                 return 0;
@@ -543,7 +518,6 @@ static bool empty_document(const struct er_node *n)
 /* A node is complete: hand it to its parent.  line:col as for map_key(). */
 static int node_done(struct loader *l, struct xnode *x, unsigned line, unsigned col)
 {
-        struct er_node **items;
         struct frame *f;
 
         if (!l->depth) {
@@ -553,10 +527,8 @@ static int node_done(struct loader *l, struct xnode *x, unsigned line, unsigned 
         }
         f = &l->frames[l->depth - 1];
         if (f->x->node.kind == ER_NODE_SEQ) {
-                items = reserve(f->items, &f->cap_items, f->n_items + 1, sizeof(*f->items));
-                if (!items)
+                if (ER_BUF_RESERVE(f->items, f->cap_items, f->n_items + 1) < 0)
                         return -ENOMEM;
-                f->items = items;
                 f->items[f->n_items++] = &x->node;
                 return 0;
         }
@@ -668,11 +640,9 @@ static int on_start(struct loader *l, const yaml_event_t *ev, enum er_node_kind 
         tag = parse_tag(l, ytag, kind, line, col, &bang);
         if (l->depth == l->n_frames) {
                 size_t cap = l->n_frames;
-                f = reserve(l->frames, &cap, l->depth + 1, sizeof(*l->frames));
-                if (!f)
+                if (ER_BUF_RESERVE(l->frames, cap, l->depth + 1) < 0)
                         return -ENOMEM;
-                memset(f + l->n_frames, 0, (cap - l->n_frames) * sizeof(*f));
-                l->frames = f;
+                memset(l->frames + l->n_frames, 0, (cap - l->n_frames) * sizeof(*l->frames));
                 l->n_frames = cap;
         }
         f = &l->frames[l->depth];
@@ -1023,45 +993,14 @@ out_nomem:
  * fstat() gave, 0 if unknown. */
 static int read_bounded(int fd, size_t hint, size_t limit, char **ret_buf, size_t *ret_len)
 {
-        size_t cap = limit < SIZE_MAX ? limit + 1 : limit;
-        /* hint + 1: a file that has not grown fills no more than that, and
-         * read() returning 0 there is EOF, with no realloc. */
-        size_t size = hint < cap ? hint + 1 : cap, n = 0;
-        char *buf, *tmp;
-        ssize_t k;
+        struct er_buf b = {0};
+        int r = er_buf_read_fd(&b, fd, limit, hint);
 
-        if (size < 4096)
-                size = cap < 4096 ? cap : 4096;
-        buf = malloc(size);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (n == size) {
-                        if (size == cap)
-                                break;
-                        size = size > cap / 2 ? cap : size * 2;
-                        tmp = realloc(buf, size);
-                        if (!tmp) {
-                                free(buf);
-                                return -ENOMEM;
-                        }
-                        buf = tmp;
-                }
-                k = read(fd, buf + n, size - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        k = -errno;
-                        free(buf);
-                        return (int)k;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
+        if (r < 0) {
+                er_buf_fini(&b);
+                return r;
         }
-        *ret_buf = buf;
-        *ret_len = n;
-        return 0;
+        return er_buf_finish(&b, ret_buf, ret_len);
 }
 
 int er_load_file(const char *path, const struct er_load_limits *limits, struct er_doc **ret_doc,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proc/pids.h"
+#include "base/buf.h"
 
 int er_pids_push(struct er_pidvec *pv, pid_t pid)
 {
@@ -271,19 +272,9 @@ static bool list_children(pid_t pid, struct plist *l)
 
 int er_pids_reserve(struct er_pidvec *pv, size_t room)
 {
-        size_t cap = pv->cap ? pv->cap : 64;
-        pid_t *v;
-
-        if (pv->cap - pv->n >= room)
-                return 0;
-        while (cap - pv->n < room)
-                cap *= 2;
-        v = realloc(pv->v, cap * sizeof(*v));
-        if (!v)
+        if (room > SIZE_MAX - pv->n)
                 return -ENOMEM;
-        pv->v = v;
-        pv->cap = cap;
-        return 0;
+        return ER_BUF_RESERVE(pv->v, pv->cap, pv->n + room);
 }
 
 int er_pids_children(pid_t pid, struct er_pidvec *out)

@@ -127,13 +127,13 @@ int er_report_tail_push(struct er_report_service *s, const char *line, size_t le
         return 0;
 }
 
-static void bpad(struct er_rp_buf *b, size_t n)
+static void bpad(struct er_buf *b, size_t n)
 {
         while (n-- > 0)
                 er_rp_put(b, " ", 1);
 }
 
-static size_t put_clean_str(struct er_rp_buf *b, const char *s, enum er_rp_clean mode)
+static size_t put_clean_str(struct er_buf *b, const char *s, enum er_rp_clean mode)
 {
         return s ? er_rp_put_clean(b, s, strlen(s), mode) : 0;
 }
@@ -231,7 +231,7 @@ static const char *color_of(enum er_error_class c, const struct layout *l)
         return c == ER_OK ? ANSI_GREEN : ANSI_RED;
 }
 
-static void put_colored(struct er_rp_buf *b, const char *s, const char *color)
+static void put_colored(struct er_buf *b, const char *s, const char *color)
 {
         if (color)
                 er_rp_puts(b, color);
@@ -241,7 +241,7 @@ static void put_colored(struct er_rp_buf *b, const char *s, const char *color)
 }
 
 /* name, result and gaps: "api      ProcessExitedWithError   " */
-static void put_head(struct er_rp_buf *b, const struct layout *l, const char *name,
+static void put_head(struct er_buf *b, const struct layout *l, const char *name,
                      const char *result, const char *color)
 {
         size_t w = put_clean_str(b, name ? name : "?", ER_RP_CLEAN_TEXT);
@@ -252,7 +252,7 @@ static void put_head(struct er_rp_buf *b, const struct layout *l, const char *na
 }
 
 /* How it ended: the scheduler's message, else what the numbers say. */
-static size_t service_how(const struct er_report_service *s, struct er_rp_buf *b,
+static size_t service_how(const struct er_report_service *s, struct er_buf *b,
                           enum er_rp_clean mode)
 {
         char status[64];
@@ -263,7 +263,7 @@ static size_t service_how(const struct er_report_service *s, struct er_rp_buf *b
         return put_clean_str(b, status, mode);
 }
 
-static void put_stats(struct er_rp_buf *b, const struct er_report *r,
+static void put_stats(struct er_buf *b, const struct er_report *r,
                       const struct er_report_service *s)
 {
         char t[32];
@@ -326,7 +326,7 @@ static void text_layout(const struct er_report *r, bool color, struct layout *l)
         }
 }
 
-static void put_service(struct er_rp_buf *b, const struct layout *l, const struct er_report *r,
+static void put_service(struct er_buf *b, const struct layout *l, const struct er_report *r,
                         const struct er_report_service *s)
 {
         size_t w;
@@ -340,7 +340,7 @@ static void put_service(struct er_rp_buf *b, const struct layout *l, const struc
         er_rp_puts(b, "\n");
 }
 
-static void put_tails(struct er_rp_buf *b, const struct er_report *r)
+static void put_tails(struct er_buf *b, const struct er_report *r)
 {
         for (size_t i = 0; i < r->n_services; i++) {
                 const struct er_report_service *s = &r->services[i];
@@ -359,9 +359,9 @@ static void put_tails(struct er_rp_buf *b, const struct er_report *r)
 }
 
 /* The command, cleaned for mode; "-" when there is none. */
-static void put_clean_command(struct er_rp_buf *b, char *const *argv, enum er_rp_clean mode)
+static void put_clean_command(struct er_buf *b, char *const *argv, enum er_rp_clean mode)
 {
-        struct er_rp_buf cmd = {0};
+        struct er_buf cmd = {0};
 
         er_rp_put_command(&cmd, argv);
         if (cmd.oom)
@@ -372,7 +372,7 @@ static void put_clean_command(struct er_rp_buf *b, char *const *argv, enum er_rp
 }
 
 /* "exited 0 in 5.1s", or the scheduler's message */
-static void put_test_how(struct er_rp_buf *b, const struct er_report_test *t, enum er_rp_clean mode)
+static void put_test_how(struct er_buf *b, const struct er_report_test *t, enum er_rp_clean mode)
 {
         char status[64], d[32];
 
@@ -387,7 +387,7 @@ static void put_test_how(struct er_rp_buf *b, const struct er_report_test *t, en
         }
 }
 
-static void put_test(struct er_rp_buf *b, const struct layout *l, const struct er_report_test *t)
+static void put_test(struct er_buf *b, const struct layout *l, const struct er_report_test *t)
 {
         enum er_error_class c = er_rp_test_class(t);
 
@@ -404,7 +404,7 @@ static void put_test(struct er_rp_buf *b, const struct layout *l, const struct e
         er_rp_puts(b, "\n");
 }
 
-static void put_notes(struct er_rp_buf *b, const struct er_report *r)
+static void put_notes(struct er_buf *b, const struct er_report *r)
 {
         bool approx = false;
 
@@ -445,7 +445,7 @@ static void put_notes(struct er_rp_buf *b, const struct er_report *r)
         }
 }
 
-static void put_summary(struct er_rp_buf *b, const struct layout *l, const struct er_report *r)
+static void put_summary(struct er_buf *b, const struct layout *l, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
         size_t listed = 0, more = 0, not_started = 0;
@@ -498,7 +498,7 @@ static void put_summary(struct er_rp_buf *b, const struct layout *l, const struc
 
 int er_report_text(const struct er_report *r, bool color, char **ret, size_t *ret_len)
 {
-        struct er_rp_buf b = {0};
+        struct er_buf b = {0};
         struct layout l;
 
         text_layout(r, color, &l);
@@ -517,7 +517,7 @@ int er_report_text(const struct er_report *r, bool color, char **ret, size_t *re
 /* A JSON string of s[0..n) (jansson refuses invalid UTF-8), or null for NULL. */
 static json_t *jstrn(const char *s, size_t n)
 {
-        struct er_rp_buf b = {0};
+        struct er_buf b = {0};
         json_t *v;
 
         if (!s)
@@ -654,7 +654,7 @@ static json_t *ports_json(const struct er_report *r)
         if (!o)
                 return NULL;
         for (size_t i = 0; i < r->n_ports; i++) {
-                struct er_rp_buf key = {0};
+                struct er_buf key = {0};
                 int err;
 
                 if (!r->ports[i].name)
@@ -703,7 +703,7 @@ fail:
 
 static int dump_cb(const char *s, size_t n, void *data)
 {
-        struct er_rp_buf *b = data;
+        struct er_buf *b = data;
 
         er_rp_put(b, s, n);
         return b->oom ? -1 : 0;
@@ -711,7 +711,7 @@ static int dump_cb(const char *s, size_t n, void *data)
 
 int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct er_rp_buf b = {0};
+        struct er_buf b = {0};
         json_t *root = report_json(r);
         int err;
 
@@ -727,21 +727,21 @@ int er_report_json(const struct er_report *r, char **ret, size_t *ret_len)
 
 /* ---- JUnit XML ---- */
 
-static void put_xml_seconds(struct er_rp_buf *b, uint64_t ms)
+static void put_xml_seconds(struct er_buf *b, uint64_t ms)
 {
         if (!er_rp_has_time(ms))
                 ms = 0;
         er_rp_printf(b, "%" PRIu64 ".%03" PRIu64, ms / 1000, ms % 1000);
 }
 
-static void put_property(struct er_rp_buf *b, const char *name, const char *value)
+static void put_property(struct er_buf *b, const char *name, const char *value)
 {
         er_rp_printf(b, "      <property name=\"%s\" value=\"", name);
         put_clean_str(b, value, ER_RP_CLEAN_XML_ATTR);
         er_rp_puts(b, "\"/>\n");
 }
 
-static void put_suite_properties(struct er_rp_buf *b, const struct er_report *r)
+static void put_suite_properties(struct er_buf *b, const struct er_report *r)
 {
         char v[32];
 
@@ -757,7 +757,7 @@ static void put_suite_properties(struct er_rp_buf *b, const struct er_report *r)
 
 /* Machine-readable usage as name: value lines; JUnit has no standard
  * per-testcase properties, but every CI shows system-out. */
-static void put_service_out(struct er_rp_buf *b, const struct er_report_service *s)
+static void put_service_out(struct er_buf *b, const struct er_report_service *s)
 {
         er_rp_puts(b, "      <system-out>message: ");
         service_how(s, b, ER_RP_CLEAN_XML);
@@ -782,7 +782,7 @@ static void put_service_out(struct er_rp_buf *b, const struct er_report_service 
         er_rp_puts(b, "</system-out>\n");
 }
 
-static void put_testcase_open(struct er_rp_buf *b, const struct er_report *r, const char *kind,
+static void put_testcase_open(struct er_buf *b, const struct er_report *r, const char *kind,
                               const char *name, char *const *argv, uint64_t ms)
 {
         er_rp_puts(b, "    <testcase classname=\"envrun.");
@@ -797,7 +797,7 @@ static void put_testcase_open(struct er_rp_buf *b, const struct er_report *r, co
         er_rp_puts(b, "\">\n");
 }
 
-static void put_service_case(struct er_rp_buf *b, const struct er_report *r,
+static void put_service_case(struct er_buf *b, const struct er_report *r,
                              const struct er_report_service *s)
 {
         put_testcase_open(b, r, "service", s->name, NULL, service_uptime(r, s));
@@ -818,7 +818,7 @@ static void put_service_case(struct er_rp_buf *b, const struct er_report *r,
         er_rp_puts(b, "    </testcase>\n");
 }
 
-static void put_test_case(struct er_rp_buf *b, const struct er_report *r)
+static void put_test_case(struct er_buf *b, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
         enum er_error_class c = er_rp_test_class(t);
@@ -844,7 +844,7 @@ static void put_test_case(struct er_rp_buf *b, const struct er_report *r)
 
 int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct er_rp_buf b = {0};
+        struct er_buf b = {0};
         size_t tests = r->n_services, failures = 0, skipped = 0;
 
         for (size_t i = 0; i < r->n_services; i++)

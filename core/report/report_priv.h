@@ -16,19 +16,17 @@
 
 /* ---- an output buffer that remembers running out of memory ---- */
 
-/* It is an er_buf (base/buf.h): zero-initialised is empty, an append that
- * runs out of memory sets oom and every later one does nothing, and
- * er_rp_finish hands it over or frees it.  The writers still call it by
- * its report name. */
-#define er_rp_buf er_buf
+/* An er_buf (base/buf.h): zero-initialised is empty, an append that runs
+ * out of memory sets oom and every later one does nothing.  These take a
+ * NULL b as "measure only" (nothing happens), as er_rp_put_clean does. */
 
-/* Appends s[0..n); b may be NULL (nothing happens). */
-void er_rp_put(struct er_rp_buf *b, const char *s, size_t n);
-void er_rp_puts(struct er_rp_buf *b, const char *s);
-__attribute__((format(printf, 2, 3))) void er_rp_printf(struct er_rp_buf *b, const char *fmt, ...);
+/* Appends s[0..n). */
+void er_rp_put(struct er_buf *b, const char *s, size_t n);
+void er_rp_puts(struct er_buf *b, const char *s);
+__attribute__((format(printf, 2, 3))) void er_rp_printf(struct er_buf *b, const char *fmt, ...);
 /* Hands the buffer over as *ret (always NUL-terminated, its length in
  * *ret_len when not NULL), or frees it and returns -ENOMEM. */
-int er_rp_finish(struct er_rp_buf *b, char **ret, size_t *ret_len);
+int er_rp_finish(struct er_buf *b, char **ret, size_t *ret_len);
 
 /* ---- cleaning text from services for each output ---- */
 
@@ -55,7 +53,7 @@ enum er_rp_clean {
 
 /* Appends str[0..n) made safe for mode (b may be NULL to only measure);
  * returns the number of characters shown. */
-size_t er_rp_put_clean(struct er_rp_buf *b, const char *str, size_t n, enum er_rp_clean mode);
+size_t er_rp_put_clean(struct er_buf *b, const char *str, size_t n, enum er_rp_clean mode);
 
 /* ---- shared formatting ---- */
 
@@ -74,6 +72,6 @@ enum er_error_class er_rp_test_class(const struct er_report_test *t);
 /* The test command as a shell would read it back, cut after whole
  * arguments past about 200 bytes, "-" when there is none; raw, not yet
  * cleaned for any output. */
-void er_rp_put_command(struct er_rp_buf *b, char *const *argv);
+void er_rp_put_command(struct er_buf *b, char *const *argv);
 
 #endif

@@ -16,18 +16,18 @@
 /* ---- an output buffer that remembers running out of memory ---- */
 
 /* b may be NULL: er_rp_put_clean only measures then. */
-void er_rp_put(struct er_rp_buf *b, const char *s, size_t n)
+void er_rp_put(struct er_buf *b, const char *s, size_t n)
 {
         if (b)
                 er_buf_put(b, s, n);
 }
 
-void er_rp_puts(struct er_rp_buf *b, const char *s)
+void er_rp_puts(struct er_buf *b, const char *s)
 {
         er_rp_put(b, s, strlen(s));
 }
 
-void er_rp_printf(struct er_rp_buf *b, const char *fmt, ...)
+void er_rp_printf(struct er_buf *b, const char *fmt, ...)
 {
         va_list ap;
 
@@ -37,7 +37,7 @@ void er_rp_printf(struct er_rp_buf *b, const char *fmt, ...)
 }
 
 /* Hands the buffer over as the result (always NUL-terminated), or frees it. */
-int er_rp_finish(struct er_rp_buf *b, char **ret, size_t *ret_len)
+int er_rp_finish(struct er_buf *b, char **ret, size_t *ret_len)
 {
         return er_buf_finish(b, ret, ret_len);
 }
@@ -176,7 +176,7 @@ static const char *xml_entity(int32_t cp, enum er_rp_clean mode)
  * are dropped (except in JSON, which keeps the data as it was, and SVG,
  * where ESC is one more forbidden character), XML specials become
  * entities.  Returns the number of characters shown. */
-size_t er_rp_put_clean(struct er_rp_buf *b, const char *str, size_t n, enum er_rp_clean mode)
+size_t er_rp_put_clean(struct er_buf *b, const char *str, size_t n, enum er_rp_clean mode)
 {
         const unsigned char *s = (const unsigned char *)str;
         size_t i = 0, shown = 0;
@@ -252,7 +252,7 @@ static bool shell_safe(const char *a)
 /* argv as a shell would read it back ('it'\''s'), cut after whole
  * arguments past COMMAND_SHOWN_MAX, "-" when there is none.  Not yet
  * cleaned for any output. */
-void er_rp_put_command(struct er_rp_buf *b, char *const *argv)
+void er_rp_put_command(struct er_buf *b, char *const *argv)
 {
         size_t start = b->len;
 

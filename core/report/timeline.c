@@ -79,7 +79,7 @@ static size_t count_chars(const char *str, size_t n)
  * Invalid UTF-8 and control characters (which XML forbids or a label
  * cannot show) become U+FFFD; a newline stays one only when multiline
  * (tooltips), tab, CR and LF are spaces otherwise. */
-static void put_xml(struct er_rp_buf *b, const char *str, size_t n, size_t max_chars,
+static void put_xml(struct er_buf *b, const char *str, size_t n, size_t max_chars,
                     bool multiline)
 {
         enum er_rp_clean mode = multiline ? ER_RP_CLEAN_SVG_LINES : ER_RP_CLEAN_SVG;
@@ -97,13 +97,13 @@ static void put_xml(struct er_rp_buf *b, const char *str, size_t n, size_t max_c
         er_rp_puts(b, ELLIPSIS);
 }
 
-static void put_xml_str(struct er_rp_buf *b, const char *s, size_t max_chars)
+static void put_xml_str(struct er_buf *b, const char *s, size_t max_chars)
 {
         put_xml(b, s ? s : "?", s ? strlen(s) : 1, max_chars, false);
 }
 
 /* A raw text built in a scratch buffer, then escaped into b. */
-static void put_xml_buf(struct er_rp_buf *b, struct er_rp_buf *raw, size_t max_chars,
+static void put_xml_buf(struct er_buf *b, struct er_buf *raw, size_t max_chars,
                         bool multiline)
 {
         if (raw->oom)
@@ -111,7 +111,7 @@ static void put_xml_buf(struct er_rp_buf *b, struct er_rp_buf *raw, size_t max_c
         else if (raw->len)
                 put_xml(b, raw->p, raw->len, max_chars, multiline);
         free(raw->p);
-        *raw = (struct er_rp_buf){0};
+        *raw = (struct er_buf){0};
 }
 
 /* ---- what the report says ---- */
@@ -142,7 +142,7 @@ static void fmt_tick(uint64_t ms, char *out, size_t len)
 }
 
 /* How the test ended, raw: the scheduler's message, else "exited 2". */
-static void put_test_how(struct er_rp_buf *b, const struct er_report_test *t)
+static void put_test_how(struct er_buf *b, const struct er_report_test *t)
 {
         char sig[32];
 
@@ -257,7 +257,7 @@ static uint64_t x100(const struct chart *c, uint64_t ms)
         return (uint64_t)c->x0 * 100 + ms * (CHART_W * 100) / c->axis_ms;
 }
 
-static void put_px(struct er_rp_buf *b, uint64_t v100)
+static void put_px(struct er_buf *b, uint64_t v100)
 {
         if (v100 % 100)
                 er_rp_printf(b, "%" PRIu64 ".%02" PRIu64, v100 / 100, v100 % 100);
@@ -277,7 +277,7 @@ static unsigned rows_bottom(const struct chart *c)
 
 /* <rect class="CLASS" x=.. y=.. width=.. height=..> over [from, to) of
  * row i, at least one pixel wide so that an instant still shows. */
-static void put_span(struct er_rp_buf *b, const struct chart *c, size_t i, const char *class,
+static void put_span(struct er_buf *b, const struct chart *c, size_t i, const char *class,
                      const char *name, uint64_t from, uint64_t to)
 {
         uint64_t x = x100(c, from), w = to > from ? x100(c, to) - x : 0;
@@ -297,14 +297,14 @@ static void put_span(struct er_rp_buf *b, const struct chart *c, size_t i, const
         er_rp_printf(b, "\" height=\"%u\"/>\n", BAR_H);
 }
 
-static void put_name(struct er_rp_buf *b, const struct chart *c, size_t i, const char *name)
+static void put_name(struct er_buf *b, const struct chart *c, size_t i, const char *name)
 {
         er_rp_printf(b, "<text class=\"name\" x=\"%u\" y=\"%u\">", MARGIN + 4, row_top(c, i) + 16);
         put_xml_str(b, name, NAME_CHARS_MAX);
         er_rp_puts(b, "</text>\n");
 }
 
-static void put_detail(struct er_rp_buf *b, const struct chart *c, size_t i, struct er_rp_buf *raw)
+static void put_detail(struct er_buf *b, const struct chart *c, size_t i, struct er_buf *raw)
 {
         er_rp_printf(b, "<text class=\"detail\" x=\"%u\" y=\"%u\">", c->x0 + CHART_W + GAP,
                      row_top(c, i) + 16);
@@ -312,7 +312,7 @@ static void put_detail(struct er_rp_buf *b, const struct chart *c, size_t i, str
         er_rp_puts(b, "</text>\n");
 }
 
-static void put_row_open(struct er_rp_buf *b, const char *class, struct er_rp_buf *tooltip)
+static void put_row_open(struct er_buf *b, const char *class, struct er_buf *tooltip)
 {
         er_rp_printf(b, "<g class=\"row %s\">\n<title>", class);
         put_xml_buf(b, tooltip, TOOLTIP_CHARS_MAX, true);
@@ -320,24 +320,24 @@ static void put_row_open(struct er_rp_buf *b, const char *class, struct er_rp_bu
 }
 
 /* " · " between parts, none before the first. */
-static void sep(struct er_rp_buf *b)
+static void sep(struct er_buf *b)
 {
         if (b->len)
                 er_rp_puts(b, SEP);
 }
 
-static void put_plural(struct er_rp_buf *b, unsigned n, const char *what)
+static void put_plural(struct er_buf *b, unsigned n, const char *what)
 {
         er_rp_printf(b, "%u %s%s", n, what, n == 1 ? "" : "s");
 }
 
-static void put_message(struct er_rp_buf *b, const struct er_report_service *s)
+static void put_message(struct er_buf *b, const struct er_report_service *s)
 {
         er_rp_put(b, s->message, strnlen(s->message, sizeof(s->message)));
 }
 
 /* The tooltip: everything the row knows, one fact a line. */
-static void service_tooltip(struct er_rp_buf *t, const struct er_report_service *s)
+static void service_tooltip(struct er_buf *t, const struct er_report_service *s)
 {
         char a[32], d[32];
 
@@ -371,7 +371,7 @@ static void service_tooltip(struct er_rp_buf *t, const struct er_report_service 
 }
 
 /* The note right of the chart: for a failure its class first. */
-static void service_detail(struct er_rp_buf *d, const struct chart *c,
+static void service_detail(struct er_buf *d, const struct chart *c,
                            const struct er_report_service *s, bool started)
 {
         uint64_t start = clamp_ms(s->started_ms), end = service_end(c->r, s);
@@ -404,12 +404,12 @@ static void service_detail(struct er_rp_buf *d, const struct chart *c,
         }
 }
 
-static void put_service_row(struct er_rp_buf *b, const struct chart *c, size_t i)
+static void put_service_row(struct er_buf *b, const struct chart *c, size_t i)
 {
         const struct er_report_service *s = &c->r->services[i];
         bool started = er_rp_has_time(s->started_ms);
         bool failed = s->error != ER_OK;
-        struct er_rp_buf raw = {0};
+        struct er_buf raw = {0};
         char class[64];
 
         snprintf(class, sizeof(class), "service %s%s", failed ? "failed" : "ok",
@@ -435,12 +435,12 @@ static void put_service_row(struct er_rp_buf *b, const struct chart *c, size_t i
         er_rp_puts(b, "</g>\n");
 }
 
-static void put_test_row(struct er_rp_buf *b, const struct chart *c)
+static void put_test_row(struct er_buf *b, const struct chart *c)
 {
         const struct er_report_test *t = &c->r->test;
         size_t i = c->r->n_services;
         bool ran = test_ran(c->r), failed = ran && er_rp_test_class(t) != ER_OK;
-        struct er_rp_buf raw = {0};
+        struct er_buf raw = {0};
         char a[32], d[32];
 
         er_rp_puts(&raw, "test: ");
@@ -475,7 +475,7 @@ static void put_test_row(struct er_rp_buf *b, const struct chart *c)
         er_rp_puts(b, "</g>\n");
 }
 
-static void put_axis(struct er_rp_buf *b, const struct chart *c)
+static void put_axis(struct er_buf *b, const struct chart *c)
 {
         unsigned bottom = rows_bottom(c);
         char label[32];
@@ -503,7 +503,7 @@ static void put_axis(struct er_rp_buf *b, const struct chart *c)
 }
 
 /* Dashed lines where the test started and ended, across every row. */
-static void put_markers(struct er_rp_buf *b, const struct chart *c)
+static void put_markers(struct er_buf *b, const struct chart *c)
 {
         uint64_t at[2];
 
@@ -522,7 +522,7 @@ static void put_markers(struct er_rp_buf *b, const struct chart *c)
         }
 }
 
-static void put_legend(struct er_rp_buf *b, const struct chart *c)
+static void put_legend(struct er_buf *b, const struct chart *c)
 {
         static const char *const items[][2] = {
             {"starting", "starting (spawned, not ready yet)"},
@@ -546,7 +546,7 @@ static void put_legend(struct er_rp_buf *b, const struct chart *c)
                      x, y + 10);
 }
 
-static void put_title(struct er_rp_buf *b, const struct chart *c)
+static void put_title(struct er_buf *b, const struct chart *c)
 {
         const struct er_report *r = c->r;
         char total[32];
@@ -563,7 +563,7 @@ static void put_title(struct er_rp_buf *b, const struct chart *c)
 
 int er_timeline_svg(const struct er_report *r, char **ret, size_t *ret_len)
 {
-        struct er_rp_buf b = {0};
+        struct er_buf b = {0};
         struct chart c;
 
         layout(&c, r);

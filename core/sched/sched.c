@@ -16,6 +16,7 @@
 #include "proc/envp.h"
 #include "proc/log.h"
 #include "proc/proc.h"
+#include "base/buf.h"
 #include "base/units.h"
 
 #define TEST_KILL_AFTER_US (10 * 1000000ULL)
@@ -863,14 +864,8 @@ static void track_proc(void *engine, struct er_proc *p, bool on)
 {
         struct er_sched *s = engine;
         if (on) {
-                if (s->n_extra == s->cap_extra) {
-                        size_t cap = s->cap_extra ? s->cap_extra * 2 : 8;
-                        struct er_proc **v = realloc(s->extra, cap * sizeof(*v));
-                        if (!v)
-                                return; /* reaped as an orphan: its status is lost, not its exit */
-                        s->extra = v;
-                        s->cap_extra = cap;
-                }
+                if (ER_BUF_RESERVE(s->extra, s->cap_extra, s->n_extra + 1) < 0)
+                        return; /* reaped as an orphan: its status is lost, not its exit */
                 s->extra[s->n_extra++] = p;
                 return;
         }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -271,6 +272,47 @@ static void test_reserve_overflow(void **state)
         free(v);
 }
 
+/* A file of n bytes 'a'..'z' over and over; its fd, at offset 0. */
+static int file_of(size_t n)
+{
+        char tmpl[] = "/tmp/envrun-test-buf.XXXXXX";
+        int fd = mkstemp(tmpl);
+
+        assert_true(fd >= 0);
+        unlink(tmpl);
+        for (size_t i = 0; i < n; i++) {
+                char c = (char)('a' + i % 26);
+                assert_int_equal(write(fd, &c, 1), 1);
+        }
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        return fd;
+}
+
+/* Reads to the end under the limit; limit + 1 bytes over it, never more;
+ * the hint only sizes the first allocation. */
+static void test_read_fd(void **state)
+{
+        static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 100000};
+        static const size_t limits[] = {0, 1, 4096, 50000, 1000000};
+
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+                for (size_t j = 0; j < sizeof(limits) / sizeof(limits[0]); j++)
+                        for (size_t hint = 0; hint <= sizes[i]; hint += sizes[i] ? sizes[i] : 1) {
+                                struct er_buf b = {0};
+                                size_t want = sizes[i] <= limits[j] ? sizes[i] : limits[j] + 1;
+                                int fd = file_of(sizes[i]);
+
+                                assert_int_equal(er_buf_read_fd(&b, fd, limits[j], hint), 0);
+                                assert_int_equal(b.len, want);
+                                for (size_t k = 0; k < b.len; k++)
+                                        assert_int_equal(b.p[k], 'a' + k % 26);
+                                if (b.p)
+                                        assert_int_equal(b.p[b.len], '\0');
+                                close(fd);
+                                er_buf_fini(&b);
+                        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -282,6 +324,7 @@ int main(void)
                 cmocka_unit_test(test_reserve_growth),
                 cmocka_unit_test(test_reserve_large_elements),
                 cmocka_unit_test(test_reserve_overflow),
+                cmocka_unit_test(test_read_fd),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

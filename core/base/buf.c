@@ -1,5 +1,6 @@
 /* buf: see buf.h. */
 #include "base/buf.h"
+#include "base/err.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -179,13 +180,9 @@ int er_buf_read_fd(struct er_buf *b, int fd, size_t limit, size_t hint)
                 room = b->cap - b->len - 1; /* the NUL's byte stays free */
                 if (room > max - b->len)
                         room = max - b->len;
-                k = read(fd, b->p + b->len, room);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
+                k = er_read(fd, b->p + b->len, room);
+                if (k <= 0)
+                        return (int)k; /* the end, or -errno */
                 b->len += (size_t)k;
                 b->p[b->len] = '\0';
         }

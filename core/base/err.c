@@ -164,6 +164,15 @@ char *er_strndup(const char *s, size_t n)
         return d;
 }
 
+ssize_t er_read(int fd, void *buf, size_t n)
+{
+        ssize_t k;
+
+        while ((k = read(fd, buf, n)) < 0 && errno == EINTR)
+                ;
+        return k < 0 ? -errno : k;
+}
+
 void er_close(int *fd)
 {
         if (*fd >= 0) {

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* envrun's own error codes, above every errno value. */
 enum {
@@ -74,5 +75,7 @@ int er_err_format(const struct er_err *err, char *buf, size_t len);
 char *er_strdup(const char *s);                 /* NULL on ENOMEM */
 char *er_strndup(const char *s, size_t n);      /* NULL on ENOMEM */
 void er_close(int *fd);                          /* closes *fd if >= 0, sets -1 */
+/* read(2), again after EINTR: bytes read, 0 at end of file, or -errno. */
+ssize_t er_read(int fd, void *buf, size_t n);
 
 #endif

@@ -53,8 +53,8 @@ static struct exec_conf *conf_of(const struct er_check *c)
         return c->conf;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int exec_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                      const char *dir, struct er_fctx *f)
 {
         const struct er_node *s = er_node_get(m, "shell");
         bool shell = false;
@@ -68,7 +68,7 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
         return conf_of(c)->cmd.cwd ? 0 : er_field_error(f, v, "out of memory");
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void exec_dump(const struct er_check *c, json_t *o)
 {
         const struct er_cmd *cmd = &conf_of(c)->cmd;
         if (cmd->shell) {
@@ -82,13 +82,13 @@ static void dump(const struct er_check *c, json_t *o)
         json_object_set_new(o, "exec", a);
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int exec_describe(const struct er_check *c, char *buf, size_t len)
 {
         const struct er_cmd *cmd = &conf_of(c)->cmd;
         return snprintf(buf, len, "exec %s", cmd->shell ? cmd->argv[2] : cmd->argv[0]);
 }
 
-static void fini(struct er_check *c)
+static void exec_fini(struct er_check *c)
 {
         er_cmd_fini(&conf_of(c)->cmd);
 }
@@ -265,7 +265,7 @@ static uint64_t attempt_limit(const struct er_check_run *run)
         return lim;
 }
 
-static int attempt(struct er_check_run *run)
+static int exec_attempt(struct er_check_run *run)
 {
         const struct er_check_env *env = run->env;
         const struct er_cmd *cmd = &conf_of(run->check)->cmd;
@@ -340,7 +340,7 @@ static int attempt(struct er_check_run *run)
         return 0;
 }
 
-static void abort_attempt(struct er_check_run *run)
+static void exec_abort_attempt(struct er_check_run *run)
 {
         struct probe *pr = run->priv;
 
@@ -356,14 +356,14 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_exec_ops = {
         .key = "exec",
+        .options = options,
         .conf_size = sizeof(struct exec_conf),
+        .parse = exec_parse,
+        .dump = exec_dump,
+        .describe = exec_describe,
+        .fini = exec_fini,
         .polled = true,
         .default_interval_us = 100000,
-        .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .fini = fini,
-        .attempt = attempt,
-        .abandon = abort_attempt,
+        .attempt = exec_attempt,
+        .abandon = exec_abort_attempt,
 };

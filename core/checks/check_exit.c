@@ -15,13 +15,13 @@ static struct exit_conf *conf_of(const struct er_check *c)
         return c->conf;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int exit_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                      const char *dir, struct er_fctx *f)
 {
         return er_field_codes(f, v, "exit", &conf_of(c)->codes);
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void exit_dump(const struct er_check *c, json_t *o)
 {
         json_t *a = json_array();
         for (unsigned i = 0; i < 256; i++)
@@ -30,7 +30,7 @@ static void dump(const struct er_check *c, json_t *o)
         json_object_set_new(o, "exit", a);
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int exit_describe(const struct er_check *c, char *buf, size_t len)
 {
         int n = snprintf(buf, len, "exit");
         const char *sep = " ";
@@ -42,12 +42,12 @@ static int describe(const struct er_check *c, char *buf, size_t len)
         return n;
 }
 
-static int start(struct er_check_run *run)
+static int exit_start(struct er_check_run *run)
 {
         return 0;
 }
 
-static bool exited(struct er_check_run *run, int code)
+static bool exit_exited(struct er_check_run *run, int code)
 {
         if (code >= 0 && er_codes_has(&conf_of(run->check)->codes, (unsigned)code)) {
                 run->done(run, ER_CHECK_READY, NULL);
@@ -57,18 +57,18 @@ static bool exited(struct er_check_run *run, int code)
         return false;
 }
 
-static void cancel(struct er_check_run *run)
+static void exit_cancel(struct er_check_run *run)
 {
 }
 
 const struct er_check_ops er_check_exit_ops = {
         .key = "exit",
-        .conf_size = sizeof(struct exit_conf),
         .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .start = start,
-        .exited = exited,
-        .cancel = cancel,
+        .conf_size = sizeof(struct exit_conf),
+        .parse = exit_parse,
+        .dump = exit_dump,
+        .describe = exit_describe,
+        .start = exit_start,
+        .exited = exit_exited,
+        .cancel = exit_cancel,
 };

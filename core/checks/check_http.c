@@ -90,8 +90,8 @@ static int parse_headers(struct http_conf *h, const struct er_node *n, struct er
         return r;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int http_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                      const char *dir, struct er_fctx *f)
 {
         struct http_conf *h = conf_of(c);
         const struct er_node *n;
@@ -129,7 +129,7 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
         return r;
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void http_dump(const struct er_check *c, json_t *o)
 {
         const struct http_conf *h = conf_of(c);
         json_object_set_new(o, "http", json_string(h->url));
@@ -150,12 +150,12 @@ static void dump(const struct er_check *c, json_t *o)
         json_object_set_new(o, "follow_redirects", json_boolean(h->follow_redirects));
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int http_describe(const struct er_check *c, char *buf, size_t len)
 {
         return snprintf(buf, len, "http %s", conf_of(c)->url);
 }
 
-static void fini(struct er_check *c)
+static void http_fini(struct er_check *c)
 {
         struct http_conf *h = conf_of(c);
         free(h->url);
@@ -227,7 +227,7 @@ static void on_response(void *data, long status, const char *error)
                 er_check_attempt_done(run, false, why);
 }
 
-static int attempt(struct er_check_run *run)
+static int http_attempt(struct er_check_run *run)
 {
         const struct http_conf *h = conf_of(run->check);
         struct http_run *p = run->priv;
@@ -268,7 +268,7 @@ static int attempt(struct er_check_run *run)
         return er_http_request(p->client, &o, on_response, run, &p->req);
 }
 
-static void abort_attempt(struct er_check_run *run)
+static void http_abort_attempt(struct er_check_run *run)
 {
         struct http_run *p = run->priv;
 
@@ -279,7 +279,7 @@ static void abort_attempt(struct er_check_run *run)
 }
 
 /* After every stop: the last run to let go of the client frees it. */
-static void cancel(struct er_check_run *run)
+static void http_cancel(struct er_check_run *run)
 {
         struct http_run *p = run->priv;
 
@@ -294,16 +294,16 @@ static void cancel(struct er_check_run *run)
 
 const struct er_check_ops er_check_http_ops = {
         .key = "http",
+        .options = options,
         .conf_size = sizeof(struct http_conf),
+        .parse = http_parse,
+        .dump = http_dump,
+        .describe = http_describe,
+        .fini = http_fini,
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,
-        .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .fini = fini,
-        .attempt = attempt,
-        .abandon = abort_attempt,
-        .cancel = cancel,
+        .cancel = http_cancel,
+        .attempt = http_attempt,
+        .abandon = http_abort_attempt,
 };

@@ -1,10 +1,10 @@
 /* notify: ready when the service sends READY=1 on $NOTIFY_SOCKET (sd_notify).
  *
- * prepare() makes a datagram socket bound to an abstract address,
+ * notify_prepare() makes a datagram socket bound to an abstract address,
  * "@envrun/<pid>/<service>/<random>" (abstract names have no path to fit
  * in sun_path and vanish with the socket; sd_notify clients accept "@"),
  * with SO_PASSCRED so that every datagram carries its sender's pid.
- * Datagrams sent before start() wait in the socket and are read then.
+ * Datagrams sent before notify_start() wait in the socket and are read then.
  *
  * A datagram counts only when its sender is a process of the service's own
  * tree (er_group_has): anyone on the host can reach an abstract socket.
@@ -16,8 +16,8 @@
  * (MAINPID=, RELOADING=1, ...) are ignored.  A datagram longer than 4 KiB
  * is ignored whole.
  *
- * After done() or cancel() the socket is still read, and what comes is
- * dropped unjudged (its fds closed), until release(): a service that keeps
+ * After done() or notify_cancel() the socket is still read, and what comes is
+ * dropped unjudged (its fds closed), until notify_release(): a service that keeps
  * notifying must not fill its queue and block. */
 #include <errno.h>
 #include <signal.h>
@@ -45,8 +45,8 @@
 
 static const char *const options[] = {NULL};
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int notify_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                        const char *dir, struct er_fctx *f)
 {
         bool on;
         if (er_field_bool(f, v, "notify", &on) < 0)
@@ -57,12 +57,12 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
         return 0;
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void notify_dump(const struct er_check *c, json_t *o)
 {
         json_object_set_new(o, "notify", json_true());
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int notify_describe(const struct er_check *c, char *buf, size_t len)
 {
         return snprintf(buf, len, "notify");
 }
@@ -139,7 +139,7 @@ static void notify_free(struct notify *n, struct er_loop *loop)
         free(n);
 }
 
-static int prepare(struct er_check_run *run, struct er_envlist *extra)
+static int notify_prepare(struct er_check_run *run, struct er_envlist *extra)
 {
         const char *service = run->env && run->env->service ? run->env->service : "service";
         struct notify *n = calloc(1, sizeof(*n));
@@ -172,7 +172,7 @@ out_free:
         return r;
 }
 
-static void release(struct er_check_run *run)
+static void notify_release(struct er_check_run *run)
 {
         notify_free(run->priv, run->loop);
         run->priv = NULL;
@@ -321,7 +321,7 @@ static void on_readable(struct er_loop *loop, struct er_io *io, uint32_t ev)
         }
 }
 
-static int start(struct er_check_run *run)
+static int notify_start(struct er_check_run *run)
 {
         struct notify *n = run->priv;
         int r;
@@ -337,7 +337,7 @@ static int start(struct er_check_run *run)
         return 0;
 }
 
-static void cancel(struct er_check_run *run)
+static void notify_cancel(struct er_check_run *run)
 {
         struct notify *n = run->priv;
         /* The watcher stays: later datagrams are read and dropped until release. */
@@ -348,11 +348,11 @@ static void cancel(struct er_check_run *run)
 const struct er_check_ops er_check_notify_ops = {
         .key = "notify",
         .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .prepare = prepare,
-        .release = release,
-        .start = start,
-        .cancel = cancel,
+        .parse = notify_parse,
+        .dump = notify_dump,
+        .describe = notify_describe,
+        .prepare = notify_prepare,
+        .release = notify_release,
+        .start = notify_start,
+        .cancel = notify_cancel,
 };

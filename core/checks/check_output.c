@@ -23,8 +23,8 @@ static struct output_conf *conf_of(const struct er_check *c)
         return c->conf;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int output_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                        const char *dir, struct er_fctx *f)
 {
         struct output_conf *o = conf_of(c);
         const struct er_node *s = er_node_get(m, "stream");
@@ -57,25 +57,25 @@ static const char *stream_name(enum er_stream s)
         return s == ER_STREAM_STDOUT ? "stdout" : s == ER_STREAM_STDERR ? "stderr" : "both";
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void output_dump(const struct er_check *c, json_t *o)
 {
         json_object_set_new(o, "output", json_string(conf_of(c)->regex));
         json_object_set_new(o, "stream", json_string(stream_name(conf_of(c)->stream)));
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int output_describe(const struct er_check *c, char *buf, size_t len)
 {
         return snprintf(buf, len, "output /%s/", conf_of(c)->regex);
 }
 
-static void fini(struct er_check *c)
+static void output_fini(struct er_check *c)
 {
         free(conf_of(c)->regex);
         if (conf_of(c)->code)
                 er_regex_free(conf_of(c)->code);
 }
 
-static int start(struct er_check_run *run)
+static int output_start(struct er_check_run *run)
 {
         pcre2_code *code = conf_of(run->check)->code;
         er_regex_jit(code);
@@ -83,7 +83,7 @@ static int start(struct er_check_run *run)
         return run->priv ? 0 : -ENOMEM;
 }
 
-static void line(struct er_check_run *run, enum er_stream stream, const char *text, size_t len)
+static void output_line(struct er_check_run *run, enum er_stream stream, const char *text, size_t len)
 {
         const struct output_conf *o = conf_of(run->check);
         int rc;
@@ -95,7 +95,7 @@ static void line(struct er_check_run *run, enum er_stream stream, const char *te
                 run->done(run, ER_CHECK_READY, NULL);
 }
 
-static void cancel(struct er_check_run *run)
+static void output_cancel(struct er_check_run *run)
 {
         pcre2_match_data_free(run->priv);
         run->priv = NULL;
@@ -103,13 +103,13 @@ static void cancel(struct er_check_run *run)
 
 const struct er_check_ops er_check_output_ops = {
         .key = "output",
-        .conf_size = sizeof(struct output_conf),
         .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .fini = fini,
-        .start = start,
-        .line = line,
-        .cancel = cancel,
+        .conf_size = sizeof(struct output_conf),
+        .parse = output_parse,
+        .dump = output_dump,
+        .describe = output_describe,
+        .fini = output_fini,
+        .start = output_start,
+        .line = output_line,
+        .cancel = output_cancel,
 };

@@ -44,8 +44,8 @@ static struct er_check_path *conf_of(const struct er_check *c)
         return c->conf;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int pidfile_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                         const char *dir, struct er_fctx *f)
 {
         int r = er_check_parse_path(c, v, dir, f);
         return r < 0 ? r : 0;
@@ -364,7 +364,7 @@ static void on_inotify(struct er_loop *loop, struct er_io *io, uint32_t revents)
                 check_file(p);
 }
 
-static void cancel(struct er_check_run *run)
+static void pidfile_cancel(struct er_check_run *run)
 {
         struct pidfile *p = run->priv;
 
@@ -378,13 +378,13 @@ static void cancel(struct er_check_run *run)
         run->priv = NULL;
 }
 
-static int start(struct er_check_run *run)
+static int pidfile_start(struct er_check_run *run)
 {
         const char *path = conf_of(run->check)->path;
         struct pidfile *p;
         int r;
 
-        cancel(run); /* a second start begins afresh */
+        pidfile_cancel(run); /* a second start begins afresh */
         if (!run->env || !run->env->group || !path || !*path)
                 return -EINVAL;
         p = calloc(1, sizeof(*p));
@@ -429,7 +429,7 @@ out_free:
         return r;
 }
 
-static bool exited(struct er_check_run *run, int code)
+static bool pidfile_exited(struct er_check_run *run, int code)
 {
         /* The engine judges exits: 0 while this check waits is daemonizing. */
         return false;
@@ -437,13 +437,13 @@ static bool exited(struct er_check_run *run, int code)
 
 const struct er_check_ops er_check_pidfile_ops = {
         .key = "pidfile",
-        .conf_size = sizeof(struct er_check_path),
         .options = options,
-        .parse = parse,
+        .conf_size = sizeof(struct er_check_path),
+        .parse = pidfile_parse,
         .dump = er_check_path_dump,
         .describe = er_check_path_describe,
         .fini = er_check_path_fini,
-        .start = start,
-        .exited = exited,
-        .cancel = cancel,
+        .start = pidfile_start,
+        .exited = pidfile_exited,
+        .cancel = pidfile_cancel,
 };

@@ -45,8 +45,7 @@ static int port_valid(const char *s)
 }
 
 /* Splits "HOST:PORT", "[V6]:PORT" or "PORT". */
-static int split(struct er_fctx *f, const struct er_node *v, const char *s,
-                 struct tcp_conf *t)
+static int split(struct er_fctx *f, const struct er_node *v, const char *s, struct tcp_conf *t)
 {
         const char *colon;
 
@@ -74,8 +73,8 @@ static int split(struct er_fctx *f, const struct er_node *v, const char *s,
         return 0;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int tcp_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                     const char *dir, struct er_fctx *f)
 {
         struct tcp_conf *t = conf_of(c);
         char *s;
@@ -91,7 +90,7 @@ static int parse(struct er_check *c, const struct er_node *v, const struct er_no
         return r;
 }
 
-static int describe(const struct er_check *c, char *buf, size_t len)
+static int tcp_describe(const struct er_check *c, char *buf, size_t len)
 {
         const struct tcp_conf *t = conf_of(c);
         if (strchr(t->host, ':'))
@@ -99,14 +98,14 @@ static int describe(const struct er_check *c, char *buf, size_t len)
         return snprintf(buf, len, "tcp %s:%s", t->host, t->port);
 }
 
-static void dump(const struct er_check *c, json_t *o)
+static void tcp_dump(const struct er_check *c, json_t *o)
 {
         char buf[512];
-        describe(c, buf, sizeof(buf));
+        tcp_describe(c, buf, sizeof(buf));
         json_object_set_new(o, "tcp", json_string(buf + 4));
 }
 
-static void fini(struct er_check *c)
+static void tcp_fini(struct er_check *c)
 {
         free(conf_of(c)->host);
         free(conf_of(c)->port);
@@ -210,8 +209,7 @@ static void lower_first(char *s)
 }
 
 /* Why a resolution gave nothing to connect to. */
-static void resolve_why(const struct tcp_state *st, const struct tcp_conf *t, char *buf,
-                        size_t len)
+static void resolve_why(const struct tcp_state *st, const struct tcp_conf *t, char *buf, size_t len)
 {
         char detail[96];
 
@@ -365,7 +363,7 @@ static uint64_t attempt_timeout_us(const struct er_check_run *run)
         return run->check->interval_us > ATTEMPT_MIN_US ? run->check->interval_us : ATTEMPT_MIN_US;
 }
 
-static int attempt(struct er_check_run *run)
+static int tcp_attempt(struct er_check_run *run)
 {
         const struct tcp_conf *t = conf_of(run->check);
         struct tcp_state *st = state_of(run);
@@ -411,7 +409,7 @@ static int attempt(struct er_check_run *run)
         return 0;
 }
 
-static void abort_attempt(struct er_check_run *run)
+static void tcp_abort_attempt(struct er_check_run *run)
 {
         if (run->priv)
                 close_all(run->priv);
@@ -419,16 +417,16 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_tcp_ops = {
         .key = "tcp",
+        .options = options,
         .conf_size = sizeof(struct tcp_conf),
+        .parse = tcp_parse,
+        .dump = tcp_dump,
+        .describe = tcp_describe,
+        .fini = tcp_fini,
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,
-        .options = options,
-        .parse = parse,
-        .dump = dump,
-        .describe = describe,
-        .fini = fini,
-        .attempt = attempt,
-        .abandon = abort_attempt,
         .cancel = er_check_cancel_priv,
+        .attempt = tcp_attempt,
+        .abandon = tcp_abort_attempt,
 };

@@ -23,8 +23,8 @@ static struct er_check_path *conf_of(const struct er_check *c)
         return c->conf;
 }
 
-static int parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
-                 const char *dir, struct er_fctx *f)
+static int unix_parse(struct er_check *c, const struct er_node *v, const struct er_node *m,
+                      const char *dir, struct er_fctx *f)
 {
         struct sockaddr_un sa;
         int r = er_check_parse_path(c, v, dir, f);
@@ -135,7 +135,7 @@ static struct unix_state *state_of(struct er_check_run *run)
         return st;
 }
 
-static int attempt(struct er_check_run *run)
+static int unix_attempt(struct er_check_run *run)
 {
         const char *path = conf_of(run->check)->path;
         struct unix_state *st = state_of(run);
@@ -146,7 +146,7 @@ static int attempt(struct er_check_run *run)
 
         if (!st)
                 return -ENOMEM;
-        /* parse() bounds the length: refuse a longer path rather than cut it. */
+        /* unix_parse() bounds the length: refuse a longer path rather than cut it. */
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -170,7 +170,7 @@ static int attempt(struct er_check_run *run)
         return r;
 }
 
-static void abort_attempt(struct er_check_run *run)
+static void unix_abort_attempt(struct er_check_run *run)
 {
         if (run->priv)
                 close_conn(run->priv);
@@ -178,16 +178,16 @@ static void abort_attempt(struct er_check_run *run)
 
 const struct er_check_ops er_check_unix_ops = {
         .key = "unix",
-        .conf_size = sizeof(struct er_check_path),
-        .polled = true,
-        .probes_address = true,
-        .default_interval_us = 10000,
         .options = options,
-        .parse = parse,
+        .conf_size = sizeof(struct er_check_path),
+        .parse = unix_parse,
         .dump = er_check_path_dump,
         .describe = er_check_path_describe,
         .fini = er_check_path_fini,
-        .attempt = attempt,
-        .abandon = abort_attempt,
+        .polled = true,
+        .probes_address = true,
+        .default_interval_us = 10000,
         .cancel = er_check_cancel_priv,
+        .attempt = unix_attempt,
+        .abandon = unix_abort_attempt,
 };

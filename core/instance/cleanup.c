@@ -411,32 +411,34 @@ static int reap_cgroups(const struct er_records *rec, unsigned *killed)
 
 /* ---- the marker ----------------------------------------------------------- */
 
+struct marker_scan {
+        const char *prefix;
+        struct targets *out;
+};
+
+static int marker_one(void *ud, int proc_fd, const char *name, pid_t pid)
+{
+        struct marker_scan *m = ud;
+        uint64_t start;
+        char state = 0;
+
+        if (!signallable(pid))
+                return 0;
+        /* The start time first: read after the environment, it could be a
+         * later process's under the same pid. */
+        if (er_pids_stat(pid, &state, &start) < 0 || state == 'Z' || state == 'X')
+                return 0;
+        if (er_pids_environ_has(proc_fd, name, m->prefix, true) == 1)
+                return targets_push(m->out, pid, start, -1);
+        return 0;
+}
+
 /* Live processes (zombies left out) with an environment entry starting
  * with prefix, as (pid, start time). */
 static int scan_marker(const char *prefix, struct targets *out)
 {
-        struct dirent *de;
-        DIR *d;
-        int r = 0;
-
-        d = er_pids_opendir();
-        if (!d)
-                return -errno;
-        while (r == 0 && (de = readdir(d))) {
-                pid_t pid = er_pids_entry_pid(de->d_name);
-                uint64_t start;
-                char state = 0;
-                if (!signallable(pid))
-                        continue;
-                /* The start time first: read after the environment, it
-                 * could be a later process's under the same pid. */
-                if (er_pids_stat(pid, &state, &start) < 0 || state == 'Z' || state == 'X')
-                        continue;
-                if (er_pids_environ_has(dirfd(d), de->d_name, prefix, true) == 1)
-                        r = targets_push(out, pid, start, -1);
-        }
-        closedir(d);
-        return r;
+        struct marker_scan m = {prefix, out};
+        return er_pids_each(marker_one, &m);
 }
 
 /* SIGKILL to every process carrying the marker, waiting for each batch to

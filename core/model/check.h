@@ -45,10 +45,8 @@ struct er_check {
 };
 
 struct er_check_ops {
+        /* --- the configuration side --- */
         const char *key;                  /* "tcp" */
-        bool polled;                      /* attempted every interval, not signalled by the kernel */
-        bool probes_address;              /* tried once before spawn (AlreadyRunning, SPEC §4) */
-        uint64_t default_interval_us;     /* for polled kinds */
         const char *const *options;       /* keys allowed beside the kind key, NULL-terminated */
         size_t conf_size;                 /* of the kind's configuration (a struct of its file) */
         /* Reads the kind's value and options; `dir` is the directory relative
@@ -62,7 +60,11 @@ struct er_check_ops {
         int (*describe)(const struct er_check *c, char *buf, size_t len);
         void (*fini)(struct er_check *c);
 
-        /* --- the engine side --- *
+        /* --- the engine side --- */
+        bool polled;                      /* attempted every interval, not signalled by the kernel */
+        bool probes_address;              /* tried once before spawn (AlreadyRunning, SPEC §4) */
+        uint64_t default_interval_us;     /* for polled kinds */
+        /*
          * Event kinds (output, exit, pidfile, notify) implement start/line/
          * exited/cancel and are never polled.  Polled kinds (tcp, unix,
          * http, exec) implement attempt/abandon: the generic runner in check.c

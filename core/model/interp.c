@@ -91,9 +91,7 @@ static int emit(struct interp *in, const char *s, size_t n)
         return 0;
 }
 
-/* s[i] is the '$' of "${": the offset just past its matching '}' within n,
- * or 0.  "$$" is one character and "${" nests, as words.c reads them. */
-static size_t brace_end(const char *s, size_t i, size_t n)
+size_t er_interp_brace_end(const char *s, size_t i, size_t n)
 {
         unsigned depth = 1;
 
@@ -200,7 +198,7 @@ static int text(struct interp *in, const char *s, size_t n, bool eval, unsigned 
                         r = eval ? emit(in, "$", 1) : 0;
                         i += 2;
                 } else if (i + 1 < n && s[i + 1] == '{') {
-                        end = brace_end(s, i, n);
+                        end = er_interp_brace_end(s, i, n);
                         if (!end)
                                 return fail(in, -EINVAL, "unterminated '${' in '%.*s%s'",
                                             QUOTE(in->whole, strlen(in->whole)));

@@ -52,6 +52,11 @@ struct er_vars {
 const char *er_vars_get(const struct er_vars *vars, const char *name, size_t name_len,
                         bool *ret_deferred);
 
+/* s[i] is the '$' of "${": the offset just past its matching '}' within
+ * s[0..n), or 0 when there is none.  "$$" is one character and "${" nests:
+ * the rules interpolation and the word splitter (words.c) both read by. */
+size_t er_interp_brace_end(const char *s, size_t i, size_t n);
+
 /* Interpolates s.  On success *ret is a malloc'd string and *ret_deferred
  * (may be NULL) is true when a deferred variable was used.  On failure
  * returns -EINVAL (or -ENOMEM) and fills err->code and err->msg (err's

@@ -1,6 +1,7 @@
 #include "model/words.h"
 
 #include "base/buf.h"
+#include "model/interp.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -68,24 +69,6 @@ static int fail(struct er_err *err, int code, size_t off, const char *fmt, ...)
         return code;
 }
 
-/* s[i] is the '$' of "${": the offset just past its matching '}', or 0 when
- * there is none.  Same rules as interp: "$$" is one character, "${" nests. */
-static size_t brace_end(const char *s, size_t i)
-{
-        unsigned depth = 1;
-
-        for (i += 2; s[i]; i++) {
-                if (s[i] == '$' && (s[i + 1] == '$' || s[i + 1] == '{')) {
-                        if (s[i + 1] == '{')
-                                depth++;
-                        i++;
-                } else if (s[i] == '}' && --depth == 0) {
-                        return i + 1;
-                }
-        }
-        return 0;
-}
-
 /* Only blanks and newlines from s on: a trailing newline (YAML block scalars
  * end with one) separates nothing. */
 static bool only_space(const char *s)
@@ -99,7 +82,7 @@ static int dollar(struct split *sp, const char *s, size_t *i, bool quoted, struc
         size_t end;
 
         if (s[*i + 1] == '{') {
-                end = brace_end(s, *i);
+                end = er_interp_brace_end(s, *i, strlen(s));
                 if (!end)
                         return fail(err, -EINVAL, *i, "unterminated '%s'", "${");
                 if (word_add(sp, s + *i, end - *i) < 0)

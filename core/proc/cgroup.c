@@ -314,11 +314,9 @@ static int read_pids_fd(int fd, struct er_pidvec *out)
         int r;
 
         for (;;) {
-                k = read(fd, buf, sizeof(buf));
-                if (k < 0 && errno == EINTR)
-                        continue;
+                k = er_read(fd, buf, sizeof(buf));
                 if (k < 0)
-                        return -errno;
+                        return (int)k;
                 if (k == 0)
                         break;
                 for (ssize_t i = 0; i < k; i++) {

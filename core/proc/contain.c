@@ -679,27 +679,27 @@ int er_group_started(struct er_group *g, struct er_child *child)
 
 /* ---- members: the marker (the last-resort sweep) ------------------------- */
 
+struct marker_scan {
+        const char *marker;
+        pid_t self;
+        struct er_pidvec *out;
+};
+
+static int marker_one(void *ud, int proc_fd, const char *name, pid_t pid)
+{
+        struct marker_scan *m = ud;
+
+        if (pid == m->self || er_pids_environ_has(proc_fd, name, m->marker, false) <= 0)
+                return 0;
+        return er_pids_push(m->out, pid);
+}
+
 /* Processes whose environment holds `marker`.  Races with processes
  * exiting are ignored. */
 static int proc_scan(const char *marker, struct er_pidvec *out)
 {
-        pid_t self = getpid();
-        struct dirent *de;
-        DIR *d;
-        int r = 0;
-
-        d = er_pids_opendir();
-        if (!d)
-                return -errno;
-        while (r == 0 && (de = readdir(d))) {
-                pid_t pid = er_pids_entry_pid(de->d_name);
-                if (pid <= 0 || pid == self)
-                        continue;
-                if (er_pids_environ_has(dirfd(d), de->d_name, marker, false) > 0)
-                        r = er_pids_push(out, pid);
-        }
-        closedir(d);
-        return r;
+        struct marker_scan m = {marker, getpid(), out};
+        return er_pids_each(marker_one, &m);
 }
 
 int er_contain_scan_marker(const char *marker, pid_t *pids, size_t n)

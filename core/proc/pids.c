@@ -41,7 +41,9 @@ pid_t er_pids_entry_pid(const char *name)
         return (pid_t)v;
 }
 
-DIR *er_pids_opendir(void)
+/* /proc opened for listing processes (readdir; dirfd for openat).  NULL
+ * with errno set. */
+static DIR *proc_opendir(void)
 {
         int fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
         DIR *d;
@@ -55,6 +57,23 @@ DIR *er_pids_opendir(void)
                 errno = e;
         }
         return d;
+}
+
+int er_pids_each(int (*fn)(void *ud, int proc_fd, const char *name, pid_t pid), void *ud)
+{
+        struct dirent *de;
+        DIR *d = proc_opendir();
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        while (r == 0 && (de = readdir(d))) {
+                pid_t pid = er_pids_entry_pid(de->d_name);
+                if (pid > 0)
+                        r = fn(ud, dirfd(d), de->d_name, pid);
+        }
+        closedir(d);
+        return r;
 }
 
 int er_pids_environ_each(int proc_fd, const char *pid, const char *prefix,

@@ -26,13 +26,15 @@ int er_pids_push(struct er_pidvec *pv, pid_t pid);
 /* Makes room for `room` more pids.  0 or -ENOMEM. */
 int er_pids_reserve(struct er_pidvec *pv, size_t room);
 
-/* /proc opened for listing processes (readdir; dirfd for openat).  NULL
- * with errno set. */
-DIR *er_pids_opendir(void);
 /* The parent of pid (/proc/PID/stat), or -errno. */
 pid_t er_pids_parent(pid_t pid);
 /* The pid a /proc entry's name stands for, or 0 ("self", "sys", ...). */
 pid_t er_pids_entry_pid(const char *name);
+/* Calls fn(ud, proc_fd, name, pid) for every process listed in /proc
+ * (proc_fd: /proc opened, name: the entry, as er_pids_environ_* take
+ * them), until fn returns nonzero, which is returned.  0, or -errno when
+ * /proc cannot be read. */
+int er_pids_each(int (*fn)(void *ud, int proc_fd, const char *name, pid_t pid), void *ud);
 
 #define ER_ENVIRON_MAX (256u * 1024u) /* how much of /proc/PID/environ is searched */
 #define ER_ENVIRON_ENTRY_MAX 512u        /* the longest entry handed out (markers are shorter) */

@@ -182,6 +182,60 @@ out:
         return r;
 }
 
+int er_graph_reach(const struct er_config *c, struct er_reach *ret)
+{
+        size_t n = c->n_services, words = (n + 63) / 64, cells;
+        size_t *order = calloc(n ? n : 1, sizeof(*order));
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!order)
+                return -ENOMEM;
+        r = er_graph_topo_order(c, order);
+        if (r < 0)
+                goto out;
+        cells = n * words;
+        if (words && cells / words != n) {
+                r = -ENOMEM;
+                goto out;
+        }
+        ret->deps = calloc(cells ? cells : 1, sizeof(uint64_t));
+        ret->dependents = calloc(cells ? cells : 1, sizeof(uint64_t));
+        if (!ret->deps || !ret->dependents) {
+                er_reach_fini(ret);
+                r = -ENOMEM;
+                goto out;
+        }
+        ret->n = n;
+        ret->words = words;
+        /* Every dependency comes earlier in `order`: its row is complete. */
+        for (size_t t = 0; t < n; t++) {
+                size_t i = order[t];
+                uint64_t *row = ret->deps + i * words;
+                for (size_t k = 0; k < c->services[i].n_deps; k++) {
+                        size_t d = c->services[i].deps[k].index;
+                        const uint64_t *drow = ret->deps + d * words;
+                        row[d / 64] |= UINT64_C(1) << (d % 64);
+                        for (size_t w = 0; w < words; w++)
+                                row[w] |= drow[w];
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n; j++)
+                        if (er_reach_has(ret->deps + i * words, j))
+                                ret->dependents[j * words + i / 64] |= UINT64_C(1) << (i % 64);
+out:
+        free(order);
+        return r;
+}
+
+void er_reach_fini(struct er_reach *r)
+{
+        free(r->deps);
+        free(r->dependents);
+        memset(r, 0, sizeof(*r));
+}
+
 int er_graph_dot(const struct er_config *c, char **ret_buf, size_t *ret_len)
 {
         struct er_buf b = {0};

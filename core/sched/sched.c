@@ -18,6 +18,7 @@
 #include "proc/proc.h"
 #include "base/buf.h"
 #include "base/units.h"
+#include "model/graph.h"
 
 #define TEST_KILL_AFTER_US (10 * 1000000ULL)
 
@@ -72,6 +73,7 @@ struct er_sched {
         struct svc *svcs;
         size_t n;
         bool *selected;               /* part of this environment (opts.only's closure) */
+        struct er_reach reach;        /* who depends on whom, directly or not */
         bool up_started, up_done, failed;
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
@@ -161,7 +163,6 @@ static void schedule(struct er_sched *s);
 static void stop_if_possible(struct svc *v);
 static void start_svc(struct svc *v);
 static void svc_reset(struct svc *v);
-static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigned depth);
 
 /* --- failure ------------------------------------------------------------- */
 
@@ -776,8 +777,10 @@ static void finish_down(struct svc *v)
                 v->state = ER_SVC_STOPPED;
                 emit(v, v->message);
         }
+        /* What v depended on may stop now, if nothing else holds it. */
+        const uint64_t *deps = er_reach_deps(&s->reach, v->index);
         for (size_t i = 0; i < s->n; i++)
-                if (depends_on(s, v->index, i, 0))
+                if (er_reach_has(deps, i))
                         stop_if_possible(&s->svcs[i]);
 }
 
@@ -1160,28 +1163,19 @@ bool er_sched_test_done(const struct er_sched *s)
 
 /* --- down ----------------------------------------------------------------- */
 
-/* Whether service `from` depends on `to`, directly or through others. */
-static bool depends_on(const struct er_sched *s, size_t from, size_t to, unsigned depth)
-{
-        const struct er_service *c = s->svcs[from].cfg;
-        if (depth > s->n) /* validated acyclic; a bound all the same */
-                return false;
-        for (size_t k = 0; k < c->n_deps; k++)
-                if (c->deps[k].index == to || depends_on(s, c->deps[k].index, to, depth + 1))
-                        return true;
-        return false;
-}
-
 /* SPEC §5.5: a service stops only after everything that depends on it,
  * directly or not, has stopped (api -> migrate -> db: db outlives api even
  * when migrate is long finished). */
 static bool all_dependents_down(struct er_sched *s, size_t idx)
 {
-        for (size_t i = 0; i < s->n; i++) {
-                const struct svc *d = &s->svcs[i];
-                if (d->spawned && !d->down && i != idx && depends_on(s, i, idx, 0))
-                        return false;
-        }
+        const uint64_t *row = er_reach_dependents(&s->reach, idx);
+
+        for (size_t w = 0; w < s->reach.words; w++)
+                for (uint64_t bits = row[w]; bits; bits &= bits - 1) {
+                        const struct svc *d = &s->svcs[w * 64 + (size_t)__builtin_ctzll(bits)];
+                        if (d->spawned && !d->down)
+                                return false;
+                }
         return true;
 }
 
@@ -1511,6 +1505,12 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 return -ENOMEM;
         }
         select_closure(s, opts->only);
+        if (er_graph_reach(c, &s->reach) < 0) {
+                free(s->selected);
+                free(s->svcs);
+                free(s);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < s->n; i++)
                 for (size_t k = 0; k < c->services[i].n_deps; k++)
                         if (c->services[i].deps[k].cond == ER_COND_COMPLETED)
@@ -1692,6 +1692,7 @@ void er_sched_free(struct er_sched *s)
         er_envp_free(s->test_envp);
         free(s->extra);
         free(s->selected);
+        er_reach_fini(&s->reach);
         free(s->svcs);
         free(s);
 }

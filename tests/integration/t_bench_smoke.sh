@@ -11,4 +11,5 @@ expect_success "bench callgrind --smoke" bash "$ENVRUN_SRC/tests/bench/callgrind
 expect_success "bench phases --smoke" bash "$ENVRUN_SRC/tests/bench/phases.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench containment --smoke" bash "$ENVRUN_SRC/tests/bench/containment.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench compare --smoke" bash "$ENVRUN_SRC/tests/bench/compare.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench layered --smoke" bash "$ENVRUN_SRC/tests/bench/layered.sh" --smoke "$ENVRUN_RELEASE"
 finish

@@ -3,6 +3,7 @@
  * the public pipeline (load -> config -> validate). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +146,78 @@ static void test_topo_order(void **state)
         er_errs_fini(&errs);
 }
 
+/* Reachability: the same graph; every pair against a walk of the edges. */
+static bool walk(const struct er_config *c, size_t from, size_t to)
+{
+        for (size_t k = 0; k < c->services[from].n_deps; k++)
+                if (c->services[from].deps[k].index == to || walk(c, c->services[from].deps[k].index, to))
+                        return true;
+        return false;
+}
+
+static void test_reach(void **state)
+{
+        struct er_config *c;
+        struct er_errs errs;
+        struct er_reach r;
+        (void)state;
+        assert_int_equal(build("services:\n"
+                               "  web: {command: w, depends_on: [api]}\n"
+                               "  api: {command: a, depends_on: {db: {condition: started}, migrate: {condition: completed}}}\n"
+                               "  migrate: {command: m, depends_on: [db]}\n"
+                               "  db: {command: d}\n"
+                               "  cache: {command: c}\n",
+                               &c, &errs),
+                         0);
+        assert_int_equal(er_graph_reach(c, &r), 0);
+        assert_int_equal(r.n, 5);
+        for (size_t i = 0; i < 5; i++)
+                for (size_t j = 0; j < 5; j++) {
+                        assert_int_equal(er_reach_has(er_reach_deps(&r, i), j), walk(c, i, j));
+                        assert_int_equal(er_reach_has(er_reach_dependents(&r, j), i), walk(c, i, j));
+                }
+        /* web depends on db through api, and through api -> migrate. */
+        assert_true(er_reach_has(er_reach_deps(&r, 0), 3));
+        assert_false(er_reach_has(er_reach_deps(&r, 3), 0));
+        assert_false(er_reach_has(er_reach_deps(&r, 4), 3));
+        er_reach_fini(&r);
+        er_config_free(c);
+        er_errs_fini(&errs);
+}
+
+/* 100 layers of two, each service on both below: 2^99 paths from the top
+ * to the bottom, which a walk of every path never finishes; rows across
+ * word boundaries (200 services: four words). */
+static void test_reach_layers(void **state)
+{
+        enum { LAYERS = 100 };
+        struct er_config *c;
+        struct er_errs errs;
+        struct er_reach r;
+        char *yaml = malloc(LAYERS * 2 * 64 + 32), *p = yaml;
+        (void)state;
+        assert_non_null(yaml);
+        p += sprintf(p, "services:\n");
+        for (int l = 0; l < LAYERS; l++)
+                for (int k = 0; k < 2; k++)
+                        p += l ? sprintf(p, "  s%d_%d: {command: x, depends_on: [s%d_0, s%d_1]}\n", l, k,
+                                         l - 1, l - 1)
+                               : sprintf(p, "  s%d_%d: {command: x}\n", l, k);
+        assert_int_equal(build(yaml, &c, &errs), 0);
+        free(yaml);
+        assert_int_equal(er_graph_reach(c, &r), 0);
+        assert_int_equal(r.words, 4);
+        /* Service 2l+k is in layer l: it depends on exactly the layers below. */
+        for (size_t i = 0; i < 2 * LAYERS; i++)
+                for (size_t j = 0; j < 2 * LAYERS; j++) {
+                        assert_int_equal(er_reach_has(er_reach_deps(&r, i), j), j / 2 < i / 2);
+                        assert_int_equal(er_reach_has(er_reach_dependents(&r, i), j), j / 2 > i / 2);
+                }
+        er_reach_fini(&r);
+        er_config_free(c);
+        er_errs_fini(&errs);
+}
+
 static void test_dot(void **state)
 {
         struct er_config *c;
@@ -204,6 +277,8 @@ int main(void)
                 cmocka_unit_test(test_shortest_cycle_reported),
                 cmocka_unit_test(test_self_dependency_not_a_cycle_error),
                 cmocka_unit_test(test_topo_order),
+                cmocka_unit_test(test_reach),
+                cmocka_unit_test(test_reach_layers),
                 cmocka_unit_test(test_dot),
                 cmocka_unit_test(test_wide_graph),
         };

@@ -324,6 +324,83 @@ void run_drive(struct run *r, bool (*done)(const struct er_sched *))
                         break;
 }
 
+/* --- the engine of an instance ---------------------------------------------- */
+
+int run_engine_start(struct run *r, struct run_engine *e, const struct run_start *o)
+{
+        int rc;
+
+        e->contain_ok = e->signals_on = false;
+        if ((rc = er_loop_new(&r->loop)) < 0)
+                return cli_fail(o->fail, "cannot create the event loop: %s", strerror(-rc));
+        if ((rc = run_setup_signals(r, &e->old_mask)) < 0)
+                return cli_fail(o->fail, "cannot set up signals: %s", strerror(-rc));
+        e->signals_on = true;
+        if ((rc = er_contain_init(&e->contain, r->config->project, run_force_reaper())) < 0)
+                return cli_fail(o->fail, "cannot set up containment: %s", strerror(-rc));
+        e->contain_ok = true;
+        if (arg_verbosity > 0)
+                fprintf(r->progress, "envrun: containment: %s\n", e->contain.reason);
+        if (er_records_from_contain(o->rec, &e->contain) < 0 || er_records_write(o->st, o->rec) < 0)
+                return cli_fail(o->fail, "cannot write '%s/records.json'", o->st->dir);
+        r->rec_state = o->st;
+        r->records = o->rec;
+        struct er_sched_opts so = {
+                .config = r->config,
+                .loop = r->loop,
+                .contain = &e->contain,
+                .log_dir_fd = o->log_dir_fd,
+                .environ = environ,
+                .state_dir = o->state_dir,
+                .ports = o->ports,
+                .t0_us = o->t0_us,
+                .no_pidfd = run_getenv_true("ENVRUN_NO_PIDFD"),
+                .want_lines = o->want_lines,
+                .only = o->only,
+                .on_event = run_on_event,
+                .ud = r,
+        };
+        if (er_sched_new(&so, &r->sched) < 0)
+                return cli_fail(o->fail, "out of memory");
+        return 0;
+}
+
+void run_engine_up(struct run *r, bool (*keep_waiting)(struct run *r))
+{
+        run_live_phase(r, true);
+        er_sched_up(r->sched);
+        if (!keep_waiting)
+                run_drive(r, er_sched_up_done);
+        else
+                while (keep_waiting(r))
+                        if (er_loop_run_once(r->loop, -1) < 0)
+                                break;
+        run_live_phase(r, false);
+}
+
+void run_engine_down(struct run *r)
+{
+        run_live_phase(r, true);
+        er_sched_down(r->sched, false);
+        run_drive(r, er_sched_down_done);
+        run_live_phase(r, false);
+        run_record_flush(r);
+}
+
+void run_engine_fini(struct run *r, struct run_engine *e)
+{
+        er_sched_free(r->sched);
+        r->sched = NULL;
+        if (e->contain_ok)
+                er_contain_fini(&e->contain);
+        e->contain_ok = false;
+        if (e->signals_on)
+                run_fini_signals(r, &e->old_mask);
+        e->signals_on = false;
+        er_loop_free(r->loop);
+        r->loop = NULL;
+}
+
 /* --- configuration --------------------------------------------------------- */
 
 struct er_config *run_load_probe(const char *path)

@@ -59,6 +59,43 @@ void run_fini_signals(struct run *r, const sigset_t *old);
 /* Runs the loop until done(sched). */
 void run_drive(struct run *r, bool (*done)(const struct er_sched *));
 
+/* --- one way to build and drive an instance (exec, up, the supervisor) --- */
+
+/* What run_engine_start set up, for run_engine_fini to undo. */
+struct run_engine {
+        struct er_contain contain;
+        bool contain_ok, signals_on;
+        sigset_t old_mask;
+};
+
+/* The instance an engine runs in: its directory and what the scheduler
+ * needs besides r->config. */
+struct run_start {
+        struct er_state *st;          /* records.json is written here */
+        struct er_records *rec;
+        int log_dir_fd;               /* logs/ */
+        const char *state_dir;        /* ENVRUN_STATE_DIR */
+        const unsigned *ports;
+        uint64_t t0_us;
+        const bool *only;             /* up SERVICE...: the services asked for, or NULL */
+        bool want_lines;              /* every output line as an event (-v, up) */
+        int fail;                     /* the exit status of a failure here */
+};
+
+/* After the configuration is loaded (r->config): the event loop, signals,
+ * containment, records.json and the scheduler (r->sched), in that order;
+ * each step's failure is printed.  0, or o->fail; either way
+ * run_engine_fini undoes what was done. */
+int run_engine_start(struct run *r, struct run_engine *e, const struct run_start *o);
+/* Brings the services up and waits while keep_waiting(r) (NULL: until
+ * the bring-up is over). */
+void run_engine_up(struct run *r, bool (*keep_waiting)(struct run *r));
+/* Takes the environment down and waits for it, with the live display,
+ * and writes the last records. */
+void run_engine_down(struct run *r);
+/* Frees the scheduler, containment, signals and loop. */
+void run_engine_fini(struct run *r, struct run_engine *e);
+
 /* Notes the main pid of a service that is starting in r->records, and
  * writes records.json once the current burst of events is over (a timer of
  * 0: 200 services spawned in one loop turn cost one write, not 200). */

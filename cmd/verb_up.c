@@ -61,8 +61,7 @@ struct holder {
         struct run r;
         struct er_state st;
         struct er_records rec;
-        struct er_contain contain;
-        bool contain_ok;
+        struct run_engine engine;    /* loop, signals, containment, scheduler */
         struct er_ports *ports;
         struct er_ctl *ctl;
         int log_fd;
@@ -179,8 +178,8 @@ static json_t *status_json(struct holder *h)
                          "project", h->r.config->project,
                          "state", overall(h),
                          "supervisor_pid", (int)getpid(),
-                         "containment", er_contain_name(&h->contain),
-                         "containment_reason", h->contain.reason,
+                         "containment", er_contain_name(&h->engine.contain),
+                         "containment_reason", h->engine.contain.reason,
                          "instance_dir", h->st.dir,
                          "state_dir", h->tmpdir,
                          "ports", ports,
@@ -551,89 +550,62 @@ static size_t largest_log(const struct er_config *c)
 }
 
 /* Runs the environment until it is brought down.  Returns the exit status. */
+/* While up waits for the bring-up: not done, not interrupted, no down. */
+static bool bringing_up(struct run *r)
+{
+        struct holder *h = r->ud;
+        return !er_sched_up_done(r->sched) && !h->down_requested && !er_sched_interrupted(r->sched);
+}
+
+/* Holds the environment once it is up: until a signal or a down request. */
+static void hold_up(struct holder *h)
+{
+        if (arg_verbosity >= 0)
+                fprintf(h->r.progress, "envrun: '%s' is up (supervisor pid %d)\n",
+                        h->r.config->project, (int)getpid());
+        notify(h, READY_MARK);
+        er_close(&h->notify_fd);
+        if (h->detached) {
+                /* From now on progress goes to the supervisor's log. */
+                fclose(h->r.progress);
+                h->r.progress = stderr;
+        }
+        while (!er_sched_interrupted(h->r.sched) && !h->down_requested)
+                if (er_loop_run_once(h->r.loop, -1) < 0)
+                        break;
+}
+
 static int hold(struct holder *h)
 {
-        sigset_t old;
         int rc, status = EXIT_FAILED;
         char sock[4400];
-        FILE *progress = h->r.progress;
 
-        if ((rc = er_loop_new(&h->r.loop)) < 0)
-                return cli_fail(EXIT_FAILED, "cannot create the event loop: %s", strerror(-rc));
-        if ((rc = run_setup_signals(&h->r, &old)) < 0) {
-                cli_fail(EXIT_FAILED, "cannot set up signals: %s", strerror(-rc));
-                goto out_loop;
-        }
-        if ((rc = er_contain_init(&h->contain, h->r.config->project,
-                                  run_force_reaper())) < 0) {
-                cli_fail(EXIT_FAILED, "cannot set up containment: %s", strerror(-rc));
-                goto out_signals;
-        }
-        h->contain_ok = true;
-        if (arg_verbosity > 0)
-                fprintf(progress, "envrun: containment: %s\n", h->contain.reason);
-        if (er_records_from_contain(&h->rec, &h->contain) < 0 ||
-            er_records_write(&h->st, &h->rec) < 0) {
-                cli_fail(EXIT_FAILED, "cannot write '%s/records.json'", h->st.dir);
-                goto out_contain;
-        }
+        h->r.on_state = on_state;
+        h->r.on_line = on_line;
+        struct run_start start = {
+                .st = &h->st,
+                .rec = &h->rec,
+                .log_dir_fd = h->log_fd,
+                .state_dir = h->tmpdir,
+                .ports = h->ports->ports,
+                .t0_us = h->t0,
+                .only = h->only,
+                .want_lines = true,
+                .fail = EXIT_FAILED,
+        };
+        if (run_engine_start(&h->r, &h->engine, &start) != 0)
+                goto out_engine;
         snprintf(sock, sizeof(sock), "%s/control.sock", h->st.dir);
         struct er_ctl_opts co = {.path = sock, .handle = handle, .ud = h,
                                  .max_output = largest_log(h->r.config)};
         if ((rc = er_ctl_new(h->r.loop, &co, &h->ctl)) < 0) {
                 cli_fail(EXIT_FAILED, "cannot listen on '%s': %s", sock, strerror(-rc));
-                goto out_contain;
+                goto out_engine;
         }
-        h->r.on_state = on_state;
-        h->r.rec_state = &h->st;
-        h->r.records = &h->rec;
-        h->r.on_line = on_line;
-        struct er_sched_opts so = {
-                .config = h->r.config,
-                .loop = h->r.loop,
-                .contain = &h->contain,
-                .log_dir_fd = h->log_fd,
-                .environ = environ,
-                .state_dir = h->tmpdir,
-                .ports = h->ports->ports,
-                .t0_us = h->t0,
-                .no_pidfd = run_getenv_true("ENVRUN_NO_PIDFD"),
-                .want_lines = true,
-                .only = h->only,
-                .on_event = run_on_event,
-                .ud = &h->r,
-        };
-        if ((rc = er_sched_new(&so, &h->r.sched)) < 0) {
-                cli_fail(EXIT_FAILED, "out of memory");
-                goto out_ctl;
-        }
-        run_live_phase(&h->r, true);
-        er_sched_up(h->r.sched);
-        while (!er_sched_up_done(h->r.sched) && !h->down_requested &&
-               !er_sched_interrupted(h->r.sched))
-                if (er_loop_run_once(h->r.loop, -1) < 0)
-                        break;
-        run_live_phase(&h->r, false);
-        if (!er_sched_failed(h->r.sched) && !er_sched_interrupted(h->r.sched) && !h->down_requested) {
-                if (arg_verbosity >= 0)
-                        fprintf(progress, "envrun: '%s' is up (supervisor pid %d)\n",
-                                h->r.config->project, (int)getpid());
-                notify(h, READY_MARK);
-                er_close(&h->notify_fd);
-                if (h->detached) {
-                        /* From now on progress goes to the supervisor's log. */
-                        fclose(h->r.progress);
-                        h->r.progress = progress = stderr;
-                }
-                while (!er_sched_interrupted(h->r.sched) && !h->down_requested)
-                        if (er_loop_run_once(h->r.loop, -1) < 0)
-                                break;
-        }
-        run_live_phase(&h->r, true);
-        er_sched_down(h->r.sched, false);
-        run_drive(&h->r, er_sched_down_done);
-        run_live_phase(&h->r, false);
-        run_record_flush(&h->r);
+        run_engine_up(&h->r, bringing_up);
+        if (!er_sched_failed(h->r.sched) && !er_sched_interrupted(h->r.sched) && !h->down_requested)
+                hold_up(h);
+        run_engine_down(&h->r);
         status = down_status(h);
         run_print_report(h->r.sched, h->r.progress, false, status);
         answer_down(h, status);
@@ -643,9 +615,6 @@ static int hold(struct holder *h)
         if (h->notify_fd >= 0)
                 notify(h, FAILED_MARK);
         wait_flush(h);
-        er_sched_free(h->r.sched);
-        h->r.sched = NULL;
-out_ctl:
         er_ctl_free(h->ctl);
         h->ctl = NULL;
         while (h->waiters) { /* er_ctl_free closed their streams */
@@ -653,13 +622,8 @@ out_ctl:
                 h->waiters = w->next;
                 free(w);
         }
-out_contain:
-        er_contain_fini(&h->contain);
-out_signals:
-        run_fini_signals(&h->r, &old);
-out_loop:
-        er_loop_free(h->r.loop);
-        h->r.loop = NULL;
+out_engine:
+        run_engine_fini(&h->r, &h->engine);
         return status;
 }
 

@@ -398,158 +398,191 @@ static int logs_from_disk(const struct target *t, char **names, size_t n, size_t
         return EXIT_OK;
 }
 
+/* -n N into *lines (SIZE_MAX without -n).  0 or EXIT_USAGE, said. */
+static int lines_option(size_t *lines)
+{
+        const char *v = cli_value(OPT_LINES);
+        char *end;
+        unsigned long long x;
+
+        *lines = SIZE_MAX;
+        if (!v)
+                return 0;
+        x = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-')
+                return cli_fail(EXIT_USAGE, "-n takes a number of lines, not '%s'", v);
+        *lines = (size_t)x;
+        return 0;
+}
+
+/* Which services' logs: those named (each checked against the running
+ * instance's status j, when there is one), else all of the running
+ * instance's selected services.  0 or an exit status, said; *ret_names is
+ * argv or a malloc'd array of names held by j. */
+static int log_services(const struct target *t, json_t *j, int argc, char **argv,
+                        char ***ret_names, size_t *ret_n)
+{
+        json_t *svcs = json_object_get(j, "services"), *v;
+        size_t k, n = 0;
+        char **names;
+
+        if (argc > 0) {
+                for (int i = 0; j && i < argc; i++) {
+                        bool found = false;
+                        json_array_foreach(svcs, k, v)
+                                found = found || strcmp(jstr(v, "name"), argv[i]) == 0;
+                        if (!found)
+                                return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", argv[i],
+                                                t->project);
+                }
+                *ret_names = argv;
+                *ret_n = (size_t)argc;
+                return 0;
+        }
+        if (!j)
+                return cli_fail(EXIT_USAGE, "'%s' is stale: name the services whose logs to show",
+                                t->project);
+        names = calloc(json_array_size(svcs) + 1, sizeof(*names));
+        if (!names)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        json_array_foreach(svcs, k, v)
+                if (json_is_true(json_object_get(v, "selected")))
+                        names[n++] = (char *)jstr(v, "name");
+        *ret_names = names;
+        *ret_n = n;
+        return 0;
+}
+
+/* Opens s's log stream from the supervisor (the last `lines`, and what
+ * comes after with follow).  0 or an exit status, said. */
+static int open_log(const struct target *t, struct stream *s, size_t lines, bool follow)
+{
+        char target[512];
+        struct er_err err = {0};
+
+        if (strpbrk(s->name, "/?&% "))
+                return cli_fail(EXIT_USAGE, "no service '%s'", s->name);
+        if (lines == SIZE_MAX)
+                snprintf(target, sizeof(target), "/v1/services/%s/logs%s", s->name,
+                         follow ? "?follow=1" : "");
+        else
+                snprintf(target, sizeof(target), "/v1/services/%s/logs?tail=%zu%s", s->name, lines,
+                         follow ? "&follow=1" : "");
+        if (er_ctl_client_open(t->sock, "GET", target, CALL_TIMEOUT_US, &s->c, &err) < 0)
+                return cli_fail(EXIT_FAILED, "%s", err.msg);
+        return 0;
+}
+
+/* Copies s's stream to stdout to its end.  0 or an exit status, said. */
+static int copy_log(struct stream *s)
+{
+        struct er_err err = {0};
+        int rc;
+
+        while ((rc = er_ctl_client_read(s->c, on_data, s, &err)) > 0) {
+                struct pollfd p = {.fd = er_ctl_client_fd(s->c), .events = POLLIN};
+                if (poll(&p, 1, CALL_TIMEOUT_US / 1000) <= 0) {
+                        rc = -ETIMEDOUT;
+                        snprintf(err.msg, sizeof(err.msg), "the supervisor stopped answering");
+                        break;
+                }
+        }
+        if (rc < 0)
+                return cli_fail(EXIT_FAILED, "%s", err.msg);
+        s->done = true;
+        fflush(stdout);
+        return 0;
+}
+
+/* -f: copies every stream as lines come, until the supervisor ends them. */
+static int follow_logs(struct stream *streams, size_t n)
+{
+        struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+        size_t open_n = n;
+
+        if (!p)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        while (open_n) {
+                for (size_t i = 0; i < n; i++) {
+                        p[i].fd = streams[i].done ? -1 : er_ctl_client_fd(streams[i].c);
+                        p[i].events = POLLIN;
+                        p[i].revents = 0;
+                }
+                if (poll(p, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        struct er_err err = {0};
+                        if (streams[i].done || !p[i].revents)
+                                continue;
+                        if (er_ctl_client_read(streams[i].c, on_data, &streams[i], &err) <= 0) {
+                                streams[i].done = true;
+                                open_n--;
+                        }
+                }
+                fflush(stdout);
+        }
+        free(p);
+        return EXIT_OK;
+}
+
+/* The running instance's logs through its supervisor: each in turn, or
+ * with follow all at once. */
+static int live_logs(const struct target *t, char **names, size_t n, size_t lines, bool follow)
+{
+        struct stream *streams = calloc(n ? n : 1, sizeof(*streams));
+        int status = EXIT_OK;
+
+        if (!streams)
+                return cli_fail(EXIT_FAILED, "out of memory");
+        for (size_t i = 0; i < n && status == EXIT_OK; i++) {
+                streams[i].name = names[i];
+                status = open_log(t, &streams[i], lines, follow);
+                if (status == EXIT_OK && !follow)
+                        status = copy_log(&streams[i]);
+        }
+        if (status == EXIT_OK && follow)
+                status = follow_logs(streams, n);
+        for (size_t i = 0; i < n; i++) {
+                er_ctl_client_free(streams[i].c);
+                er_buf_fini(&streams[i].partial);
+        }
+        free(streams);
+        return status;
+}
+
 int verb_logs(int argc, char **argv)
 {
         struct target t;
-        struct stream *streams = NULL;
         char **names = NULL;
-        size_t n = 0, lines = SIZE_MAX;
-        bool follow = cli_has(OPT_FOLLOW);
+        size_t n = 0, lines;
+        json_t *j = NULL;
         int status, hs;
         long pid;
 
         opt_timestamps = cli_has(OPT_TIMESTAMPS);
-        if (cli_value(OPT_LINES)) {
-                char *end;
-                const char *v = cli_value(OPT_LINES);
-                unsigned long long x = strtoull(v, &end, 10);
-                if (!*v || *end || *v == '-')
-                        return cli_fail(EXIT_USAGE, "-n takes a number of lines, not '%s'", v);
-                lines = (size_t)x;
-        }
+        if ((status = lines_option(&lines)))
+                return status;
         if ((status = locate(&t, EXIT_FAILED)))
                 return status;
         if (t.live != 1 && !stale(&t, &pid))
                 return nothing_up(&t, EXIT_FAILED);
-
-        /* Which services: those named, else all of the running instance's. */
-        json_t *j = NULL;
-        if (t.live == 1) {
-                if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
-                        return status;
-        }
-        json_t *svcs = json_object_get(j, "services");
-        if (argc > 0) {
-                names = argv;
-                n = (size_t)argc;
-                for (size_t i = 0; j && i < n; i++) {
-                        size_t k;
-                        json_t *v;
-                        bool found = false;
-                        json_array_foreach(svcs, k, v)
-                                found = found || strcmp(jstr(v, "name"), names[i]) == 0;
-                        if (!found) {
-                                json_decref(j);
-                                return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", names[i], t.project);
-                        }
-                }
-        } else if (j) {
-                size_t k;
-                json_t *v;
-                names = calloc(json_array_size(svcs) + 1, sizeof(*names));
-                if (!names) {
-                        json_decref(j);
-                        return cli_fail(EXIT_FAILED, "out of memory");
-                }
-                json_array_foreach(svcs, k, v)
-                        if (json_is_true(json_object_get(v, "selected")))
-                                names[n++] = (char *)jstr(v, "name");
-        } else {
-                return cli_fail(EXIT_USAGE, "'%s' is stale: name the services whose logs to show",
-                                t.project);
+        if (t.live == 1 && !(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
+                return status;
+        if ((status = log_services(&t, j, argc, argv, &names, &n))) {
+                json_decref(j);
+                return status;
         }
         opt_prefix = !(argc == 1);
         for (size_t i = 0; i < n; i++)
                 if (strlen(names[i]) > name_width)
                         name_width = strlen(names[i]);
-
-        if (t.live != 1) {
+        if (t.live != 1)
                 status = logs_from_disk(&t, names, n, lines);
-                goto out;
-        }
-        streams = calloc(n ? n : 1, sizeof(*streams));
-        if (!streams) {
-                status = cli_fail(EXIT_FAILED, "out of memory");
-                goto out;
-        }
-        status = EXIT_OK;
-        /* Each service's log in turn without -f; with -f, all at once. */
-        for (size_t i = 0; i < n; i++) {
-                char target[512];
-                struct er_err err = {0};
-                int rc;
-                if (strpbrk(names[i], "/?&% ")) {
-                        status = cli_fail(EXIT_USAGE, "no service '%s'", names[i]);
-                        goto out;
-                }
-                if (lines == SIZE_MAX)
-                        snprintf(target, sizeof(target), "/v1/services/%s/logs%s", names[i],
-                                 follow ? "?follow=1" : "");
-                else
-                        snprintf(target, sizeof(target), "/v1/services/%s/logs?tail=%zu%s", names[i],
-                                 lines, follow ? "&follow=1" : "");
-                streams[i].name = names[i];
-                rc = er_ctl_client_open(t.sock, "GET", target, CALL_TIMEOUT_US, &streams[i].c, &err);
-                if (rc < 0) {
-                        status = cli_fail(EXIT_FAILED, "%s", err.msg);
-                        goto out;
-                }
-                if (follow)
-                        continue;
-                while ((rc = er_ctl_client_read(streams[i].c, on_data, &streams[i], &err)) > 0) {
-                        struct pollfd p = {.fd = er_ctl_client_fd(streams[i].c), .events = POLLIN};
-                        if (poll(&p, 1, CALL_TIMEOUT_US / 1000) <= 0) {
-                                rc = -ETIMEDOUT;
-                                snprintf(err.msg, sizeof(err.msg), "the supervisor stopped answering");
-                                break;
-                        }
-                }
-                if (rc < 0) {
-                        status = cli_fail(EXIT_FAILED, "%s", err.msg);
-                        goto out;
-                }
-                streams[i].done = true;
-                fflush(stdout);
-        }
-        if (follow) {
-                struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
-                size_t open_n = n;
-                if (!p) {
-                        status = cli_fail(EXIT_FAILED, "out of memory");
-                        goto out;
-                }
-                while (open_n) {
-                        for (size_t i = 0; i < n; i++) {
-                                p[i].fd = streams[i].done ? -1 : er_ctl_client_fd(streams[i].c);
-                                p[i].events = POLLIN;
-                                p[i].revents = 0;
-                        }
-                        if (poll(p, n, -1) < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                break;
-                        }
-                        for (size_t i = 0; i < n; i++) {
-                                struct er_err err = {0};
-                                int rc;
-                                if (streams[i].done || !p[i].revents)
-                                        continue;
-                                rc = er_ctl_client_read(streams[i].c, on_data, &streams[i], &err);
-                                if (rc <= 0) {
-                                        streams[i].done = true;
-                                        open_n--;
-                                }
-                        }
-                        fflush(stdout);
-                }
-                free(p);
-        }
-out:
-        for (size_t i = 0; streams && i < n; i++) {
-                er_ctl_client_free(streams[i].c);
-                er_buf_fini(&streams[i].partial);
-        }
-        free(streams);
+        else
+                status = live_logs(&t, names, n, lines, cli_has(OPT_FOLLOW));
         if (names != argv)
                 free(names);
         json_decref(j);

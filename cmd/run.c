@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -325,6 +326,29 @@ void run_drive(struct run *r, bool (*done)(const struct er_sched *))
 }
 
 /* --- the engine of an instance ---------------------------------------------- */
+
+int run_open_instance(struct er_state *st, const char *base, bool for_others, int *ret_log_fd,
+                      int fail)
+{
+        char tmpdir[4300];
+        int rc;
+
+        if ((rc = er_state_make_dirs(st)) < 0)
+                return cli_fail(fail, "cannot create '%s': %s", st->dir, strerror(-rc));
+        *ret_log_fd = openat(st->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (*ret_log_fd < 0)
+                return cli_fail(fail, "cannot open '%s/logs': %s", st->dir, strerror(errno));
+        /* A service running as another user must reach ENVRUN_STATE_DIR:
+         * the directories on the way become traversable (not listable) and
+         * tmp/ sticky and world-writable like /tmp; logs/ and the records
+         * stay private. */
+        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", st->dir);
+        if (for_others &&
+            (chmod(base, 0711) < 0 || chmod(st->dir, 0711) < 0 || chmod(tmpdir, 01777) < 0))
+                return cli_fail(fail, "cannot open '%s' to service users: %s", st->dir,
+                                strerror(errno));
+        return 0;
+}
 
 int run_engine_start(struct run *r, struct run_engine *e, const struct run_start *o)
 {

@@ -82,6 +82,13 @@ struct run_start {
         int fail;                     /* the exit status of a failure here */
 };
 
+/* An instance directory st just made or taken under base: its
+ * subdirectories, logs/ opened into *ret_log_fd, and, for_others (a
+ * service runs as another user, SPEC §3), the way to tmp/ opened to them.
+ * 0, or `fail` after saying why. */
+int run_open_instance(struct er_state *st, const char *base, bool for_others, int *ret_log_fd,
+                      int fail);
+
 /* After the configuration is loaded (r->config): the event loop, signals,
  * containment, records.json and the scheduler (r->sched), in that order;
  * each step's failure is printed.  0, or o->fail; either way

@@ -76,26 +76,12 @@ static int attach(const struct er_config *probe, const char *inst, struct er_por
 static int make_instance(struct er_state *st, const char *base, const char *project,
                          bool for_others, int *ret_log_fd)
 {
-        char tmpdir[4300];
-        int rc;
+        int rc = er_state_create_unique(st, base, project);
 
-        if ((rc = er_state_create_unique(st, base, project)) < 0 || (rc = er_state_make_dirs(st)) < 0)
+        if (rc < 0)
                 return cli_fail(EXIT_EXEC_ENV, "cannot create an instance directory in '%s': %s",
                                 base, strerror(-rc));
-        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", st->dir);
-        *ret_log_fd = openat(st->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (*ret_log_fd < 0)
-                return -cli_fail(EXIT_EXEC_ENV, "cannot open '%s/logs': %s", st->dir,
-                                 strerror(errno));
-        /* SPEC §3 user: a service running as another user must reach
-         * ENVRUN_STATE_DIR: the directories on the way become traversable
-         * (not listable) and tmp/ sticky and world-writable like /tmp;
-         * logs/ and the records stay private. */
-        if (for_others &&
-            (chmod(base, 0711) < 0 || chmod(st->dir, 0711) < 0 || chmod(tmpdir, 01777) < 0))
-                return -cli_fail(EXIT_EXEC_ENV, "cannot open '%s' to service users: %s", st->dir,
-                                 strerror(errno));
-        return 0;
+        return -run_open_instance(st, base, for_others, ret_log_fd, EXIT_EXEC_ENV);
 }
 
 /* Up, the test command (CMD, or the file's test:), down, the report:

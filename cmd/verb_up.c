@@ -920,20 +920,9 @@ int verb_up(int argc, char **argv)
                 goto out_probe;
         run_reap_stale_execs(base, probe->project);
         status = EXIT_FAILED;
-        if ((rc = er_state_make_dirs(&h.st)) < 0) {
-                cli_fail(EXIT_FAILED, "cannot create '%s': %s", h.st.dir, strerror(-rc));
-                goto out_rm;
-        }
         snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/tmp", h.st.dir);
-        if ((h.log_fd = openat(h.st.dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-                cli_fail(EXIT_FAILED, "cannot open '%s/logs': %s", h.st.dir, strerror(errno));
+        if (run_open_instance(&h.st, base, for_others, &h.log_fd, EXIT_FAILED))
                 goto out_rm;
-        }
-        if (for_others &&
-            (chmod(base, 0711) < 0 || chmod(h.st.dir, 0711) < 0 || chmod(h.tmpdir, 01777) < 0)) {
-                cli_fail(EXIT_FAILED, "cannot open '%s' to service users: %s", h.st.dir, strerror(errno));
-                goto out_rm;
-        }
         if ((rc = er_ports_allocate(&ports, base, probe->n_ports)) < 0) {
                 cli_fail(EXIT_FAILED, "cannot allocate ports: %s", strerror(-rc));
                 goto out_rm;

@@ -749,14 +749,117 @@ static int reaper_started(int fd, pid_t *ret)
         return 0;
 }
 
+/* The descriptors a spawn opens for itself, each -1 until opened. */
+struct spawn_fds {
+        int devnull;     /* the child's stdin when the caller gives none */
+        int err_pipe[2]; /* the exec-error pipe: EOF means exec succeeded */
+        int cmd[2];      /* reaper: its command socketpair */
+        int st[2];       /* reaper: its status pipe */
+        int procs;       /* the cgroup's cgroup.procs, for a child to join */
+};
+
+static void fds_close(struct spawn_fds *f)
+{
+        for (int i = 0; i < 2; i++) {
+                er_close(&f->err_pipe[i]);
+                er_close(&f->cmd[i]);
+                er_close(&f->st[i]);
+        }
+        er_close(&f->procs);
+        er_close(&f->devnull);
+}
+
+/* Opens what the child needs besides the caller's fds, and points c at
+ * it: stdin, the exec-error pipe (above stdio, so that the child's dup2s
+ * cannot hit it), a reaper's pipes, cgroup.procs.  0 or -errno with err. */
+static int open_fds(const struct er_spawn_opts *opts, struct child_ctx *c, struct spawn_fds *f,
+                    struct er_err *err)
+{
+        int r;
+
+        if (opts->stdin_fd < 0) {
+                f->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (f->devnull < 0)
+                        return er_err_set(err, -errno, NULL, 0, 0, "'/dev/null': %s",
+                                          strerror(errno));
+        }
+        c->fd[0] = opts->stdin_fd < 0 ? f->devnull : opts->stdin_fd;
+        c->fd[1] = opts->stdout_fd;
+        c->fd[2] = opts->stderr_fd;
+        if (pipe2(f->err_pipe, O_CLOEXEC) < 0)
+                return er_err_set(err, -errno, NULL, 0, 0, "pipe: %s", strerror(errno));
+        if ((r = move_above_stdio(&f->err_pipe[0])) < 0 ||
+            (r = move_above_stdio(&f->err_pipe[1])) < 0)
+                return er_err_set(err, r, NULL, 0, 0, "pipe: %s", strerror(-r));
+        c->err_fd = f->err_pipe[1];
+        if (opts->reaper && (r = reaper_pipes(f->cmd, f->st, err)) < 0)
+                return r;
+        c->cmd_fd = f->cmd[0];
+        c->st_fd = f->st[1];
+        if (opts->cgroup_fd >= 0)
+                f->procs = openat(opts->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        c->procs_fd = f->procs;
+        c->procs_fds = opts->procs_fds;
+        c->n_procs_fds = opts->procs_fds ? opts->n_procs_fds : 0;
+        return 0;
+}
+
+/* After the fork: waits for the child's exec (or its failure, a typed
+ * step record) and, for a reaper, for the service it started; fills ret.
+ * 0, or -errno / the step's error with err (the child is then reaped). */
+static int await_exec(const struct er_spawn_opts *opts, const struct child_ctx *c,
+                      struct spawn_fds *f, pid_t pid, int pidfd, bool in_cgroup,
+                      struct er_child *ret, struct er_err *err)
+{
+        struct child_rec rec;
+        int r;
+
+        er_close(&f->err_pipe[1]);
+        er_close(&f->cmd[0]);
+        er_close(&f->st[1]);
+        r = read_rec(f->err_pipe[0], &rec);
+        if (r == 0 && opts->reaper)
+                r = reaper_started(f->st[0], &ret->pid);
+        if (r != 0) {
+                /* A reaper is not killed: its main process may have exec'd
+                 * already.  The end of its command socket (below) makes it
+                 * kill its tree and exit. */
+                if (r < 0 && !opts->reaper)
+                        kill(pid, SIGKILL);
+                if (r < 0)
+                        er_err_set(err, r, NULL, 0, 0, "reading the child's status: %s",
+                                   strerror(-r));
+                /* A reaper whose child failed exits on its own once it
+                 * reaped it; our end of its command pipe closes first. */
+                er_close(&f->cmd[1]);
+                wait_reap(pid);
+                er_close(&pidfd);
+                return r > 0 ? step_err(opts, c, &rec, err) : r;
+        }
+        ret->pidfd = pidfd;
+        ret->reaper_pid = -1;
+        ret->reaper_pidfd = ret->reaper_cmd = ret->reaper_st = -1;
+        if (opts->reaper) {
+                ret->pidfd = -1;
+                ret->reaper_pid = pid;
+                ret->reaper_pidfd = pidfd;
+                ret->reaper_cmd = f->cmd[1];
+                ret->reaper_st = f->st[0];
+                f->cmd[1] = f->st[0] = -1;
+        } else {
+                ret->pid = pid;
+        }
+        ret->in_cgroup = in_cgroup || f->procs >= 0;
+        return 0;
+}
+
 int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err)
 {
+        struct spawn_fds f = {-1, {-1, -1}, {-1, -1}, {-1, -1}, -1};
         struct child_ctx c;
-        struct child_rec rec;
         gid_t *groups = NULL;
         char *path;
-        int devnull = -1, pipefd[2] = {-1, -1}, pidfd = -1, procs_fd = -1;
-        int cmd[2] = {-1, -1}, st[2] = {-1, -1};
+        int pidfd = -1;
         sigset_t all, old;
         bool in_cgroup;
         pid_t pid;
@@ -780,47 +883,19 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         c.new_session = opts->pgrp == ER_SPAWN_SETSID;
         c.pdeathsig = opts->pdeathsig;
         c.max_fd = max_fd();
+        c.err_fd = c.cmd_fd = c.st_fd = -1;
         r = prepare_creds(opts, &c, &groups, err);
         if (r < 0)
-                goto out_free;
+                goto out;
         c.groups = groups;
-
-        if (opts->stdin_fd < 0) {
-                devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (devnull < 0) {
-                        r = er_err_set(err, -errno, NULL, 0, 0, "'/dev/null': %s", strerror(errno));
-                        goto out_free;
-                }
-        }
-        c.fd[0] = opts->stdin_fd < 0 ? devnull : opts->stdin_fd;
-        c.fd[1] = opts->stdout_fd;
-        c.fd[2] = opts->stderr_fd;
-
-        if (pipe2(pipefd, O_CLOEXEC) < 0) {
-                r = er_err_set(err, -errno, NULL, 0, 0, "pipe: %s", strerror(errno));
-                goto out_close;
-        }
-        if ((r = move_above_stdio(&pipefd[0])) < 0 || (r = move_above_stdio(&pipefd[1])) < 0) {
-                er_err_set(err, r, NULL, 0, 0, "pipe: %s", strerror(-r));
-                goto out_close;
-        }
-        c.err_fd = pipefd[1];
-        c.cmd_fd = c.st_fd = -1;
-        if (opts->reaper && (r = reaper_pipes(cmd, st, err)) < 0)
-                goto out_close;
-        c.cmd_fd = cmd[0];
-        c.st_fd = st[1];
-        if (opts->cgroup_fd >= 0)
-                procs_fd = openat(opts->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if ((r = open_fds(opts, &c, &f, err)) < 0)
+                goto out;
 
         /* No handler of ours may run in the child before it resets them;
          * the caller normally has everything blocked already. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         c.parent = getpid();
-        c.procs_fd = procs_fd;
-        c.procs_fds = opts->procs_fds;
-        c.n_procs_fds = opts->procs_fds ? opts->n_procs_fds : 0;
         pid = create(opts, &pidfd, &in_cgroup);
         if (pid == 0) {
                 c.in_cgroup = in_cgroup;
@@ -830,61 +905,12 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-        if (pid < 0) {
+        if (pid < 0)
                 r = er_err_set(err, (int)pid, NULL, 0, 0, "fork: %s", strerror((int)-pid));
-                goto out_close;
-        }
-        er_close(&pipefd[1]);
-        er_close(&cmd[0]);
-        er_close(&st[1]);
-
-        r = read_rec(pipefd[0], &rec);
-        if (r == 0 && opts->reaper)
-                r = reaper_started(st[0], &ret->pid);
-        if (r != 0) {
-                /* A reaper is not killed: its main process may have exec'd
-                 * already.  The end of its command socket (below) makes it
-                 * kill its tree and exit. */
-                if (r < 0 && !opts->reaper)
-                        kill(pid, SIGKILL);
-                if (r < 0)
-                        er_err_set(err, r, NULL, 0, 0, "reading the child's status: %s",
-                                   strerror(-r));
-                /* A reaper whose child failed exits on its own once it
-                 * reaped it; our end of its command pipe closes first. */
-                er_close(&cmd[1]);
-                wait_reap(pid);
-                er_close(&pidfd);
-                if (r > 0)
-                        r = step_err(opts, &c, &rec, err);
-                goto out_close;
-        }
-
-        ret->pidfd = pidfd;
-        ret->reaper_pid = -1;
-        ret->reaper_pidfd = ret->reaper_cmd = ret->reaper_st = -1;
-        if (opts->reaper) {
-                ret->pidfd = -1;
-                ret->reaper_pid = pid;
-                ret->reaper_pidfd = pidfd;
-                ret->reaper_cmd = cmd[1];
-                ret->reaper_st = st[0];
-                cmd[1] = st[0] = -1;
-        } else {
-                ret->pid = pid;
-        }
-        ret->in_cgroup = in_cgroup || procs_fd >= 0;
-        r = 0;
-out_close:
-        for (int i = 0; i < 2; i++) {
-                er_close(&cmd[i]);
-                er_close(&st[i]);
-        }
-        er_close(&procs_fd);
-        er_close(&pipefd[0]);
-        er_close(&pipefd[1]);
-        er_close(&devnull);
-out_free:
+        else
+                r = await_exec(opts, &c, &f, pid, pidfd, in_cgroup, ret, err);
+out:
+        fds_close(&f);
         free(groups);
         free(path);
         return r;

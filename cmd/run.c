@@ -520,12 +520,12 @@ int run_attach_values(int fail, const char *inst, const struct er_config *probe,
         int r;
 
         snprintf(sock, sizeof(sock), "%s/control.sock", inst);
-        r = er_ctl_call(sock, "GET", "/v1/status", NULL, 5000000, &reply, &err);
+        r = er_ctl_client_call(sock, "GET", "/v1/status", NULL, 5000000, &reply, &err);
         if (r < 0)
                 return cli_fail(fail, "'%s' is up, but its supervisor does not answer: %s",
                                 probe->project, err.msg);
         j = json_loadb(reply.body, reply.body_len, 0, &jerr);
-        er_ctl_reply_fini(&reply);
+        er_ctl_client_reply_fini(&reply);
         if (!j || !json_is_object(j))
                 goto bad;
         jp = json_object_get(j, "ports");

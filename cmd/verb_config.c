@@ -88,7 +88,7 @@ int verb_config(int argc, char **argv)
                 return r;
         if ((r = load_running(&c)))
                 return r;
-        j = er_config_to_json(c);
+        j = er_dump_config(c);
         er_config_free(c);
         if (!j)
                 return cli_fail(EXIT_FAILED, "out of memory");
@@ -98,7 +98,7 @@ int verb_config(int argc, char **argv)
                 if (buf)
                         len = strlen(buf);
         } else {
-                r = er_json_to_yaml(j, &buf, &len);
+                r = er_dump_yaml(j, &buf, &len);
         }
         json_decref(j);
         if (r < 0)

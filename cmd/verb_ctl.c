@@ -96,13 +96,13 @@ static json_t *call_json(const struct target *t, const char *method, const char 
         struct er_err err = {0};
         json_t *j;
 
-        if (er_ctl_call(t->sock, method, target, NULL, timeout_us, &reply, &err) < 0) {
+        if (er_ctl_client_call(t->sock, method, target, NULL, timeout_us, &reply, &err) < 0) {
                 *status = cli_fail(EXIT_FAILED, "'%s': %s", t->project, err.msg);
                 return NULL;
         }
         j = json_loadb(reply.body, reply.body_len, 0, NULL);
         *http_status = reply.status;
-        er_ctl_reply_fini(&reply);
+        er_ctl_client_reply_fini(&reply);
         if (!j) {
                 *status = cli_fail(EXIT_FAILED, "'%s': the supervisor's answer is not JSON", t->project);
                 return NULL;

@@ -51,7 +51,7 @@ struct er_ctl_client {
         char *ctype;
         size_t ctype_len;
 
-        /* where body bytes go: collected (er_ctl_call) or passed on */
+        /* where body bytes go: collected (er_ctl_client_call) or passed on */
         bool collect;
         struct er_buf body;
         void (*cb)(void *ud, const char *buf, size_t len);
@@ -415,7 +415,7 @@ out_free:
 
 /* ---- the API ---- */
 
-void er_ctl_reply_fini(struct er_ctl_reply *r)
+void er_ctl_client_reply_fini(struct er_ctl_reply *r)
 {
         if (!r)
                 return;
@@ -426,7 +426,7 @@ void er_ctl_reply_fini(struct er_ctl_reply *r)
         r->status = 0;
 }
 
-int er_ctl_call(const char *sock_path, const char *method, const char *target, const char *body,
+int er_ctl_client_call(const char *sock_path, const char *method, const char *target, const char *body,
                 uint64_t timeout_us, struct er_ctl_reply *ret, struct er_err *err)
 {
         uint64_t deadline = timeout_us ? now_us() + timeout_us : 0;

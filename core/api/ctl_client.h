@@ -3,7 +3,7 @@
  * http_parser (the same parser the server uses), chunked bodies decoded.
  *
  * Two ways to use it:
- *   - er_ctl_call: one request, the whole response in memory (bounded by
+ *   - er_ctl_client_call: one request, the whole response in memory (bounded by
  *     ER_CTL_CLIENT_MAX_BODY), within a time limit;
  *   - er_ctl_client_open + er_ctl_client_read: a streamed response (a
  *     followed log), read as it comes; the fd can go into poll() beside
@@ -28,14 +28,14 @@ struct er_ctl_reply {
         size_t body_len;
 };
 
-void er_ctl_reply_fini(struct er_ctl_reply *r);
+void er_ctl_client_reply_fini(struct er_ctl_reply *r);
 
 /* Sends `method target` (target: path and query, "/v1/status") with an
  * optional JSON body (NULL: none) to the socket at sock_path and reads the
  * whole response; timeout_us bounds everything (0: no bound, for DELETE
  * /v1/environment, which answers once the environment is down).  0 with
  * *ret filled, or -errno with err. */
-int er_ctl_call(const char *sock_path, const char *method, const char *target,
+int er_ctl_client_call(const char *sock_path, const char *method, const char *target,
                 const char *body, uint64_t timeout_us, struct er_ctl_reply *ret,
                 struct er_err *err);
 

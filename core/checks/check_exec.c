@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/proc.h"
 #include "base/units.h"
 
@@ -173,7 +173,7 @@ static void probe_gone(struct er_proc *p)
         probe_free(pr);
         if (run) {
                 run->priv = NULL;
-                er_check_attempt_done(run, ok, ok ? NULL : why);
+                er_runner_attempt_done(run, ok, ok ? NULL : why);
         }
 }
 
@@ -246,18 +246,18 @@ static void spawn_failed(struct er_check_run *run, int r, const char *msg)
         memcpy(why, src, n);
         why[n] = '\0';
         if (transient(r)) {
-                er_check_attempt_done(run, false, why);
+                er_runner_attempt_done(run, false, why);
                 return;
         }
         run->attempts++;
-        er_check_fail(run, why);
+        er_runner_fail(run, why);
 }
 
 /* How long this attempt may take: interval x 10, and no longer than the
  * service has left. */
 static uint64_t attempt_limit(const struct er_check_run *run)
 {
-        uint64_t lim = run->check->interval_us, left = er_check_time_left(run);
+        uint64_t lim = run->check->interval_us, left = er_runner_time_left(run);
 
         lim = lim > UINT64_MAX / ATTEMPT_INTERVALS ? UINT64_MAX : lim * ATTEMPT_INTERVALS;
         if (left < lim)
@@ -289,7 +289,7 @@ static int exec_attempt(struct er_check_run *run)
         r = er_proc_init(&pr->proc, run->loop, env->contain, name, &probe_cb, pr, NULL, &err);
         if (r < 0) {
                 probe_free(pr);
-                er_check_attempt_done(run, false, err.msg[0] ? err.msg : strerror(-r));
+                er_runner_attempt_done(run, false, err.msg[0] ? err.msg : strerror(-r));
                 return 0;
         }
         envp = probe_envp(env->envp, er_proc_marker(&pr->proc));

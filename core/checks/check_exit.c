@@ -1,7 +1,7 @@
 /* exit: a one-shot job, ready when its process exits with one of the codes. */
 #include <stdio.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 
 static const char *const options[] = {NULL};
 

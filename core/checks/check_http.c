@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "checks/http.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -182,7 +182,7 @@ static uint64_t attempt_timeout_ms(const struct er_check_run *run)
 {
         uint64_t iv = run->check->interval_us;
         uint64_t t = iv > UINT64_MAX / 10 ? UINT64_MAX : iv * 10;
-        uint64_t left = er_check_time_left(run);
+        uint64_t left = er_runner_time_left(run);
 
         if (t < 1000000)
                 t = 1000000;
@@ -220,11 +220,11 @@ static void on_response(void *data, long status, const char *error)
 
         p->req = NULL;
         if (error)
-                er_check_attempt_done(run, false, error);
+                er_runner_attempt_done(run, false, error);
         else if (status_ok(conf_of(run->check), p->md, status, why, sizeof(why)))
-                er_check_attempt_done(run, true, NULL);
+                er_runner_attempt_done(run, true, NULL);
         else
-                er_check_attempt_done(run, false, why);
+                er_runner_attempt_done(run, false, why);
 }
 
 static int http_attempt(struct er_check_run *run)
@@ -246,7 +246,7 @@ static int http_attempt(struct er_check_run *run)
                         /* No libcurl: retrying cannot help. */
                         run->attempting = false;
                         run->attempts++;
-                        er_check_fail(run, err);
+                        er_runner_fail(run, err);
                         return 0;
                 }
                 if (r < 0)

@@ -32,7 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/contain.h"
 #include "model/envfile.h"
 #include "proc/log.h"

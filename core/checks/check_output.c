@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

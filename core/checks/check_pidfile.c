@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/contain.h"
 #include "base/err.h"
 #include "proc/pids.h"

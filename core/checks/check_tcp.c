@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "base/err.h"
 
 static const char *const options[] = {NULL};
@@ -260,7 +260,7 @@ static void close_all(struct tcp_state *st)
         er_timer_stop(st->run->loop, &st->timeout);
 }
 
-/* Ends the attempt.  Closes everything first: er_check_attempt_done may
+/* Ends the attempt.  Closes everything first: er_runner_attempt_done may
  * call done(), whose owner may stop the check, which frees st. */
 static void finish(struct tcp_state *st, bool ok, const char *why)
 {
@@ -269,7 +269,7 @@ static void finish(struct tcp_state *st, bool ok, const char *why)
 
         snprintf(buf, sizeof(buf), "%s", why ? why : "");
         close_all(st);
-        er_check_attempt_done(run, ok, ok ? NULL : buf);
+        er_runner_attempt_done(run, ok, ok ? NULL : buf);
 }
 
 static void finish_failed(struct tcp_state *st)
@@ -426,7 +426,7 @@ const struct er_check_ops er_check_tcp_ops = {
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,
-        .cancel = er_check_cancel_priv,
+        .cancel = er_runner_cancel_priv,
         .attempt = tcp_attempt,
         .abandon = tcp_abort_attempt,
 };

@@ -12,7 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "base/err.h"
 
 static const char *const options[] = {NULL};
@@ -56,14 +56,14 @@ static void close_conn(struct unix_state *st)
         er_timer_stop(st->run->loop, &st->timeout);
 }
 
-/* Ends the attempt.  Closes first: er_check_attempt_done may call done(),
+/* Ends the attempt.  Closes first: er_runner_attempt_done may call done(),
  * whose owner may stop the check, which frees st. */
 static void finish(struct unix_state *st, bool ok, const char *why)
 {
         struct er_check_run *run = st->run;
 
         close_conn(st);
-        er_check_attempt_done(run, ok, why);
+        er_runner_attempt_done(run, ok, why);
 }
 
 /* Why a connect to path failed with e, in buf. */
@@ -187,7 +187,7 @@ const struct er_check_ops er_check_unix_ops = {
         .polled = true,
         .probes_address = true,
         .default_interval_us = 10000,
-        .cancel = er_check_cancel_priv,
+        .cancel = er_runner_cancel_priv,
         .attempt = unix_attempt,
         .abandon = unix_abort_attempt,
 };

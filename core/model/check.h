@@ -1,6 +1,6 @@
 /* check: the configuration side of readiness checks (SPEC §4), part of
  * the model: what environment.yml says about a check, parsed, dumped and
- * described.  The engine's side, which runs them, is checks/check.h.
+ * described.  The engine's side, which runs them, is checks/runner.h.
  *
  * A service has an ordered list of checks.  Each kind is one file,
  * checks/check_<kind>.c, that fills an er_check_ops with both sides; the
@@ -67,10 +67,10 @@ struct er_check_ops {
         /*
          * Event kinds (output, exit, pidfile, notify) implement start/line/
          * exited/cancel and are never polled.  Polled kinds (tcp, unix,
-         * http, exec) implement attempt/abandon: the generic runner in check.c
+         * http, exec) implement attempt/abandon: the generic runner in checks/runner.c
          * calls attempt at once, then again after a backoff that grows with
          * the time waited (250 us at first, at most `interval`); each attempt ends with
-         * er_check_attempt_done(). */
+         * er_runner_attempt_done(). */
         /* Before the service is spawned, for every check of the service:
          * add variables to its environment (notify: NOTIFY_SOCKET).  Optional. */
         int (*prepare)(struct er_check_run *run, struct er_envlist *extra);
@@ -89,7 +89,7 @@ struct er_check_ops {
          * that did not end with done(), and after done() too (must be idempotent). */
         void (*cancel)(struct er_check_run *run);
         /* Polled kinds: starts one attempt (non-blocking; the result comes
-         * through er_check_attempt_done, possibly from inside attempt). 0 or -errno. */
+         * through er_runner_attempt_done, possibly from inside attempt). 0 or -errno. */
         int (*attempt)(struct er_check_run *run);
         /* Polled kinds: abandons an attempt in flight (after a stop). */
         void (*abandon)(struct er_check_run *run);

@@ -114,7 +114,7 @@ static json_t *service(const struct er_config *c, const struct er_service *s)
         return o;
 }
 
-json_t *er_config_to_json(const struct er_config *c)
+json_t *er_dump_config(const struct er_config *c)
 {
         json_t *o = json_object(), *svcs, *ports;
 
@@ -240,7 +240,7 @@ static int emit(yaml_emitter_t *e, const json_t *v)
         return 0;
 }
 
-int er_json_to_yaml(const json_t *value, char **ret_buf, size_t *ret_len)
+int er_dump_yaml(const json_t *value, char **ret_buf, size_t *ret_len)
 {
         yaml_emitter_t e;
         yaml_event_t ev;

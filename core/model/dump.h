@@ -12,10 +12,10 @@
 
 /* A new reference, or NULL on ENOMEM.  Every default is written out;
  * durations and sizes in their shortest exact form ("1m30s", "64M"). */
-json_t *er_config_to_json(const struct er_config *config);
+json_t *er_dump_config(const struct er_config *config);
 
 /* YAML (block style, keys in insertion order) into a malloc'd buffer.
  * Returns 0 or -ENOMEM. */
-int er_json_to_yaml(const json_t *value, char **ret_buf, size_t *ret_len);
+int er_dump_yaml(const json_t *value, char **ret_buf, size_t *ret_len);
 
 #endif

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/envp.h"
 #include "proc/log.h"
 #include "proc/proc.h"
@@ -169,7 +169,7 @@ static void svc_reset(struct svc *v);
 static void cancel_check(struct svc *v)
 {
         if (v->check_active)
-                er_check_stop(&v->runs[v->check_i]);
+                er_runner_stop(&v->runs[v->check_i]);
         v->check_active = false;
 }
 
@@ -178,7 +178,7 @@ static void release_checks(struct svc *v)
 {
         cancel_check(v);
         for (size_t i = 0; v->runs && i < v->cfg->n_checks; i++)
-                er_check_release(&v->runs[i]);
+                er_runner_release(&v->runs[i]);
 }
 
 static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
@@ -287,7 +287,7 @@ static void spawn_now(struct svc *v);
  * before the spawn; one that passes means something else holds the address. */
 static void probe_done(struct svc *v, struct er_check_run *run, enum er_check_result result)
 {
-        er_check_stop(run);
+        er_runner_stop(run);
         if (result == ER_CHECK_READY && !v->probe_hit) {
                 v->probe_hit = true;
                 er_check_describe(run->check, v->probe_what, sizeof(v->probe_what));
@@ -388,7 +388,7 @@ static void check_next(struct svc *v)
         }
         run = &v->runs[v->check_i];
         v->check_active = true;
-        r = er_check_start(run, false);
+        r = er_runner_start(run, false);
         if (r == -EOPNOTSUPP && v->check_active)
                 fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
                      run->check->ops->key);
@@ -428,7 +428,7 @@ static void svc_line(struct er_proc *p, enum er_stream stream, const char *line,
         struct er_sched *s = v->s;
 
         if (v->check_active)
-                er_check_line(&v->runs[v->check_i], stream, line, len);
+                er_runner_line(&v->runs[v->check_i], stream, line, len);
         if (s->o.want_lines && s->o.on_event) {
                 struct er_sched_event ev = {.service = v->index,
                                             .state = v->state,
@@ -663,7 +663,7 @@ static void svc_exit(struct er_proc *p)
         if (v->state == ER_SVC_STARTING) {
                 /* An exit check decides (ready and completed at once, in
                  * mark_ready); anything else is an exit before ready. */
-                if (v->check_active && er_check_exited(&v->runs[v->check_i], code))
+                if (v->check_active && er_runner_exited(&v->runs[v->check_i], code))
                         return;
                 /* SPEC §4: exiting 0 while a pidfile check is pending is
                  * daemonizing: keep waiting, then adopt the daemon. */
@@ -967,12 +967,12 @@ static void start_svc(struct svc *v)
         }
         er_envlist_init(&extra);
         for (size_t i = 0; i < cfg->n_checks; i++) {
-                er_check_run_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v,
+                er_runner_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v,
                                   on_check_done);
                 v->runs[i].attempt_failed = on_attempt_failed;
                 v->runs[i].status_changed = on_status;
                 v->runs[i].daemon = on_daemon;
-                r = er_check_prepare(&v->runs[i], &extra);
+                r = er_runner_prepare(&v->runs[i], &extra);
                 if (r < 0) {
                         er_envlist_fini(&extra);
                         fail(v, ER_START_ERROR, "cannot prepare the '%s' check: %s",
@@ -987,7 +987,7 @@ static void start_svc(struct svc *v)
                 return;
         }
         v->cenv.envp = v->envp;
-        /* Count first: a probe may finish inside er_check_start. */
+        /* Count first: a probe may finish inside er_runner_start. */
         for (size_t i = 0; i < cfg->n_checks; i++)
                 if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
                         v->probes_pending++;
@@ -1000,7 +1000,7 @@ static void start_svc(struct svc *v)
         emit(v, "checking that nothing else holds its address");
         for (size_t i = 0; i < cfg->n_checks && v->probing; i++)
                 if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
-                        er_check_start(&v->runs[i], true);
+                        er_runner_start(&v->runs[i], true);
 }
 
 /* Starts what can start, marks what never will, and notices the end of the

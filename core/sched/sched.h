@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "model/config.h"
 #include "proc/contain.h"
 #include "proc/loop.h"

@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         free(order);
                         if (er_graph_dot(c, &dot, &len) == 0)
                                 free(dot);
-                        if ((j = er_config_to_json(c))) {
-                                if (er_json_to_yaml(j, &dot, &len) == 0)
+                        if ((j = er_dump_config(c))) {
+                                if (er_dump_yaml(j, &dot, &len) == 0)
                                         free(dot);
                                 json_decref(j);
                         }

@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "check_parse.h"
 #include "proc/contain.h"
 #include "proc/envp.h"
@@ -248,7 +248,7 @@ static int teardown(void **state)
         DIR *d;
         struct dirent *de;
 
-        er_check_stop(&f->run);
+        er_runner_stop(&f->run);
         er_timer_stop(f->loop, &f->timer);
         for (size_t i = 0; i < f->n_tracked; i++)
                 kill(f->tracked[i]->pid, SIGKILL);
@@ -315,10 +315,10 @@ static void build(struct fx *f)
 static void start(struct fx *f)
 {
         build(f);
-        er_check_run_init(&f->run, f->check, f->loop, &f->env, f, on_done);
+        er_runner_init(&f->run, f->check, f->loop, &f->env, f, on_done);
         f->run.attempt_failed = on_attempt_failed;
         f->start_us = er_now_us();
-        assert_int_equal(er_check_start(&f->run, false), 0);
+        assert_int_equal(er_runner_start(&f->run, false), 0);
 }
 
 /* The whole log, NUL-terminated, in buf. */
@@ -401,7 +401,7 @@ static void test_hung_probe_timed_out_and_killed(void **state)
         g_pid = f->pids[0];
         assert_true(drive(f, pid_gone, DEADLINE_US));
         /* The runner retries; stopping it kills the probe in flight. */
-        er_check_stop(&f->run);
+        er_runner_stop(&f->run);
         assert_true(drive(f, none_tracked, DEADLINE_US));
         assert_int_equal(f->dones, 0);
         print_message("timed out after %.1f ms (bound 500 ms)\n", ms);
@@ -426,7 +426,7 @@ static void test_deadline_bounds_attempt(void **state)
         left = strtol(f->why + 22, &end, 10);
         assert_string_equal(end, "ms");
         assert_true(left > 0 && left <= 300);
-        er_check_stop(&f->run);
+        er_runner_stop(&f->run);
         assert_true(drive(f, none_tracked, DEADLINE_US));
 }
 
@@ -494,7 +494,7 @@ static void test_abort_kills_the_tree(void **state)
         assert_true(drive(f, one_tracked, DEADLINE_US));
         pid = f->tracked[0]->pid;
         assert_int_equal(kill(pid, 0), 0);
-        er_check_stop(&f->run);
+        er_runner_stop(&f->run);
         assert_null(f->run.priv);
         assert_false(f->run.active);
         /* The proc stays until its tree is gone, then frees itself. */
@@ -555,7 +555,7 @@ static void test_killed_by_signal(void **state)
         start(f);
         assert_true(drive(f, has_failed, DEADLINE_US));
         assert_string_equal(f->why, "probe killed by SIGTERM");
-        er_check_stop(&f->run);
+        er_runner_stop(&f->run);
         assert_true(drive(f, none_tracked, DEADLINE_US));
 }
 
@@ -566,8 +566,8 @@ static void test_once(void **state)
         /* A single attempt, reported either way (the runner's once mode). */
         set_argv(f, "false", NULL);
         build(f);
-        er_check_run_init(&f->run, f->check, f->loop, &f->env, f, on_done);
-        assert_int_equal(er_check_start(&f->run, true), 0);
+        er_runner_init(&f->run, f->check, f->loop, &f->env, f, on_done);
+        assert_int_equal(er_runner_start(&f->run, true), 0);
         assert_true(drive(f, is_done, DEADLINE_US));
         assert_int_equal(f->result, ER_CHECK_FAILED);
         assert_string_equal(f->msg, "probe exited 1");

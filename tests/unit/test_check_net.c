@@ -2,10 +2,10 @@
  * real sockets on the loopback interface (nothing leaves the machine).
  *
  * Each test builds a check by hand, runs it through the generic runner
- * (er_check_start) as the scheduler does, and waits on the loop with a
+ * (er_runner_start) as the scheduler does, and waits on the loop with a
  * deadline until the check is done or has failed enough attempts.  The
  * done callback stops the check from inside, as sched.c does, so that a
- * kind touching its state after er_check_attempt_done shows up under ASan
+ * kind touching its state after er_runner_attempt_done shows up under ASan
  * and valgrind. */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "check_parse.h"
 #include "proc/loop.h"
 
@@ -174,7 +174,7 @@ static int teardown(void **state)
         struct fx *fx = *state;
 
         if (fx->started)
-                er_check_stop(&fx->run);
+                er_runner_stop(&fx->run);
         er_timer_stop(fx->loop, &fx->act_timer);
         for (size_t i = 0; i < fx->nfds; i++)
                 close(fx->fds[i]);
@@ -239,7 +239,7 @@ static void on_done(struct er_check_run *run, enum er_check_result result, const
         fx->result = result;
         snprintf(fx->msg, sizeof(fx->msg), "%s", msg ? msg : "");
         /* As sched.c does: the check is stopped from inside done(). */
-        er_check_stop(run);
+        er_runner_stop(run);
 }
 
 static void on_act(struct er_loop *loop, struct er_timer *t)
@@ -272,11 +272,11 @@ static void on_failed(struct er_check_run *run, const char *why)
 
 static void start(struct fx *fx, bool once)
 {
-        er_check_run_init(&fx->run, fx->check, fx->loop, &fx->env, fx, on_done);
+        er_runner_init(&fx->run, fx->check, fx->loop, &fx->env, fx, on_done);
         fx->run.attempt_failed = on_failed;
         fx->started = true;
         fx->started_at = er_now_us();
-        assert_int_equal(er_check_start(&fx->run, once), 0);
+        assert_int_equal(er_runner_start(&fx->run, once), 0);
 }
 
 /* Runs the loop until cond(fx) holds; fails after WAIT_US. */
@@ -579,7 +579,7 @@ static void test_tcp_all_addresses_refused(void **state)
         assert_string_equal(fx->last_why, "connection refused");
         assert_int_equal(fx->fds_at_failed, fds);
         assert_int_equal(lookups, 1);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
 
@@ -679,7 +679,7 @@ static void test_tcp_no_address(void **state)
         assert_string_equal(fx->last_why, "no address for 'nowhere.invalid'");
         /* A failed lookup is not repeated within the start. */
         assert_int_equal(lookups, 1);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_idle(fx);
 }
 
@@ -719,7 +719,7 @@ static void test_tcp_stop_in_flight(void **state)
         start(fx, false);
         assert_true(fx->run.attempting);
         assert_int_equal(count_fds(), fds + 1);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_false(fx->run.attempting);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
@@ -739,7 +739,7 @@ static void test_tcp_stop_right_after_start(void **state)
         use_tcp(fx, "v6-then-v4.test", 10000);
         fds = count_fds();
         start(fx, false);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
         assert_int_equal(fx->n_done, 0);
@@ -759,7 +759,7 @@ static void test_tcp_stop_between_attempts(void **state)
         assert_false(fx->run.attempting);
         /* Between attempts no socket is open. */
         assert_int_equal(fx->fds_at_failed, fds);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
 }
@@ -863,7 +863,7 @@ static void test_unix_regular_file(void **state)
         snprintf(want, sizeof(want), "'%s' is not a socket", fx->path);
         assert_string_equal(fx->last_why, want);
         assert_int_equal(fx->fds_at_failed, fds);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
 }
@@ -901,7 +901,7 @@ static void test_unix_backlog_full(void **state)
         wait_for(fx, failed_3);
         assert_int_equal(fx->n_done, 0);
         assert_string_equal(fx->last_why, "the socket's backlog is full");
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_idle(fx);
 }
 
@@ -916,7 +916,7 @@ static void test_unix_stop_between_attempts(void **state)
         start(fx, false);
         wait_for(fx, failed_3);
         assert_int_equal(fx->fds_at_failed, fds);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         assert_idle(fx);
 }

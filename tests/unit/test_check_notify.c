@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/contain.h"
 #include "proc/envp.h"
 #include "proc/log.h"
@@ -142,7 +142,7 @@ static void on_done(struct er_check_run *run, enum er_check_result result, const
         f->result = result;
         f->done_us = er_now_us();
         /* As sched.c does: stop waiting once done. */
-        er_check_stop(run);
+        er_runner_stop(run);
 }
 
 static void on_status(struct er_check_run *run, const char *status)
@@ -236,7 +236,7 @@ static int setup_with(void **state, bool session)
                 .state_dir = f->dir,
         };
         f->check.ops = &er_check_notify_ops;
-        er_check_run_init(&f->run, &f->check, f->loop, &f->env, f, on_done);
+        er_runner_init(&f->run, &f->check, f->loop, &f->env, f, on_done);
         f->run.status_changed = on_status;
         *state = f;
         return 0;
@@ -251,7 +251,7 @@ static int teardown(void **state)
         DIR *d;
         struct dirent *de;
 
-        er_check_release(&f->run);
+        er_runner_release(&f->run);
         if (f->svc_init && f->svc.spawned && !f->svc.gone) {
                 kill(f->svc.pid, SIGKILL);
                 er_proc_stop(&f->svc, SIGKILL, 0, SIGKILL, true);
@@ -280,12 +280,12 @@ static int teardown(void **state)
 
 static void prepare(struct fx *f)
 {
-        assert_int_equal(er_check_prepare(&f->run, &f->extra), 0);
+        assert_int_equal(er_runner_prepare(&f->run, &f->extra), 0);
 }
 
 static void start(struct fx *f)
 {
-        assert_int_equal(er_check_start(&f->run, false), 0);
+        assert_int_equal(er_runner_start(&f->run, false), 0);
 }
 
 /* The socket's address, from NOTIFY_SOCKET. */
@@ -445,7 +445,7 @@ static void test_release_closes(void **state)
         assert_true(fd >= 0);
         assert_int_equal(connect(fd, (struct sockaddr *)&sa, len), 0);
         close(fd);
-        er_check_release(&f->run);
+        er_runner_release(&f->run);
         assert_null(f->run.priv);
         fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         assert_true(fd >= 0);
@@ -453,7 +453,7 @@ static void test_release_closes(void **state)
         assert_int_equal(errno, ECONNREFUSED);
         close(fd);
         /* Not prepared: start refuses. */
-        assert_true(er_check_start(&f->run, false) < 0);
+        assert_true(er_runner_start(&f->run, false) < 0);
 }
 
 int main(void)

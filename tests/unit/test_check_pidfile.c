@@ -36,7 +36,7 @@
 
 #include <cmocka.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "proc/contain.h"
 #include "proc/spawn.h"
 #include "proc/loop.h"
@@ -101,7 +101,7 @@ static void on_done(struct er_check_run *run, enum er_check_result result, const
         fx->done_us = er_now_us();
         snprintf(fx->msg, sizeof(fx->msg), "%s", msg ? msg : "");
         if (fx->stop_in_done)
-                er_check_stop(run);
+                er_runner_stop(run);
 }
 
 static void on_daemon(struct er_check_run *run, pid_t pid)
@@ -282,11 +282,11 @@ static void put_atomic(struct fixture *fx, const char *text)
 
 static void start_check(struct fixture *fx)
 {
-        er_check_run_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
+        er_runner_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
         fx->run.daemon = on_daemon;
         fx->daemon = 0; /* what this start names */
         fx->run.attempt_failed = on_failed;
-        assert_int_equal(er_check_start(&fx->run, false), 0);
+        assert_int_equal(er_runner_start(&fx->run, false), 0);
         fx->started = true;
         /* Never polled: the generic runner's retry timer stays idle. */
         assert_false(er_timer_active(&fx->run.retry));
@@ -459,7 +459,7 @@ static int teardown(void **state)
         struct timespec ts = {0, 1000 * 1000};
 
         if (fx->started)
-                er_check_stop(&fx->run);
+                er_runner_stop(&fx->run);
         if (fx->loop)
                 er_timer_stop(fx->loop, &fx->timer);
         for (size_t i = 0; i < fx->nkids; i++) {
@@ -526,8 +526,8 @@ static void test_present(void **state)
         assert_int_equal(fx->nfailed, 0);
         /* exited() leaves exits to the scheduler; stop is idempotent. */
         assert_false(fx->check.ops->exited(&fx->run, 0));
-        er_check_stop(&fx->run);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
+        er_runner_stop(&fx->run);
 }
 
 /* Written later by the member itself, on a command from a timer callback:
@@ -807,7 +807,7 @@ static void test_once_and_cancel(void **state)
         put_atomic(fx, "garbage");
         assert_int_equal(er_loop_run_once(fx->loop, QUIET_US), 0);
         assert_int_equal(fx->ndone, 1);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
 
         /* Cancelled while waiting: nothing comes after. */
@@ -817,7 +817,7 @@ static void test_once_and_cancel(void **state)
         start_check(fx);
         assert_int_equal(fx->daemon, 0);
         assert_int_equal(count_fds(), fds + 1);
-        er_check_stop(&fx->run);
+        er_runner_stop(&fx->run);
         assert_int_equal(count_fds(), fds);
         send_cmd(fd, CMD_WRITE);
         assert_int_equal(er_loop_run_once(fx->loop, QUIET_US), 0);
@@ -831,14 +831,14 @@ static void test_bad_path(void **state)
 
         check_kind(fx);
         fx->conf.path = "relative/svc.pid";
-        er_check_run_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
-        assert_int_equal(er_check_start(&fx->run, false), -EINVAL);
-        er_check_stop(&fx->run);
+        er_runner_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
+        assert_int_equal(er_runner_start(&fx->run, false), -EINVAL);
+        er_runner_stop(&fx->run);
         fx->conf.path = fx->path;
         snprintf(fx->path, sizeof(fx->path), "%s/", fx->dir);
-        er_check_run_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
-        assert_int_equal(er_check_start(&fx->run, false), -EINVAL);
-        er_check_stop(&fx->run);
+        er_runner_init(&fx->run, &fx->check, fx->loop, &fx->env, fx, on_done);
+        assert_int_equal(er_runner_start(&fx->run, false), -EINVAL);
+        er_runner_stop(&fx->run);
         assert_int_equal(fx->ndone, 0);
 }
 

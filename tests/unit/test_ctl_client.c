@@ -1,5 +1,5 @@
 /* test_ctl_client: the control API's client against a real er_ctl server
- * run on its own loop in a forked child (er_ctl_call blocks), and against
+ * run on its own loop in a forked child (er_ctl_client_call blocks), and against
  * fake servers: a socket that listens and never answers, and children that
  * answer fixed bytes.
  *
@@ -312,16 +312,16 @@ static void test_json_reply(void **state)
 
         server_start(fx);
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.content_type, "application/json");
         assert_string_equal(r.body, "{\"state\":\"up\"}\n");
         assert_int_equal(r.body_len, 15);
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
         assert_null(r.body);
 
         /* a body goes as JSON with its length; the query is kept */
-        assert_int_equal(er_ctl_call(fx->path, "POST", "/v1/echo?tail=10", "{\"a\": \"b c\"}",
+        assert_int_equal(er_ctl_client_call(fx->path, "POST", "/v1/echo?tail=10", "{\"a\": \"b c\"}",
                                      CALL_TIMEOUT_US, &r, &err),
                          0);
         assert_int_equal(r.status, 200);
@@ -331,14 +331,14 @@ static void test_json_reply(void **state)
         assert_string_equal(json_string_value(json_object_get(j, "query")), "tail=10");
         assert_string_equal(json_string_value(json_object_get(j, "body")), "{\"a\": \"b c\"}");
         json_decref(j);
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
 
         /* a chunked response is decoded; no bound at all (0) works too */
-        assert_int_equal(er_ctl_call(fx->path, "DELETE", "/v1/short", NULL, 0, &r, &err), 0);
+        assert_int_equal(er_ctl_client_call(fx->path, "DELETE", "/v1/short", NULL, 0, &r, &err), 0);
         assert_int_equal(r.status, 201);
         assert_string_equal(r.body, "[1,2]");
         assert_int_equal(r.body_len, 5);
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
 }
 
 static void test_error_reply(void **state)
@@ -349,23 +349,23 @@ static void test_error_reply(void **state)
 
         server_start(fx);
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v2/nothing?x=1", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "GET", "/v2/nothing?x=1", NULL, CALL_TIMEOUT_US, &r, &err), 0);
         assert_int_equal(r.status, 404);
         assert_string_equal(r.content_type, "application/json");
         assert_string_equal(r.body, "{\"error\":\"no such path '/v2/nothing'\"}\n");
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
 
         /* the server's own refusal of a method */
         assert_int_equal(
-            er_ctl_call(fx->path, "OPTIONS", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "OPTIONS", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
         assert_int_equal(r.status, 405);
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
 
         /* a request line the client will not write */
-        assert_int_equal(er_ctl_call(fx->path, "GET", "/v1/a b", NULL, CALL_TIMEOUT_US, &r, &err),
+        assert_int_equal(er_ctl_client_call(fx->path, "GET", "/v1/a b", NULL, CALL_TIMEOUT_US, &r, &err),
                          -EINVAL);
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/x\r\nX: y", NULL, CALL_TIMEOUT_US, &r, &err),
+            er_ctl_client_call(fx->path, "GET", "/v1/x\r\nX: y", NULL, CALL_TIMEOUT_US, &r, &err),
             -EINVAL);
         assert_null(r.body);
 }
@@ -377,7 +377,7 @@ static void test_too_big(void **state)
         struct er_err err = {0};
 
         server_start(fx);
-        assert_int_equal(er_ctl_call(fx->path, "GET", "/v1/big", NULL, CALL_TIMEOUT_US, &r, &err),
+        assert_int_equal(er_ctl_client_call(fx->path, "GET", "/v1/big", NULL, CALL_TIMEOUT_US, &r, &err),
                          -EFBIG);
         assert_int_equal(err.code, -EFBIG);
         assert_null(r.body);
@@ -475,7 +475,7 @@ static void test_refused(void **state)
 
         /* no file */
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -ENOENT);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -ENOENT);
         assert_int_equal(err.code, -ENOENT);
         snprintf(want, sizeof(want), "cannot connect to '%s': No such file or directory", fx->path);
         assert_string_equal(err.msg, want);
@@ -487,7 +487,7 @@ static void test_refused(void **state)
         assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         close(fd);
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
             -ECONNREFUSED);
         snprintf(want, sizeof(want), "cannot connect to '%s': Connection refused", fx->path);
         assert_string_equal(err.msg, want);
@@ -500,7 +500,7 @@ static void test_refused(void **state)
         memset(want, 'x', 200);
         memcpy(want, "/tmp/", 5);
         want[200] = '\0';
-        assert_int_equal(er_ctl_call(want, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+        assert_int_equal(er_ctl_client_call(want, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
                          -ENAMETOOLONG);
         assert_non_null(strstr(err.msg, "too long"));
 }
@@ -528,7 +528,7 @@ static void test_timeout(void **state)
         /* connected (the backlog takes it), written, never answered */
         listen_only(fx);
         t0 = er_now_us();
-        assert_int_equal(er_ctl_call(fx->path, "GET", "/v1/status", NULL, 200000, &r, &err),
+        assert_int_equal(er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, 200000, &r, &err),
                          -ETIMEDOUT);
         dt = er_now_us() - t0;
         assert_true(dt >= 190000);
@@ -555,7 +555,7 @@ static void test_malformed(void **state)
 
         fake_start(fx, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
         assert_int_equal(err.code, -EPROTO);
         assert_non_null(strstr(err.msg, "malformed response from '"));
         assert_null(r.body);
@@ -570,7 +570,7 @@ static void test_bad_chunks(void **state)
         fake_start(fx, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "3\r\nabc\r\nzz\r\nxx\r\n0\r\n\r\n");
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
 }
 
 static void test_truncated(void **state)
@@ -582,7 +582,7 @@ static void test_truncated(void **state)
         /* the server goes away mid-body */
         fake_start(fx, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
             -ECONNRESET);
         assert_non_null(strstr(err.msg, "before the response ended"));
 }
@@ -595,7 +595,7 @@ static void test_silent_close(void **state)
 
         fake_start(fx, "");
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
             -ECONNRESET);
         assert_non_null(strstr(err.msg, "without answering"));
 }
@@ -611,12 +611,12 @@ static void test_body_until_eof(void **state)
                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nX-Long-Header-Name: 1\r\n"
                        "\r\nhello\nworld\n");
         assert_int_equal(
-            er_ctl_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
         assert_int_equal(r.status, 200);
         assert_string_equal(r.content_type, "text/plain");
         assert_string_equal(r.body, "hello\nworld\n");
-        er_ctl_reply_fini(&r);
-        er_ctl_reply_fini(NULL);
+        er_ctl_client_reply_fini(&r);
+        er_ctl_client_reply_fini(NULL);
 }
 
 static void test_no_content_type(void **state)
@@ -626,13 +626,13 @@ static void test_no_content_type(void **state)
         struct er_err err = {0};
 
         fake_start(fx, "HTTP/1.1 204 No Content\r\n\r\n");
-        assert_int_equal(er_ctl_call(fx->path, "DELETE", "/v1/x", "{}", CALL_TIMEOUT_US, &r, &err),
+        assert_int_equal(er_ctl_client_call(fx->path, "DELETE", "/v1/x", "{}", CALL_TIMEOUT_US, &r, &err),
                          0);
         assert_int_equal(r.status, 204);
         assert_string_equal(r.content_type, "");
         assert_string_equal(r.body, "");
         assert_int_equal(r.body_len, 0);
-        er_ctl_reply_fini(&r);
+        er_ctl_client_reply_fini(&r);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -27,7 +27,7 @@
 
 #include <cmocka.h>
 
-#include "checks/check.h"
+#include "checks/runner.h"
 #include "checks/http.h"
 #include "check_parse.h"
 #include "proc/loop.h"
@@ -246,7 +246,7 @@ static void on_done(struct er_check_run *run, enum er_check_result result, const
         p->done = true;
         p->result = result;
         snprintf(p->msg, sizeof(p->msg), "%s", msg ? msg : "");
-        er_check_stop(run); /* as sched does */
+        er_runner_stop(run); /* as sched does */
         er_loop_stop(p->loop);
 }
 
@@ -257,7 +257,7 @@ static void on_attempt_failed(struct er_check_run *run, const char *why)
         p->failed++;
         snprintf(p->last_why, sizeof(p->last_why), "%s", why);
         if (p->stop_after && p->failed >= p->stop_after) {
-                er_check_stop(run);
+                er_runner_stop(run);
                 er_loop_stop(p->loop);
         }
 }
@@ -268,13 +268,13 @@ static void probe_init(struct probe *p, struct er_loop *loop, struct er_check *c
         p->loop = loop;
         p->check = c;
         p->env.service = "web";
-        er_check_run_init(&p->run, c, loop, &p->env, p, on_done);
+        er_runner_init(&p->run, c, loop, &p->env, p, on_done);
         p->run.attempt_failed = on_attempt_failed;
 }
 
 static void probe_fini(struct probe *p)
 {
-        er_check_release(&p->run);
+        er_runner_release(&p->run);
         er_check_free(p->check);
 }
 
@@ -297,7 +297,7 @@ static void run_loop(struct er_loop *loop)
 /* Starts the check and runs the loop until it is done. */
 static void probe_run(struct probe *p, bool once)
 {
-        assert_int_equal(er_check_start(&p->run, once), 0);
+        assert_int_equal(er_runner_start(&p->run, once), 0);
         /* It may be done already (er_loop_run would not see that stop). */
         if (!p->done)
                 run_loop(p->loop);
@@ -654,7 +654,7 @@ static void on_note(struct er_loop *loop, struct er_io *io, uint32_t revents)
                 return;
         m->client = er_http_of(loop);
         for (size_t i = 0; i < m->n; i++)
-                er_check_stop(&m->probes[i].run);
+                er_runner_stop(&m->probes[i].run);
         er_io_stop(loop, io);
         er_loop_stop(loop);
 }
@@ -722,7 +722,7 @@ static void test_two_checks_share(void **state)
         for (int i = 0; i < 2; i++) {
                 probe_init(&p[i], loop,
                            check_parse("{http: 'http://127.0.0.1:%d/%d'}", s.port, i));
-                assert_int_equal(er_check_start(&p[i].run, false), 0);
+                assert_int_equal(er_runner_start(&p[i].run, false), 0);
         }
         /* on_done stops the loop at the first READY: run until both are. */
         while (!p[0].done || !p[1].done)

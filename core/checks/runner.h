@@ -1,9 +1,9 @@
-/* check: the engine's side of readiness checks: a check's run, what a
- * service offers it, and the generic runner (checks/check.c) that drives
+/* runner: the engine's side of readiness checks: a check's run, what a
+ * service offers it, and the generic runner (checks/runner.c) that drives
  * every kind through its er_check_ops.  The configuration side, and the
  * ops table itself, is model/check.h. */
-#ifndef ER_CHECK_H
-#define ER_CHECK_H
+#ifndef ER_RUNNER_H
+#define ER_RUNNER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,41 +65,41 @@ struct er_check_run {
         char last_error[160];          /* why the last attempt failed: "connection refused" */
         void *priv;                    /* the kind's own state */
 
-        /* the generic runner's state (check.c) */
+        /* the generic runner's state (runner.c) */
         bool active, attempting, prepared;
         uint64_t delay_us;             /* the last wait between attempts (backoff up to interval) */
         uint64_t started_us;           /* when the wait began: the backoff grows with it */
         struct er_timer retry;
 };
 
-/* --- the engine's calls (check.c) --- */
-void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
+/* --- the engine's calls (runner.c) --- */
+void er_runner_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
                        const struct er_check_env *env, void *owner,
                        void (*done)(struct er_check_run *, enum er_check_result, const char *));
-int er_check_prepare(struct er_check_run *run, struct er_envlist *extra);
+int er_runner_prepare(struct er_check_run *run, struct er_envlist *extra);
 /* Starts waiting; once: a single attempt (polled kinds only) reported as
  * READY (it passed: something answers) or FAILED. */
-int er_check_start(struct er_check_run *run, bool once);
-void er_check_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len);
-bool er_check_exited(struct er_check_run *run, int code);
+int er_runner_start(struct er_check_run *run, bool once);
+void er_runner_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len);
+bool er_runner_exited(struct er_check_run *run, int code);
 /* Stops waiting (no done() follows); idempotent. */
-void er_check_stop(struct er_check_run *run);
+void er_runner_stop(struct er_check_run *run);
 /* Stops and undoes prepare. */
-void er_check_release(struct er_check_run *run);
+void er_runner_release(struct er_check_run *run);
 /* For polled kinds: the attempt in flight ended.  `why` says why it failed
  * ("connection refused"), NULL when ok. */
-void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why);
+void er_runner_attempt_done(struct er_check_run *run, bool ok, const char *why);
 /* The check can never pass (a probe program that does not exist, no
  * libcurl): stops it and reports FAILED with run->fatal set, which the
  * engine reports as a StartError rather than waiting for the timeout. */
-void er_check_fail(struct er_check_run *run, const char *why);
+void er_runner_fail(struct er_check_run *run, const char *why);
 /* Microseconds left until the service's deadline (UINT64_MAX: none). */
-uint64_t er_check_time_left(const struct er_check_run *run);
+uint64_t er_runner_time_left(const struct er_check_run *run);
 
 /* --- for the kinds --- */
 /* An ops->cancel for a polled kind whose state is one malloc'd block in
  * run->priv (tcp, unix): abandons the attempt in flight through
  * ops->abandon, then frees run->priv and sets it to NULL. */
-void er_check_cancel_priv(struct er_check_run *run);
+void er_runner_cancel_priv(struct er_check_run *run);
 
 #endif

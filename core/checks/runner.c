@@ -1,6 +1,6 @@
-/* check: the generic runner for every readiness kind: attempts with a
- * backoff for polled kinds, events for the others (checks/check.h). */
-#include "checks/check.h"
+/* runner: the generic runner for every readiness kind: attempts with a
+ * backoff for polled kinds, events for the others (checks/runner.h). */
+#include "checks/runner.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@
 #define MIN_DELAY_US 250
 #define DELAY_DIVISOR 20
 
-void er_check_run_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
+void er_runner_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
                        const struct er_check_env *env, void *owner,
                        void (*done)(struct er_check_run *, enum er_check_result, const char *))
 {
@@ -36,7 +36,7 @@ void er_check_run_init(struct er_check_run *run, const struct er_check *c, struc
         er_timer_init(&run->retry);
 }
 
-int er_check_prepare(struct er_check_run *run, struct er_envlist *extra)
+int er_runner_prepare(struct er_check_run *run, struct er_envlist *extra)
 {
         int r = 0;
         if (run->check->ops->prepare)
@@ -45,7 +45,7 @@ int er_check_prepare(struct er_check_run *run, struct er_envlist *extra)
         return r;
 }
 
-uint64_t er_check_time_left(const struct er_check_run *run)
+uint64_t er_runner_time_left(const struct er_check_run *run)
 {
         uint64_t now = er_now_us();
         if (!run->env || !run->env->deadline_us)
@@ -61,7 +61,7 @@ static void attempt_now(struct er_check_run *run)
         if (r < 0 && run->attempting) {
                 char why[96];
                 snprintf(why, sizeof(why), "cannot attempt: %s", strerror(-r));
-                er_check_attempt_done(run, false, why);
+                er_runner_attempt_done(run, false, why);
         }
 }
 
@@ -72,7 +72,7 @@ static void on_retry(struct er_loop *loop, struct er_timer *t)
                 attempt_now(run);
 }
 
-int er_check_start(struct er_check_run *run, bool once)
+int er_runner_start(struct er_check_run *run, bool once)
 {
         const struct er_check_ops *ops = run->check->ops;
 
@@ -92,7 +92,7 @@ int er_check_start(struct er_check_run *run, bool once)
         return ops->start(run);
 }
 
-void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why)
+void er_runner_attempt_done(struct er_check_run *run, bool ok, const char *why)
 {
         uint64_t interval = run->check->interval_us;
 
@@ -123,26 +123,26 @@ void er_check_attempt_done(struct er_check_run *run, bool ok, const char *why)
         er_timer_start(run->loop, &run->retry, delay, on_retry);
 }
 
-void er_check_fail(struct er_check_run *run, const char *why)
+void er_runner_fail(struct er_check_run *run, const char *why)
 {
         snprintf(run->last_error, sizeof(run->last_error), "%s", why ? why : "failed");
         run->fatal = true;
-        er_check_stop(run);
+        er_runner_stop(run);
         run->done(run, ER_CHECK_FAILED, run->last_error);
 }
 
-void er_check_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len)
+void er_runner_line(struct er_check_run *run, enum er_stream stream, const char *line, size_t len)
 {
         if (run->active && run->check->ops->line)
                 run->check->ops->line(run, stream, line, len);
 }
 
-bool er_check_exited(struct er_check_run *run, int code)
+bool er_runner_exited(struct er_check_run *run, int code)
 {
         return run->active && run->check->ops->exited && run->check->ops->exited(run, code);
 }
 
-void er_check_stop(struct er_check_run *run)
+void er_runner_stop(struct er_check_run *run)
 {
         const struct er_check_ops *ops;
         if (!run->check)
@@ -157,7 +157,7 @@ void er_check_stop(struct er_check_run *run)
         run->active = false;
 }
 
-void er_check_cancel_priv(struct er_check_run *run)
+void er_runner_cancel_priv(struct er_check_run *run)
 {
         if (run->check->ops->abandon)
                 run->check->ops->abandon(run);
@@ -165,11 +165,11 @@ void er_check_cancel_priv(struct er_check_run *run)
         run->priv = NULL;
 }
 
-void er_check_release(struct er_check_run *run)
+void er_runner_release(struct er_check_run *run)
 {
         if (!run->check)
                 return;
-        er_check_stop(run);
+        er_runner_stop(run);
         if (run->prepared && run->check->ops->release)
                 run->check->ops->release(run);
         run->prepared = false;

@@ -426,8 +426,9 @@ void er_ctl_client_reply_fini(struct er_ctl_reply *r)
         r->status = 0;
 }
 
-int er_ctl_client_call(const char *sock_path, const char *method, const char *target, const char *body,
-                uint64_t timeout_us, struct er_ctl_reply *ret, struct er_err *err)
+int er_ctl_client_call(const char *sock_path, const char *method, const char *target,
+                       const char *body, uint64_t timeout_us, struct er_ctl_reply *ret,
+                       struct er_err *err)
 {
         uint64_t deadline = timeout_us ? now_us() + timeout_us : 0;
         struct er_ctl_client *c = NULL;

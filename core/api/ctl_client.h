@@ -36,8 +36,8 @@ void er_ctl_client_reply_fini(struct er_ctl_reply *r);
  * /v1/environment, which answers once the environment is down).  0 with
  * *ret filled, or -errno with err. */
 int er_ctl_client_call(const char *sock_path, const char *method, const char *target,
-                const char *body, uint64_t timeout_us, struct er_ctl_reply *ret,
-                struct er_err *err);
+                       const char *body, uint64_t timeout_us, struct er_ctl_reply *ret,
+                       struct er_err *err);
 
 struct er_ctl_client;
 

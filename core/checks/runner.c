@@ -24,8 +24,8 @@
 #define DELAY_DIVISOR 20
 
 void er_runner_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
-                       const struct er_check_env *env, void *owner,
-                       void (*done)(struct er_check_run *, enum er_check_result, const char *))
+                    const struct er_check_env *env, void *owner,
+                    void (*done)(struct er_check_run *, enum er_check_result, const char *))
 {
         memset(run, 0, sizeof(*run));
         run->check = c;

@@ -30,15 +30,15 @@ struct er_envlist;
  * service's checks run. */
 struct er_check_env {
         const char *service;
-        char *const *envp;             /* the service's environment (probes run with it) */
-        const char *cwd;               /* the service's working directory */
-        struct er_log *log;            /* the service's log: probe output goes here ('P') */
-        struct er_contain *contain;    /* for a probe's own process group */
-        struct er_group *group;        /* the service's processes (notify, pidfile membership) */
-        const char *state_dir;         /* the instance's private directory (sockets) */
+        char *const *envp;          /* the service's environment (probes run with it) */
+        const char *cwd;            /* the service's working directory */
+        struct er_log *log;         /* the service's log: probe output goes here ('P') */
+        struct er_contain *contain; /* for a probe's own process group */
+        struct er_group *group;     /* the service's processes (notify, pidfile membership) */
+        const char *state_dir;      /* the instance's private directory (sockets) */
         bool no_pidfd;
-        long uid, gid;                 /* the service's user: probes run as it; -1: envrun's */
-        uint64_t deadline_us;          /* the service's timeout (er_now_us clock); 0: none */
+        long uid, gid;        /* the service's user: probes run as it; -1: envrun's */
+        uint64_t deadline_us; /* the service's timeout (er_now_us clock); 0: none */
         /* Probe processes must be known to the engine's SIGCHLD reaper. */
         void (*track)(void *engine, struct er_proc *p, bool on);
         void *engine;
@@ -48,7 +48,7 @@ struct er_check_run {
         const struct er_check *check;
         struct er_loop *loop;
         const struct er_check_env *env;
-        void *owner;                   /* the service, for done() */
+        void *owner; /* the service, for done() */
         void (*done)(struct er_check_run *run, enum er_check_result result, const char *msg);
         /* Optional: each failed attempt or re-check (for -v). */
         void (*attempt_failed)(struct er_check_run *run, const char *why);
@@ -59,23 +59,23 @@ struct er_check_run {
         /* pidfile: the daemon the file names, just before done(READY). */
         void (*daemon)(struct er_check_run *run, pid_t pid);
 
-        bool once;                     /* one attempt, then done (the AlreadyRunning probe) */
-        bool fatal;                    /* it failed for good: it can never pass (StartError) */
-        unsigned attempts;             /* failed attempts so far */
-        char last_error[160];          /* why the last attempt failed: "connection refused" */
-        void *priv;                    /* the kind's own state */
+        bool once;            /* one attempt, then done (the AlreadyRunning probe) */
+        bool fatal;           /* it failed for good: it can never pass (StartError) */
+        unsigned attempts;    /* failed attempts so far */
+        char last_error[160]; /* why the last attempt failed: "connection refused" */
+        void *priv;           /* the kind's own state */
 
         /* the generic runner's state (runner.c) */
         bool active, attempting, prepared;
-        uint64_t delay_us;             /* the last wait between attempts (backoff up to interval) */
-        uint64_t started_us;           /* when the wait began: the backoff grows with it */
+        uint64_t delay_us;   /* the last wait between attempts (backoff up to interval) */
+        uint64_t started_us; /* when the wait began: the backoff grows with it */
         struct er_timer retry;
 };
 
 /* --- the engine's calls (runner.c) --- */
 void er_runner_init(struct er_check_run *run, const struct er_check *c, struct er_loop *loop,
-                       const struct er_check_env *env, void *owner,
-                       void (*done)(struct er_check_run *, enum er_check_result, const char *));
+                    const struct er_check_env *env, void *owner,
+                    void (*done)(struct er_check_run *, enum er_check_result, const char *));
 int er_runner_prepare(struct er_check_run *run, struct er_envlist *extra);
 /* Starts waiting; once: a single attempt (polled kinds only) reported as
  * READY (it passed: something answers) or FAILED. */

@@ -967,8 +967,7 @@ static void start_svc(struct svc *v)
         }
         er_envlist_init(&extra);
         for (size_t i = 0; i < cfg->n_checks; i++) {
-                er_runner_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v,
-                                  on_check_done);
+                er_runner_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v, on_check_done);
                 v->runs[i].attempt_failed = on_attempt_failed;
                 v->runs[i].status_changed = on_status;
                 v->runs[i].daemon = on_daemon;

@@ -321,8 +321,8 @@ static void test_json_reply(void **state)
         assert_null(r.body);
 
         /* a body goes as JSON with its length; the query is kept */
-        assert_int_equal(er_ctl_client_call(fx->path, "POST", "/v1/echo?tail=10", "{\"a\": \"b c\"}",
-                                     CALL_TIMEOUT_US, &r, &err),
+        assert_int_equal(er_ctl_client_call(fx->path, "POST", "/v1/echo?tail=10",
+                                            "{\"a\": \"b c\"}", CALL_TIMEOUT_US, &r, &err),
                          0);
         assert_int_equal(r.status, 200);
         j = json_loads(r.body, 0, NULL);
@@ -349,7 +349,8 @@ static void test_error_reply(void **state)
 
         server_start(fx);
         assert_int_equal(
-            er_ctl_client_call(fx->path, "GET", "/v2/nothing?x=1", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "GET", "/v2/nothing?x=1", NULL, CALL_TIMEOUT_US, &r, &err),
+            0);
         assert_int_equal(r.status, 404);
         assert_string_equal(r.content_type, "application/json");
         assert_string_equal(r.body, "{\"error\":\"no such path '/v2/nothing'\"}\n");
@@ -357,13 +358,15 @@ static void test_error_reply(void **state)
 
         /* the server's own refusal of a method */
         assert_int_equal(
-            er_ctl_client_call(fx->path, "OPTIONS", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), 0);
+            er_ctl_client_call(fx->path, "OPTIONS", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            0);
         assert_int_equal(r.status, 405);
         er_ctl_client_reply_fini(&r);
 
         /* a request line the client will not write */
-        assert_int_equal(er_ctl_client_call(fx->path, "GET", "/v1/a b", NULL, CALL_TIMEOUT_US, &r, &err),
-                         -EINVAL);
+        assert_int_equal(
+            er_ctl_client_call(fx->path, "GET", "/v1/a b", NULL, CALL_TIMEOUT_US, &r, &err),
+            -EINVAL);
         assert_int_equal(
             er_ctl_client_call(fx->path, "GET", "/v1/x\r\nX: y", NULL, CALL_TIMEOUT_US, &r, &err),
             -EINVAL);
@@ -377,8 +380,9 @@ static void test_too_big(void **state)
         struct er_err err = {0};
 
         server_start(fx);
-        assert_int_equal(er_ctl_client_call(fx->path, "GET", "/v1/big", NULL, CALL_TIMEOUT_US, &r, &err),
-                         -EFBIG);
+        assert_int_equal(
+            er_ctl_client_call(fx->path, "GET", "/v1/big", NULL, CALL_TIMEOUT_US, &r, &err),
+            -EFBIG);
         assert_int_equal(err.code, -EFBIG);
         assert_null(r.body);
         assert_non_null(strstr(err.msg, "larger than 16 MiB"));
@@ -475,7 +479,8 @@ static void test_refused(void **state)
 
         /* no file */
         assert_int_equal(
-            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -ENOENT);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            -ENOENT);
         assert_int_equal(err.code, -ENOENT);
         snprintf(want, sizeof(want), "cannot connect to '%s': No such file or directory", fx->path);
         assert_string_equal(err.msg, want);
@@ -500,8 +505,9 @@ static void test_refused(void **state)
         memset(want, 'x', 200);
         memcpy(want, "/tmp/", 5);
         want[200] = '\0';
-        assert_int_equal(er_ctl_client_call(want, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
-                         -ENAMETOOLONG);
+        assert_int_equal(
+            er_ctl_client_call(want, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            -ENAMETOOLONG);
         assert_non_null(strstr(err.msg, "too long"));
 }
 
@@ -555,7 +561,8 @@ static void test_malformed(void **state)
 
         fake_start(fx, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
         assert_int_equal(
-            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            -EPROTO);
         assert_int_equal(err.code, -EPROTO);
         assert_non_null(strstr(err.msg, "malformed response from '"));
         assert_null(r.body);
@@ -570,7 +577,8 @@ static void test_bad_chunks(void **state)
         fake_start(fx, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "3\r\nabc\r\nzz\r\nxx\r\n0\r\n\r\n");
         assert_int_equal(
-            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err), -EPROTO);
+            er_ctl_client_call(fx->path, "GET", "/v1/status", NULL, CALL_TIMEOUT_US, &r, &err),
+            -EPROTO);
 }
 
 static void test_truncated(void **state)
@@ -626,8 +634,8 @@ static void test_no_content_type(void **state)
         struct er_err err = {0};
 
         fake_start(fx, "HTTP/1.1 204 No Content\r\n\r\n");
-        assert_int_equal(er_ctl_client_call(fx->path, "DELETE", "/v1/x", "{}", CALL_TIMEOUT_US, &r, &err),
-                         0);
+        assert_int_equal(
+            er_ctl_client_call(fx->path, "DELETE", "/v1/x", "{}", CALL_TIMEOUT_US, &r, &err), 0);
         assert_int_equal(r.status, 204);
         assert_string_equal(r.content_type, "");
         assert_string_equal(r.body, "");

@@ -1,4 +1,5 @@
-/* sched: see sched.h. */
+/* sched: the services' states and the environment (sched.h); limits.c and
+ * test_cmd.c hold the limits and the test command (sched_priv.h). */
 #include "sched/sched.h"
 
 #include <errno.h>
@@ -19,82 +20,7 @@
 #include "base/buf.h"
 #include "base/units.h"
 #include "model/graph.h"
-
-#define TEST_KILL_AFTER_US (10 * 1000000ULL)
-
-struct svc {
-        struct er_sched *s;
-        size_t index;
-        const struct er_service *cfg;
-        enum er_svc_state state;
-        struct er_proc proc;
-        bool proc_init;
-        struct er_log log;
-        bool log_open;
-        struct er_check_run *runs;    /* one per check, from spawn on */
-        struct er_check_env cenv;
-        size_t check_i;               /* the check being waited for */
-        bool check_active;
-        bool probing;                 /* the AlreadyRunning probe before spawn */
-        size_t probes_pending;
-        bool probe_hit;
-        char probe_what[200];
-        bool daemonizing;             /* main exited 0 while a pidfile check was pending */
-        pid_t named_daemon;           /* the daemon the running check named (pidfile) */
-        pid_t adopt_pid;              /* a pidfile check named this daemon while the main
-                                       * process had not been seen to exit yet */
-        bool spawned, ready, completed, down;
-        bool restart_pending;         /* restart: start again once the tree is gone */
-        bool policy_restart;          /* ... by its restart: policy, after a backoff */
-        unsigned restarts;
-        unsigned failed_attempts;     /* readiness attempts that failed, every run */
-        uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
-        bool cpu_is_tree;
-        uint64_t mem_peak;            /* peak memory over its runs: the tree's (its cgroup's),
-                                       * or the largest process's (reaper) */
-        bool mem_peak_tree;           /* mem_peak is the tree's */
-        struct er_io oom_io;          /* its memory cgroup's OOM eventfd */
-        struct er_timer limit_timer;  /* reads cpu_time and pids every 100 ms */
-        bool oom_seen;                /* its memory cgroup announced an OOM */
-        struct er_timer backoff;
-        uint64_t first_spawn_us;      /* restarts before ready share the timeout from here */
-        bool need_completed;          /* a dependent waits for it to complete */
-        struct er_timer timeout;
-        uint64_t spawn_us, ready_us, stop_us;
-        enum er_error_class error;
-        char message[512];
-        char limits_why[320];         /* its limits not enforced, with reasons, or "" */
-        char **envp;
-};
-
-struct er_sched {
-        struct er_sched_opts o;
-        const struct er_config *c;
-        struct svc *svcs;
-        size_t n;
-        bool *selected;               /* part of this environment (opts.only's closure) */
-        struct er_reach reach;        /* who depends on whom, directly or not */
-        bool up_started, up_done, failed;
-        bool down_started, down_done, fast;
-        bool abort_on_failure, failed_during_test;
-        int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
-        bool limits_unenforced;       /* a limit asked for could not be enforced */
-        unsigned n_sigint, n_sigterm;
-
-        /* the test command */
-        struct er_proc test;
-        bool test_init, test_started, test_running, test_done, test_timed_out, test_spawn_failed;
-        char *const *test_argv;
-        char **test_envp;
-        char test_message[256];
-        /* probe processes of exec checks, for the SIGCHLD reaper */
-        struct er_proc **extra;
-        size_t n_extra, cap_extra;
-        int test_status;              /* exit status when it could not start (126/127) */
-        struct er_timer test_timer;   /* time limit */
-        struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
-        uint64_t test_start_us, test_end_us;
-};
+#include "sched/sched_priv.h"
 
 const char *er_svc_state_name(enum er_svc_state st)
 {
@@ -123,7 +49,7 @@ static void emit(struct svc *v, const char *detail)
 }
 
 /* Something the user must see and keep seeing (not a state change). */
-static void emit_warning(struct svc *v, const char *detail)
+void sched_emit_warning(struct svc *v, const char *detail)
 {
         struct er_sched *s = v->s;
         struct er_sched_event ev = {
@@ -136,7 +62,7 @@ static void emit_warning(struct svc *v, const char *detail)
                 s->o.on_event(s->o.ud, &ev);
 }
 
-static void emit_test(struct er_sched *s, enum er_svc_state st, const char *detail)
+void sched_emit_test(struct er_sched *s, enum er_svc_state st, const char *detail)
 {
         struct er_sched_event ev = {.service = SIZE_MAX, .state = st, .detail = detail};
         if (s->test_start_us)
@@ -145,7 +71,7 @@ static void emit_test(struct er_sched *s, enum er_svc_state st, const char *deta
                 s->o.on_event(s->o.ud, &ev);
 }
 
-static void describe_status(char *buf, size_t len, int code, int sig)
+void sched_describe_status(char *buf, size_t len, int code, int sig)
 {
         char name[32];
         if (sig) {
@@ -181,10 +107,7 @@ static void release_checks(struct svc *v)
                 er_runner_release(&v->runs[i]);
 }
 
-static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
+void sched_fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
 {
         struct er_sched *s = v->s;
         va_list ap;
@@ -298,7 +221,7 @@ static void probe_done(struct svc *v, struct er_check_run *run, enum er_check_re
         if (v->s->down_started)
                 return;
         if (v->probe_hit)
-                fail(v, ER_ALREADY_RUNNING,
+                sched_fail(v, ER_ALREADY_RUNNING,
                      "%s already answers before the service started: something else holds it",
                      v->probe_what);
         else
@@ -335,7 +258,7 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
                 return;
         }
         er_check_describe(run->check, what, sizeof(what));
-        fail(v, run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what,
+        sched_fail(v, run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what,
              msg ? msg : "failed");
 }
 
@@ -390,10 +313,10 @@ static void check_next(struct svc *v)
         v->check_active = true;
         r = er_runner_start(run, false);
         if (r == -EOPNOTSUPP && v->check_active)
-                fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
+                sched_fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
                      run->check->ops->key);
         else if (r < 0 && v->check_active)
-                fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", run->check->ops->key,
+                sched_fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", run->check->ops->key,
                      strerror(-r));
 }
 
@@ -404,7 +327,7 @@ static void on_timeout(struct er_loop *loop, struct er_timer *t)
 
         er_duration_format(v->cfg->timeout_us, limit, sizeof(limit));
         if (v->ready) {
-                fail(v, ER_TIMEOUT_EXPIRED, "did not complete within %s", limit);
+                sched_fail(v, ER_TIMEOUT_EXPIRED, "did not complete within %s", limit);
                 return;
         }
         if (v->check_active) {
@@ -416,7 +339,7 @@ static void on_timeout(struct er_loop *loop, struct er_timer *t)
                 if (run->last_error[0] && n + 3 < sizeof(what))
                         snprintf(what + n, sizeof(what) - n, ": %s", run->last_error);
         }
-        fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
+        sched_fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
              what, *what ? ")" : "");
 }
 
@@ -502,154 +425,16 @@ static void on_backoff(struct er_loop *loop, struct er_timer *t)
         start_svc(v);
 }
 
-/* --- limits (SPEC §3 limits:) ---------------------------------------------
- *
- * memory: the kernel enforces it in the service's memory cgroup; an OOM
- * there is announced on an eventfd (cgroup.event_control, v1), watched on
- * the loop, and the exit of the main process looks at the OOM kill counter
- * too (the OOM killer's SIGKILL may be seen first).  pids: the kernel
- * refuses forks past pids.max; v1's pids.events sends no notification, so
- * its "max" counter is read with cpu_time every 100 ms, and at exit.
- * cpu_time: no kernel limit covers a tree: cpu.stat is read every 100 ms.
- * A crossing kills the tree and fails the service with LimitExceeded. */
-
-#define LIMIT_TICK_US 100000
-
-static void limits_unwatch(struct svc *v)
-{
-        er_io_stop(v->s->o.loop, &v->oom_io);
-        er_timer_stop(v->s->o.loop, &v->limit_timer);
-}
-
-static void limit_exceeded(struct svc *v, const char *msg)
-{
-        limits_unwatch(v);
-        fail(v, ER_LIMIT_EXCEEDED, "%s", msg);
-        er_proc_stop(&v->proc, v->cfg->sig_stop, 0, v->cfg->sig_kill, true);
-}
-
-/* Reads the counters; true (and the service failed) when a limit was crossed. */
-static bool limits_crossed(struct svc *v)
-{
-        const struct er_limits *l = &v->cfg->limits;
-        struct er_group *g = &v->proc.group;
-        char msg[160], a[32], b[32];
-        uint64_t n;
-
-        if (!v->proc_init || v->state == ER_SVC_FAILED)
-                return false;
-        if (l->memory && (v->oom_seen || (er_group_oom_kills(g, &n) == 0 && n > 0))) {
-                er_size_format(l->memory, a, sizeof(a));
-                snprintf(msg, sizeof(msg), "memory limit %s exceeded (oom kill)", a);
-                limit_exceeded(v, msg);
-                return true;
-        }
-        if (l->pids && er_group_pids_refused(g, &n) == 0 && n > 0) {
-                snprintf(msg, sizeof(msg), "pids limit %llu reached (fork failed %llu time%s)",
-                         (unsigned long long)l->pids, (unsigned long long)n, n == 1 ? "" : "s");
-                limit_exceeded(v, msg);
-                return true;
-        }
-        if (l->cpu_time_us && er_group_cpu_usage(g, &n) == 0 && v->cpu_us + n > l->cpu_time_us) {
-                n += v->cpu_us;
-                er_duration_format(l->cpu_time_us, a, sizeof(a));
-                snprintf(b, sizeof(b), "%llu.%02llus", (unsigned long long)(n / 1000000),
-                         (unsigned long long)(n % 1000000 / 10000));
-                snprintf(msg, sizeof(msg), "cpu_time limit %s exceeded (%s used)", a, b);
-                limit_exceeded(v, msg);
-                return true;
-        }
-        return false;
-}
-
-static void on_oom(struct er_loop *loop, struct er_io *io, uint32_t ev)
-{
-        struct svc *v = er_container_of(io, struct svc, oom_io);
-        uint64_t count;
-
-        if (ev & (EPOLLPRI | EPOLLERR)) {
-                /* v2's memory.events changed (kernfs: read it to rearm);
-                 * limits_crossed reads its oom_kill counter. */
-                char buf[512];
-                (void)!pread(io->fd, buf, sizeof(buf), 0);
-                limits_crossed(v);
-                return;
-        }
-        /* v1: the notification comes before the OOM killer acts, so its
-         * kill counter may still read 0: the announcement itself is the
-         * crossing. */
-        if (read(io->fd, &count, sizeof(count)) == (ssize_t)sizeof(count))
-                v->oom_seen = true;
-        else if (errno != EAGAIN && errno != EINTR)
-                er_io_stop(loop, io);
-        limits_crossed(v);
-}
-
-static void on_limit_tick(struct er_loop *loop, struct er_timer *t)
-{
-        struct svc *v = er_container_of(t, struct svc, limit_timer);
-
-        if (limits_crossed(v) || v->proc.gone)
-                return;
-        er_timer_start(loop, t, LIMIT_TICK_US, on_limit_tick);
-}
-
-/* Before the spawn: writes the limits into the service's cgroups.  A limit
- * that cannot be enforced is a warning, once per run; failing to write one
- * is a start error.  Returns 0 or -errno (the service failed). */
-static int limits_apply(struct svc *v)
-{
-        const struct er_limits *l = &v->cfg->limits;
-        struct er_sched *s = v->s;
-        char why[300], detail[340];
-        int r;
-
-        if (!l->memory && !l->pids && !l->cpu_time_us)
-                return 0;
-        r = er_group_set_limits(&v->proc.group, l, why, sizeof(why));
-        if (r < 0) {
-                fail(v, ER_START_ERROR, "%s", why);
-                return r;
-        }
-        if (r == 0 && !v->limits_why[0]) {
-                /* Said once per service, as a warning the driver keeps in
-                 * sight, and again in the report's closing lines. */
-                s->limits_unenforced = true;
-                snprintf(v->limits_why, sizeof(v->limits_why), "%s", why);
-                snprintf(detail, sizeof(detail), "limits not enforced: %s", why);
-                if (v->log_open)
-                        er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), detail,
-                                    strlen(detail));
-                emit_warning(v, detail);
-        }
-        return 0;
-}
-
-/* After the spawn: watches for crossings. */
-static void limits_watch(struct svc *v)
-{
-        const struct er_limits *l = &v->cfg->limits;
-        int fd;
-
-        uint32_t events = EPOLLIN;
-
-        v->oom_seen = false;
-        if (l->memory && (fd = er_group_oom_fd(&v->proc.group, &events)) >= 0)
-                er_io_start(v->s->o.loop, &v->oom_io, fd, events, on_oom);
-        if (l->cpu_time_us || l->pids)
-                er_timer_start(v->s->o.loop, &v->limit_timer, LIMIT_TICK_US, on_limit_tick);
-}
-
 static void svc_exit(struct er_proc *p)
 {
         struct svc *v = p->owner;
         char how[64];
         int code = p->exit_signal ? -1 : p->exit_code;
 
-        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
+        sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
         if (p->stopping || v->state == ER_SVC_FAILED)
                 return; /* judged when the tree is gone */
-        if (limits_crossed(v))
+        if (sched_limits_crossed(v))
                 return;
         if (code == 0 && v->adopt_pid > 0 && !p->gone) {
                 pid_t pid = v->adopt_pid;
@@ -676,7 +461,7 @@ static void svc_exit(struct er_proc *p)
                         restart_after_exit(v, how);
                         return;
                 }
-                fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
+                sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
                 return;
         }
         if (may_restart(v, code)) {
@@ -691,7 +476,7 @@ static void svc_exit(struct er_proc *p)
                 schedule(v->s);
                 return;
         }
-        fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
+        sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
              v->s->test_running ? "while the test ran" : "after it was ready", after_restarts(v));
 }
 
@@ -710,7 +495,7 @@ static void judge_stop(struct svc *v)
                          limit);
                 return;
         }
-        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
+        sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
         if (p->killed && p->killed_count) {
                 v->error = ER_PROCESS_FINISHED_WITH_ERROR;
                 snprintf(v->message, sizeof(v->message),
@@ -768,7 +553,7 @@ static void finish_down(struct svc *v)
         struct er_sched *s = v->s;
 
         account(v);
-        limits_unwatch(v);
+        sched_limits_unwatch(v);
         v->down = true;
         v->stop_us = er_now_us();
         judge_stop(v);
@@ -814,7 +599,7 @@ static void svc_gone(struct er_proc *p)
         }
         if (v->daemonizing && !v->ready && v->state == ER_SVC_STARTING) {
                 v->daemonizing = false;
-                fail(v, ER_PROCESS_EXITED_WITH_ERROR,
+                sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR,
                      "exited 0 before ready and left no process behind (no daemon to adopt)");
         }
         /* A tree that emptied by itself (a one-shot job) is finished when
@@ -831,7 +616,7 @@ static const struct er_proc_cb svc_cb = {
 };
 
 /* The environment of a service or the test (SPEC §3). */
-static char **build_envp(struct er_sched *s, const struct er_envlist *own,
+char **sched_build_envp(struct er_sched *s, const struct er_envlist *own,
                          const struct er_envlist *checks, const char *service, const char *marker)
 {
         struct er_envlist extra;
@@ -906,14 +691,14 @@ static void spawn_now(struct svc *v)
                 v->first_spawn_us = v->spawn_us;
         v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
         v->state = ER_SVC_STARTING;
-        if (limits_apply(v) < 0)
+        if (sched_limits_apply(v) < 0)
                 return;
         if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
-                fail(v, ER_START_ERROR, "%s", err.msg);
+                sched_fail(v, ER_START_ERROR, "%s", err.msg);
                 return;
         }
         v->spawned = true;
-        limits_watch(v);
+        sched_limits_watch(v);
         if (cfg->n_checks)
                 er_check_describe(cfg->checks[0], detail, sizeof(detail));
         emit(v, detail);
@@ -934,7 +719,7 @@ static void start_svc(struct svc *v)
         if (!v->log_open) {
                 r = er_log_open(&v->log, s->o.log_dir_fd, cfg->name, cfg->log_max_size);
                 if (r < 0) {
-                        fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
+                        sched_fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
                         return;
                 }
                 v->log_open = true;
@@ -943,7 +728,7 @@ static void start_svc(struct svc *v)
         }
         if (er_proc_init(&v->proc, s->o.loop, s->o.contain, cfg->name, &svc_cb, v, &v->log,
                          &err) < 0) {
-                fail(v, ER_START_ERROR, "%s", err.msg);
+                sched_fail(v, ER_START_ERROR, "%s", err.msg);
                 return;
         }
         v->proc_init = true;
@@ -962,7 +747,7 @@ static void start_svc(struct svc *v)
         };
         v->runs = calloc(cfg->n_checks ? cfg->n_checks : 1, sizeof(*v->runs));
         if (!v->runs) {
-                fail(v, ER_START_ERROR, "out of memory");
+                sched_fail(v, ER_START_ERROR, "out of memory");
                 return;
         }
         er_envlist_init(&extra);
@@ -974,15 +759,15 @@ static void start_svc(struct svc *v)
                 r = er_runner_prepare(&v->runs[i], &extra);
                 if (r < 0) {
                         er_envlist_fini(&extra);
-                        fail(v, ER_START_ERROR, "cannot prepare the '%s' check: %s",
+                        sched_fail(v, ER_START_ERROR, "cannot prepare the '%s' check: %s",
                              cfg->checks[i]->ops->key, strerror(-r));
                         return;
                 }
         }
-        v->envp = build_envp(s, &cfg->env, &extra, cfg->name, er_proc_marker(&v->proc));
+        v->envp = sched_build_envp(s, &cfg->env, &extra, cfg->name, er_proc_marker(&v->proc));
         er_envlist_fini(&extra);
         if (!v->envp) {
-                fail(v, ER_START_ERROR, "out of memory");
+                sched_fail(v, ER_START_ERROR, "out of memory");
                 return;
         }
         v->cenv.envp = v->envp;
@@ -1043,121 +828,6 @@ static void schedule(struct er_sched *s)
         }
         if (!busy)
                 s->up_done = true;
-}
-
-/* --- the test command ---------------------------------------------------- */
-
-static void test_exit(struct er_proc *p)
-{
-        struct er_sched *s = p->owner;
-        s->test_end_us = er_now_us();
-        s->test_running = false;
-        er_timer_stop(s->o.loop, &s->test_timer);
-        /* Whatever it left behind is stopped like a service's tree. */
-        er_proc_stop(p, SIGTERM, TEST_KILL_AFTER_US, SIGKILL, false);
-}
-
-static void test_gone(struct er_proc *p)
-{
-        struct er_sched *s = p->owner;
-        char how[64];
-
-        er_timer_stop(s->o.loop, &s->test_kill);
-        describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
-        s->test_done = true;
-        emit_test(s, ER_SVC_STOPPED, how);
-}
-
-static const struct er_proc_cb test_cb = {
-        .exited = test_exit,
-        .gone = test_gone,
-};
-
-static void on_test_kill(struct er_loop *loop, struct er_timer *t)
-{
-        struct er_sched *s = er_container_of(t, struct er_sched, test_kill);
-        er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
-}
-
-static void on_test_timeout(struct er_loop *loop, struct er_timer *t)
-{
-        struct er_sched *s = er_container_of(t, struct er_sched, test_timer);
-        s->test_timed_out = true;
-        emit_test(s, ER_SVC_STOPPING, "time limit reached: SIGTERM to its tree");
-        er_proc_stop(&s->test, SIGTERM, TEST_KILL_AFTER_US, SIGKILL, false);
-}
-
-int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bool from_file,
-                      uint64_t timeout_us)
-{
-        struct er_err err = {0};
-        int r;
-
-        s->test_started = true;
-        s->test_argv = argv;
-        if (!s->test_init) {
-                r = er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL,
-                                 &err);
-                if (r < 0)
-                        goto out_fail;
-                s->test_init = true;
-        }
-        s->test_envp = build_envp(s, from_file ? &s->c->test.env : NULL, NULL, NULL,
-                                  er_proc_marker(&s->test));
-        if (!s->test_envp) {
-                r = er_err_set(&err, -ENOMEM, NULL, 0, 0, "out of memory");
-                goto out_fail;
-        }
-        struct er_spawn_opts opts = {
-                .file = argv[0],
-                .argv = argv,
-                .envp = s->test_envp,
-                .cwd = cwd,
-                .stdin_fd = STDIN_FILENO,
-                .stdout_fd = -1,
-                .stderr_fd = -1,
-                .pgrp = ER_SPAWN_INHERIT,
-                .uid = -1,
-                .gid = -1,
-                .cgroup_fd = -1,
-                .pdeathsig = SIGKILL,
-                .no_pidfd = s->o.no_pidfd,
-        };
-        s->test_start_us = er_now_us();
-        r = er_proc_spawn(&s->test, &opts, false, &err);
-        if (r < 0)
-                goto out_fail;
-        s->test_running = true;
-        if (timeout_us)
-                er_timer_start(s->o.loop, &s->test_timer, timeout_us, on_test_timeout);
-        emit_test(s, ER_SVC_STARTING, argv[0]);
-        return 0;
-
-out_fail:
-        snprintf(s->test_message, sizeof(s->test_message), "%s", err.msg);
-        s->test_spawn_failed = true;
-        s->test_status = r == -ENOENT ? 127 : 126;
-        s->test_done = true;
-        s->test_end_us = s->test_start_us = er_now_us();
-        emit_test(s, ER_SVC_FAILED, s->test_message);
-        return r;
-}
-
-void er_sched_plan_test(struct er_sched *s, char *const *argv)
-{
-        struct er_err err;
-
-        s->test_argv = argv;
-        /* Its group (a cgroup to create) is made now, while the services
-         * come up, not on the path from ready to the test's start. */
-        if (!s->test_init &&
-            er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL, &err) == 0)
-                s->test_init = true;
-}
-
-bool er_sched_test_done(const struct er_sched *s)
-{
-        return !s->test_started || s->test_done;
 }
 
 /* --- down ----------------------------------------------------------------- */
@@ -1251,7 +921,7 @@ static void svc_reset(struct svc *v)
         free(v->runs);
         v->runs = NULL;
         er_timer_stop(s->o.loop, &v->timeout);
-        limits_unwatch(v);
+        sched_limits_unwatch(v);
         if (v->proc_init)
                 er_proc_fini(&v->proc);
         v->proc_init = false;
@@ -1376,7 +1046,7 @@ void er_sched_signal(struct er_sched *s, int sig, bool from_terminal)
                 if (!from_terminal)
                         er_proc_signal_main(&s->test, sig);
                 if (!er_timer_active(&s->test_kill))
-                        er_timer_start(s->o.loop, &s->test_kill, TEST_KILL_AFTER_US, on_test_kill);
+                        er_timer_start(s->o.loop, &s->test_kill, TEST_KILL_AFTER_US, sched_on_test_kill);
                 if (s->n_sigterm > 1 || s->n_sigint > 1)
                         er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
         }
@@ -1677,7 +1347,7 @@ void er_sched_free(struct er_sched *s)
                 free(v->runs);
                 er_timer_stop(s->o.loop, &v->timeout);
                 er_timer_stop(s->o.loop, &v->backoff);
-                limits_unwatch(v);
+                sched_limits_unwatch(v);
                 if (v->proc_init)
                         er_proc_fini(&v->proc);
                 if (v->log_open)

@@ -483,25 +483,28 @@ static void svc_exit(struct er_proc *p)
 static void judge_stop(struct svc *v)
 {
         const struct er_proc *p = &v->proc;
-        char how[64], limit[32], sig[32];
+        char how[64], limit[32], sig[32], when[64];
 
         if (v->state == ER_SVC_FAILED || v->error != ER_OK)
                 return;
         er_duration_format(v->cfg->stop_timeout_us, limit, sizeof(limit));
         er_signal_format(v->cfg->sig_kill, sig, sizeof(sig));
+        /* SPEC §5.7: a second stop request skips the grace period. */
+        if (v->s->fast)
+                snprintf(when, sizeof(when), "at once (a second stop request)");
+        else
+                snprintf(when, sizeof(when), "after %s stop timeout", limit);
         if (p->killed_before_exit) {
                 v->error = ER_PROCESS_FINISHED_WITH_ERROR;
-                snprintf(v->message, sizeof(v->message), "killed by %s after %s stop timeout", sig,
-                         limit);
+                snprintf(v->message, sizeof(v->message), "killed by %s %s", sig, when);
                 return;
         }
         sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
         if (p->killed && p->killed_count) {
                 v->error = ER_PROCESS_FINISHED_WITH_ERROR;
                 snprintf(v->message, sizeof(v->message),
-                         "%u process%s of its tree killed by %s after %s stop timeout (main "
-                         "process %s)",
-                         p->killed_count, p->killed_count == 1 ? "" : "es", sig, limit, how);
+                         "%u process%s of its tree killed by %s %s (main process %s)",
+                         p->killed_count, p->killed_count == 1 ? "" : "es", sig, when, how);
                 return;
         }
         if (v->completed) {

@@ -1,0 +1,321 @@
+/* sched transitions: the odd paths of a service's life, as a table.  Each
+ * row is an environment, a script of what happens to it (bring-up, a
+ * wait for a state, a stop request, a second one) and what every service
+ * must end as: its final state, its error class and the start of its
+ * message in the report, its restarts.  Real processes on the real loop,
+ * as the engine runs them; the table is the documentation of what the
+ * scheduler does in each case (README "Architecture").
+ *
+ * ENVRUN_TRANSITIONS_SHOW=1 prints what each row ended as instead of
+ * checking it (to write a new row). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "model/config.h"
+#include "model/load.h"
+#include "model/validate.h"
+#include "proc/contain.h"
+#include "proc/loop.h"
+#include "report/report.h"
+#include "sched/sched.h"
+
+extern char **environ;
+
+/* The table leaves out the fields a row does not need (they are zero). */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#define MAX_STEPS 8
+#define MAX_SVCS 4
+#define DEADLINE_US (15 * 1000000ULL)
+
+enum op {
+        END,
+        UP,         /* er_sched_up; the bring-up runs on */
+        UP_DONE,    /* waits until the bring-up is over */
+        WAIT_STATE, /* waits until service `svc` is in `state` */
+        WAIT_FILE,  /* waits until a service made `file` in ENVRUN_STATE_DIR */
+        DOWN,       /* er_sched_down (not fast); does not wait */
+        DOWN_FAST,  /* er_sched_down(fast): a second, impatient request */
+        DOWN_DONE,  /* waits until everything is down */
+};
+
+struct step {
+        enum op op;
+        size_t svc;
+        enum er_svc_state state;
+        const char *file;
+};
+
+#define DO(op) {op, 0, ER_SVC_PENDING}
+#define WAIT(svc, st) {WAIT_STATE, svc, st}
+#define WAIT_FOR(name) {WAIT_FILE, 0, ER_SVC_PENDING, name}
+
+struct want {
+        const char *name;
+        enum er_svc_state state;
+        enum er_error_class error;
+        const char *message; /* the report's message starts with this */
+        unsigned restarts;
+        const char *stops_after; /* a service that must have stopped first, or NULL */
+};
+
+struct row {
+        const char *what;
+        const char *yaml;
+        struct step steps[MAX_STEPS];
+        struct want want[MAX_SVCS];
+};
+
+/* A service that fails its first run before ready (exit 1), then comes up:
+ * the flag file lives in ENVRUN_STATE_DIR, fresh for each row. */
+#define FLAKY "[sh, -c, 'test -f \"$ENVRUN_STATE_DIR/f\" || { touch \"$ENVRUN_STATE_DIR/f\"; exit 1; }; echo ready; exec sleep 60']"
+
+static const struct row rows[] = {
+    {"restart before ready: the first run exits 1, the policy starts it again, it comes up",
+     "services:\n"
+     "  db:\n"
+     "    command: " FLAKY "\n"
+     "    ready: {output: '^ready$'}\n"
+     "    restart: on-failure\n"
+     "    max_restarts: 2\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
+
+    {"a stop during a start: down while the service waits for its check",
+     "services:\n"
+     "  slow:\n"
+     "    command: [sleep, '60']\n"
+     "    ready: {output: never}\n"
+     "    timeout: 30s\n",
+     {DO(UP), WAIT(0, ER_SVC_STARTING), DO(DOWN), DO(DOWN_DONE)},
+     {{"slow", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
+
+    {"a dependency failing while its dependent starts: the dependent is stopped, "
+     "the failure is the dependency's",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'echo up; while [ ! -e \"$ENVRUN_STATE_DIR/api\" ]; do sleep 0.01; done; exit 3']\n"
+     "    ready: {output: '^up$'}\n"
+     "  api:\n"
+     "    command: [sh, -c, 'touch \"$ENVRUN_STATE_DIR/api\"; exec sleep 60']\n"
+     "    ready: {output: never}\n"
+     "    depends_on: [db]\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_FAILED, ER_PROCESS_EXITED_WITH_ERROR, "exited 3 after it was ready", 0},
+      {"api", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
+
+    {"a job completing while the environment stops: it ignores SIGTERM and exits 0 "
+     "on its own; a clean stop, and what waited for it never starts",
+     "services:\n"
+     "  job:\n"
+     "    command: [sh, -c, 'trap \"\" TERM; touch \"$ENVRUN_STATE_DIR/job\"; sleep 0.3; exit 0']\n"
+     "    ready: {exit: 0}\n"
+     "  after:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on:\n"
+     "      job: {condition: completed}\n",
+     {DO(UP), WAIT_FOR("job"), DO(DOWN), DO(DOWN_DONE)},
+     {{"job", ER_SVC_STOPPED, ER_OK, "exited 0", 0},
+      {"after", ER_SVC_PENDING, ER_OK, "not started", 0}}},
+
+    {"a second stop request: the impatient one kills at once (finished with error, and "
+     "says so), and down still ends once",
+     "services:\n"
+     "  stubborn:\n"
+     "    command: [sh, -c, 'trap \"\" TERM; echo ready; while :; do sleep 1; done']\n"
+     "    ready: {output: '^ready$'}\n"
+     "    stop_timeout: 20s\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), WAIT(0, ER_SVC_STOPPING), DO(DOWN_FAST), DO(DOWN_DONE)},
+     {{"stubborn", ER_SVC_STOPPED, ER_PROCESS_FINISHED_WITH_ERROR,
+       "killed by SIGKILL at once (a second stop request)", 0}}},
+
+    {"a dependency stops only after its dependents: db outlives api",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'trap \"sleep 0.2; exit 0\" TERM; echo ready; while :; do sleep 1; done']\n"
+     "    ready: {output: '^ready$'}\n"
+     "  api:\n"
+     "    command: [sh, -c, 'trap \"sleep 0.2; exit 0\" TERM; echo ready; while :; do sleep 1; done']\n"
+     "    ready: {output: '^ready$'}\n"
+     "    depends_on: [db]\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0, "api"},
+      {"api", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0}}},
+};
+
+struct fx {
+        char dir[64];
+        int log_fd;
+        struct er_config *c;
+        struct er_loop *loop;
+        struct er_contain contain;
+        struct er_sched *s;
+};
+
+static void fx_open(struct fx *f, const char *yaml)
+{
+        struct er_config_opts opts = {.environ = environ};
+        struct er_errs errs;
+        struct er_doc *doc;
+
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test_transitions.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        opts.state_dir = f->dir;
+        f->log_fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(f->log_fd >= 0);
+        er_errs_init(&errs);
+        assert_int_equal(er_load_buffer(yaml, strlen(yaml), "/tmp/environment.yml", NULL, &doc, &errs), 0);
+        assert_int_equal(er_config_build(doc, "/tmp/environment.yml", &opts, &f->c, &errs), 0);
+        assert_int_equal(er_validate(f->c, &errs), 0);
+        er_doc_free(doc);
+        er_errs_fini(&errs);
+        assert_int_equal(er_loop_new(&f->loop), 0);
+        assert_int_equal(er_contain_init(&f->contain, "ttrans", false), 0);
+        struct er_sched_opts so = {
+                .config = f->c,
+                .loop = f->loop,
+                .contain = &f->contain,
+                .log_dir_fd = f->log_fd,
+                .environ = environ,
+                .state_dir = f->dir,
+                .t0_us = er_now_us(),
+        };
+        assert_int_equal(er_sched_new(&so, &f->s), 0);
+}
+
+static int rm_entry(const char *p, const struct stat *st, int fl, struct FTW *ftw)
+{
+        (void)st, (void)fl, (void)ftw;
+        remove(p);
+        return 0;
+}
+
+static void fx_close(struct fx *f)
+{
+        er_sched_free(f->s);
+        er_contain_fini(&f->contain);
+        er_loop_free(f->loop);
+        er_config_free(f->c);
+        close(f->log_fd);
+        nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+struct cond {
+        struct fx *f;
+        const struct step *st;
+};
+
+static bool holds(const struct cond *c)
+{
+        switch (c->st->op) {
+        case UP_DONE:
+                return er_sched_up_done(c->f->s);
+        case WAIT_STATE:
+                return er_sched_state(c->f->s, c->st->svc) == c->st->state;
+        case DOWN_DONE:
+                return er_sched_down_done(c->f->s);
+        case WAIT_FILE: {
+                char path[256];
+                snprintf(path, sizeof(path), "%s/%s", c->f->dir, c->st->file);
+                return access(path, F_OK) == 0;
+        }
+        default:
+                return true;
+        }
+}
+
+/* Runs the loop until the step's condition holds (fails the test after
+ * DEADLINE_US). */
+static void wait_for(struct fx *f, const struct step *st, const char *what)
+{
+        struct cond c = {f, st};
+        uint64_t deadline = er_now_us() + DEADLINE_US;
+
+        while (!holds(&c)) {
+                if (er_now_us() > deadline)
+                        fail_msg("%s: step %d never happened", what, (int)st->op);
+                er_loop_run_once(f->loop, 100000);
+                /* No signalfd here: reap on every turn, as SIGCHLD would. */
+                er_sched_sigchld(f->s);
+        }
+}
+
+static void run_row(const struct row *row, bool show)
+{
+        struct fx f = {0};
+        struct er_report r;
+
+        fx_open(&f, row->yaml);
+        for (const struct step *st = row->steps; st->op != END; st++) {
+                if (st->op == UP)
+                        er_sched_up(f.s);
+                else if (st->op == DOWN || st->op == DOWN_FAST)
+                        er_sched_down(f.s, st->op == DOWN_FAST);
+                else
+                        wait_for(&f, st, row->what);
+        }
+        assert_int_equal(er_sched_report(f.s, &r), 0);
+        for (size_t i = 0; i < f.c->n_services; i++) {
+                const struct want *w = &row->want[i];
+                const struct er_report_service *rs = &r.services[i];
+                if (show) {
+                        print_message("%s\n  %s: state %s, error %d, message '%s', restarts %u\n",
+                                      row->what, rs->name, er_svc_state_name(er_sched_state(f.s, i)),
+                                      (int)rs->error, rs->message, rs->restarts);
+                        continue;
+                }
+                if (!w->name)
+                        fail_msg("%s: no expectation for '%s'", row->what, rs->name);
+                assert_string_equal(rs->name, w->name);
+                if (er_sched_state(f.s, i) != w->state || rs->error != w->error ||
+                    strncmp(rs->message, w->message, strlen(w->message)) ||
+                    rs->restarts != w->restarts)
+                        fail_msg("%s\n  %s: got state %s, error %d, '%s', %u restarts; "
+                                 "want %s, %d, '%s...', %u",
+                                 row->what, rs->name, er_svc_state_name(er_sched_state(f.s, i)),
+                                 (int)rs->error, rs->message, rs->restarts,
+                                 er_svc_state_name(w->state), (int)w->error, w->message,
+                                 w->restarts);
+                for (size_t k = 0; w->stops_after && k < f.c->n_services; k++)
+                        if (!strcmp(r.services[k].name, w->stops_after) &&
+                            r.services[k].stopped_ms > rs->stopped_ms)
+                                fail_msg("%s\n  %s stopped at %llu ms, before %s (%llu ms)", row->what,
+                                         rs->name, (unsigned long long)rs->stopped_ms,
+                                         w->stops_after,
+                                         (unsigned long long)r.services[k].stopped_ms);
+        }
+        free(r.ports);
+        er_report_fini(&r);
+        free(r.services);
+        fx_close(&f);
+}
+
+static void test_row(void **state)
+{
+        const struct row *row = *state;
+        const char *show = getenv("ENVRUN_TRANSITIONS_SHOW");
+
+        run_row(row, show && *show == '1');
+}
+
+int main(void)
+{
+        struct CMUnitTest tests[sizeof(rows) / sizeof(rows[0])];
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                tests[i] = (struct CMUnitTest){rows[i].what, test_row, NULL, NULL, (void *)&rows[i]};
+        return _cmocka_run_group_tests("sched_transitions", tests, sizeof(rows) / sizeof(rows[0]),
+                                       NULL, NULL);
+}

@@ -86,6 +86,7 @@ void sched_describe_status(char *buf, size_t len, int code, int sig)
 }
 
 static void schedule(struct er_sched *s);
+static void schedule_soon(struct er_sched *s);
 static void stop_if_possible(struct svc *v);
 static void start_svc(struct svc *v);
 static void svc_reset(struct svc *v);
@@ -135,7 +136,7 @@ void sched_fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
         } else if (!s->down_started) {
                 s->failed_during_test = true;
         }
-        schedule(s);
+        schedule_soon(s);
 }
 
 /* --- dependencies -------------------------------------------------------- */
@@ -201,7 +202,7 @@ static void mark_ready(struct svc *v)
                          (unsigned long long)((v->ready_us - v->spawn_us) / 1000));
         }
         emit(v, detail);
-        schedule(s);
+        schedule_soon(s);
 }
 
 static void spawn_now(struct svc *v);
@@ -473,7 +474,7 @@ static void svc_exit(struct er_proc *p)
                 v->state = ER_SVC_EXITED;
                 er_timer_stop(v->s->o.loop, &v->timeout);
                 emit(v, how);
-                schedule(v->s);
+                schedule_soon(v->s);
                 return;
         }
         sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
@@ -833,6 +834,24 @@ static void schedule(struct er_sched *s)
                 s->up_done = true;
 }
 
+/* Decisions run once per loop batch, at its end, never from inside the
+ * callback of an event: a ready, an exit or a failure only marks that
+ * something changed. */
+static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
+{
+        struct er_sched *s = er_container_of(hook, struct er_sched, batch);
+
+        if (!end || !s->reschedule)
+                return;
+        s->reschedule = false;
+        schedule(s);
+}
+
+static void schedule_soon(struct er_sched *s)
+{
+        s->reschedule = true;
+}
+
 /* --- down ----------------------------------------------------------------- */
 
 /* SPEC §5.5: a service stops only after everything that depends on it,
@@ -1189,6 +1208,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
+        er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
 }
@@ -1361,6 +1381,7 @@ void er_sched_free(struct er_sched *s)
                 er_proc_fini(&s->test);
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
+        er_hook_stop(s->o.loop, &s->batch);
         er_envp_free(s->test_envp);
         free(s->extra);
         free(s->selected);

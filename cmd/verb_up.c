@@ -30,6 +30,7 @@
 
 #include "cli.h"
 #include "api/ctl.h"
+#include "api/routes.h"
 #include "proc/log.h"
 #include "report/report.h"
 #include "run.h"
@@ -42,20 +43,6 @@ extern char **environ;
 #define READY_MARK "\001ready\n"
 #define FAILED_MARK "\001failed\n"
 #define FLUSH_BOUND_US (3u * 1000000u) /* the last responses' time to leave */
-
-struct holder;
-
-/* A request waiting for something to happen: a followed log, a service
- * operation that answers once the service settled, the report. */
-struct waiter {
-        struct waiter *next;
-        struct holder *h;
-        struct er_ctl_stream *stream;
-        size_t service;
-        enum { W_FOLLOW, W_STOP, W_START, W_DOWN } kind;
-        bool seen_start;         /* W_START: the new run began (a restart stops first) */
-        bool text, color;        /* W_DOWN: ?text=1 / ?text=color */
-};
 
 struct holder {
         struct run r;
@@ -70,379 +57,8 @@ struct holder {
         char tmpdir[4300];
         uint64_t t0;
         bool *only;
-        struct waiter *waiters;
-        bool down_requested, keep;
+        struct er_routes routes; /* the control API's resources */
 };
-
-/* --- waiters -------------------------------------------------------------- */
-
-static void waiter_unlink(struct waiter *w)
-{
-        for (struct waiter **p = &w->h->waiters; *p; p = &(*p)->next)
-                if (*p == w) {
-                        *p = w->next;
-                        break;
-                }
-}
-
-static void on_stream_closed(void *ud, struct er_ctl_stream *s)
-{
-        struct waiter *w = ud;
-        (void)s;
-        waiter_unlink(w);
-        free(w);
-}
-
-static struct waiter *waiter_add(struct holder *h, struct er_ctl_resp *resp, int kind,
-                                 size_t service, const char *ctype)
-{
-        struct waiter *w = calloc(1, sizeof(*w));
-        if (!w)
-                return NULL;
-        w->stream = er_ctl_resp_stream_begin(resp, 200, ctype, on_stream_closed, w);
-        if (!w->stream) {
-                free(w);
-                return NULL;
-        }
-        w->h = h;
-        w->kind = kind;
-        w->service = service;
-        w->next = h->waiters;
-        h->waiters = w;
-        return w;
-}
-
-/* Writes and ends a waiter's response (the waiter is gone after). */
-static void waiter_finish(struct waiter *w, const char *body)
-{
-        struct er_ctl_stream *s = w->stream;
-        waiter_unlink(w);
-        free(w);
-        if (er_ctl_stream_write(s, body, strlen(body)) == 0)
-                er_ctl_stream_end(s);
-}
-
-/* --- status --------------------------------------------------------------- */
-
-static json_t *service_json(struct holder *h, size_t i)
-{
-        struct er_svc_info in;
-        bool alive;
-        er_sched_info(h->r.sched, i, &in);
-        /* A pid only while there is a process to point at. */
-        alive = in.state == ER_SVC_STARTING || in.state == ER_SVC_READY || in.state == ER_SVC_STOPPING;
-        return json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:s, s:b}",
-                         "name", h->r.config->services[i].name,
-                         "state", er_svc_state_name(in.state),
-                         "pid", alive && in.pid > 0 ? json_integer(in.pid) : json_null(),
-                         "ready_ms", in.ready_ms != ER_REPORT_NO_TIME ? json_integer((json_int_t)in.ready_ms)
-                                                                      : json_null(),
-                         "restarts", (int)in.restarts,
-                         "error", in.error != ER_OK ? json_string(er_error_class_name(in.error))
-                                                    : json_null(),
-                         "message", in.message ? in.message : "",
-                         "selected", in.selected);
-}
-
-/* "up": every service of the environment ready (or completed); "failed": one
- * failed; "partial": one was stopped or is being restarted. */
-static const char *overall(struct holder *h)
-{
-        bool partial = false;
-        if (h->down_requested || er_sched_interrupted(h->r.sched))
-                return "stopping";
-        if (!er_sched_up_done(h->r.sched))
-                return "starting";
-        for (size_t i = 0; i < h->r.config->n_services; i++) {
-                struct er_svc_info in;
-                er_sched_info(h->r.sched, i, &in);
-                if (!in.selected)
-                        continue;
-                if (in.error != ER_OK || in.state == ER_SVC_FAILED)
-                        return "failed";
-                if (in.state != ER_SVC_READY && in.state != ER_SVC_EXITED)
-                        partial = true;
-        }
-        return partial ? "partial" : "up";
-}
-
-static json_t *status_json(struct holder *h)
-{
-        json_t *ports = json_object(), *svcs = json_array();
-        for (size_t i = 0; i < h->r.config->n_ports; i++)
-                json_object_set_new(ports, h->r.config->ports[i].name,
-                                    json_integer(h->ports->ports[i]));
-        for (size_t i = 0; i < h->r.config->n_services; i++)
-                json_array_append_new(svcs, service_json(h, i));
-        return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}",
-                         "project", h->r.config->project,
-                         "state", overall(h),
-                         "supervisor_pid", (int)getpid(),
-                         "containment", er_contain_name(&h->engine.contain),
-                         "containment_reason", h->engine.contain.reason,
-                         "instance_dir", h->st.dir,
-                         "state_dir", h->tmpdir,
-                         "ports", ports,
-                         "services", svcs);
-}
-
-/* --- logs ----------------------------------------------------------------- */
-
-static void format_ts(char *buf, size_t len, uint64_t ms)
-{
-        time_t sec = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
-}
-
-/* A new output line goes to the service's followers, formatted as in the
- * log file. */
-static void on_line(struct run *r, const struct er_sched_event *ev)
-{
-        struct holder *h = r->ud;
-        char head[48];
-        int n;
-
-        /* ER_STREAM_BOTH: a failed readiness attempt, which the log file
-         * does not hold either. */
-        if (ev->service == SIZE_MAX || ev->stream == ER_STREAM_BOTH)
-                return;
-        format_ts(head, sizeof(head), er_realtime_ms());
-        n = (int)strlen(head);
-        snprintf(head + n, sizeof(head) - (size_t)n, " %c ", ev->stream == ER_STREAM_STDERR ? 'E' : 'O');
-        for (struct waiter *w = h->waiters, *next; w; w = next) {
-                next = w->next;
-                if (w->kind != W_FOLLOW || w->service != ev->service)
-                        continue;
-                struct er_ctl_stream *s = w->stream;
-                /* A client that does not read is dropped (the stream is
-                 * freed by the failing write): forget it first. */
-                waiter_unlink(w);
-                if (er_ctl_stream_write(s, head, strlen(head)) < 0 ||
-                    er_ctl_stream_write(s, ev->line, ev->line_len) < 0 ||
-                    er_ctl_stream_write(s, "\n", 1) < 0) {
-                        free(w);
-                        continue;
-                }
-                w->next = h->waiters;
-                h->waiters = w;
-        }
-}
-
-struct tail_ctx {
-        struct er_ctl_stream *s;
-        int err;
-};
-
-static void tail_line(void *ud, const char *line, size_t len)
-{
-        struct tail_ctx *t = ud;
-        if (t->err)
-                return;
-        if ((t->err = er_ctl_stream_write(t->s, line, len)) == 0)
-                t->err = er_ctl_stream_write(t->s, "\n", 1);
-}
-
-static bool query_get(const char *query, const char *key, char *buf, size_t len)
-{
-        size_t kl = strlen(key);
-        for (const char *p = query; p && *p;) {
-                const char *end = strchr(p, '&');
-                size_t pl = end ? (size_t)(end - p) : strlen(p);
-                if (pl > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-                        snprintf(buf, len, "%.*s", (int)(pl - kl - 1), p + kl + 1);
-                        return true;
-                }
-                if (pl == kl && strncmp(p, key, kl) == 0) {
-                        snprintf(buf, len, "1");
-                        return true;
-                }
-                p = end ? end + 1 : NULL;
-        }
-        return false;
-}
-
-static int handle_logs(struct holder *h, size_t idx, const char *query, struct er_ctl_resp *resp)
-{
-        char v[32];
-        size_t n = SIZE_MAX;
-        bool follow = false;
-        struct waiter *w;
-        struct tail_ctx t;
-        int r;
-
-        if (query_get(query, "tail", v, sizeof(v))) {
-                char *end;
-                unsigned long long x = strtoull(v, &end, 10);
-                if (!*v || *end || v[0] == '-')
-                        return er_ctl_resp_error(resp, 400, "tail must be a number of lines, not '%s'", v);
-                n = (size_t)x;
-        }
-        if (query_get(query, "follow", v, sizeof(v)))
-                follow = strcmp(v, "0") != 0;
-        w = waiter_add(h, resp, W_FOLLOW, idx, "text/plain; charset=utf-8");
-        if (!w)
-                return -ENOMEM;
-        t.s = w->stream;
-        t.err = 0;
-        waiter_unlink(w); /* not a follower while the tail is written */
-        if (n > 0) {
-                r = er_log_tail(h->log_fd, h->r.config->services[idx].name, n, tail_line, &t);
-                if (t.err) { /* the stream is gone, freed by the failing write */
-                        free(w);
-                        return 0;
-                }
-                (void)r; /* -ENOENT: nothing logged yet */
-        }
-        if (!follow) {
-                free(w);
-                er_ctl_stream_end(t.s);
-                return 0;
-        }
-        w->next = h->waiters;
-        h->waiters = w;
-        return 0;
-}
-
-/* --- service operations ----------------------------------------------------- */
-
-static bool settled(struct holder *h, struct waiter *w)
-{
-        enum er_svc_state st = er_sched_state(h->r.sched, w->service);
-        if (w->kind == W_STOP)
-                return st == ER_SVC_STOPPED || st == ER_SVC_FAILED || st == ER_SVC_EXITED ||
-                       st == ER_SVC_PENDING;
-        return w->seen_start && (st == ER_SVC_READY || st == ER_SVC_FAILED ||
-                                 st == ER_SVC_EXITED || st == ER_SVC_STOPPED);
-}
-
-static void answer_settled(struct holder *h, const struct er_sched_event *ev)
-{
-        for (struct waiter *w = h->waiters, *next; w; w = next) {
-                next = w->next;
-                if (w->kind == W_START && w->service == ev->service && ev->state == ER_SVC_STARTING)
-                        w->seen_start = true;
-                if ((w->kind == W_STOP || w->kind == W_START) && settled(h, w)) {
-                        json_t *j = service_json(h, w->service);
-                        char *s = json_dumps(j, JSON_COMPACT);
-                        json_decref(j);
-                        waiter_finish(w, s ? s : "{}");
-                        free(s);
-                }
-        }
-}
-
-static int handle_op(struct holder *h, size_t idx, const char *op, const char *query,
-                     struct er_ctl_resp *resp)
-{
-        char why[200] = "", v[8];
-        bool wait = !(query_get(query, "wait", v, sizeof(v)) && strcmp(v, "0") == 0);
-        int r, kind;
-
-        if (h->down_requested)
-                return er_ctl_resp_error(resp, 409, "the environment is going down");
-        if (strcmp(op, "stop") == 0) {
-                r = er_sched_stop_service(h->r.sched, idx);
-                kind = W_STOP;
-                if (r == -EALREADY)
-                        r = 0; /* stopping what is not running: already where asked */
-        } else if (strcmp(op, "start") == 0) {
-                r = er_sched_start_service(h->r.sched, idx, why, sizeof(why));
-                kind = W_START;
-                if (r == -EBUSY)
-                        return er_ctl_resp_error(resp, 409, "'%s' is already running (use restart)",
-                                                 h->r.config->services[idx].name);
-        } else {
-                r = er_sched_restart_service(h->r.sched, idx, why, sizeof(why));
-                kind = W_START;
-        }
-        if (r == -EAGAIN)
-                return er_ctl_resp_error(resp, 409, "cannot start '%s': %s",
-                                         h->r.config->services[idx].name, why);
-        if (r == -ESHUTDOWN)
-                return er_ctl_resp_error(resp, 409, "the environment is going down");
-        if (r < 0)
-                return er_ctl_resp_error(resp, 500, "%s '%s': %s", op,
-                                         h->r.config->services[idx].name, strerror(-r));
-        struct waiter probe = {.h = h, .service = idx, .kind = kind};
-        enum er_svc_state st = er_sched_state(h->r.sched, idx);
-        /* A restart passes through stopped on its way up: answer once the
-         * new run settles, not on the way. */
-        probe.seen_start = kind == W_START && st != ER_SVC_STOPPING && st != ER_SVC_STOPPED;
-        if (!wait || settled(h, &probe))
-                return er_ctl_resp_json(resp, 200, service_json(h, idx));
-        struct waiter *w = waiter_add(h, resp, kind, idx, NULL);
-        if (!w)
-                return -ENOMEM;
-        w->seen_start = probe.seen_start;
-        return 0;
-}
-
-/* --- the request router ------------------------------------------------------ */
-
-static bool find_service(struct holder *h, const char *name, size_t len, size_t *ret)
-{
-        for (size_t i = 0; i < h->r.config->n_services; i++)
-                if (strlen(h->r.config->services[i].name) == len &&
-                    memcmp(h->r.config->services[i].name, name, len) == 0) {
-                        *ret = i;
-                        return true;
-                }
-        return false;
-}
-
-static int handle(void *ud, struct er_ctl_req *req, struct er_ctl_resp *resp)
-{
-        struct holder *h = ud;
-        const char *p = req->path;
-        bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-
-        if (strcmp(p, "/v1/status") == 0) {
-                if (!get)
-                        return er_ctl_resp_error(resp, 405, "use GET for %s", p);
-                return er_ctl_resp_json(resp, 200, status_json(h));
-        }
-        if (strcmp(p, "/v1/environment") == 0) {
-                char v[16];
-                struct waiter *w;
-                if (strcmp(req->method, "DELETE") != 0)
-                        return er_ctl_resp_error(resp, 405, "use DELETE for %s", p);
-                w = waiter_add(h, resp, W_DOWN, SIZE_MAX, NULL);
-                if (!w)
-                        return -ENOMEM;
-                if (query_get(req->query, "text", v, sizeof(v))) {
-                        w->text = strcmp(v, "0") != 0;
-                        w->color = strcmp(v, "color") == 0;
-                }
-                if (query_get(req->query, "keep", v, sizeof(v)) && strcmp(v, "0") != 0)
-                        h->keep = true;
-                h->down_requested = true;
-                return 0;
-        }
-        if (strncmp(p, "/v1/services/", 13) == 0) {
-                const char *name = p + 13, *slash = strchr(name, '/');
-                size_t idx;
-                if (!slash)
-                        return er_ctl_resp_error(resp, 404, "no such resource: %s", p);
-                if (!find_service(h, name, (size_t)(slash - name), &idx))
-                        return er_ctl_resp_error(resp, 404, "no service '%.*s'", (int)(slash - name),
-                                                 name);
-                if (strcmp(slash, "/logs") == 0) {
-                        if (!get)
-                                return er_ctl_resp_error(resp, 405, "use GET for %s", p);
-                        return handle_logs(h, idx, req->query, resp);
-                }
-                if (strcmp(slash, "/stop") == 0 || strcmp(slash, "/start") == 0 ||
-                    strcmp(slash, "/restart") == 0) {
-                        if (!post)
-                                return er_ctl_resp_error(resp, 405, "use POST for %s", p);
-                        return handle_op(h, idx, slash + 1, req->query, resp);
-                }
-        }
-        return er_ctl_resp_error(resp, 404, "no such resource: %s", p);
-}
 
 /* --- the holder ------------------------------------------------------------ */
 
@@ -453,53 +69,13 @@ static void on_state(struct run *r, const struct er_sched_event *ev)
         if (ev->service == SIZE_MAX)
                 return;
         run_record_spawn(r, ev);
-        answer_settled(h, ev);
+        er_routes_on_state(&h->routes, ev);
 }
 
-/* The report as the DELETE answer: JSON, or {"report": ..., "text": ...}. */
-static void answer_down(struct holder *h, int exit_status)
+static void on_line(struct run *r, const struct er_sched_event *ev)
 {
-        struct er_report rep;
-        char *json = NULL, *text = NULL;
-        size_t len;
-
-        if (er_sched_report(h->r.sched, &rep) < 0)
-                return;
-        rep.exit_status = exit_status;
-        rep.ok = exit_status == 0;
-        er_report_json(&rep, &json, &len);
-        for (struct waiter *w = h->waiters, *next; w; w = next) {
-                next = w->next;
-                if (w->kind != W_DOWN)
-                        continue;
-                if (!w->text) {
-                        waiter_finish(w, json ? json : "{}");
-                        continue;
-                }
-                free(text);
-                text = NULL;
-                er_report_text(&rep, w->color, &text, &len);
-                json_t *j = json_pack("{s:o, s:s}", "report",
-                                      json ? json_loads(json, 0, NULL) : json_object(), "text",
-                                      text ? text : "");
-                char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-                json_decref(j);
-                waiter_finish(w, body ? body : "{}");
-                free(body);
-        }
-        free(text);
-        free(json);
-        free(rep.ports);
-        er_report_fini(&rep);
-        free(rep.services);
-        /* Followers: their logs end with the environment. */
-        while (h->waiters) {
-                struct waiter *w = h->waiters;
-                struct er_ctl_stream *s = w->stream;
-                waiter_unlink(w);
-                free(w);
-                er_ctl_stream_end(s);
-        }
+        struct holder *h = r->ud;
+        er_routes_on_line(&h->routes, ev);
 }
 
 /* The holder's exit status (SPEC §2): 129/130/143 when a signal ended it,
@@ -554,7 +130,7 @@ static size_t largest_log(const struct er_config *c)
 static bool bringing_up(struct run *r)
 {
         struct holder *h = r->ud;
-        return !er_sched_up_done(r->sched) && !h->down_requested && !er_sched_interrupted(r->sched);
+        return !er_sched_up_done(r->sched) && !h->routes.down_requested && !er_sched_interrupted(r->sched);
 }
 
 /* Holds the environment once it is up: until a signal or a down request. */
@@ -570,7 +146,7 @@ static void hold_up(struct holder *h)
                 fclose(h->r.progress);
                 h->r.progress = stderr;
         }
-        while (!er_sched_interrupted(h->r.sched) && !h->down_requested)
+        while (!er_sched_interrupted(h->r.sched) && !h->routes.down_requested)
                 if (er_loop_run_once(h->r.loop, -1) < 0)
                         break;
 }
@@ -596,19 +172,28 @@ static int hold(struct holder *h)
         if (run_engine_start(&h->r, &h->engine, &start) != 0)
                 goto out_engine;
         snprintf(sock, sizeof(sock), "%s/control.sock", h->st.dir);
-        struct er_ctl_opts co = {.path = sock, .handle = handle, .ud = h,
+        h->routes = (struct er_routes){
+                .sched = h->r.sched,
+                .config = h->r.config,
+                .contain = &h->engine.contain,
+                .ports = h->ports->ports,
+                .log_fd = h->log_fd,
+                .instance_dir = h->st.dir,
+                .state_dir = h->tmpdir,
+        };
+        struct er_ctl_opts co = {.path = sock, .handle = er_routes_handle, .ud = &h->routes,
                                  .max_output = largest_log(h->r.config)};
         if ((rc = er_ctl_new(h->r.loop, &co, &h->ctl)) < 0) {
                 cli_fail(EXIT_FAILED, "cannot listen on '%s': %s", sock, strerror(-rc));
                 goto out_engine;
         }
         run_engine_up(&h->r, bringing_up);
-        if (!er_sched_failed(h->r.sched) && !er_sched_interrupted(h->r.sched) && !h->down_requested)
+        if (!er_sched_failed(h->r.sched) && !er_sched_interrupted(h->r.sched) && !h->routes.down_requested)
                 hold_up(h);
         run_engine_down(&h->r);
         status = down_status(h);
         run_print_report(h->r.sched, h->r.progress, false, status);
-        answer_down(h, status);
+        er_routes_answer_down(&h->routes, status);
         /* The pipe stays open until the supervisor exits, after it removed
          * the instance: the waiting command reads to its end, so that when
          * `up -d` returns 1 nothing of the instance is left. */
@@ -617,11 +202,7 @@ static int hold(struct holder *h)
         wait_flush(h);
         er_ctl_free(h->ctl);
         h->ctl = NULL;
-        while (h->waiters) { /* er_ctl_free closed their streams */
-                struct waiter *w = h->waiters;
-                h->waiters = w->next;
-                free(w);
-        }
+        er_routes_fini(&h->routes); /* er_ctl_free closed their streams */
 out_engine:
         run_engine_fini(&h->r, &h->engine);
         return status;
@@ -966,7 +547,7 @@ out_ports:
         er_ports_release(&ports);
 out_rm:
         er_close(&h.log_fd);
-        er_state_remove(&h.st, h.keep);
+        er_state_remove(&h.st, h.routes.keep);
         /* `down` waits for the lock: it returns when this process is gone. */
         er_state_hold_lock_to_exit(&h.st);
         er_state_fini(&h.st);

@@ -18,8 +18,9 @@ RANK = {
     "base": 0,
     "model": 1,
     "proc": 2,
-    "checks": 3, "report": 3, "instance": 3, "api": 3,
+    "checks": 3, "report": 3, "instance": 3,
     "sched": 4,
+    "api": 5,
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -295,6 +295,7 @@ static void on_signal(struct er_loop *loop, struct er_io *io, uint32_t revents)
 int run_setup_signals(struct run *r, sigset_t *old)
 {
         sigset_t set;
+        int e = 0;
         sigfillset(&set);
         if (sigprocmask(SIG_BLOCK, &set, old) < 0)
                 return -errno;
@@ -304,11 +305,16 @@ int run_setup_signals(struct run *r, sigset_t *old)
         sigaddset(&set, SIGHUP);
         sigaddset(&set, SIGCHLD);
         r->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (r->sfd < 0)
-                return -errno;
+        if (r->sfd < 0 || (e = er_io_start(r->loop, &r->sig_io, r->sfd, EPOLLIN, on_signal)) < 0) {
+                /* Undone here: a caller that failed holds nothing to undo. */
+                e = r->sfd < 0 ? -errno : e;
+                er_close(&r->sfd);
+                sigprocmask(SIG_SETMASK, old, NULL);
+                return e;
+        }
         /* Errors on a closed stdout are errors, not a silent death. */
         signal(SIGPIPE, SIG_IGN);
-        return er_io_start(r->loop, &r->sig_io, r->sfd, EPOLLIN, on_signal);
+        return 0;
 }
 
 void run_fini_signals(struct run *r, const sigset_t *old)
@@ -331,10 +337,7 @@ int run_open_instance(struct er_state *st, const char *base, bool for_others, in
                       int fail)
 {
         char tmpdir[4300];
-        int rc;
 
-        if ((rc = er_state_make_dirs(st)) < 0)
-                return cli_fail(fail, "cannot create '%s': %s", st->dir, strerror(-rc));
         *ret_log_fd = openat(st->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (*ret_log_fd < 0)
                 return cli_fail(fail, "cannot open '%s/logs': %s", st->dir, strerror(errno));

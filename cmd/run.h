@@ -53,7 +53,7 @@ void run_on_event(void *ud, const struct er_sched_event *ev);
 /* Starts or ends a phase of the live display. */
 void run_live_phase(struct run *r, bool on);
 /* Blocks every signal, saving the old mask, and watches INT/TERM/HUP/CHLD
- * on a signalfd on r->loop. */
+ * on a signalfd on r->loop.  0, or -errno with nothing left to undo. */
 int run_setup_signals(struct run *r, sigset_t *old);
 void run_fini_signals(struct run *r, const sigset_t *old);
 /* Runs the loop until done(sched). */
@@ -82,8 +82,8 @@ struct run_start {
         int fail;                     /* the exit status of a failure here */
 };
 
-/* An instance directory st just made or taken under base: its
- * subdirectories, logs/ opened into *ret_log_fd, and, for_others (a
+/* An instance directory st just made or taken under base, with its
+ * subdirectories made: logs/ opened into *ret_log_fd, and, for_others (a
  * service runs as another user, SPEC §3), the way to tmp/ opened to them.
  * 0, or `fail` after saying why. */
 int run_open_instance(struct er_state *st, const char *base, bool for_others, int *ret_log_fd,

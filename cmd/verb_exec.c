@@ -81,6 +81,9 @@ static int make_instance(struct er_state *st, const char *base, const char *proj
         if (rc < 0)
                 return cli_fail(EXIT_EXEC_ENV, "cannot create an instance directory in '%s': %s",
                                 base, strerror(-rc));
+        if ((rc = er_state_make_dirs(st)) < 0)
+                return -cli_fail(EXIT_EXEC_ENV, "cannot create an instance directory in '%s': %s",
+                                 base, strerror(-rc));
         return -run_open_instance(st, base, for_others, ret_log_fd, EXIT_EXEC_ENV);
 }
 

@@ -502,6 +502,10 @@ int verb_up(int argc, char **argv)
         run_reap_stale_execs(base, probe->project);
         status = EXIT_FAILED;
         snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/tmp", h.st.dir);
+        if ((rc = er_state_make_dirs(&h.st)) < 0) {
+                cli_fail(EXIT_FAILED, "cannot create '%s': %s", h.st.dir, strerror(-rc));
+                goto out_rm;
+        }
         if (run_open_instance(&h.st, base, for_others, &h.log_fd, EXIT_FAILED))
                 goto out_rm;
         if ((rc = er_ports_allocate(&ports, base, probe->n_ports)) < 0) {

@@ -77,8 +77,9 @@ int er_buf_reserve(void *arrayp, size_t *cap, size_t need, size_t elem_size);
 /* Appends what fd holds, up to its end, but never more than limit + 1
  * bytes in all (b->len included): enough to tell input over the limit
  * without reading a huge one (the caller compares b->len with limit).
- * hint: the size fstat gave, 0 if unknown: the first allocation is hint + 1
- * (at least 4 KiB), so a file that did not grow is read in one go.
+ * hint: the size fstat gave, 0 if unknown: the first allocation holds
+ * hint + 1 bytes (at least 4 KiB; rounded up to a power of two, as every
+ * growth is), so a file that did not grow is read in one go.
  * Retries EINTR.  0, -ENOMEM (b->oom set) or -errno of read (b keeps what
  * was read). */
 int er_buf_read_fd(struct er_buf *b, int fd, size_t limit, size_t hint);

@@ -227,10 +227,9 @@ static pid_t read_pidfile(const char *path, char *why, size_t len)
 /* Whether pid runs (a zombie does not). */
 static bool running(pid_t pid)
 {
-        uint64_t start;
         char state;
 
-        return er_pids_stat(pid, &state, &start) == 0 && state != 'Z' && state != 'X';
+        return er_pids_stat(pid, &state, NULL) == 0 && state != 'Z' && state != 'X';
 }
 
 static void finish(struct pidfile *p, enum er_check_result result, const char *msg)

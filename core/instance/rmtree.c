@@ -77,16 +77,15 @@ static int remove_entry(int dir_fd, dev_t dev, const char *name, unsigned depth)
         return r;
 }
 
-int er_rmtree_contents(int dir_fd, const char *skip1, const char *skip2)
+int er_rmtree_fd(int fd, const char *skip1, const char *skip2)
 {
         struct stat sb;
-        int fd;
+        int r;
 
-        if (fstat(dir_fd, &sb) < 0)
-                return -errno;
-        /* readdir on a fresh fd: dir_fd's own offset stays untouched. */
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
+        if (fstat(fd, &sb) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
         return empty_dir(fd, sb.st_dev, 0, skip1, skip2);
 }

@@ -6,9 +6,9 @@
 #ifndef ER_RMTREE_H
 #define ER_RMTREE_H
 
-/* Removes everything in dir_fd except the entries named skip1 and skip2
- * (either may be NULL).  dir_fd itself and its offset are left alone.
- * 0 or -errno. */
-int er_rmtree_contents(int dir_fd, const char *skip1, const char *skip2);
+/* Removes everything in the directory open at fd (which it closes) except
+ * the entries named skip1 and skip2 (either may be NULL), staying on fd's
+ * file system.  0 or -errno. */
+int er_rmtree_fd(int fd, const char *skip1, const char *skip2);
 
 #endif

@@ -329,11 +329,16 @@ int er_state_make_dirs(struct er_state *st)
 int er_state_remove(struct er_state *st, bool keep_tmp)
 {
         struct stat sb;
-        int r;
+        int fd, r;
 
         if (st->dir_fd < 0 || !st->dir)
                 return -EBADF;
-        r = er_rmtree_contents(st->dir_fd, LOCK_NAME, keep_tmp ? "tmp" : NULL);
+        /* readdir on a fresh fd: dir_fd's own offset stays untouched.  When
+         * it cannot be opened nothing is removed, the lock file least. */
+        fd = openat(st->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = er_rmtree_fd(fd, LOCK_NAME, keep_tmp ? "tmp" : NULL);
         /* The lock file last: while it is there, the directory is ours. */
         if (unlinkat(st->dir_fd, LOCK_NAME, 0) < 0 && errno != ENOENT)
                 r = keep_first(r, -errno);

@@ -17,7 +17,6 @@
 #define VARS_MAX 10000
 /* How much of a user string goes into a message. */
 #define QUOTE_MAX 64
-/* A file of unknown size is read in steps of at least this much. */
 
 void er_envlist_init(struct er_envlist *l)
 {

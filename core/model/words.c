@@ -18,6 +18,7 @@ struct split {
         size_t n, cap;
         struct er_buf word; /* the word being built */
         bool in_word; /* a word has started, even an empty one ('') */
+        size_t len;   /* of the string being split */
 };
 
 static void split_fini(struct split *sp)
@@ -82,7 +83,7 @@ static int dollar(struct split *sp, const char *s, size_t *i, bool quoted, struc
         size_t end;
 
         if (s[*i + 1] == '{') {
-                end = er_interp_brace_end(s, *i, strlen(s));
+                end = er_interp_brace_end(s, *i, sp->len);
                 if (!end)
                         return fail(err, -EINVAL, *i, "unterminated '%s'", "${");
                 if (word_add(sp, s + *i, end - *i) < 0)
@@ -215,6 +216,7 @@ int er_words_split(const char *s, struct er_words *ret, struct er_err *err)
         size_t i = 0;
         int r;
 
+        sp.len = strlen(s);
         while (s[i]) {
                 r = step(&sp, s, &i, err);
                 if (r < 0)

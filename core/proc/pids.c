@@ -450,6 +450,7 @@ pid_t er_pids_parent(pid_t pid)
  * last ')'. */
 int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
 {
+        unsigned long long start;
         char path[64], buf[1024], *p, *end;
         ssize_t k;
         int fd, field, e;
@@ -472,6 +473,8 @@ int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
         p += 2;
         if (ret_state)
                 *ret_state = *p;
+        if (!ret_start)
+                return 0;
         for (field = 3; field < 22; field++) {
                 p = strchr(p, ' ');
                 if (!p)
@@ -479,9 +482,10 @@ int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
                 p++;
         }
         errno = 0;
-        *ret_start = strtoull(p, &end, 10);
+        start = strtoull(p, &end, 10);
         if (errno || end == p || (*end != ' ' && *end != '\n' && *end))
                 return -EINVAL;
+        *ret_start = start;
         return 0;
 }
 

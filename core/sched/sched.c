@@ -491,7 +491,7 @@ static void judge_stop(struct svc *v)
         er_duration_format(v->cfg->stop_timeout_us, limit, sizeof(limit));
         er_signal_format(v->cfg->sig_kill, sig, sizeof(sig));
         /* SPEC §5.7: a second stop request skips the grace period. */
-        if (v->s->fast)
+        if (v->killed_fast)
                 snprintf(when, sizeof(when), "at once (a second stop request)");
         else
                 snprintf(when, sizeof(when), "after %s stop timeout", limit);
@@ -886,6 +886,10 @@ static void stop_if_possible(struct svc *v)
                 v->state = ER_SVC_STOPPING;
                 emit(v, NULL);
         }
+        /* Its sig_kill comes at once: from this request, unless its own
+         * stop timeout already sent it. */
+        if (s->fast && !v->proc.killed)
+                v->killed_fast = true;
         er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill,
                      s->fast);
 }
@@ -952,6 +956,7 @@ static void svc_reset(struct svc *v)
         v->check_i = 0;
         v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
         v->adopt_pid = v->named_daemon = 0;
+        v->killed_fast = false;
         v->probes_pending = 0;
         v->spawned = v->ready = v->completed = v->down = false;
         v->first_spawn_us = 0;

@@ -49,6 +49,7 @@ struct svc {
         struct er_io oom_io;          /* its memory cgroup's OOM eventfd */
         struct er_timer limit_timer;  /* reads cpu_time and pids every 100 ms */
         bool oom_seen;                /* its memory cgroup announced an OOM */
+        bool killed_fast;             /* its sig_kill came from a second stop request */
         struct er_timer backoff;
         uint64_t first_spawn_us;      /* restarts before ready share the timeout from here */
         bool need_completed;          /* a dependent waits for it to complete */

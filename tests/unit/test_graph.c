@@ -123,19 +123,21 @@ static void test_self_dependency_not_a_cycle_error(void **state)
         er_errs_fini(&errs);
 }
 
+/* web -> api -> {db, migrate -> db}, and cache alone. */
+static const char five[] = "services:\n"
+                           "  web: {command: w, depends_on: [api]}\n"
+                           "  api: {command: a, depends_on: {db: {condition: started}, migrate: {condition: completed}}}\n"
+                           "  migrate: {command: m, depends_on: [db]}\n"
+                           "  db: {command: d}\n"
+                           "  cache: {command: c}\n";
+
 static void test_topo_order(void **state)
 {
         struct er_config *c;
         struct er_errs errs;
         size_t order[5];
         (void)state;
-        assert_int_equal(build("services:\n"
-                               "  web: {command: w, depends_on: [api]}\n"
-                               "  api: {command: a, depends_on: {db: {condition: started}, migrate: {condition: completed}}}\n"
-                               "  migrate: {command: m, depends_on: [db]}\n"
-                               "  db: {command: d}\n"
-                               "  cache: {command: c}\n",
-                               &c, &errs),
+        assert_int_equal(build(five, &c, &errs),
                          0);
         assert_int_equal(er_graph_topo_order(c, order), 0);
         /* Kahn, file order among equals: db, cache first; then migrate; api; web. */
@@ -161,13 +163,7 @@ static void test_reach(void **state)
         struct er_errs errs;
         struct er_reach r;
         (void)state;
-        assert_int_equal(build("services:\n"
-                               "  web: {command: w, depends_on: [api]}\n"
-                               "  api: {command: a, depends_on: {db: {condition: started}, migrate: {condition: completed}}}\n"
-                               "  migrate: {command: m, depends_on: [db]}\n"
-                               "  db: {command: d}\n"
-                               "  cache: {command: c}\n",
-                               &c, &errs),
+        assert_int_equal(build(five, &c, &errs),
                          0);
         assert_int_equal(er_graph_reach(c, &r), 0);
         assert_int_equal(r.n, 5);

@@ -23,17 +23,7 @@
 #include "report/report.h"
 #include "sched/sched.h"
 #include "model/validate.h"
-
-extern char **environ;
-
-struct fx {
-        char dir[64];
-        int log_fd;
-        struct er_config *c;
-        struct er_loop *loop;
-        struct er_contain contain;
-        struct er_sched *s;
-};
+#include "sched_fixture.h"
 
 static const char yaml[] = "services:\n"
                            "  db:\n"
@@ -46,60 +36,25 @@ static const char yaml[] = "services:\n"
 
 static int setup(void **state)
 {
-        struct fx *f = calloc(1, sizeof(*f));
-        struct er_config_opts opts = {.environ = environ, .state_dir = "/tmp"};
-        struct er_errs errs;
-        struct er_doc *doc;
-        char logs[128];
+        struct sched_fx *f = calloc(1, sizeof(*f));
 
-        snprintf(f->dir, sizeof(f->dir), "/tmp/test_sched.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(logs, sizeof(logs), "%s", f->dir);
-        f->log_fd = open(logs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        er_errs_init(&errs);
-        assert_int_equal(er_load_buffer(yaml, strlen(yaml), "/tmp/environment.yml", NULL, &doc, &errs), 0);
-        assert_int_equal(er_config_build(doc, "/tmp/environment.yml", &opts, &f->c, &errs), 0);
-        assert_int_equal(er_validate(f->c, &errs), 0);
-        er_doc_free(doc);
-        er_errs_fini(&errs);
-        assert_int_equal(er_loop_new(&f->loop), 0);
-        assert_int_equal(er_contain_init(&f->contain, "tsched", false), 0);
-        struct er_sched_opts so = {
-                .config = f->c,
-                .loop = f->loop,
-                .contain = &f->contain,
-                .log_dir_fd = f->log_fd,
-                .environ = environ,
-                .state_dir = f->dir,
-                .t0_us = er_now_us(),
-        };
-        assert_int_equal(er_sched_new(&so, &f->s), 0);
+        assert_non_null(f);
+        sched_fx_open(f, yaml, "tsched");
         *state = f;
-        return 0;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int fl, struct FTW *ftw)
-{
-        (void)st, (void)fl, (void)ftw;
-        remove(p);
         return 0;
 }
 
 static int teardown(void **state)
 {
-        struct fx *f = *state;
-        er_sched_free(f->s);
-        er_contain_fini(&f->contain);
-        er_loop_free(f->loop);
-        er_config_free(f->c);
-        close(f->log_fd);
-        nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        struct sched_fx *f = *state;
+
+        sched_fx_close(f);
         free(f);
         return 0;
 }
 
 /* Runs the loop until cond holds or 10 s pass. */
-static bool drive(struct fx *f, bool (*cond)(struct fx *))
+static bool drive(struct sched_fx *f, bool (*cond)(struct sched_fx *))
 {
         uint64_t deadline = er_now_us() + 10 * 1000000ULL;
         while (!cond(f)) {
@@ -112,13 +67,13 @@ static bool drive(struct fx *f, bool (*cond)(struct fx *))
         return true;
 }
 
-static bool up_done(struct fx *f) { return er_sched_up_done(f->s); }
-static bool db_stopped(struct fx *f) { return er_sched_state(f->s, 0) == ER_SVC_STOPPED; }
-static bool api_stopped(struct fx *f) { return er_sched_state(f->s, 1) == ER_SVC_STOPPED; }
-static bool db_ready(struct fx *f) { return er_sched_state(f->s, 0) == ER_SVC_READY; }
-static bool down_done(struct fx *f) { return er_sched_down_done(f->s); }
+static bool up_done(struct sched_fx *f) { return er_sched_up_done(f->s); }
+static bool db_stopped(struct sched_fx *f) { return er_sched_state(f->s, 0) == ER_SVC_STOPPED; }
+static bool api_stopped(struct sched_fx *f) { return er_sched_state(f->s, 1) == ER_SVC_STOPPED; }
+static bool db_ready(struct sched_fx *f) { return er_sched_state(f->s, 0) == ER_SVC_READY; }
+static bool down_done(struct sched_fx *f) { return er_sched_down_done(f->s); }
 
-static int report_of(struct fx *f, struct er_report *r)
+static int report_of(struct sched_fx *f, struct er_report *r)
 {
         return er_sched_report(f->s, r);
 }
@@ -132,7 +87,7 @@ static void free_report(struct er_report *r)
 
 static void test_stop_start_restart(void **state)
 {
-        struct fx *f = *state;
+        struct sched_fx *f = *state;
         struct er_report r;
         char why[128];
         int api_pid, db_pid;

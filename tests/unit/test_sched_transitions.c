@@ -30,8 +30,7 @@
 #include "proc/loop.h"
 #include "report/report.h"
 #include "sched/sched.h"
-
-extern char **environ;
+#include "sched_fixture.h"
 
 /* The table leaves out the fields a row does not need (they are zero). */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -155,65 +154,8 @@ static const struct row rows[] = {
       {"api", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0}}},
 };
 
-struct fx {
-        char dir[64];
-        int log_fd;
-        struct er_config *c;
-        struct er_loop *loop;
-        struct er_contain contain;
-        struct er_sched *s;
-};
-
-static void fx_open(struct fx *f, const char *yaml)
-{
-        struct er_config_opts opts = {.environ = environ};
-        struct er_errs errs;
-        struct er_doc *doc;
-
-        snprintf(f->dir, sizeof(f->dir), "/tmp/test_transitions.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        opts.state_dir = f->dir;
-        f->log_fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->log_fd >= 0);
-        er_errs_init(&errs);
-        assert_int_equal(er_load_buffer(yaml, strlen(yaml), "/tmp/environment.yml", NULL, &doc, &errs), 0);
-        assert_int_equal(er_config_build(doc, "/tmp/environment.yml", &opts, &f->c, &errs), 0);
-        assert_int_equal(er_validate(f->c, &errs), 0);
-        er_doc_free(doc);
-        er_errs_fini(&errs);
-        assert_int_equal(er_loop_new(&f->loop), 0);
-        assert_int_equal(er_contain_init(&f->contain, "ttrans", false), 0);
-        struct er_sched_opts so = {
-                .config = f->c,
-                .loop = f->loop,
-                .contain = &f->contain,
-                .log_dir_fd = f->log_fd,
-                .environ = environ,
-                .state_dir = f->dir,
-                .t0_us = er_now_us(),
-        };
-        assert_int_equal(er_sched_new(&so, &f->s), 0);
-}
-
-static int rm_entry(const char *p, const struct stat *st, int fl, struct FTW *ftw)
-{
-        (void)st, (void)fl, (void)ftw;
-        remove(p);
-        return 0;
-}
-
-static void fx_close(struct fx *f)
-{
-        er_sched_free(f->s);
-        er_contain_fini(&f->contain);
-        er_loop_free(f->loop);
-        er_config_free(f->c);
-        close(f->log_fd);
-        nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 struct cond {
-        struct fx *f;
+        struct sched_fx *f;
         const struct step *st;
 };
 
@@ -227,7 +169,7 @@ static bool holds(const struct cond *c)
         case DOWN_DONE:
                 return er_sched_down_done(c->f->s);
         case WAIT_FILE: {
-                char path[256];
+                char path[sizeof(c->f->dir) + 1024];
                 snprintf(path, sizeof(path), "%s/%s", c->f->dir, c->st->file);
                 return access(path, F_OK) == 0;
         }
@@ -238,7 +180,7 @@ static bool holds(const struct cond *c)
 
 /* Runs the loop until the step's condition holds (fails the test after
  * DEADLINE_US). */
-static void wait_for(struct fx *f, const struct step *st, const char *what)
+static void wait_for(struct sched_fx *f, const struct step *st, const char *what)
 {
         struct cond c = {f, st};
         uint64_t deadline = er_now_us() + DEADLINE_US;
@@ -254,10 +196,10 @@ static void wait_for(struct fx *f, const struct step *st, const char *what)
 
 static void run_row(const struct row *row, bool show)
 {
-        struct fx f = {0};
+        struct sched_fx f = {0};
         struct er_report r;
 
-        fx_open(&f, row->yaml);
+        sched_fx_open(&f, row->yaml, "transitions");
         for (const struct step *st = row->steps; st->op != END; st++) {
                 if (st->op == UP)
                         er_sched_up(f.s);
@@ -299,7 +241,7 @@ static void run_row(const struct row *row, bool show)
         free(r.ports);
         er_report_fini(&r);
         free(r.services);
-        fx_close(&f);
+        sched_fx_close(&f);
 }
 
 static void test_row(void **state)

@@ -48,6 +48,9 @@ enum op {
         DOWN,       /* er_sched_down (not fast); does not wait */
         DOWN_FAST,  /* er_sched_down(fast): a second, impatient request */
         DOWN_DONE,  /* waits until everything is down */
+        STOP_ONE,   /* er_sched_stop_service(svc), as `envrun stop` */
+        START_ONE,  /* er_sched_start_service(svc), as `envrun start` */
+        RESTART_ONE, /* er_sched_restart_service(svc), as `envrun restart` */
 };
 
 struct step {
@@ -60,6 +63,7 @@ struct step {
 #define DO(op) {op, 0, ER_SVC_PENDING}
 #define WAIT(svc, st) {WAIT_STATE, svc, st}
 #define WAIT_FOR(name) {WAIT_FILE, 0, ER_SVC_PENDING, name}
+#define ONE(op, svc) {op, svc, ER_SVC_PENDING}
 
 struct want {
         const char *name;
@@ -152,6 +156,60 @@ static const struct row rows[] = {
      {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
      {{"db", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0, "api"},
       {"api", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0}}},
+
+    {"a timeout before ready: TimeoutExpired, its tree stopped",
+     "services:\n"
+     "  late:\n"
+     "    command: [sleep, '60']\n"
+     "    ready: {output: never}\n"
+     "    timeout: 300ms\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
+     {{"late", ER_SVC_FAILED, ER_TIMEOUT_EXPIRED, "not ready within 300ms (waiting for output", 0}}},
+
+    {"a command that does not exist: StartError, and its dependent never starts",
+     "services:\n"
+     "  ghost:\n"
+     "    command: [/nonexistent/ghost]\n"
+     "  api:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on: [ghost]\n",
+     {DO(UP), DO(UP_DONE), DO(DOWN), DO(DOWN_DONE)},
+     {{"ghost", ER_SVC_FAILED, ER_START_ERROR, "'/nonexistent/ghost': No such file or directory", 0},
+      {"api", ER_SVC_PENDING, ER_DEPENDENCY_FAILED, "api <- ghost: '/nonexistent/ghost'", 0}}},
+
+    {"a job completing: what waited for its completion starts; the job's exit is its end",
+     "services:\n"
+     "  migrate:\n"
+     "    command: [sh, -c, 'exit 0']\n"
+     "    ready: {exit: 0}\n"
+     "  app:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on:\n"
+     "      migrate: {condition: completed}\n",
+     {DO(UP), DO(UP_DONE), WAIT(1, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"migrate", ER_SVC_STOPPED, ER_OK, "exited 0", 0},
+      {"app", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
+
+    {"stop one service, then start it again: its dependent keeps running",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'echo ready; exec sleep 60']\n"
+     "    ready: {output: '^ready$'}\n"
+     "  api:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on: [db]\n",
+     {DO(UP), DO(UP_DONE), ONE(STOP_ONE, 0), WAIT(0, ER_SVC_STOPPED), ONE(START_ONE, 0),
+      WAIT(0, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0, "api"},
+      {"api", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
+
+    {"restart a service that is ready: stopping at once, then ready again, one restart",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'echo ready; exec sleep 60']\n"
+     "    ready: {output: '^ready$'}\n",
+     {DO(UP), DO(UP_DONE), ONE(RESTART_ONE, 0), WAIT(0, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
 };
 
 struct cond {
@@ -205,6 +263,21 @@ static void run_row(const struct row *row, bool show)
                         er_sched_up(f.s);
                 else if (st->op == DOWN || st->op == DOWN_FAST)
                         er_sched_down(f.s, st->op == DOWN_FAST);
+                else if (st->op == STOP_ONE)
+                        assert_int_equal(er_sched_stop_service(f.s, st->svc), 0);
+                else if (st->op == START_ONE || st->op == RESTART_ONE) {
+                        char why[200] = "";
+                        int rc = st->op == START_ONE
+                                        ? er_sched_start_service(f.s, st->svc, why, sizeof(why))
+                                        : er_sched_restart_service(f.s, st->svc, why, sizeof(why));
+                        if (rc < 0)
+                                fail_msg("%s: %s: %s %s", row->what,
+                                         st->op == START_ONE ? "start" : "restart", strerror(-rc),
+                                         why);
+                        /* A restart begins with the stop, at once. */
+                        if (st->op == RESTART_ONE)
+                                assert_int_equal(er_sched_state(f.s, st->svc), ER_SVC_STOPPING);
+                }
                 else
                         wait_for(&f, st, row->what);
         }

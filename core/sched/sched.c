@@ -86,7 +86,6 @@ void sched_describe_status(char *buf, size_t len, int code, int sig)
 }
 
 static void schedule(struct er_sched *s);
-static void schedule_soon(struct er_sched *s);
 static void stop_if_possible(struct svc *v);
 static void start_svc(struct svc *v);
 static void svc_reset(struct svc *v);
@@ -136,7 +135,7 @@ void sched_fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
         } else if (!s->down_started) {
                 s->failed_during_test = true;
         }
-        schedule_soon(s);
+        schedule(s);
 }
 
 /* --- dependencies -------------------------------------------------------- */
@@ -202,7 +201,7 @@ static void mark_ready(struct svc *v)
                          (unsigned long long)((v->ready_us - v->spawn_us) / 1000));
         }
         emit(v, detail);
-        schedule_soon(s);
+        schedule(s);
 }
 
 static void spawn_now(struct svc *v);
@@ -474,7 +473,7 @@ static void svc_exit(struct er_proc *p)
                 v->state = ER_SVC_EXITED;
                 er_timer_stop(v->s->o.loop, &v->timeout);
                 emit(v, how);
-                schedule_soon(v->s);
+                schedule(v->s);
                 return;
         }
         sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
@@ -832,24 +831,6 @@ static void schedule(struct er_sched *s)
         }
         if (!busy)
                 s->up_done = true;
-}
-
-/* Decisions run once per loop batch, at its end, never from inside the
- * callback of an event: a ready, an exit or a failure only marks that
- * something changed. */
-static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
-{
-        struct er_sched *s = er_container_of(hook, struct er_sched, batch);
-
-        if (!end || !s->reschedule)
-                return;
-        s->reschedule = false;
-        schedule(s);
-}
-
-static void schedule_soon(struct er_sched *s)
-{
-        s->reschedule = true;
 }
 
 /* --- down ----------------------------------------------------------------- */
@@ -1213,7 +1194,6 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
-        er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
 }
@@ -1386,7 +1366,6 @@ void er_sched_free(struct er_sched *s)
                 er_proc_fini(&s->test);
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
-        er_hook_stop(s->o.loop, &s->batch);
         er_envp_free(s->test_envp);
         free(s->extra);
         free(s->selected);

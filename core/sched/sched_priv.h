@@ -68,8 +68,6 @@ struct er_sched {
         size_t n;
         bool *selected;               /* part of this environment (opts.only's closure) */
         struct er_reach reach;        /* who depends on whom, directly or not */
-        struct er_hook batch;         /* decisions at the end of each loop batch */
-        bool reschedule;              /* something changed: decide again */
         bool up_started, up_done, failed;
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;

@@ -28,16 +28,9 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-bin=${1:-$top/build/release/envrun}
-testsvc=${2:-$top/build/release/tests/testsvc}
-[ -x "$bin" ] || { echo "no envrun binary at $bin (build the release build first)" >&2; exit 1; }
 command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null ||
   { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-tmp=$(mktemp -d)
-marker=envrun-bench-callgrind-$$-$RANDOM
-cleanup() { kill_marked_pids "$marker"; rm -rf "$tmp"; }
-trap cleanup EXIT
-testsvc=$(testsvc_or_build "$testsvc" "$tmp")
+bench_begin callgrind "${1:-$top/build/release/envrun}" "${2:-$top/build/release/tests/testsvc}"
 
 /usr/bin/python3 "$top/tests/bench/gen_services.py" 200 >"$tmp/validate.yml"
 "$bin" validate -f "$tmp/validate.yml"   # must be valid, or the count means nothing

@@ -28,12 +28,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 2 ] || { echo "usage: compare.sh [--smoke] [--record] [--rounds N] OLD NEW [TESTSVC]" >&2; exit 2; }
 old=$1 new=$2
-for b in "$old" "$new"; do [ -x "$b" ] || { echo "no envrun binary at $b" >&2; exit 2; }; done
-tmp=$(mktemp -d)
-marker=envrun-bench-compare-$$-$RANDOM
-cleanup() { kill_marked_pids "$marker"; rm -rf "$tmp"; }
-trap cleanup EXIT
-testsvc=$(testsvc_or_build "$(realpath -m "${3:-$top/build/release/tests/testsvc}")" "$tmp")
+[ -x "$old" ] || { echo "no envrun binary at $old" >&2; exit 2; }
+bench_begin compare "$new" "$(realpath -m "${3:-$top/build/release/tests/testsvc}")"
 
 /usr/bin/python3 "$top/tests/bench/gen_services.py" 200 >"$tmp/v200.yml"
 # exec-N: N services ready on their first line, each depending on the one
@@ -52,7 +48,6 @@ gen 1 >"$tmp/e1.yml"
 gen 20 >"$tmp/e20.yml"
 gen 5 >"$tmp/u5.yml"
 
-us() { echo "${EPOCHREALTIME/./}"; }
 
 # one BIN WORKLOAD: runs it once, prints its wall time in microseconds
 one() {

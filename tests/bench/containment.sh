@@ -22,14 +22,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-bin=${1:-$top/build/release/envrun}
-testsvc=${2:-$top/build/release/tests/testsvc}
-[ -x "$bin" ] || { echo "no envrun binary at $bin (build the release build first)" >&2; exit 1; }
-tmp=$(mktemp -d)
-marker=envrun-bench-containment-$$-$RANDOM
-cleanup() { kill_marked_pids "$marker"; rm -rf "$tmp"; }
-trap cleanup EXIT
-testsvc=$(testsvc_or_build "$testsvc" "$tmp")
+bench_begin containment "${1:-$top/build/release/envrun}" "${2:-$top/build/release/tests/testsvc}"
 user=envrun-test
 chmod 0755 "$tmp"
 cp "$bin" "$tmp/new"

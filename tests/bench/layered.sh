@@ -16,14 +16,8 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-bin=${1:-$top/build/release/envrun}
-[ -x "$bin" ] || { echo "no envrun binary at $bin (build the release build first)" >&2; exit 1; }
-tmp=$(mktemp -d)
-marker=envrun-bench-layered-$$-$RANDOM
-cleanup() { kill_marked_pids "$marker"; rm -rf "$tmp"; }
-trap cleanup EXIT
+bench_begin layered "${1:-$top/build/release/envrun}"
 
-us() { echo "${EPOCHREALTIME/./}"; }
 rows=""
 for l in "${layers[@]}"; do
   /usr/bin/python3 - "$l" "$tmp/l$l.yml" <<'PY'

@@ -20,6 +20,23 @@ PY
   echo "recorded in $f"
 }
 
+# bench_begin NAME ENVRUN [TESTSVC]: what every benchmark starts with.
+# Sets bin (ENVRUN, checked), tmp (a temporary directory), marker (for
+# TESTSVC_MARKER) and, when TESTSVC is given, testsvc (built into tmp when
+# it is not executable); at exit whatever carries the marker is killed and
+# tmp removed.
+bench_begin() {
+  bin=$2
+  [ -x "$bin" ] || { echo "no envrun binary at $bin (build the release build first)" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  marker=envrun-bench-$1-$$-$RANDOM
+  trap 'kill_marked_pids "$marker"; rm -rf "$tmp"' EXIT
+  if [ $# -ge 3 ]; then testsvc=$(testsvc_or_build "$3" "$tmp"); fi
+}
+
+# us: $EPOCHREALTIME (seconds.microseconds, no fork) as microseconds
+us() { echo "${EPOCHREALTIME/./}"; }
+
 # testsvc_or_build PATH DIR: PATH when it is executable, else the fake
 # service compiled into DIR.
 testsvc_or_build() {

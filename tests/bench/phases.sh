@@ -23,14 +23,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-bin=${1:-$top/build/release/envrun}
-testsvc=${2:-$top/build/release/tests/testsvc}
-[ -x "$bin" ] || { echo "no envrun binary at $bin (build the release build first)" >&2; exit 1; }
-tmp=$(mktemp -d)
-marker=envrun-bench-phases-$$-$RANDOM
-cleanup() { kill_marked_pids "$marker"; rm -rf "$tmp"; }
-trap cleanup EXIT
-testsvc=$(testsvc_or_build "$testsvc" "$tmp")
+bench_begin phases "${1:-$top/build/release/envrun}" "${2:-$top/build/release/tests/testsvc}"
 cc -O2 -o "$tmp/floor" "$top/tests/bench/floor.c"
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$tmp/environment.yml" <<EOF

@@ -218,7 +218,7 @@ void er_check_free(struct er_check *c)
 {
         if (!c)
                 return;
-        if (c->ops && c->ops->fini && (c->conf || !c->ops->conf_size))
+        if (c->ops && c->ops->fini)
                 c->ops->fini(c);
         free(c->conf);
         free(c);

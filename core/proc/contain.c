@@ -903,7 +903,7 @@ static int descends_from(pid_t pid, pid_t root)
                 }
                 if (p == 0 || p == 1 || depth == ANCESTRY_DEPTH)
                         return 0; /* reached the top: not below root */
-                if (p == -ENOENT || p == -ESRCH) {
+                if (p == -ESRCH) {
                         if (er_pids_parent(pid) < 0)
                                 return 0; /* pid itself is gone */
                         continue;         /* a link exited: again */
@@ -920,14 +920,15 @@ int er_group_has(struct er_group *g, pid_t pid)
 
         if (pid <= 0)
                 return 0;
+        /* The reaper's tree: the pid's chain of parents reaches the reaper.
+         * Children lists would miss a process in the middle of reparenting,
+         * and cost a walk of the whole tree. */
+        if (g->c->kind != ER_CONTAIN_CGROUP2)
+                return g->reaper > 0 && !g->reaper_gone ? descends_from(pid, g->reaper) : 0;
         r = collect(g, &pv);
         if (r == 0)
                 r = pidvec_has(&pv, pid);
         free(pv.v);
-        /* The reaper's tree is listed through children lists, which miss a
-         * process in the middle of reparenting: ask the pid's ancestry. */
-        if (r == 0 && g->c->kind != ER_CONTAIN_CGROUP2 && g->reaper > 0 && !g->reaper_gone)
-                r = descends_from(pid, g->reaper);
         return r;
 }
 

@@ -425,33 +425,16 @@ size_t er_pids_tree(pid_t root, pid_t *buf, size_t cap)
         return l.n + l.lost;
 }
 
-pid_t er_pids_parent(pid_t pid)
-{
-        char path[64], buf[512], *p;
-        ssize_t k;
-        int fd, ppid;
 
-        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        k = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (k <= 0)
-                return -ESRCH;
-        buf[k] = '\0';
-        p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-        if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-                return -EINVAL;
-        return ppid;
-}
-
-/* comm (field 2) may hold spaces and ')': the fields are counted from the
- * last ')'. */
-int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+/* Fields of /proc/PID/stat: state (3), parent (4), start time (22); each
+ * pointer may be NULL, and is written only on success.  comm (field 2)
+ * may hold spaces and ')': the fields are counted from the last ')'.  0 or
+ * -errno (-ESRCH: gone). */
+static int read_stat(pid_t pid, char *ret_state, pid_t *ret_ppid, uint64_t *ret_start)
 {
         unsigned long long start;
-        char path[64], buf[1024], *p, *end;
+        char path[64], buf[1024], *p, *end, state;
+        long ppid;
         ssize_t k;
         int fd, field, e;
 
@@ -468,34 +451,48 @@ int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
                 return k == 0 || e == ESRCH ? -ESRCH : -e;
         buf[k] = '\0';
         p = strrchr(buf, ')');
-        if (!p || p[1] != ' ' || !p[2])
+        if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
                 return -EINVAL;
         p += 2;
-        if (ret_state)
-                *ret_state = *p;
-        if (!ret_start)
-                return 0;
-        for (field = 3; field < 22; field++) {
+        state = *p;
+        errno = 0;
+        ppid = strtol(p + 2, &end, 10);
+        if (errno || end == p + 2 || *end != ' ' || ppid < 0 || ppid > INT_MAX)
+                return -EINVAL;
+        for (field = 3; ret_start && field < 22; field++) {
                 p = strchr(p, ' ');
                 if (!p)
                         return -EINVAL;
                 p++;
         }
-        errno = 0;
-        start = strtoull(p, &end, 10);
-        if (errno || end == p || (*end != ' ' && *end != '\n' && *end))
-                return -EINVAL;
-        *ret_start = start;
+        if (ret_start) {
+                errno = 0;
+                start = strtoull(p, &end, 10);
+                if (errno || end == p || (*end != ' ' && *end != '\n' && *end))
+                        return -EINVAL;
+                *ret_start = start;
+        }
+        if (ret_state)
+                *ret_state = state;
+        if (ret_ppid)
+                *ret_ppid = (pid_t)ppid;
         return 0;
+}
+
+int er_pids_stat(pid_t pid, char *ret_state, uint64_t *ret_start)
+{
+        return read_stat(pid, ret_state, NULL, ret_start);
 }
 
 int er_pids_start_time(pid_t pid, uint64_t *ret)
 {
-        uint64_t t;
-        int r = er_pids_stat(pid, NULL, &t);
-
-        if (r == 0)
-                *ret = t;
-        return r;
+        return read_stat(pid, NULL, NULL, ret);
 }
 
+pid_t er_pids_parent(pid_t pid)
+{
+        pid_t ppid = 0;
+        int r = read_stat(pid, NULL, &ppid, NULL);
+
+        return r < 0 ? r : ppid;
+}

@@ -26,7 +26,7 @@ int er_pids_push(struct er_pidvec *pv, pid_t pid);
 /* Makes room for `room` more pids.  0 or -ENOMEM. */
 int er_pids_reserve(struct er_pidvec *pv, size_t room);
 
-/* The parent of pid (/proc/PID/stat), or -errno. */
+/* The parent of pid (/proc/PID/stat), or -errno (-ESRCH: gone). */
 pid_t er_pids_parent(pid_t pid);
 /* The pid a /proc entry's name stands for, or 0 ("self", "sys", ...). */
 pid_t er_pids_entry_pid(const char *name);

@@ -45,7 +45,7 @@ bool sched_limits_crossed(struct svc *v)
         char msg[160], a[32], b[32];
         uint64_t n;
 
-        if (!v->proc_init || v->state == ER_SVC_FAILED)
+        if (!v->proc_init || v->phase == PH_FAILED)
                 return false;
         if (l->memory && (v->oom_seen || (er_group_oom_kills(g, &n) == 0 && n > 0))) {
                 er_size_format(l->memory, a, sizeof(a));

@@ -35,33 +35,6 @@ static uint64_t since_ms(uint64_t from_us)
         return now > from_us ? (now - from_us) / 1000 : 0;
 }
 
-static void emit(struct svc *v, const char *detail)
-{
-        struct er_sched *s = v->s;
-        struct er_sched_event ev = {
-                .service = v->index,
-                .state = v->state,
-                .detail = detail,
-                .elapsed_ms = v->spawned ? since_ms(v->spawn_us) : 0,
-        };
-        if (s->o.on_event)
-                s->o.on_event(s->o.ud, &ev);
-}
-
-/* Something the user must see and keep seeing (not a state change). */
-void sched_emit_warning(struct svc *v, const char *detail)
-{
-        struct er_sched *s = v->s;
-        struct er_sched_event ev = {
-                .service = v->index,
-                .state = v->state,
-                .detail = detail,
-                .warning = true,
-        };
-        if (s->o.on_event)
-                s->o.on_event(s->o.ud, &ev);
-}
-
 void sched_emit_test(struct er_sched *s, enum er_svc_state st, const char *detail)
 {
         struct er_sched_event ev = {.service = SIZE_MAX, .state = st, .detail = detail};
@@ -84,539 +57,6 @@ void sched_describe_status(char *buf, size_t len, int code, int sig)
                 snprintf(buf, len, "exited %d", code);
         }
 }
-
-static void schedule(struct er_sched *s);
-static void stop_if_possible(struct svc *v);
-static void start_svc(struct svc *v);
-static void svc_reset(struct svc *v);
-
-/* --- failure ------------------------------------------------------------- */
-
-static void cancel_check(struct svc *v)
-{
-        if (v->check_active)
-                er_runner_stop(&v->runs[v->check_i]);
-        v->check_active = false;
-}
-
-/* The service waits for nothing any more: undo every check's prepare. */
-static void release_checks(struct svc *v)
-{
-        cancel_check(v);
-        for (size_t i = 0; v->runs && i < v->cfg->n_checks; i++)
-                er_runner_release(&v->runs[i]);
-}
-
-void sched_fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
-{
-        struct er_sched *s = v->s;
-        va_list ap;
-
-        if (v->state == ER_SVC_FAILED)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(v->message, sizeof(v->message), fmt, ap);
-        va_end(ap);
-        v->error = cls;
-        v->state = ER_SVC_FAILED;
-        release_checks(v);
-        er_timer_stop(s->o.loop, &v->timeout);
-        if (v->log_open)
-                er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), v->message, strlen(v->message));
-        emit(v, v->message);
-        if (!s->up_done) {
-                /* SPEC §5.3: the bring-up fails; nothing more starts. */
-                s->failed = true;
-                s->up_done = true;
-        } else if (s->test_running) {
-                s->failed_during_test = true;
-                if (s->abort_on_failure)
-                        er_proc_signal_main(&s->test, SIGTERM);
-        } else if (!s->down_started) {
-                s->failed_during_test = true;
-        }
-        schedule(s);
-}
-
-/* --- dependencies -------------------------------------------------------- */
-
-static bool dep_met(const struct er_sched *s, const struct er_dep *d)
-{
-        const struct svc *t = &s->svcs[d->index];
-        /* A service stopped by hand (SPEC §8) no longer satisfies started
-         * or ready; a job that completed stays completed. */
-        switch (d->cond) {
-        case ER_COND_STARTED:
-                return t->spawned && !(t->down && !t->completed);
-        case ER_COND_READY:
-                return t->ready && !(t->down && !t->completed);
-        case ER_COND_COMPLETED:
-                return t->completed;
-        }
-        return false;
-}
-
-static bool dep_failed(const struct er_sched *s, const struct er_dep *d)
-{
-        const struct svc *t = &s->svcs[d->index];
-        return t->state == ER_SVC_FAILED || t->error == ER_DEPENDENCY_FAILED;
-}
-
-static void dependency_failed(struct svc *v, const struct er_dep *d)
-{
-        const struct svc *t = &v->s->svcs[d->index];
-        v->error = ER_DEPENDENCY_FAILED;
-        if (t->error == ER_DEPENDENCY_FAILED)
-                snprintf(v->message, sizeof(v->message), "%.64s <- %.400s", v->cfg->name,
-                         t->message);
-        else
-                snprintf(v->message, sizeof(v->message), "%.64s <- %.64s: %.370s", v->cfg->name,
-                         t->cfg->name, t->message);
-        emit(v, v->message);
-}
-
-/* --- readiness ----------------------------------------------------------- */
-
-static void check_next(struct svc *v);
-
-static void mark_ready(struct svc *v)
-{
-        struct er_sched *s = v->s;
-        char detail[300] = "";
-
-        v->ready = true;
-        v->ready_us = er_now_us();
-        /* Ready after the main process exited: an exit check accepted it. */
-        if (v->proc.exited)
-                v->completed = true;
-        if (v->state == ER_SVC_STARTING)
-                v->state = v->completed ? ER_SVC_EXITED : ER_SVC_READY;
-        if (!v->need_completed || v->completed)
-                er_timer_stop(s->o.loop, &v->timeout);
-        release_checks(v);
-        if (v->cfg->n_checks) {
-                er_check_describe(v->cfg->checks[v->cfg->n_checks - 1], detail, sizeof(detail));
-                size_t n = strlen(detail);
-                snprintf(detail + n, sizeof(detail) - n, ", %llu ms",
-                         (unsigned long long)((v->ready_us - v->spawn_us) / 1000));
-        }
-        emit(v, detail);
-        schedule(s);
-}
-
-static void spawn_now(struct svc *v);
-
-/* The AlreadyRunning probe (SPEC §4): every tcp/unix/http check tried once
- * before the spawn; one that passes means something else holds the address. */
-static void probe_done(struct svc *v, struct er_check_run *run, enum er_check_result result)
-{
-        er_runner_stop(run);
-        if (result == ER_CHECK_READY && !v->probe_hit) {
-                v->probe_hit = true;
-                er_check_describe(run->check, v->probe_what, sizeof(v->probe_what));
-        }
-        if (--v->probes_pending)
-                return;
-        v->probing = false;
-        if (v->s->down_started)
-                return;
-        if (v->probe_hit)
-                sched_fail(v, ER_ALREADY_RUNNING,
-                     "%s already answers before the service started: something else holds it",
-                     v->probe_what);
-        else
-                spawn_now(v);
-}
-
-static void on_check_done(struct er_check_run *run, enum er_check_result result, const char *msg)
-{
-        struct svc *v = run->owner;
-        char what[256];
-        pid_t daemon;
-
-        if (v->probing) {
-                probe_done(v, run, result);
-                return;
-        }
-        if (!v->check_active || run != &v->runs[v->check_i])
-                return;
-        cancel_check(v);
-        daemon = v->named_daemon;
-        v->named_daemon = 0;
-        if (result == ER_CHECK_READY) {
-                /* A pidfile check names the daemon a forking service left. */
-                if (daemon > 0 && v->proc.exited && !v->proc.gone) {
-                        er_proc_adopt(&v->proc, daemon, v->s->o.no_pidfd);
-                        v->daemonizing = false;
-                } else if (daemon > 0 && daemon != v->proc.pid) {
-                        /* The daemon wrote its pid file before its parent's
-                         * exit reached us: adopt it when that exit comes. */
-                        v->adopt_pid = daemon;
-                }
-                v->check_i++;
-                check_next(v);
-                return;
-        }
-        er_check_describe(run->check, what, sizeof(what));
-        sched_fail(v, run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s", what,
-             msg ? msg : "failed");
-}
-
-static void on_attempt_failed(struct er_check_run *run, const char *why)
-{
-        struct svc *v = run->owner;
-        struct er_sched *s = v->s;
-        char line[256], what[160];
-
-        v->failed_attempts++;
-        if (!s->o.want_lines || !s->o.on_event)
-                return;
-        er_check_describe(run->check, what, sizeof(what));
-        snprintf(line, sizeof(line), "%s: attempt %u failed: %s", what, run->attempts, why);
-        struct er_sched_event ev = {.service = v->index,
-                                    .state = v->state,
-                                    .line = line,
-                                    .line_len = strlen(line),
-                                    .stream = ER_STREAM_BOTH};
-        s->o.on_event(s->o.ud, &ev);
-}
-
-static void on_status(struct er_check_run *run, const char *status)
-{
-        struct svc *v = run->owner;
-        char detail[200];
-
-        if (v->probing || v->state != ER_SVC_STARTING)
-                return;
-        snprintf(detail, sizeof(detail), "notify: %s", status);
-        emit(v, detail);
-}
-
-static void on_daemon(struct er_check_run *run, pid_t pid)
-{
-        struct svc *v = run->owner;
-
-        if (!v->probing && v->check_active && run == &v->runs[v->check_i])
-                v->named_daemon = pid;
-}
-
-static void check_next(struct svc *v)
-{
-        struct er_check_run *run;
-        int r;
-
-        if (v->check_i >= v->cfg->n_checks) {
-                mark_ready(v);
-                return;
-        }
-        run = &v->runs[v->check_i];
-        v->check_active = true;
-        r = er_runner_start(run, false);
-        if (r == -EOPNOTSUPP && v->check_active)
-                sched_fail(v, ER_START_ERROR, "the '%s' readiness check is not supported yet",
-                     run->check->ops->key);
-        else if (r < 0 && v->check_active)
-                sched_fail(v, ER_START_ERROR, "cannot start the '%s' check: %s", run->check->ops->key,
-                     strerror(-r));
-}
-
-static void on_timeout(struct er_loop *loop, struct er_timer *t)
-{
-        struct svc *v = er_container_of(t, struct svc, timeout);
-        char limit[32], what[256] = "";
-
-        er_duration_format(v->cfg->timeout_us, limit, sizeof(limit));
-        if (v->ready) {
-                sched_fail(v, ER_TIMEOUT_EXPIRED, "did not complete within %s", limit);
-                return;
-        }
-        if (v->check_active) {
-                const struct er_check_run *run = &v->runs[v->check_i];
-                size_t n;
-                er_check_describe(run->check, what, sizeof(what));
-                n = strlen(what);
-                /* Say why the last attempt failed: "connection refused". */
-                if (run->last_error[0] && n + 3 < sizeof(what))
-                        snprintf(what + n, sizeof(what) - n, ": %s", run->last_error);
-        }
-        sched_fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit, *what ? " (waiting for " : "",
-             what, *what ? ")" : "");
-}
-
-/* --- the process --------------------------------------------------------- */
-
-static void svc_line(struct er_proc *p, enum er_stream stream, const char *line, size_t len)
-{
-        struct svc *v = p->owner;
-        struct er_sched *s = v->s;
-
-        if (v->check_active)
-                er_runner_line(&v->runs[v->check_i], stream, line, len);
-        if (s->o.want_lines && s->o.on_event) {
-                struct er_sched_event ev = {.service = v->index,
-                                            .state = v->state,
-                                            .line = line,
-                                            .line_len = len,
-                                            .stream = stream};
-                s->o.on_event(s->o.ud, &ev);
-        }
-}
-
-static bool pidfile_pending(const struct svc *v)
-{
-        for (size_t i = v->check_i; i < v->cfg->n_checks; i++)
-                if (v->cfg->checks[i]->ops == &er_check_pidfile_ops)
-                        return true;
-        return false;
-}
-
-/* SPEC §3 restart: on-failure restarts after a non-zero status or a
- * signal, always after any exit, each up to max_restarts times. */
-static bool may_restart(const struct svc *v, int code)
-{
-        const struct er_service *c = v->cfg;
-        if (v->s->down_started || c->restart == ER_RESTART_NO || v->restarts >= c->max_restarts)
-                return false;
-        return c->restart == ER_RESTART_ALWAYS || code != 0;
-}
-
-static const char *after_restarts(const struct svc *v)
-{
-        static char buf[64];
-        if (!v->restarts)
-                return "";
-        snprintf(buf, sizeof(buf), " (after %u restart%s)", v->restarts,
-                 v->restarts == 1 ? "" : "s");
-        return buf;
-}
-
-/* Backoff before restart n (0-based): 100 ms doubling, at most 10 s. */
-static uint64_t backoff_us(unsigned n)
-{
-        uint64_t us = 100000;
-        for (unsigned i = 0; i < n && us < 10000000; i++)
-                us *= 2;
-        return us < 10000000 ? us : 10000000;
-}
-
-static void restart_after_exit(struct svc *v, const char *how)
-{
-        char detail[160], wait[32];
-
-        er_duration_format(backoff_us(v->restarts), wait, sizeof(wait));
-        snprintf(detail, sizeof(detail), "%s: restart %u of %u in %s", how, v->restarts + 1,
-                 v->cfg->max_restarts, wait);
-        if (v->log_open)
-                er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), detail, strlen(detail));
-        release_checks(v);
-        v->restart_pending = true;
-        v->policy_restart = true;
-        v->state = ER_SVC_STARTING;
-        emit(v, detail);
-        /* What the main process left behind goes before the next run. */
-        er_proc_stop(&v->proc, v->cfg->sig_stop, 0, v->cfg->sig_kill, true);
-}
-
-static void on_backoff(struct er_loop *loop, struct er_timer *t)
-{
-        struct svc *v = er_container_of(t, struct svc, backoff);
-        if (v->s->down_started)
-                return;
-        start_svc(v);
-}
-
-static void svc_exit(struct er_proc *p)
-{
-        struct svc *v = p->owner;
-        char how[64];
-        int code = p->exit_signal ? -1 : p->exit_code;
-
-        sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
-        if (p->stopping || v->state == ER_SVC_FAILED)
-                return; /* judged when the tree is gone */
-        if (sched_limits_crossed(v))
-                return;
-        if (code == 0 && v->adopt_pid > 0 && !p->gone) {
-                pid_t pid = v->adopt_pid;
-                v->adopt_pid = 0;
-                /* SPEC §4: the forking parent exited 0 after its daemon was
-                 * named by the pid file (a later check may still be
-                 * pending): the daemon is the service now. */
-                if (er_proc_adopt(&v->proc, pid, v->s->o.no_pidfd) == 0)
-                        return;
-        }
-        if (v->state == ER_SVC_STARTING) {
-                /* An exit check decides (ready and completed at once, in
-                 * mark_ready); anything else is an exit before ready. */
-                if (v->check_active && er_runner_exited(&v->runs[v->check_i], code))
-                        return;
-                /* SPEC §4: exiting 0 while a pidfile check is pending is
-                 * daemonizing: keep waiting, then adopt the daemon. */
-                if (code == 0 && pidfile_pending(v)) {
-                        v->daemonizing = true;
-                        emit(v, "daemonizing: the main process exited 0, waiting for its pid file");
-                        return;
-                }
-                if (may_restart(v, code)) {
-                        restart_after_exit(v, how);
-                        return;
-                }
-                sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s before ready%s", how, after_restarts(v));
-                return;
-        }
-        if (may_restart(v, code)) {
-                restart_after_exit(v, how);
-                return;
-        }
-        if (code == 0) {
-                v->completed = true;
-                v->state = ER_SVC_EXITED;
-                er_timer_stop(v->s->o.loop, &v->timeout);
-                emit(v, how);
-                schedule(v->s);
-                return;
-        }
-        sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR, "%s %s%s", how,
-             v->s->test_running ? "while the test ran" : "after it was ready", after_restarts(v));
-}
-
-static void judge_stop(struct svc *v)
-{
-        const struct er_proc *p = &v->proc;
-        char how[64], limit[32], sig[32], when[64];
-
-        if (v->state == ER_SVC_FAILED || v->error != ER_OK)
-                return;
-        er_duration_format(v->cfg->stop_timeout_us, limit, sizeof(limit));
-        er_signal_format(v->cfg->sig_kill, sig, sizeof(sig));
-        /* SPEC §5.7: a second stop request skips the grace period. */
-        if (v->killed_fast)
-                snprintf(when, sizeof(when), "at once (a second stop request)");
-        else
-                snprintf(when, sizeof(when), "after %s stop timeout", limit);
-        if (p->killed_before_exit) {
-                v->error = ER_PROCESS_FINISHED_WITH_ERROR;
-                snprintf(v->message, sizeof(v->message), "killed by %s %s", sig, when);
-                return;
-        }
-        sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);
-        if (p->killed && p->killed_count) {
-                v->error = ER_PROCESS_FINISHED_WITH_ERROR;
-                snprintf(v->message, sizeof(v->message),
-                         "%u process%s of its tree killed by %s %s (main process %s)",
-                         p->killed_count, p->killed_count == 1 ? "" : "es", sig, when, how);
-                return;
-        }
-        if (v->completed) {
-                snprintf(v->message, sizeof(v->message), "%s", how);
-                return;
-        }
-        /* An unknown status (an adopted daemon that was not envrun's to
-         * reap) counts as clean: it ended after sig_stop, without sig_kill. */
-        bool clean = p->exit_signal    ? p->exit_signal == v->cfg->sig_stop
-                     : p->exit_code < 0 ? true
-                                        : er_codes_has(&v->cfg->ok_exit, (unsigned)p->exit_code);
-        er_signal_format(v->cfg->sig_stop, sig, sizeof(sig));
-        if (clean) {
-                if (p->exit_signal)
-                        snprintf(v->message, sizeof(v->message), "stopped by %s", sig);
-                else
-                        snprintf(v->message, sizeof(v->message), "%s after %s", how, sig);
-                return;
-        }
-        v->error = ER_PROCESS_FINISHED_WITH_ERROR;
-        snprintf(v->message, sizeof(v->message), "%s after %s (not in ok_exit)", how, sig);
-}
-
-/* The tree's CPU time, read from its cgroup before the cgroup goes; the
- * main process's rusage (with what it waited for) where there is none. */
-static void account(struct svc *v)
-{
-        uint64_t us;
-        const struct rusage *ru = &v->proc.rusage;
-
-        if (!v->proc_init || !v->spawned)
-                return;
-        bool tree;
-        if (er_group_memory_peak(&v->proc.group, &us, &tree) == 0 && us > v->mem_peak) {
-                v->mem_peak = us;
-                v->mem_peak_tree = tree;
-        }
-        if (er_group_cpu_usage(&v->proc.group, &us) == 0) {
-                v->cpu_us += us;
-                v->cpu_is_tree = true;
-                return;
-        }
-        v->cpu_us += (uint64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000000 +
-                     (uint64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
-}
-
-static void finish_down(struct svc *v)
-{
-        struct er_sched *s = v->s;
-
-        account(v);
-        sched_limits_unwatch(v);
-        v->down = true;
-        v->stop_us = er_now_us();
-        judge_stop(v);
-        /* A failed service was announced when it failed. */
-        if (v->state != ER_SVC_FAILED) {
-                v->state = ER_SVC_STOPPED;
-                emit(v, v->message);
-        }
-        /* What v depended on may stop now, if nothing else holds it. */
-        const uint64_t *deps = er_reach_deps(&s->reach, v->index);
-        for (size_t i = 0; i < s->n; i++)
-                if (er_reach_has(deps, i))
-                        stop_if_possible(&s->svcs[i]);
-}
-
-static void svc_reset(struct svc *v);
-static void start_svc(struct svc *v);
-
-static void svc_gone(struct er_proc *p)
-{
-        struct svc *v = p->owner;
-        if (v->restart_pending && p->stopping) {
-                bool policy = v->policy_restart, was_ready = v->ready;
-                uint64_t first = v->first_spawn_us;
-                if (!policy)
-                        finish_down(v); /* a restart asked for: its stop is reported */
-                v->restart_pending = v->policy_restart = false;
-                svc_reset(v);
-                if (policy && !was_ready)
-                        v->first_spawn_us = first; /* the same timeout goes on */
-                if (policy && v->s->down_started)
-                        return;
-                if (policy) {
-                        v->state = ER_SVC_STARTING;
-                        er_timer_start(v->s->o.loop, &v->backoff, backoff_us(v->restarts),
-                                       on_backoff);
-                        v->restarts++;
-                        return;
-                }
-                v->restarts++;
-                start_svc(v);
-                return;
-        }
-        if (v->daemonizing && !v->ready && v->state == ER_SVC_STARTING) {
-                v->daemonizing = false;
-                sched_fail(v, ER_PROCESS_EXITED_WITH_ERROR,
-                     "exited 0 before ready and left no process behind (no daemon to adopt)");
-        }
-        /* A tree that emptied by itself (a one-shot job) is finished when
-         * the environment goes down. */
-        if (!p->stopping && !v->s->down_started)
-                return;
-        finish_down(v);
-}
-
-static const struct er_proc_cb svc_cb = {
-        .line = svc_line,
-        .exited = svc_exit,
-        .gone = svc_gone,
-};
 
 /* The environment of a service or the test (SPEC §3). */
 char **sched_build_envp(struct er_sched *s, const struct er_envlist *own,
@@ -651,189 +91,67 @@ out:
         return envp;
 }
 
-static void track_proc(void *engine, struct er_proc *p, bool on)
+/* --- dependencies -------------------------------------------------------- */
+
+static bool dep_met(const struct er_sched *s, const struct er_dep *d)
 {
-        struct er_sched *s = engine;
-        if (on) {
-                if (ER_BUF_RESERVE(s->extra, s->cap_extra, s->n_extra + 1) < 0)
-                        return; /* reaped as an orphan: its status is lost, not its exit */
-                s->extra[s->n_extra++] = p;
-                return;
+        const struct svc *t = &s->svcs[d->index];
+        /* A service stopped by hand (SPEC §8) no longer satisfies started
+         * or ready; a job that completed stays completed. */
+        switch (d->cond) {
+        case ER_COND_STARTED:
+                return t->spawned && !(t->down && !t->completed);
+        case ER_COND_READY:
+                return t->ready && !(t->down && !t->completed);
+        case ER_COND_COMPLETED:
+                return t->completed;
         }
-        for (size_t i = 0; i < s->n_extra; i++)
-                if (s->extra[i] == p) {
-                        s->extra[i] = s->extra[--s->n_extra];
-                        return;
-                }
+        return false;
 }
 
-static void spawn_now(struct svc *v)
+static bool dep_failed(const struct er_sched *s, const struct er_dep *d)
 {
-        struct er_sched *s = v->s;
-        const struct er_service *cfg = v->cfg;
-        struct er_err err = {0};
-        char detail[300] = "";
-
-        struct er_spawn_opts opts = {
-                .file = cfg->cmd.argv[0],
-                .argv = cfg->cmd.argv,
-                .envp = v->envp,
-                .cwd = cfg->cmd.cwd,
-                .stdin_fd = -1,
-                .stdout_fd = -1,
-                .stderr_fd = -1,
-                .pgrp = ER_SPAWN_SETSID,
-                .uid = cfg->user ? cfg->uid : -1,
-                .gid = cfg->user ? cfg->gid : -1,
-                .cgroup_fd = -1,
-                .pdeathsig = SIGKILL,
-                .no_pidfd = s->o.no_pidfd,
-        };
-        v->spawn_us = er_now_us();
-        if (!v->first_spawn_us)
-                v->first_spawn_us = v->spawn_us;
-        v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
-        v->state = ER_SVC_STARTING;
-        if (sched_limits_apply(v) < 0)
-                return;
-        if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
-                sched_fail(v, ER_START_ERROR, "%s", err.msg);
-                return;
-        }
-        v->spawned = true;
-        sched_limits_watch(v);
-        if (cfg->n_checks)
-                er_check_describe(cfg->checks[0], detail, sizeof(detail));
-        emit(v, detail);
-        if (cfg->n_checks || v->need_completed)
-                er_timer_start_at(s->o.loop, &v->timeout, v->cenv.deadline_us, on_timeout);
-        check_next(v);
+        const struct svc *t = &s->svcs[d->index];
+        return t->phase == PH_FAILED || t->error == ER_DEPENDENCY_FAILED;
 }
 
-static void start_svc(struct svc *v)
+/* --- decisions ------------------------------------------------------------ */
+
+/* The bring-up: starts what can start, marks what never will, and notices
+ * its end. */
+static void start_pass(struct er_sched *s)
 {
-        struct er_sched *s = v->s;
-        const struct er_service *cfg = v->cfg;
-        struct er_envlist extra;
-        struct er_err err = {0};
-        int r;
+        bool busy = false;
 
-        v->spawn_us = er_now_us();
-        if (!v->log_open) {
-                r = er_log_open(&v->log, s->o.log_dir_fd, cfg->name, cfg->log_max_size);
-                if (r < 0) {
-                        sched_fail(v, ER_START_ERROR, "cannot open its log: %s", strerror(-r));
-                        return;
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                const struct er_dep *failed = NULL;
+                bool met = true;
+                if (v->phase != PH_PENDING || v->error != ER_OK || !s->selected[i])
+                        continue;
+                for (size_t k = 0; k < v->cfg->n_deps && !failed; k++) {
+                        const struct er_dep *d = &v->cfg->deps[k];
+                        if (dep_failed(s, d))
+                                failed = d;
+                        met = met && dep_met(s, d);
                 }
-                v->log_open = true;
-                /* One write per batch of output, not one per line. */
-                er_log_set_buffered(&v->log);
-        }
-        if (er_proc_init(&v->proc, s->o.loop, s->o.contain, cfg->name, &svc_cb, v, &v->log,
-                         &err) < 0) {
-                sched_fail(v, ER_START_ERROR, "%s", err.msg);
-                return;
-        }
-        v->proc_init = true;
-        v->cenv = (struct er_check_env){
-                .service = cfg->name,
-                .cwd = cfg->cmd.cwd,
-                .log = &v->log,
-                .contain = s->o.contain,
-                .group = &v->proc.group,
-                .state_dir = s->o.state_dir,
-                .no_pidfd = s->o.no_pidfd,
-                .uid = cfg->user ? cfg->uid : -1,
-                .gid = cfg->user ? cfg->gid : -1,
-                .track = track_proc,
-                .engine = s,
-        };
-        v->runs = calloc(cfg->n_checks ? cfg->n_checks : 1, sizeof(*v->runs));
-        if (!v->runs) {
-                sched_fail(v, ER_START_ERROR, "out of memory");
-                return;
-        }
-        er_envlist_init(&extra);
-        for (size_t i = 0; i < cfg->n_checks; i++) {
-                er_runner_init(&v->runs[i], cfg->checks[i], s->o.loop, &v->cenv, v, on_check_done);
-                v->runs[i].attempt_failed = on_attempt_failed;
-                v->runs[i].status_changed = on_status;
-                v->runs[i].daemon = on_daemon;
-                r = er_runner_prepare(&v->runs[i], &extra);
-                if (r < 0) {
-                        er_envlist_fini(&extra);
-                        sched_fail(v, ER_START_ERROR, "cannot prepare the '%s' check: %s",
-                             cfg->checks[i]->ops->key, strerror(-r));
-                        return;
-                }
-        }
-        v->envp = sched_build_envp(s, &cfg->env, &extra, cfg->name, er_proc_marker(&v->proc));
-        er_envlist_fini(&extra);
-        if (!v->envp) {
-                sched_fail(v, ER_START_ERROR, "out of memory");
-                return;
-        }
-        v->cenv.envp = v->envp;
-        /* Count first: a probe may finish inside er_runner_start. */
-        for (size_t i = 0; i < cfg->n_checks; i++)
-                if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
-                        v->probes_pending++;
-        if (!v->probes_pending) {
-                spawn_now(v);
-                return;
-        }
-        v->probing = true;
-        v->state = ER_SVC_STARTING;
-        emit(v, "checking that nothing else holds its address");
-        for (size_t i = 0; i < cfg->n_checks && v->probing; i++)
-                if (cfg->checks[i]->ops->probes_address && cfg->checks[i]->ops->attempt)
-                        er_runner_start(&v->runs[i], true);
-}
-
-/* Starts what can start, marks what never will, and notices the end of the
- * bring-up. */
-static void schedule(struct er_sched *s)
-{
-        bool progress = true, busy = false;
-
-        if (!s->up_started || s->down_started)
-                return;
-        while (progress) {
-                progress = false;
-                for (size_t i = 0; i < s->n; i++) {
-                        struct svc *v = &s->svcs[i];
-                        bool met = true;
-                        if (v->state != ER_SVC_PENDING || v->error != ER_OK || !s->selected[i])
-                                continue;
-                        for (size_t k = 0; k < v->cfg->n_deps; k++) {
-                                const struct er_dep *d = &v->cfg->deps[k];
-                                if (dep_failed(s, d)) {
-                                        dependency_failed(v, d);
-                                        progress = true;
-                                        met = false;
-                                        break;
-                                }
-                                met = met && dep_met(s, d);
-                        }
-                        if (met && v->error == ER_OK && !s->failed) {
-                                start_svc(v);
-                                progress = true;
-                        }
-                }
+                if (failed)
+                        sched_svc_dep_failed(v, failed);
+                else if (met && !s->failed)
+                        sched_svc_event(v, EV_START, false);
         }
         for (size_t i = 0; i < s->n; i++) {
                 const struct svc *v = &s->svcs[i];
                 if (v->error != ER_OK || !s->selected[i])
                         continue;
-                if (v->state == ER_SVC_PENDING || (v->state == ER_SVC_STARTING) ||
-                    (v->need_completed && !v->completed && v->state != ER_SVC_FAILED))
+                if (sched_public_state(v) == ER_SVC_PENDING ||
+                    sched_public_state(v) == ER_SVC_STARTING ||
+                    (v->need_completed && !v->completed && v->phase != PH_FAILED))
                         busy = true;
         }
         if (!busy)
                 s->up_done = true;
 }
-
-/* --- down ----------------------------------------------------------------- */
 
 /* SPEC §5.5: a service stops only after everything that depends on it,
  * directly or not, has stopped (api -> migrate -> db: db outlives api even
@@ -851,29 +169,39 @@ static bool all_dependents_down(struct er_sched *s, size_t idx)
         return true;
 }
 
-static void stop_if_possible(struct svc *v)
+/* The teardown: stops every run whose dependents are down, and takes the
+ * faster way with those already stopping after a second request. */
+static void stop_pass(struct er_sched *s)
 {
-        struct er_sched *s = v->s;
-
-        if (!s->down_started || !v->spawned || v->down)
-                return;
-        if (!all_dependents_down(s, v->index))
-                return;
-        if (v->proc.stopping && !s->fast)
-                return;
-        cancel_check(v);
-        er_timer_stop(s->o.loop, &v->timeout);
-        if (v->state != ER_SVC_FAILED && !v->proc.stopping) {
-                v->state = ER_SVC_STOPPING;
-                emit(v, NULL);
+        for (size_t i = s->n; i-- > 0;) {
+                struct svc *v = &s->svcs[i];
+                if (!v->spawned || v->down)
+                        continue;
+                if (v->proc.stopping && (!s->fast || v->killed_fast || v->proc.killed))
+                        continue;
+                if (all_dependents_down(s, i))
+                        sched_svc_event(v, EV_STOP, s->fast);
         }
-        /* Its sig_kill comes at once: from this request, unless its own
-         * stop timeout already sent it. */
-        if (s->fast && !v->proc.killed)
-                v->killed_fast = true;
-        er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill,
-                     s->fast);
 }
+
+void sched_decide(struct er_sched *s)
+{
+        if (s->deciding) {
+                s->decide_again = true;
+                return;
+        }
+        s->deciding = true;
+        do {
+                s->decide_again = false;
+                if (s->down_started)
+                        stop_pass(s);
+                else if (s->up_started)
+                        start_pass(s);
+        } while (s->decide_again);
+        s->deciding = false;
+}
+
+/* --- down ----------------------------------------------------------------- */
 
 void er_sched_down(struct er_sched *s, bool fast)
 {
@@ -884,21 +212,15 @@ void er_sched_down(struct er_sched *s, bool fast)
         fast = s->fast;
         if (s->test_running && fast)
                 er_proc_stop(&s->test, SIGKILL, 0, SIGKILL, true);
-        for (size_t i = 0; i < s->n; i++) {
-                struct svc *v = &s->svcs[i];
-                release_checks(v);
-                v->probing = false;
-                er_timer_stop(s->o.loop, &v->timeout);
-                er_timer_stop(s->o.loop, &v->backoff);
-        }
+        for (size_t i = 0; i < s->n; i++)
+                sched_svc_event(&s->svcs[i], EV_DOWN, fast);
         /* Trees that emptied by themselves while the environment was up. */
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[s->n - 1 - i];
                 if (v->spawned && v->proc.gone && !v->down)
-                        finish_down(v);
+                        sched_finish_down(v);
         }
-        for (size_t i = 0; i < s->n; i++)
-                stop_if_possible(&s->svcs[s->n - 1 - i]);
+        sched_decide(s);
 }
 
 bool er_sched_down_done(const struct er_sched *s)
@@ -916,37 +238,6 @@ bool er_sched_down_done(const struct er_sched *s)
 
 /* --- one service at a time (the detached supervisor's commands) ---------- */
 
-/* Forgets a finished run of v so that it can start again. */
-static void svc_reset(struct svc *v)
-{
-        struct er_sched *s = v->s;
-
-        if (!v->down)
-                account(v); /* finish_down did it otherwise */
-
-        release_checks(v);
-        free(v->runs);
-        v->runs = NULL;
-        er_timer_stop(s->o.loop, &v->timeout);
-        sched_limits_unwatch(v);
-        if (v->proc_init)
-                er_proc_fini(&v->proc);
-        v->proc_init = false;
-        er_envp_free(v->envp);
-        v->envp = NULL;
-        v->check_i = 0;
-        v->check_active = v->probing = v->probe_hit = v->daemonizing = false;
-        v->adopt_pid = v->named_daemon = 0;
-        v->killed_fast = false;
-        v->probes_pending = 0;
-        v->spawned = v->ready = v->completed = v->down = false;
-        v->first_spawn_us = 0;
-        er_timer_stop(s->o.loop, &v->backoff);
-        v->error = ER_OK;
-        v->message[0] = '\0';
-        v->state = ER_SVC_PENDING;
-}
-
 static bool svc_running(const struct svc *v)
 {
         return v->spawned && !v->down;
@@ -958,13 +249,20 @@ int er_sched_stop_service(struct er_sched *s, size_t idx)
 
         if (!svc_running(v) || v->proc.stopping)
                 return -EALREADY;
-        release_checks(v);
-        er_timer_stop(s->o.loop, &v->timeout);
-        if (v->state != ER_SVC_FAILED) {
-                v->state = ER_SVC_STOPPING;
-                emit(v, NULL);
-        }
-        er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill, false);
+        sched_svc_event(v, EV_STOP, false);
+        return 0;
+}
+
+/* 0 when every dependency of v holds, else -EAGAIN naming the first that
+ * does not. */
+static int deps_hold(struct er_sched *s, const struct svc *v, char *why, size_t len)
+{
+        for (size_t k = 0; k < v->cfg->n_deps; k++)
+                if (!dep_met(s, &v->cfg->deps[k])) {
+                        snprintf(why, len, "its dependency '%s' is not %s",
+                                 v->cfg->deps[k].name, er_cond_name(v->cfg->deps[k].cond));
+                        return -EAGAIN;
+                }
         return 0;
 }
 
@@ -974,18 +272,14 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
 
         if (s->down_started)
                 return -ESHUTDOWN;
-        if (svc_running(v) || v->probing)
+        if (svc_running(v) || v->phase == PH_PROBING)
                 return -EBUSY;
-        for (size_t k = 0; k < v->cfg->n_deps; k++)
-                if (!dep_met(s, &v->cfg->deps[k])) {
-                        snprintf(why, len, "its dependency '%s' is not %s",
-                                 v->cfg->deps[k].name, er_cond_name(v->cfg->deps[k].cond));
-                        return -EAGAIN;
-                }
+        if (deps_hold(s, v, why, len) < 0)
+                return -EAGAIN;
         if (v->spawned || v->error != ER_OK)
-                svc_reset(v);
+                sched_svc_reset(v);
         s->selected[idx] = true;
-        start_svc(v);
+        sched_svc_event(v, EV_START, false);
         return 0;
 }
 
@@ -998,26 +292,21 @@ int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t l
                 return -ESHUTDOWN;
         /* The new run needs what a start needs: refuse before stopping the
          * old one rather than leave the service down. */
-        for (size_t k = 0; k < v->cfg->n_deps; k++)
-                if (!dep_met(s, &v->cfg->deps[k])) {
-                        snprintf(why, len, "its dependency '%s' is not %s",
-                                 v->cfg->deps[k].name, er_cond_name(v->cfg->deps[k].cond));
-                        return -EAGAIN;
-                }
+        if (deps_hold(s, v, why, len) < 0)
+                return -EAGAIN;
         if (!svc_running(v)) {
                 r = er_sched_start_service(s, idx, why, len);
                 if (r == 0)
                         v->restarts++;
                 return r;
         }
-        v->restart_pending = true;
-        r = er_sched_stop_service(s, idx);
-        return r == -EALREADY ? 0 : r; /* already stopping: it starts once gone */
+        sched_svc_event(v, EV_RESTART, false);
+        return 0;
 }
 
 enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx)
 {
-        return s->svcs[idx].state;
+        return sched_public_state(&s->svcs[idx]);
 }
 
 void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret)
@@ -1025,7 +314,7 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
         const struct svc *v = &s->svcs[idx];
 
         *ret = (struct er_svc_info){
-                .state = v->state,
+                .state = sched_public_state(v),
                 .selected = s->selected[idx],
                 .pid = v->proc_init ? v->proc.pid : 0,
                 .ready_ms = v->ready ? (v->ready_us - s->o.t0_us) / 1000 : ER_REPORT_NO_TIME,
@@ -1201,7 +490,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
 void er_sched_up(struct er_sched *s)
 {
         s->up_started = true;
-        schedule(s);
+        sched_decide(s);
 }
 
 bool er_sched_up_done(const struct er_sched *s)
@@ -1217,7 +506,7 @@ bool er_sched_failed(const struct er_sched *s)
 static const struct svc *first_failed(const struct er_sched *s)
 {
         for (size_t i = 0; i < s->n; i++)
-                if (s->svcs[i].state == ER_SVC_FAILED)
+                if (s->svcs[i].phase == PH_FAILED)
                         return &s->svcs[i];
         return NULL;
 }
@@ -1349,19 +638,8 @@ void er_sched_free(struct er_sched *s)
 {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->n; i++) {
-                struct svc *v = &s->svcs[i];
-                release_checks(v);
-                free(v->runs);
-                er_timer_stop(s->o.loop, &v->timeout);
-                er_timer_stop(s->o.loop, &v->backoff);
-                sched_limits_unwatch(v);
-                if (v->proc_init)
-                        er_proc_fini(&v->proc);
-                if (v->log_open)
-                        er_log_close(&v->log);
-                er_envp_free(v->envp);
-        }
+        for (size_t i = 0; i < s->n; i++)
+                sched_svc_free(&s->svcs[i]);
         if (s->test_init)
                 er_proc_fini(&s->test);
         er_timer_stop(s->o.loop, &s->test_timer);
@@ -1373,3 +651,4 @@ void er_sched_free(struct er_sched *s)
         free(s->svcs);
         free(s);
 }
+

@@ -1,5 +1,6 @@
-/* sched_priv: what the scheduler's files share (sched.c: the services'
- * states and the environment; limits.c: limits; test_cmd.c: the test
+/* sched_priv: what the scheduler's files share (service.c: one service's
+ * phases and events, the table; sched.c: the environment and what it
+ * decides for its services; limits.c: limits; test_cmd.c: the test
  * command).  Private to core/sched/. */
 #ifndef ER_SCHED_PRIV_H
 #define ER_SCHED_PRIV_H
@@ -15,11 +16,45 @@
 
 #define TEST_KILL_AFTER_US (10 * 1000000ULL)
 
+/* A service's phase: one at a time (service.c's table says what each event
+ * does in each).  The driver sees them as er_svc_state (sched.h). */
+enum svc_phase {
+        PH_PENDING,      /* no run: waiting for its dependencies, or never started */
+        PH_PROBING,      /* the AlreadyRunning probe runs; nothing spawned yet */
+        PH_STARTING,     /* spawned; check check_i is waited for */
+        PH_DAEMONIZING,  /* its main process exited 0 with a pidfile check pending */
+        PH_READY,        /* every check passed; its main process runs */
+        PH_EXITED,       /* it completed: exited 0 after ready, or an exit check passed */
+        PH_RESTARTING,   /* exited, its restart policy applies: the tree goes first */
+        PH_BACKOFF,      /* the wait before the policy's next run */
+        PH_STOPPING,     /* a stop request: the tree is going */
+        PH_RESTART_STOP, /* `envrun restart`: the tree is going, then a new run */
+        PH_STOPPED,      /* its tree is gone, after a stop */
+        PH_FAILED,       /* failed; its tree may run until it is stopped */
+        N_PHASE
+};
+
+enum svc_event {
+        EV_START,        /* its dependencies hold (or `envrun start`); backoff over */
+        EV_PROBED,       /* the AlreadyRunning probe is over */
+        EV_CHECK_OK,     /* the check waited for passed */
+        EV_CHECK_FAILED, /* it can no longer pass */
+        EV_TIMEOUT,      /* not ready, or not completed, within timeout */
+        EV_EXITED,       /* its main process exited */
+        EV_GONE,         /* its whole tree is gone */
+        EV_STOP,         /* stop it (down, once its dependents are down; `envrun stop`) */
+        EV_RESTART,      /* `envrun restart` while it runs */
+        EV_BACKOFF_DUE,  /* the restart policy's backoff is over */
+        EV_DEP_FAILED,   /* a dependency failed: it will never start */
+        EV_DOWN,         /* the environment goes down: nothing waits for readiness */
+        N_EVENT
+};
+
 struct svc {
         struct er_sched *s;
         size_t index;
         const struct er_service *cfg;
-        enum er_svc_state state;
+        enum svc_phase phase;
         struct er_proc proc;
         bool proc_init;
         struct er_log log;
@@ -28,17 +63,15 @@ struct svc {
         struct er_check_env cenv;
         size_t check_i;               /* the check being waited for */
         bool check_active;
-        bool probing;                 /* the AlreadyRunning probe before spawn */
         size_t probes_pending;
         bool probe_hit;
         char probe_what[200];
-        bool daemonizing;             /* main exited 0 while a pidfile check was pending */
         pid_t named_daemon;           /* the daemon the running check named (pidfile) */
         pid_t adopt_pid;              /* a pidfile check named this daemon while the main
                                        * process had not been seen to exit yet */
+        /* The facts of this run: a process was spawned, it was ready, it
+         * completed, its tree is gone and accounted (sched_finish_down). */
         bool spawned, ready, completed, down;
-        bool restart_pending;         /* restart: start again once the tree is gone */
-        bool policy_restart;          /* ... by its restart: policy, after a backoff */
         unsigned restarts;
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
         uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
@@ -69,6 +102,7 @@ struct er_sched {
         bool *selected;               /* part of this environment (opts.only's closure) */
         struct er_reach reach;        /* who depends on whom, directly or not */
         bool up_started, up_done, failed;
+        bool deciding, decide_again;  /* sched_decide runs, and must run once more */
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
         int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
@@ -90,13 +124,30 @@ struct er_sched {
         uint64_t test_start_us, test_end_us;
 };
 
-/* --- sched.c --- */
+/* --- service.c --- */
+/* Sends an event (fast: EV_STOP skips the grace period). */
+void sched_svc_event(struct svc *v, enum svc_event e, bool fast);
+/* EV_DEP_FAILED: d failed, v never starts. */
+void sched_svc_dep_failed(struct svc *v, const struct er_dep *d);
 /* The service failed: cls and the message, announced, and the environment
- * goes on (or down) as the failure asks. */
+ * goes on (or down) as the failure asks.  From any phase. */
 void sched_fail(struct svc *v, enum er_error_class cls, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Its tree is gone: judged, accounted, reported. */
+void sched_finish_down(struct svc *v);
+/* Forgets a finished run, back to pending. */
+void sched_svc_reset(struct svc *v);
+void sched_svc_free(struct svc *v);
+enum er_svc_state sched_public_state(const struct svc *v);
+const char *sched_phase_name(enum svc_phase p);
 /* A warning the driver keeps in sight (ev->warning). */
 void sched_emit_warning(struct svc *v, const char *detail);
+
+/* --- sched.c --- */
+/* Starts what can start and marks what never will (bring-up), stops what
+ * can stop (down): after every action that may change it, flat — a call
+ * from inside it only asks for one more round. */
+void sched_decide(struct er_sched *s);
 /* An event of the test command. */
 void sched_emit_test(struct er_sched *s, enum er_svc_state st, const char *detail);
 /* "exited 3", "killed by SIGKILL" */

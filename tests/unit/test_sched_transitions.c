@@ -210,6 +210,24 @@ static const struct row rows[] = {
      "    ready: {output: '^ready$'}\n",
      {DO(UP), DO(UP_DONE), ONE(RESTART_ONE, 0), WAIT(0, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
      {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
+
+    {"a restart, then down before the old run is gone: the restart is dropped, down ends",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'trap \"sleep 0.3; exit 0\" TERM; echo ready; while :; do sleep 1; done']\n"
+     "    ready: {output: '^ready$'}\n",
+     {DO(UP), DO(UP_DONE), ONE(RESTART_ONE, 0), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "exited 0 after SIGTERM", 0}}},
+
+    {"restart a failed service whose tree still runs: the tree goes, the new run comes up",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'test -f \"$ENVRUN_STATE_DIR/f\" || { touch \"$ENVRUN_STATE_DIR/f\"; exec sleep 60; }; echo ready; exec sleep 60']\n"
+     "    ready: {output: '^ready$'}\n"
+     "    timeout: 300ms\n",
+     {DO(UP), DO(UP_DONE), WAIT(0, ER_SVC_FAILED), ONE(RESTART_ONE, 0), WAIT(0, ER_SVC_READY),
+      DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
 };
 
 struct cond {

@@ -39,6 +39,7 @@ enum {
         OPT_JUNIT,
         OPT_TIMELINE,
         OPT_ABORT,
+        OPT_ALLOW_PARTIAL,
 };
 
 /* Global options (SPEC §1), set by main's parser. */

@@ -31,7 +31,8 @@ static const struct opt json_opts[] = {{0, "json", false, OPT_JSON}, {0, NULL, f
 static const struct opt exec_opts[] = {
         {0, "timeout", true, OPT_TIMEOUT},  {0, "report", true, OPT_REPORT},
         {0, "junit", true, OPT_JUNIT},      {0, "timeline", true, OPT_TIMELINE},
-        {0, "abort-on-failure", false, OPT_ABORT}, {0, NULL, false, 0},
+        {0, "abort-on-failure", false, OPT_ABORT}, {0, "allow-partial", false, OPT_ALLOW_PARTIAL},
+        {0, NULL, false, 0},
 };
 static const struct opt up_opts[] = {{'d', "detach", false, OPT_DETACH}, {0, NULL, false, 0}};
 static const struct opt down_opts[] = {{0, "keep", false, OPT_KEEP}, {0, NULL, false, 0}};
@@ -44,9 +45,11 @@ static const struct opt logs_opts[] = {
 static const struct verb verbs[] = {
         {"exec", verb_exec,
          "exec [--timeout DURATION] [--report FILE] [--junit FILE] [--timeline FILE.svg]\n"
-         "                [--abort-on-failure] [--] [CMD [ARG...]]",
+         "                [--abort-on-failure] [--allow-partial] [--] [CMD [ARG...]]",
          "Bring the environment up, run CMD (or the file's `test:` command), bring it down\n"
-         "and print the exit report.",
+         "and print the exit report.  With an `up -d` instance of the project up, run CMD\n"
+         "against it instead; refused (125) when a service of it failed, was stopped or\n"
+         "exited, unless --allow-partial.",
          EXIT_EXEC_ENV, exec_opts, true},
         {"up", verb_up, "up [-d] [SERVICE...]",
          "Bring the environment up and hold it in the foreground until SIGINT/SIGTERM,\n"

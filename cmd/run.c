@@ -512,8 +512,36 @@ int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_
 
 /* The ports and ENVRUN_STATE_DIR of the project's `up -d` instance, from
  * its supervisor.  0, or an exit status after printing why. */
+/* What of the instance in status j is not up: "" when it all is, else
+ * "'db' failed (killed by SIGKILL after it was ready), 'cache' stopped". */
+static void describe_partial(json_t *j, char *buf, size_t len)
+{
+        json_t *svcs = json_object_get(j, "services"), *x;
+        const char *overall = json_string_value(json_object_get(j, "state"));
+        size_t i, n = 0;
+
+        buf[0] = '\0';
+        if (overall && strcmp(overall, "up") == 0)
+                return;
+        json_array_foreach(svcs, i, x) {
+                const char *name = json_string_value(json_object_get(x, "name"));
+                const char *st = json_string_value(json_object_get(x, "state"));
+                const char *msg = json_string_value(json_object_get(x, "message"));
+                if (!name || !st || !json_is_true(json_object_get(x, "selected")) ||
+                    strcmp(st, "ready") == 0 ||
+                    (strcmp(st, "exited") == 0 && json_is_true(json_object_get(x, "job"))))
+                        continue;
+                if (n < len)
+                        n += (size_t)snprintf(buf + n, len - n, "%s'%s' %s%s%s%s", n ? ", " : "",
+                                              name, st, msg && *msg ? " (" : "", msg ? msg : "",
+                                              msg && *msg ? ")" : "");
+        }
+        if (!n)
+                snprintf(buf, len, "it is %s", overall ? overall : "in an unknown state");
+}
+
 int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
-                         char *state_dir, size_t len, long *ret_pid)
+                      char *state_dir, size_t len, long *ret_pid, char *partial, size_t plen)
 {
         char sock[4400];
         struct er_ctl_reply reply = {0};
@@ -546,6 +574,8 @@ int run_attach_values(int fail, const char *inst, const struct er_config *probe,
                 goto bad;
         snprintf(state_dir, len, "%s", json_string_value(json_object_get(j, "state_dir")));
         *ret_pid = (long)json_integer_value(json_object_get(j, "supervisor_pid"));
+        if (partial)
+                describe_partial(j, partial, plen);
         json_decref(j);
         return 0;
 bad:

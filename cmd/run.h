@@ -123,9 +123,11 @@ struct er_config *run_load_final(const char *path, const char *state_dir, const 
 int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_status);
 
 /* The ports and ENVRUN_STATE_DIR of the project's running instance (its
- * directory inst), from its supervisor.  0, or `fail` after printing why. */
+ * directory inst), from its supervisor; in partial (when not NULL), what of
+ * it is not up ("" when all is: every service ready, or a job completed).
+ * 0, or `fail` after printing why. */
 int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
-                      char *state_dir, size_t len, long *ret_pid);
+                      char *state_dir, size_t len, long *ret_pid, char *partial, size_t plen);
 
 /* SPEC §5.7: the project's `up -d` instance in dir, if its supervisor died,
  * is cleaned up (survivors killed, the directory removed but tmp/ when

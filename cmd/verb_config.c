@@ -62,7 +62,8 @@ static int load_running(struct er_config **ret)
                 er_config_free(probe);
                 return cli_fail(EXIT_FAILED, "out of memory");
         }
-        r = run_attach_values(EXIT_FAILED, inst, probe, ports, state_dir, sizeof(state_dir), &pid);
+        r = run_attach_values(EXIT_FAILED, inst, probe, ports, state_dir, sizeof(state_dir), &pid,
+                              NULL, 0);
         er_config_free(probe);
         if (r) {
                 free(ports);

@@ -58,13 +58,25 @@ static int attach(const struct er_config *probe, const char *inst, struct er_por
                   char *state_dir, size_t len)
 {
         long sup_pid = 0;
+        char partial[1024];
         int rc;
 
         if (probe->n_ports && !(ports->ports = calloc(probe->n_ports, sizeof(unsigned))))
                 return cli_fail(EXIT_EXEC_ENV, "out of memory");
         ports->n = probe->n_ports;
-        rc = run_attach_values(EXIT_EXEC_ENV, inst, probe, ports->ports, state_dir, len, &sup_pid);
-        if (rc == 0 && arg_verbosity >= 0)
+        rc = run_attach_values(EXIT_EXEC_ENV, inst, probe, ports->ports, state_dir, len, &sup_pid,
+                               partial, sizeof(partial));
+        /* A broken stack is no environment to test against (issue 18). */
+        if (rc == 0 && *partial && !cli_has(OPT_ALLOW_PARTIAL))
+                return cli_fail(EXIT_EXEC_ENV,
+                                "'%s' is up but not whole: %s; bring it back with `envrun start "
+                                "SERVICE` or `envrun restart SERVICE`, or run anyway with "
+                                "--allow-partial",
+                                probe->project, partial);
+        if (rc == 0 && *partial && arg_verbosity >= 0)
+                cli_fail(0, "running against '%s', which is not whole (--allow-partial): %s",
+                         probe->project, partial);
+        else if (rc == 0 && arg_verbosity >= 0)
                 cli_fail(0, "running against '%s', which is up (supervisor pid %ld)", probe->project,
                          sup_pid);
         return rc;

@@ -83,21 +83,23 @@ static json_t *service_json(struct er_routes *rt, size_t i)
         er_sched_info(rt->sched, i, &in);
         /* A pid only while there is a process to point at. */
         alive = in.state == ER_SVC_STARTING || in.state == ER_SVC_READY || in.state == ER_SVC_STOPPING;
-        return json_pack("{s:s, s:s, s:o, s:o, s:i, s:o, s:s, s:b}",
+        return json_pack("{s:s, s:s, s:o, s:o, s:i, s:b, s:o, s:s, s:b}",
                          "name", rt->config->services[i].name,
                          "state", er_svc_state_name(in.state),
                          "pid", alive && in.pid > 0 ? json_integer(in.pid) : json_null(),
                          "ready_ms", in.ready_ms != ER_REPORT_NO_TIME ? json_integer((json_int_t)in.ready_ms)
                                                                       : json_null(),
                          "restarts", (int)in.restarts,
+                         "job", in.job,
                          "error", in.error != ER_OK ? json_string(er_error_class_name(in.error))
                                                     : json_null(),
                          "message", in.message ? in.message : "",
                          "selected", in.selected);
 }
 
-/* "up": every service of the environment ready (or completed); "failed": one
- * failed; "partial": one was stopped or is being restarted. */
+/* "up": every service of the environment ready, or a job that completed;
+ * "failed": one failed; "partial": one was stopped, is being restarted or
+ * exited although it is no job. */
 static const char *overall(struct er_routes *rt)
 {
         bool partial = false;
@@ -112,7 +114,7 @@ static const char *overall(struct er_routes *rt)
                         continue;
                 if (in.error != ER_OK || in.state == ER_SVC_FAILED)
                         return "failed";
-                if (in.state != ER_SVC_READY && in.state != ER_SVC_EXITED)
+                if (in.state != ER_SVC_READY && !(in.state == ER_SVC_EXITED && in.job))
                         partial = true;
         }
         return partial ? "partial" : "up";

@@ -445,6 +445,18 @@ static void put_notes(struct er_buf *b, const struct er_report *r)
         }
 }
 
+/* Ended by a signal with every service stopped cleanly and no test run:
+ * nothing failed. */
+static bool stopped_cleanly(const struct er_report *r)
+{
+        if (!r->interrupted || (r->test.present && !r->test.not_run))
+                return false;
+        for (size_t i = 0; i < r->n_services; i++)
+                if (r->services[i].error != ER_OK)
+                        return false;
+        return true;
+}
+
 static void put_summary(struct er_buf *b, const struct layout *l, const struct er_report *r)
 {
         const struct er_report_test *t = &r->test;
@@ -462,6 +474,15 @@ static void put_summary(struct er_buf *b, const struct layout *l, const struct e
                         er_rp_printf(b, ", test %s", status);
                 }
                 er_rp_puts(b, ")\n");
+                return;
+        }
+        if (stopped_cleanly(r)) {
+                /* Ctrl-C on a foreground `up`: its normal end (issue 18). */
+                char sig[32];
+                er_signal_format(r->interrupted, sig, sizeof(sig));
+                er_rp_printf(b, "stopped by %s (%zu service%s%s) (exit status %d)\n", sig,
+                             r->n_services, r->n_services == 1 ? "" : "s",
+                             t->present ? ", test not run" : "", r->exit_status);
                 return;
         }
         put_colored(b, "failed", color_of(ER_PROCESS_EXITED_WITH_ERROR, l));

@@ -71,6 +71,8 @@ struct er_report {
         const char *project;           /* borrowed */
         bool ok;                       /* "result": "ok" or "failed" */
         int exit_status;
+        int interrupted;               /* the signal that ended it (SIGINT, SIGTERM,
+                                        * SIGHUP), or 0 */
         const char *containment;       /* "cgroup2" or "reaper" */
         const char *containment_reason; /* borrowed: how it was chosen, or why not cgroup2 */
         bool limits_enforced;

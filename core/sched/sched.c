@@ -96,13 +96,14 @@ out:
 static bool dep_met(const struct er_sched *s, const struct er_dep *d)
 {
         const struct svc *t = &s->svcs[d->index];
-        /* A service stopped by hand (SPEC §8) no longer satisfies started
-         * or ready; a job that completed stays completed. */
+        /* A service stopped by hand (SPEC §8), or failed since, no longer
+         * satisfies started or ready; a job that completed stays completed. */
+        bool lost = (t->down || t->phase == PH_FAILED) && !t->completed;
         switch (d->cond) {
         case ER_COND_STARTED:
-                return t->spawned && !(t->down && !t->completed);
+                return t->spawned && !lost;
         case ER_COND_READY:
-                return t->ready && !(t->down && !t->completed);
+                return t->ready && !lost;
         case ER_COND_COMPLETED:
                 return t->completed;
         }
@@ -238,9 +239,11 @@ bool er_sched_down_done(const struct er_sched *s)
 
 /* --- one service at a time (the detached supervisor's commands) ---------- */
 
+/* Whether v's run still has a tree: a service that crashed, a job that
+ * completed, a failed one whose processes are gone can start again. */
 static bool svc_running(const struct svc *v)
 {
-        return v->spawned && !v->down;
+        return v->spawned && !v->down && !v->proc.gone;
 }
 
 int er_sched_stop_service(struct er_sched *s, size_t idx)
@@ -266,26 +269,41 @@ static int deps_hold(struct er_sched *s, const struct svc *v, char *why, size_t 
         return 0;
 }
 
+/* A run that is over but for its tree: the main process failed or
+ * completed, and what it left may still run. */
+static bool run_over(const struct svc *v)
+{
+        return v->phase == PH_FAILED || v->phase == PH_EXITED;
+}
+
 int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len)
 {
         struct svc *v = &s->svcs[idx];
 
         if (s->down_started)
                 return -ESHUTDOWN;
-        if (svc_running(v) || v->phase == PH_PROBING)
+        if ((svc_running(v) && !run_over(v)) || v->phase == PH_PROBING)
                 return -EBUSY;
         if (deps_hold(s, v, why, len) < 0)
                 return -EAGAIN;
+        s->selected[idx] = true;
+        if (svc_running(v)) {
+                /* What the last run left goes first, then the new run. */
+                sched_svc_event(v, EV_RESTART, false);
+                return 0;
+        }
         if (v->spawned || v->error != ER_OK)
                 sched_svc_reset(v);
-        s->selected[idx] = true;
         sched_svc_event(v, EV_START, false);
         return 0;
 }
 
+/* A restart counts when it is asked for, once per new run: a restart
+ * asked for again before the first one's stop ended is the same one. */
 int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t len)
 {
         struct svc *v = &s->svcs[idx];
+        enum svc_phase before = v->phase;
         int r;
 
         if (s->down_started)
@@ -301,12 +319,24 @@ int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t l
                 return r;
         }
         sched_svc_event(v, EV_RESTART, false);
+        if (v->phase == PH_RESTART_STOP && before != PH_RESTART_STOP)
+                v->restarts++;
         return 0;
 }
 
 enum er_svc_state er_sched_state(const struct er_sched *s, size_t idx)
 {
         return sched_public_state(&s->svcs[idx]);
+}
+
+static bool svc_is_job(const struct svc *v)
+{
+        if (v->need_completed)
+                return true;
+        for (size_t i = 0; i < v->cfg->n_checks; i++)
+                if (v->cfg->checks[i]->ops == &er_check_exit_ops)
+                        return true;
+        return false;
 }
 
 void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret)
@@ -319,6 +349,7 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
                 .pid = v->proc_init ? v->proc.pid : 0,
                 .ready_ms = v->ready ? (v->ready_us - s->o.t0_us) / 1000 : ER_REPORT_NO_TIME,
                 .restarts = v->restarts,
+                .job = svc_is_job(v),
                 .error = v->error,
                 .message = v->message,
         };
@@ -601,6 +632,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 r->test.exit_code = -1;
         }
         r->exit_status = er_sched_exec_status(s);
+        r->interrupted = s->interrupted;
         r->ok = r->exit_status == 0 && !finished_error;
         r->total_ms = (er_now_us() - t0) / 1000;
         return 0;

@@ -105,6 +105,8 @@ struct er_svc_info {
         pid_t pid;                   /* the main pid of its current or last run, or 0 */
         uint64_t ready_ms;           /* since t0, or ER_REPORT_NO_TIME */
         unsigned restarts;
+        bool job;                    /* a one-shot job: an exit check, or a dependent
+                                      * waits for its completion; its exit 0 is its end */
         enum er_error_class error;
         const char *message;         /* valid until the next loop iteration */
 };

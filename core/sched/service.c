@@ -668,13 +668,13 @@ static void a_gone_restarting(struct svc *v, const struct svc_arg *a)
 
 static void start_run(struct svc *v);
 
-/* `envrun restart`: its stop is reported, then the new run starts. */
+/* `envrun restart` (or a start over what a failed run left): its stop is
+ * reported, then the new run starts (er_sched_restart_service counted it). */
 static void a_gone_restart_stop(struct svc *v, const struct svc_arg *a)
 {
         (void)a;
         sched_finish_down(v);
         sched_svc_reset(v);
-        v->restarts++;
         start_run(v);
 }
 
@@ -741,9 +741,12 @@ static void a_down_unstarted(struct svc *v, const struct svc_arg *a)
         quietly(v, PH_PENDING);
 }
 
+/* The restart asked for never happens: it does not count. */
 static void a_down_no_restart(struct svc *v, const struct svc_arg *a)
 {
         a_down(v, a);
+        if (v->restarts)
+                v->restarts--;
         quietly(v, PH_STOPPING);
 }
 

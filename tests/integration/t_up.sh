@@ -253,6 +253,8 @@ fg_case() {
   OUT=$FG.out ERR=$FG.err
   up_is "foreground up: SIG$sig -> exit $want" "$RC" "$want"
   for s in $SVCS; do up_has "foreground up ($sig): report line for $s" "$ERR" "^$s +ok( |$)"; done
+  up_has "foreground up ($sig): the summary says it was stopped, not failed" "$ERR" \
+    "^envrun: stopped by SIG$sig \(3 services\) \(exit status $want\)$"
   up_has "foreground up ($sig): db's output on stdout, prefixed" "$OUT" '^db +\| db line 1$'
   up_has "foreground up ($sig): worker's output on stdout, prefixed" "$OUT" '^worker +\| worker got go$'
   [ ! -e "$UP_STATE/tfg-$sig" ] && ok "foreground up ($sig): instance dir removed" ||

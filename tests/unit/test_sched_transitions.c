@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,7 +36,7 @@
 /* The table leaves out the fields a row does not need (they are zero). */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-#define MAX_STEPS 8
+#define MAX_STEPS 10
 #define MAX_SVCS 4
 #define DEADLINE_US (15 * 1000000ULL)
 
@@ -51,6 +52,7 @@ enum op {
         STOP_ONE,   /* er_sched_stop_service(svc), as `envrun stop` */
         START_ONE,  /* er_sched_start_service(svc), as `envrun start` */
         RESTART_ONE, /* er_sched_restart_service(svc), as `envrun restart` */
+        KILL_MAIN,  /* SIGKILL to service `svc`'s main process, as a crash (kill -9) */
 };
 
 struct step {
@@ -228,6 +230,37 @@ static const struct row rows[] = {
      {DO(UP), DO(UP_DONE), WAIT(0, ER_SVC_FAILED), ONE(RESTART_ONE, 0), WAIT(0, ER_SVC_READY),
       DO(DOWN), DO(DOWN_DONE)},
      {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
+
+    {"a crashed service brought back by start: killed by SIGKILL, failed, started, ready",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'echo ready; exec sleep 60']\n"
+     "    ready: {output: '^ready$'}\n"
+     "  api:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on: [db]\n",
+     {DO(UP), DO(UP_DONE), ONE(KILL_MAIN, 0), WAIT(0, ER_SVC_FAILED), ONE(START_ONE, 0),
+      WAIT(0, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0, "api"},
+      {"api", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
+
+    {"a crashed service brought back by restart: one restart",
+     "services:\n"
+     "  db:\n"
+     "    command: [sh, -c, 'echo ready; exec sleep 60']\n"
+     "    ready: {output: '^ready$'}\n",
+     {DO(UP), DO(UP_DONE), ONE(KILL_MAIN, 0), WAIT(0, ER_SVC_FAILED), ONE(RESTART_ONE, 0),
+      WAIT(0, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 1}}},
+
+    {"a job that completed runs again on start",
+     "services:\n"
+     "  job:\n"
+     "    command: [sh, -c, 'echo run >> \"$ENVRUN_STATE_DIR/runs\"']\n"
+     "    ready: {exit: 0}\n",
+     {DO(UP), DO(UP_DONE), WAIT(0, ER_SVC_EXITED), ONE(START_ONE, 0), WAIT(0, ER_SVC_EXITED),
+      DO(DOWN), DO(DOWN_DONE)},
+     {{"job", ER_SVC_STOPPED, ER_OK, "exited 0", 0}}},
 };
 
 struct cond {
@@ -281,7 +314,12 @@ static void run_row(const struct row *row, bool show)
                         er_sched_up(f.s);
                 else if (st->op == DOWN || st->op == DOWN_FAST)
                         er_sched_down(f.s, st->op == DOWN_FAST);
-                else if (st->op == STOP_ONE)
+                else if (st->op == KILL_MAIN) {
+                        struct er_svc_info in;
+                        er_sched_info(f.s, st->svc, &in);
+                        assert_true(in.pid > 0);
+                        assert_int_equal(kill(in.pid, SIGKILL), 0);
+                } else if (st->op == STOP_ONE)
                         assert_int_equal(er_sched_stop_service(f.s, st->svc), 0);
                 else if (st->op == START_ONE || st->op == RESTART_ONE) {
                         char why[200] = "";
@@ -292,9 +330,12 @@ static void run_row(const struct row *row, bool show)
                                 fail_msg("%s: %s: %s %s", row->what,
                                          st->op == START_ONE ? "start" : "restart", strerror(-rc),
                                          why);
-                        /* A restart begins with the stop, at once. */
-                        if (st->op == RESTART_ONE)
-                                assert_int_equal(er_sched_state(f.s, st->svc), ER_SVC_STOPPING);
+                        /* A restart begins at once: with the stop of a run that
+                         * still has a tree, else with the new run. */
+                        if (st->op == RESTART_ONE) {
+                                enum er_svc_state now = er_sched_state(f.s, st->svc);
+                                assert_true(now == ER_SVC_STOPPING || now == ER_SVC_STARTING);
+                        }
                 }
                 else
                         wait_for(&f, st, row->what);

@@ -57,6 +57,7 @@ struct verb {
         int usage_status;                  /* 2, or 125 for exec */
         const struct opt *opts;            /* the verb's own options, {0}-terminated */
         bool cmd_after_args;               /* exec: the first non-option starts CMD */
+        bool unknown_opts_are_args;        /* test: so does an option envrun does not know */
 };
 
 struct opt {
@@ -98,6 +99,9 @@ int verb_validate(int argc, char **argv);
 int verb_config(int argc, char **argv);
 int verb_graph(int argc, char **argv);
 int verb_exec(int argc, char **argv);
+int verb_test(int argc, char **argv);
+int verb_env(int argc, char **argv);
+int verb_ls(int argc, char **argv);
 int verb_up(int argc, char **argv);
 int verb_down(int argc, char **argv);
 int verb_status(int argc, char **argv);

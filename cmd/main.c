@@ -50,36 +50,54 @@ static const struct verb verbs[] = {
          "and print the exit report.  With an `up -d` instance of the project up, run CMD\n"
          "against it instead; refused (125) when a service of it failed, was stopped or\n"
          "exited, unless --allow-partial.",
-         EXIT_EXEC_ENV, exec_opts, true},
+         EXIT_EXEC_ENV, exec_opts, true, false},
+        {"test", verb_test,
+         "test [--timeout DURATION] [--report FILE] [--junit FILE] [--timeline FILE.svg]\n"
+         "                [--abort-on-failure] [--allow-partial] [--] [ARG...]",
+         "As exec, with the file's `test:` command and the ARGs appended to it (a shell\n"
+         "string gets them as \"$@\").  The first argument envrun does not know as an\n"
+         "option starts the ARGs (`envrun test -k slow`); `--` makes every later one an\n"
+         "ARG (`envrun test -- -v`).",
+         EXIT_EXEC_ENV, exec_opts, true, true},
         {"up", verb_up, "up [-d] [SERVICE...]",
          "Bring the environment up and hold it in the foreground until SIGINT/SIGTERM,\n"
          "or with -d leave a supervisor holding it.",
-         EXIT_USAGE, up_opts, false},
+         EXIT_USAGE, up_opts, false, false},
         {"down", verb_down, "down [--keep]",
-         "Stop a detached environment and print its report.", EXIT_USAGE, down_opts, false},
+         "Stop a detached environment and print its report.", EXIT_USAGE, down_opts, false,
+         false},
         {"status", verb_status, "status [--json] [-v]",
          "Show the state of each service of a detached environment.", EXIT_USAGE, status_opts,
-         false},
+         false, false},
         {"logs", verb_logs, "logs [-f|--follow] [-n LINES] [--timestamps] [SERVICE...]",
-         "Show the captured output of services.", EXIT_USAGE, logs_opts, false},
+         "Show the captured output of services.", EXIT_USAGE, logs_opts, false, false},
+        {"ls", verb_ls, "ls [--json]",
+         "List your instances: project, state (up, partial, failed, stale, exec, ...),\n"
+         "services ready of those selected, directory and ports.",
+         EXIT_USAGE, json_opts, false, false},
+        {"env", verb_env, "env [--json]",
+         "Print what a command run against the detached environment sees: its ports,\n"
+         "ENVRUN_STATE_DIR and ENVRUN_PROJECT, as `export NAME='value'` lines for\n"
+         "`eval \"$(envrun env)\"`, or as a JSON object.",
+         EXIT_USAGE, json_opts, false, false},
         {"start", verb_start, "start SERVICE...", "Start services of a detached environment.",
-         EXIT_USAGE, no_opts, false},
+         EXIT_USAGE, no_opts, false, false},
         {"stop", verb_stop, "stop SERVICE...", "Stop services of a detached environment.",
-         EXIT_USAGE, no_opts, false},
+         EXIT_USAGE, no_opts, false, false},
         {"restart", verb_restart, "restart SERVICE...",
          "Restart services of a detached environment (their dependents keep running).",
-         EXIT_USAGE, no_opts, false},
+         EXIT_USAGE, no_opts, false, false},
         {"validate", verb_validate, "validate",
          "Check environment.yml and report every error as FILE:LINE:COL: message.\n"
          "Silent on success unless -v; exits 2 on errors.",
-         EXIT_USAGE, no_opts, false},
+         EXIT_USAGE, no_opts, false, false},
         {"config", verb_config, "config [--json]",
          "Print the resolved configuration (after interpolation, with every default)\n"
          "as YAML, or JSON with --json.",
-         EXIT_USAGE, json_opts, false},
+         EXIT_USAGE, json_opts, false, false},
         {"graph", verb_graph, "graph",
          "Print the dependency graph in Graphviz DOT (render with `dot -Tsvg`).", EXIT_USAGE,
-         no_opts, false},
+         no_opts, false, false},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -168,6 +186,12 @@ static const struct opt *match(const struct opt *opts, const char *arg, const ch
                         return o;
                 }
         return NULL;
+}
+
+static bool known_opt(const struct verb *v, const char *arg)
+{
+        const char *value;
+        return match(v->opts, arg, &value) || match(global_opts, arg, &value);
 }
 
 static void set_global(int id, const char *value)
@@ -276,6 +300,9 @@ int main(int argc, char **argv)
                         }
                         continue;
                 }
+                if (!opts_done && a[0] == '-' && a[1] && v && v->unknown_opts_are_args &&
+                    !known_opt(v, a))
+                        break; /* `envrun test -k slow`: the test's own option */
                 if (!opts_done && a[0] == '-' && a[1]) {
                         r = parse_opt(v, argc, argv, &i, status);
                         if (r < 0) {

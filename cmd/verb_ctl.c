@@ -193,6 +193,68 @@ int verb_status(int argc, char **argv)
         return status;
 }
 
+/* --- env ------------------------------------------------------------------------ */
+
+/* value in single quotes, each ' as '\'' (POSIX sh). */
+static void put_quoted(const char *value)
+{
+        putchar('\'');
+        for (const char *c = value; *c; c++)
+                if (*c == '\'')
+                        fputs("'\\''", stdout);
+                else
+                        putchar(*c);
+        putchar('\'');
+}
+
+/* What a command run against the instance sees: ENVRUN_PROJECT,
+ * ENVRUN_STATE_DIR and the ports, as in its environment. */
+static json_t *env_of(json_t *status)
+{
+        json_t *env = json_object(), *v;
+        const char *k;
+        char port[24];
+
+        json_object_set_new(env, "ENVRUN_PROJECT", json_string(jstr(status, "project")));
+        json_object_set_new(env, "ENVRUN_STATE_DIR", json_string(jstr(status, "state_dir")));
+        json_object_foreach(json_object_get(status, "ports"), k, v) {
+                snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(v));
+                json_object_set_new(env, k, json_string(port));
+        }
+        return env;
+}
+
+int verb_env(int argc, char **argv)
+{
+        struct target t;
+        json_t *j, *env, *v;
+        const char *k;
+        int status, hs;
+
+        if (argc > 0)
+                return cli_fail(EXIT_USAGE, "'env' takes no arguments, got '%s'", argv[0]);
+        if ((status = locate(&t, EXIT_FAILED)))
+                return status;
+        if (t.live != 1)
+                return nothing_up(&t, EXIT_FAILED);
+        if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
+                return status;
+        env = env_of(j);
+        json_decref(j);
+        if (cli_has(OPT_JSON)) {
+                json_dumpf(env, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                putchar('\n');
+        } else {
+                json_object_foreach(env, k, v) {
+                        printf("export %s=", k);
+                        put_quoted(json_string_value(v));
+                        putchar('\n');
+                }
+        }
+        json_decref(env);
+        return EXIT_OK;
+}
+
 /* --- start, stop, restart ------------------------------------------------------ */
 
 static int service_op(const char *op, int argc, char **argv)

@@ -28,9 +28,38 @@ extern char **environ;
 
 /* --- the verb ------------------------------------------------------------ */
 
+/* `envrun test ARG...`: the file's test command with ARGs appended (for a
+ * shell string, as "$@" of it: sh -c 'CMD "$@"' sh ARG...).  NULL when out
+ * of memory.  The strings are borrowed; free the array alone, and
+ * argv[2] for a shell string. */
+static char **test_with_args(const struct er_cmd *cmd, int argc, char **argv)
+{
+        size_t n = cmd->argc + (cmd->shell ? 1 : 0) + (size_t)argc + 1;
+        char **out = calloc(n, sizeof(*out)), *script = NULL;
+        size_t k = 0;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < cmd->argc; i++)
+                out[k++] = cmd->argv[i];
+        if (cmd->shell) {
+                size_t len = strlen(cmd->argv[2]) + sizeof(" \"$@\"");
+                if (!(script = malloc(len))) {
+                        free(out);
+                        return NULL;
+                }
+                snprintf(script, len, "%s \"$@\"", cmd->argv[2]);
+                out[2] = script;
+                out[k++] = "sh";
+        }
+        for (int i = 0; i < argc; i++)
+                out[k++] = argv[i];
+        return out;
+}
+
 /* --timeout, the file, and a first load that learns the project name and
  * the ports.  0, or an exit status after saying why. */
-static int first_pass(int argc, uint64_t *timeout_us, const char **ret_path,
+static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char **ret_path,
                       struct er_config **ret_probe)
 {
         const char *t = cli_value(OPT_TIMEOUT);
@@ -42,6 +71,13 @@ static int first_pass(int argc, uint64_t *timeout_us, const char **ret_path,
                 return EXIT_EXEC_ENV;
         if (!(*ret_probe = run_load_probe(*ret_path)))
                 return EXIT_EXEC_ENV;
+        if (test_verb && !(*ret_probe)->test.present) {
+                er_config_free(*ret_probe);
+                return cli_fail(EXIT_EXEC_ENV,
+                                "'%s' has no 'test:' command for `envrun test` (use `envrun exec "
+                                "-- CMD`)",
+                                *ret_path);
+        }
         if (argc == 0 && !(*ret_probe)->test.present) {
                 er_config_free(*ret_probe);
                 return cli_fail(EXIT_EXEC_ENV,
@@ -99,31 +135,41 @@ static int make_instance(struct er_state *st, const char *base, const char *proj
         return -run_open_instance(st, base, for_others, ret_log_fd, EXIT_EXEC_ENV);
 }
 
-/* Up, the test command (CMD, or the file's test:), down, the report:
- * exec's exit status. */
-static int drive(struct run *r, int argc, char **argv, uint64_t timeout_us)
+/* Up, the test command (CMD; the file's test:, with ARGs for `test`),
+ * down, the report: exec's exit status. */
+static int drive(struct run *r, int argc, char **argv, bool test_verb, uint64_t timeout_us)
 {
+        const struct er_test *t = &r->config->test;
+        char **file_cmd = test_verb ? test_with_args(&t->cmd, argc, argv) : t->cmd.argv;
+        bool from_file = test_verb || argc == 0;
         int status;
 
+        if (test_verb && !file_cmd)
+                return cli_fail(EXIT_EXEC_ENV, "out of memory");
         er_sched_set_abort_on_failure(r->sched, cli_has(OPT_ABORT));
-        er_sched_plan_test(r->sched, argc > 0 ? argv : r->config->test.cmd.argv);
+        er_sched_plan_test(r->sched, from_file ? file_cmd : argv);
         run_engine_up(r, NULL);
         if (!er_sched_failed(r->sched) && !er_sched_exec_status(r->sched)) {
-                if (argc > 0)
+                if (!from_file)
                         er_sched_run_test(r->sched, argv, NULL, false, timeout_us);
                 else
-                        er_sched_run_test(r->sched, r->config->test.cmd.argv, r->config->test.cmd.cwd,
-                                          true, timeout_us ? timeout_us : r->config->test.timeout_us);
+                        er_sched_run_test(r->sched, file_cmd, t->cmd.cwd, true,
+                                          timeout_us ? timeout_us : t->timeout_us);
                 run_drive(r, er_sched_test_done);
         }
         run_engine_down(r);
         status = er_sched_exec_status(r->sched);
         if (run_print_report(r->sched, stderr, true, -1))
                 status = status ? status : EXIT_EXEC_ENV;
+        if (test_verb) {
+                if (t->cmd.shell)
+                        free(file_cmd[2]);
+                free(file_cmd);
+        }
         return status;
 }
 
-int verb_exec(int argc, char **argv)
+static int exec_or_test(int argc, char **argv, bool test_verb)
 {
         struct run r;
         struct run_engine engine;
@@ -141,7 +187,7 @@ int verb_exec(int argc, char **argv)
         er_ports_init(&ports);
         er_state_init(&st);
         er_records_init(&rec);
-        if ((rc = first_pass(argc, &timeout_us, &path, &probe)))
+        if ((rc = first_pass(argc, test_verb, &timeout_us, &path, &probe)))
                 return rc;
         bool for_others = run_for_others(probe);
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
@@ -202,7 +248,7 @@ int verb_exec(int argc, char **argv)
                 .fail = EXIT_EXEC_ENV,
         };
         if (run_engine_start(&r, &engine, &start) == 0)
-                status = drive(&r, argc, argv, timeout_us);
+                status = drive(&r, argc, argv, test_verb, timeout_us);
         run_engine_fini(&r, &engine);
 out_config:
         run_fini_display(&r);
@@ -219,4 +265,14 @@ out_ports:
         else
                 er_ports_release(&ports);
         return status;
+}
+
+int verb_exec(int argc, char **argv)
+{
+        return exec_or_test(argc, argv, false);
+}
+
+int verb_test(int argc, char **argv)
+{
+        return exec_or_test(argc, argv, true);
 }

@@ -4,7 +4,9 @@
 # SIGKILL is brought back by `start` and by `restart`; `exec` refuses the
 # broken stack (125, naming the service) unless --allow-partial, and runs
 # once it is whole again; a service stopped by hand makes it partial too,
-# a completed job does not.  Every process started carries TESTSVC_MARKER
+# a completed job does not; `env` gives a shell what `exec` sees; `test`
+# appends its arguments to the file's test command; `ls` lists two
+# projects up and one stale.  Every process started carries TESTSVC_MARKER
 # and none may survive.
 . "$(dirname "$0")/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
@@ -29,6 +31,8 @@ services:
     command: ["$TS", --stdout, "app up", --hold]
     ready: {output: "^app up\$"}
     depends_on: [cache]
+test:
+  command: [sh, -c, 'printf "<%s>" "\$@" >"\$0"', "$D/test_args"]
 YML
 
 pid_of() { up_jq "$OUT" "s('$1')['pid']"; }
@@ -92,6 +96,52 @@ up_run start2 start app
 up_is "start app again: exit 0" "$RC" 0
 up_run ex5 exec -- true
 up_is "exec once it is whole again: exit 0" "$RC" 0
+
+# ------------------------------------------------ env
+up_run env1 env
+up_is "env: exit 0" "$RC" 0
+ENV_OUT=$OUT
+up_run ex6 exec -q -- sh -c 'echo "$CACHE_PORT $ENVRUN_STATE_DIR $ENVRUN_PROJECT"'
+seen_by_exec=$(cat "$OUT")
+seen_by_env=$(eval "$(cat "$ENV_OUT")"; echo "$CACHE_PORT $ENVRUN_STATE_DIR $ENVRUN_PROJECT")
+up_is "eval \"\$(envrun env)\" gives the ports and state dir exec sees" "$seen_by_env" "$seen_by_exec"
+case $seen_by_env in [0-9]*' '/*' tdet') ok "env: a port, an absolute state dir, the project" ;;
+  *) fail "env: a port, an absolute state dir, the project" "got '$seen_by_env'" ;; esac
+up_run env2 env --json
+up_check "env --json: the same values as strings" "$OUT" \
+  "' '.join([j['CACHE_PORT'], j['ENVRUN_STATE_DIR'], j['ENVRUN_PROJECT']]) == '$seen_by_exec'"
+
+# ------------------------------------------------ test ARG...
+up_run test1 test -k "a b" -x
+up_is "test -k 'a b' -x: exit 0" "$RC" 0
+up_is "test: the arguments reach the file's test command" "$(cat "$D/test_args" 2>/dev/null)" "<-k><a b><-x>"
+up_run test2 test -- -v
+up_is "test -- -v: everything after -- is the test's" "$(cat "$D/test_args" 2>/dev/null)" "<-v>"
+
+# ------------------------------------------------ ls: two up, one stale
+up_use "$F" tdet2
+up_run up2 up -d
+up_is "a second project of the file: up -d exit 0" "$RC" 0
+up_use "$F" tdet3
+up_run up3 up -d
+up_is "a third project: up -d exit 0" "$RC" 0
+up_status st5
+SUP3=$(up_jq "$OUT" "j['supervisor_pid']")
+kill -KILL "$SUP3" 2>/dev/null
+up_wait_gone "$SUP3" 10 || fail "the third supervisor is gone after kill -9"
+up_use "$F" tdet
+up_run ls1 ls --json
+up_is "ls --json: exit 0" "$RC" 0
+up_check "ls: tdet and tdet2 up with 3/3 services and their ports, tdet3 stale" "$OUT" \
+  "sorted((e['project'], e['state'], e.get('services_ready'), e.get('services_total'), 'CACHE_PORT' in e.get('ports', {})) for e in j) == [('tdet', 'up', 3, 3, True), ('tdet2', 'up', 3, 3, True), ('tdet3', 'stale', None, None, False)]"
+up_run ls2 ls
+up_has "ls (text): a line for the stale project" "$OUT" "^tdet3 +stale "
+up_use "$F" tdet3
+up_run down3 down
+up_is "down of the stale project: exit 0" "$RC" 0
+up_use "$F" tdet2
+up_run down2 down
+up_use "$F" tdet
 
 up_run down1 down
 up_is "down: exit 0" "$RC" 0

@@ -16,6 +16,8 @@
 
 #include "cli.h"
 #include "api/ctl_client.h"
+#include "base/buf.h"
+#include "base/hash.h"
 #include "instance/cleanup.h"
 #include "instance/records.h"
 #include "instance/state.h"
@@ -632,4 +634,23 @@ void run_reap_stale_execs(const char *base, const char *project)
         if (er_cleanup_stale_execs(base, project, &reaped) > 0 && reaped.killed)
                 cli_fail(0, "cleaned up %u %s left by a crashed run of '%s'", reaped.killed,
                          run_plural(reaped.killed, "process", "processes"), project);
+}
+
+/* --- the file an instance was started with ---------------------------------- */
+
+int run_config_digest(const char *path, char *out, size_t len)
+{
+        static const struct er_hash_key key = {0x656e7672756e2d63ULL, 0x6f6e6669672d3031ULL};
+        struct er_buf b = {0};
+        int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+        if (fd < 0)
+                return -errno;
+        r = er_buf_read_fd(&b, fd, 64u << 20, 0);
+        close(fd);
+        if (r == 0)
+                snprintf(out, len, "%016llx",
+                         (unsigned long long)er_hash_siphash13(&key, b.p ? b.p : "", b.len));
+        er_buf_fini(&b);
+        return r;
 }

@@ -145,4 +145,9 @@ bool run_force_reaper(void);
 /* "12:03:04.512" */
 void run_stamp(char *buf, size_t len);
 
+/* A digest of the file's bytes (16 hex digits) into out: an instance keeps
+ * the one of the file it was started with (status's config_digest), so
+ * that `up` can say the file changed since.  0 or -errno. */
+int run_config_digest(const char *path, char *out, size_t len);
+
 #endif

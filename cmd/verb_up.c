@@ -57,6 +57,7 @@ struct holder {
         char tmpdir[4300];
         uint64_t t0;
         bool *only;
+        char digest[32];         /* of the file it was started with, or "" */
         struct er_routes routes; /* the control API's resources */
 };
 
@@ -146,9 +147,11 @@ static void hold_up(struct holder *h)
                 fclose(h->r.progress);
                 h->r.progress = stderr;
         }
-        while (!er_sched_interrupted(h->r.sched) && !h->routes.down_requested)
+        while (!er_sched_interrupted(h->r.sched) && !h->routes.down_requested) {
                 if (er_loop_run_once(h->r.loop, -1) < 0)
                         break;
+                er_routes_after_batch(&h->routes);
+        }
 }
 
 static int hold(struct holder *h)
@@ -180,6 +183,7 @@ static int hold(struct holder *h)
                 .log_fd = h->log_fd,
                 .instance_dir = h->st.dir,
                 .state_dir = h->tmpdir,
+                .config_digest = h->digest,
         };
         struct er_ctl_opts co = {.path = sock, .handle = er_routes_handle, .ud = &h->routes,
                                  .max_output = largest_log(h->r.config)};
@@ -462,6 +466,23 @@ static int select_services(const struct er_config *c, int argc, char **argv, boo
         return 0;
 }
 
+/* The waiting command of up -d lets go of everything: the supervisor owns
+ * it all now. */
+static void waiter_done(struct holder *h, struct er_config *probe)
+{
+        run_fini_display(&h->r);
+        er_config_free(h->r.config);
+        er_config_free(probe);
+        free(h->only);
+        er_close(&h->log_fd);
+        er_state_fini(&h->st);
+        er_records_fini(&h->rec);
+        for (size_t i = 0; i < h->ports->n; i++)
+                er_close(&h->ports->lock_fds[i]);
+        free(h->ports->ports);
+        free(h->ports->lock_fds);
+}
+
 int verb_up(int argc, char **argv)
 {
         struct holder h;
@@ -497,6 +518,13 @@ int verb_up(int argc, char **argv)
                 status = cli_fail(EXIT_FAILED, "state directory '%s': %s", base, strerror(-rc));
                 goto out_probe;
         }
+        snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/%s", base, probe->project);
+        if (er_state_probe(h.tmpdir) == 1) {
+                /* Up already: grow it (issue 18). */
+                status = up_more(path, probe->project, h.tmpdir, argc, argv);
+                goto out_probe;
+        }
+        run_config_digest(path, h.digest, sizeof(h.digest));
         if ((status = take_instance(&h.st, base, probe->project)))
                 goto out_probe;
         run_reap_stale_execs(base, probe->project);
@@ -526,18 +554,7 @@ int verb_up(int argc, char **argv)
         if (cli_has(OPT_DETACH)) {
                 status = detach(&h);
                 if (status >= 0) {
-                        /* The waiting command: the supervisor owns it all now. */
-                        run_fini_display(&h.r);
-                        er_config_free(h.r.config);
-                        er_config_free(probe);
-                        free(h.only);
-                        er_close(&h.log_fd);
-                        er_state_fini(&h.st);
-                        er_records_fini(&h.rec);
-                        for (size_t i = 0; i < ports.n; i++)
-                                er_close(&ports.lock_fds[i]);
-                        free(ports.ports);
-                        free(ports.lock_fds);
+                        waiter_done(&h, probe);
                         return status;
                 }
                 status = -1 - status; /* the supervisor, done */

@@ -21,7 +21,7 @@ struct waiter {
         struct er_routes *rt;
         struct er_ctl_stream *stream;
         size_t service;
-        enum { W_FOLLOW, W_STOP, W_START, W_DOWN } kind;
+        enum { W_FOLLOW, W_STOP, W_START, W_DOWN, W_UP } kind;
         bool seen_start;         /* W_START: the new run began (a restart stops first) */
         bool text, color;        /* W_DOWN: ?text=1 / ?text=color */
 };
@@ -128,8 +128,9 @@ static json_t *status_json(struct er_routes *rt)
                                     json_integer(rt->ports[i]));
         for (size_t i = 0; i < rt->config->n_services; i++)
                 json_array_append_new(svcs, service_json(rt, i));
-        return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}",
+        return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}",
                          "project", rt->config->project,
+                         "config_digest", rt->config_digest ? rt->config_digest : "",
                          "state", overall(rt),
                          "supervisor_pid", (int)getpid(),
                          "containment", er_contain_name(rt->contain),
@@ -333,6 +334,92 @@ static int handle_op(struct er_routes *rt, size_t idx, const char *op, const cha
         return 0;
 }
 
+/* --- up SERVICE... on the running environment ------------------------------ */
+
+/* services=a,b (none: every service) into only; 0, 1 when it answered an
+ * error, or -ENOMEM. */
+static int up_selection(struct er_routes *rt, const char *query, bool *only,
+                        struct er_ctl_resp *resp)
+{
+        char names[4096];
+        size_t n = rt->config->n_services;
+
+        if (!query_get(query, "services", names, sizeof(names)) || !*names) {
+                for (size_t i = 0; i < n; i++)
+                        only[i] = true;
+                return 0;
+        }
+        for (char *name = names, *end; name; name = end) {
+                size_t i;
+                if ((end = strchr(name, ',')))
+                        *end++ = '\0';
+                for (i = 0; i < n && strcmp(rt->config->services[i].name, name); i++)
+                        ;
+                if (i == n) {
+                        int r = er_ctl_resp_error(resp, 409,
+                                                  "no service '%s' in the configuration '%s' was "
+                                                  "started with: run `envrun down` first to use "
+                                                  "the file as it is now",
+                                                  name, rt->config->project);
+                        return r < 0 ? r : 1;
+                }
+                only[i] = true;
+        }
+        return 0;
+}
+
+static void up_answer(struct waiter *w, bool already)
+{
+        json_t *j = status_json(w->rt);
+        char *body;
+        json_object_set_new(j, "already_up", json_boolean(already));
+        body = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        waiter_finish(w, body ? body : "{}");
+        free(body);
+}
+
+static int handle_up(struct er_routes *rt, const char *query, struct er_ctl_resp *resp)
+{
+        bool *only = calloc(rt->config->n_services + 1, sizeof(*only));
+        size_t todo = 0;
+        int r;
+
+        if (!only)
+                return -ENOMEM;
+        if (rt->down_requested) {
+                free(only);
+                return er_ctl_resp_error(resp, 409, "the environment is going down");
+        }
+        if ((r = up_selection(rt, query, only, resp)) != 0) {
+                free(only);
+                return r < 0 ? 0 : r;
+        }
+        r = er_sched_up_more(rt->sched, only, &todo);
+        free(only);
+        if (r == -ESHUTDOWN)
+                return er_ctl_resp_error(resp, 409, "the environment is going down");
+        if (r < 0)
+                return r;
+        struct waiter *w = waiter_add(rt, resp, W_UP, SIZE_MAX, NULL);
+        if (!w)
+                return -ENOMEM;
+        if (!todo)
+                up_answer(w, true);
+        return 0;
+}
+
+void er_routes_after_batch(struct er_routes *rt)
+{
+        if (!er_sched_up_done(rt->sched))
+                return;
+        for (struct waiter *w = rt->waiters, *next; w; w = next) {
+                next = w->next;
+                if (w->kind == W_UP)
+                        up_answer(w, false);
+        }
+}
+
 /* --- the request router ------------------------------------------------------ */
 
 static bool find_service(struct er_routes *rt, const char *name, size_t len, size_t *ret)
@@ -373,6 +460,11 @@ int er_routes_handle(void *ud, struct er_ctl_req *req, struct er_ctl_resp *resp)
                         rt->keep = true;
                 rt->down_requested = true;
                 return 0;
+        }
+        if (strcmp(p, "/v1/up") == 0) {
+                if (!post)
+                        return er_ctl_resp_error(resp, 405, "use POST for %s", p);
+                return handle_up(rt, req->query, resp);
         }
         if (strncmp(p, "/v1/services/", 13) == 0) {
                 const char *name = p + 13, *slash = strchr(name, '/');

@@ -35,6 +35,7 @@ struct er_routes {
         int log_fd;                     /* logs/, for tails */
         const char *instance_dir;       /* the instance's directory */
         const char *state_dir;          /* ENVRUN_STATE_DIR */
+        const char *config_digest;      /* of the file it was started with, or NULL */
         /* what requests asked for */
         bool down_requested, keep;
         struct waiter *waiters;         /* requests held until their event */
@@ -46,6 +47,9 @@ int er_routes_handle(void *ud, struct er_ctl_req *req, struct er_ctl_resp *resp)
 void er_routes_on_line(struct er_routes *rt, const struct er_sched_event *ev);
 /* A state change: answers the operations that settled. */
 void er_routes_on_state(struct er_routes *rt, const struct er_sched_event *ev);
+/* After each loop batch: answers the `up SERVICE...` requests whose
+ * bring-up is over (its end is decided after the state events). */
+void er_routes_after_batch(struct er_routes *rt);
 /* Once the environment is down: the report to every DELETE, with the
  * exit status the owner gives it; followers' streams end. */
 void er_routes_answer_down(struct er_routes *rt, int exit_status);

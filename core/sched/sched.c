@@ -446,26 +446,62 @@ void er_sched_sigchld(struct er_sched *s)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-/* up SERVICE...: those services and, transitively, their dependencies. */
-static void select_closure(struct er_sched *s, const bool *only)
+/* up SERVICE...: those services and, transitively, their dependencies,
+ * into out (only NULL: every service). */
+static void closure(const struct er_sched *s, const bool *only, bool *out)
 {
-        bool grew = true;
-
         for (size_t i = 0; i < s->n; i++)
-                s->selected[i] = !only || only[i];
-        while (grew) {
-                grew = false;
-                for (size_t i = 0; i < s->n; i++) {
-                        const struct er_service *sv = &s->c->services[i];
-                        if (!s->selected[i])
-                                continue;
-                        for (size_t k = 0; k < sv->n_deps; k++)
-                                if (!s->selected[sv->deps[k].index]) {
-                                        s->selected[sv->deps[k].index] = true;
-                                        grew = true;
-                                }
-                }
+                out[i] = !only || only[i];
+        for (size_t i = 0; only && i < s->n; i++) {
+                const uint64_t *deps = er_reach_deps(&s->reach, i);
+                if (!only[i])
+                        continue;
+                for (size_t k = 0; k < s->n; k++)
+                        if (er_reach_has(deps, k))
+                                out[k] = true;
         }
+}
+
+static bool svc_up(const struct svc *v)
+{
+        return v->phase == PH_READY || (v->phase == PH_EXITED && v->completed);
+}
+
+int er_sched_up_more(struct er_sched *s, const bool *only, size_t *ret_todo)
+{
+        bool *add = calloc(s->n ? s->n : 1, sizeof(*add));
+        size_t todo = 0;
+
+        if (!add)
+                return -ENOMEM;
+        if (s->down_started) {
+                free(add);
+                return -ESHUTDOWN;
+        }
+        closure(s, only, add);
+        for (size_t i = 0; i < s->n; i++) {
+                struct svc *v = &s->svcs[i];
+                if (!add[i])
+                        continue;
+                s->selected[i] = true;
+                if (svc_up(v))
+                        continue;
+                /* What ended (stopped, or failed with nothing left of it)
+                 * or never could start (its dependency failed) starts over. */
+                if (v->phase == PH_STOPPED || (v->phase == PH_FAILED && !svc_running(v)) ||
+                    (v->phase == PH_PENDING && v->error != ER_OK))
+                        sched_svc_reset(v);
+                todo++;
+        }
+        free(add);
+        *ret_todo = todo;
+        if (todo) {
+                /* A bring-up of its own: its failure is not the last one's. */
+                s->failed = false;
+                s->up_done = false;
+                sched_decide(s);
+        }
+        return 0;
 }
 
 int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
@@ -501,13 +537,13 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 free(s);
                 return -ENOMEM;
         }
-        select_closure(s, opts->only);
         if (er_graph_reach(c, &s->reach) < 0) {
                 free(s->selected);
                 free(s->svcs);
                 free(s);
                 return -ENOMEM;
         }
+        closure(s, opts->only, s->selected);
         for (size_t i = 0; i < s->n; i++)
                 for (size_t k = 0; k < c->services[i].n_deps; k++)
                         if (c->services[i].deps[k].cond == ER_COND_COMPLETED)

@@ -88,6 +88,14 @@ void er_sched_plan_test(struct er_sched *s, char *const *argv);
 void er_sched_down(struct er_sched *s, bool fast);
 bool er_sched_down_done(const struct er_sched *s);
 
+/* `up SERVICE...` on a running environment: adds those services (only
+ * NULL: all) and their dependencies to it and brings up what is not up;
+ * ready services and completed jobs are left alone, stopped ones and
+ * failed ones with nothing left of them start over.  *ret_todo: how many
+ * were not up (0: nothing to do).  The bring-up then runs as er_sched_up's
+ * (er_sched_up_done, er_sched_failed).  0, -ESHUTDOWN going down, -ENOMEM. */
+int er_sched_up_more(struct er_sched *s, const bool *only, size_t *ret_todo);
+
 /* One service at a time (SPEC §8): stop it (its dependents are left
  * running), start it (its dependencies' conditions must hold: -EAGAIN with
  * `why` naming the one that does not), restart it (the same condition; stop,

@@ -6,7 +6,8 @@
 # once it is whole again; a service stopped by hand makes it partial too,
 # a completed job does not; `env` gives a shell what `exec` sees; `test`
 # appends its arguments to the file's test command; `ls` lists two
-# projects up and one stale.  Every process started carries TESTSVC_MARKER
+# projects up and one stale; `up -d a` then `up -d b` grow one instance,
+# and a service the running configuration does not know is refused.  Every process started carries TESTSVC_MARKER
 # and none may survive.
 . "$(dirname "$0")/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
@@ -141,6 +142,44 @@ up_run down3 down
 up_is "down of the stale project: exit 0" "$RC" 0
 up_use "$F" tdet2
 up_run down2 down
+up_use "$F" tdet
+
+# ------------------------------------------------ up -d a, then up -d b: one instance
+G=$D/grow.yml
+cat >"$G" <<YML
+services:
+  a:
+    command: ["$TS", --stdout, "a up", --hold]
+    ready: {output: "^a up\$"}
+  c:
+    command: ["$TS", --stdout, "c up", --hold]
+    ready: {output: "^c up\$"}
+  b:
+    command: ["$TS", --stdout, "b up", --hold]
+    ready: {output: "^b up\$"}
+    depends_on: [c]
+YML
+up_use "$G" tgrow
+up_run g1 up -d a
+up_is "grow: up -d a: exit 0" "$RC" 0
+up_status g1s
+GSUP=$(up_jq "$OUT" "j['supervisor_pid']")
+up_run g2 up -d b
+up_is "grow: up -d b on the running instance: exit 0" "$RC" 0
+up_has "grow: up -d b names b ready" "$ERR" "^b: ready$"
+up_status g2s
+up_check "grow: a, b and its dependency c ready in the one instance" "$OUT" \
+  "j['supervisor_pid'] == $GSUP and [s('a')['state'], s('b')['state'], s('c')['state']] == ['ready'] * 3 and all(x['selected'] for x in j['services'])"
+up_run g3 up -d a b
+up_is "grow: up -d of services all up: AlreadyRunning, exit 1" "$RC" 1
+up_has "grow: AlreadyRunning names the instance" "$ERR" "AlreadyRunning: 'tgrow' is already up"
+printf '  d:\n    command: ["%s", --hold]\n' "$TS" >>"$G"
+up_run g4 up -d d
+up_is "grow: a service the running configuration does not know: exit 1" "$RC" 1
+up_has "grow: the file changed since, said" "$ERR" "changed since 'tgrow' was started"
+up_has "grow: the unknown service refused with the way out" "$ERR" "no service 'd' in the configuration 'tgrow' was started with: run .envrun down. first"
+up_run g5 down
+up_is "grow: down: exit 0" "$RC" 0
 up_use "$F" tdet
 
 up_run down1 down

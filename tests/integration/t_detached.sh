@@ -182,6 +182,28 @@ up_run g5 down
 up_is "grow: down: exit 0" "$RC" 0
 up_use "$F" tdet
 
+# ------------------------------------------------ down returns after the supervisor's exit
+S=$D/small.yml
+printf 'services:\n  s:\n    command: ["%s", --hold]\n' "$TS" >"$S"
+up_use "$S" tsmall
+gone_bad=0
+for i in $(seq 1 50); do
+  up_run s1 up -d
+  [ "$RC" -eq 0 ] || { gone_bad=$((gone_bad + 1)); break; }
+  SSUP=$(tail -n 1 "$ERR" | sed -n 's/.*supervisor pid \([0-9]*\).*/\1/p')
+  up_run s2 down
+  # At once, no wait: the supervisor must have exited.  It may still be a
+  # zombie for a moment: it is no child of envrun's, and its reaping is its
+  # new parent's (init, or a subreaper), after its exit.
+  if [ "$RC" -ne 0 ] || [ -z "$SSUP" ] || up_alive "$SSUP"; then
+    gone_bad=$((gone_bad + 1))
+    fail "down returns after its supervisor exited (round $i)" "rc $RC, supervisor '$SSUP' $(cat "/proc/$SSUP/stat" 2>/dev/null)"
+    break
+  fi
+done
+[ "$gone_bad" -eq 0 ] && ok "down, 50 times: the supervisor has exited as soon as down returns"
+up_use "$F" tdet
+
 up_run down1 down
 up_is "down: exit 0" "$RC" 0
 up_settled "after down"

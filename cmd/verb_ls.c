@@ -41,10 +41,11 @@ static json_t *live_status(const char *dir)
 {
         struct er_ctl_reply reply = {0};
         struct er_err err = {0};
-        char sock[4200];
+        char sock[4400];
         json_t *j;
 
-        snprintf(sock, sizeof(sock), "%s/control.sock", dir);
+        if (snprintf(sock, sizeof(sock), "%s/control.sock", dir) >= (int)sizeof(sock))
+                return NULL;
         if (er_ctl_client_call(sock, "GET", "/v1/status", NULL, LS_CALL_TIMEOUT_US, &reply, &err) < 0)
                 return NULL;
         j = json_loadb(reply.body, reply.body_len, 0, NULL);
@@ -63,7 +64,8 @@ static json_t *entry(const char *base, const char *name)
         long pid;
         int live;
 
-        snprintf(dir, sizeof(dir), "%s/%s", base, name);
+        if (snprintf(dir, sizeof(dir), "%s/%s", base, name) >= (int)sizeof(dir))
+                return NULL; /* no instance directory: too long for one */
         snprintf(project, sizeof(project), "%.*s", infix ? (int)(infix - name) : 255, name);
         live = er_state_probe(dir);
         if (live == 0 && (pid = stale_supervisor(dir)) != 0)

@@ -458,6 +458,11 @@ static int dispatch_io(struct er_loop *loop, bool *timers_due)
         return ran;
 }
 
+bool er_loop_dispatching(const struct er_loop *loop)
+{
+        return loop->dispatching;
+}
+
 void er_hook_start(struct er_loop *loop, struct er_hook *h, er_hook_cb *cb)
 {
         if (h->cb)

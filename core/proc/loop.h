@@ -86,6 +86,9 @@ bool er_timer_active(const struct er_timer *t);
 
 /* Starts or stops a batch hook.  Not from a hook's own callback; one
  * stopped while its batch runs gets no end call. */
+/* Whether the loop is dispatching a batch (the caller is inside one of its
+ * callbacks): work for the batch's end goes to a hook then. */
+bool er_loop_dispatching(const struct er_loop *loop);
 void er_hook_start(struct er_loop *loop, struct er_hook *h, er_hook_cb *cb);
 void er_hook_stop(struct er_loop *loop, struct er_hook *h);
 

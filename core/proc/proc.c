@@ -338,18 +338,18 @@ static void on_events(struct er_loop *loop, struct er_io *io, uint32_t ev)
         maybe_gone(p);
 }
 
-int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, struct er_err *err)
+int er_proc_spawn_begin(struct er_proc *p, struct er_spawn_opts *opts, bool capture,
+                        struct er_err *err)
 {
-        struct er_child child;
         int out_w = -1, err_w = -1, procs[ER_V1_N], r;
-        size_t n_procs;
+        size_t n_procs = 0;
 
         if (capture) {
                 if ((r = pipe_open(p, &p->out, &out_w, on_out)) < 0 ||
                     (r = pipe_open(p, &p->err, &err_w, on_err)) < 0) {
                         er_err_set(err, r, NULL, 0, 0, "cannot create output pipes: %s",
                                    strerror(-r));
-                        goto out_close;
+                        goto out;
                 }
                 opts->stdout_fd = out_w;
                 opts->stderr_fd = err_w;
@@ -360,18 +360,39 @@ int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, s
         if (r < 0) {
                 er_err_set(err, r, NULL, 0, 0, "cannot open the cgroups of '%s': %s",
                            p->group.name, strerror(-r));
-                goto out_close;
+                goto out;
         }
         n_procs = (size_t)r;
         opts->procs_fds = procs;
         opts->n_procs_fds = n_procs;
-        r = er_spawn(opts, &child, err);
+        r = er_spawn_start(opts, &p->pending, err);
         opts->procs_fds = NULL;
         opts->n_procs_fds = 0;
+out:
+        /* The child has its own copies now. */
         for (size_t i = 0; i < n_procs; i++)
                 er_close(&procs[i]);
-        if (r < 0)
-                goto out_close;
+        er_close(&out_w);
+        er_close(&err_w);
+        if (r < 0) {
+                pipe_close(p, &p->out);
+                pipe_close(p, &p->err);
+        }
+        return r;
+}
+
+int er_proc_spawn_end(struct er_proc *p, struct er_err *err)
+{
+        struct er_child child;
+        struct er_spawn_pending *pd = p->pending;
+        int r;
+
+        p->pending = NULL;
+        if ((r = er_spawn_finish(pd, &child, err)) < 0) {
+                pipe_close(p, &p->out);
+                pipe_close(p, &p->err);
+                return r;
+        }
         p->pid = child.pid;
         p->pidfd = child.pidfd;
         p->spawned = true;
@@ -386,16 +407,13 @@ int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, s
                             on_reaper_pid);
         if (p->group.events_fd >= 0)
                 er_io_start(p->loop, &p->events_io, p->group.events_fd, EPOLLPRI, on_events);
-        er_close(&out_w);
-        er_close(&err_w);
         return 0;
+}
 
-out_close:
-        er_close(&out_w);
-        er_close(&err_w);
-        pipe_close(p, &p->out);
-        pipe_close(p, &p->err);
-        return r;
+int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, struct er_err *err)
+{
+        int r = er_proc_spawn_begin(p, opts, capture, err);
+        return r < 0 ? r : er_proc_spawn_end(p, err);
 }
 
 int er_proc_adopt(struct er_proc *p, pid_t pid, bool no_pidfd)

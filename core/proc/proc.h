@@ -55,6 +55,7 @@ struct er_proc {
         pid_t pid;
         int pidfd;
         struct er_io pid_io;
+        struct er_spawn_pending *pending; /* between er_proc_spawn_begin and _end */
         bool spawned, exited, gone;
         int exit_code;               /* -1 when killed by a signal */
         int exit_signal;             /* 0 when it exited */
@@ -77,6 +78,13 @@ int er_proc_init(struct er_proc *p, struct er_loop *loop, struct er_contain *con
  * pipes read by p (else opts' own fds are used).  The group's marker is
  * added to opts->envp by the caller (er_proc_marker). */
 int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, struct er_err *err);
+/* er_proc_spawn in two halves (er_spawn_start, er_spawn_finish), so that
+ * several processes exec at once: after begin returned 0, end must follow
+ * before the loop runs again; until then p is not spawned.  opts's strings
+ * must live until end. */
+int er_proc_spawn_begin(struct er_proc *p, struct er_spawn_opts *opts, bool capture,
+                        struct er_err *err);
+int er_proc_spawn_end(struct er_proc *p, struct er_err *err);
 const char *er_proc_marker(const struct er_proc *p); /* "ENVRUN_MARKER=..." */
 
 /* Starts the stop sequence (no-op when already stopping); the gone callback

@@ -853,16 +853,33 @@ static int await_exec(const struct er_spawn_opts *opts, const struct child_ctx *
         return 0;
 }
 
-int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err)
-{
-        struct spawn_fds f = {-1, {-1, -1}, {-1, -1}, {-1, -1}, -1};
+/* A child created, its exec not yet known (er_spawn_start): what
+ * er_spawn_finish needs, the caller's strings borrowed until then. */
+struct er_spawn_pending {
+        struct er_spawn_opts opts;
         struct child_ctx c;
-        gid_t *groups = NULL;
+        struct spawn_fds f;
+        gid_t *groups;
         char *path;
-        int pidfd = -1;
-        sigset_t all, old;
-        bool in_cgroup;
         pid_t pid;
+        int pidfd;
+        bool in_cgroup;
+};
+
+static void pending_free(struct er_spawn_pending *pd)
+{
+        fds_close(&pd->f);
+        free(pd->groups);
+        free(pd->path);
+        free(pd);
+}
+
+int er_spawn_start(const struct er_spawn_opts *opts, struct er_spawn_pending **ret,
+                   struct er_err *err)
+{
+        struct er_spawn_pending *pd;
+        struct child_ctx *c;
+        sigset_t all, old;
         int r;
 
         if (!opts || !opts->file || !opts->argv || !opts->argv[0])
@@ -870,48 +887,71 @@ int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_e
         if (opts->pdeathsig < 0 || opts->pdeathsig >= NSIG)
                 return er_err_set(err, -EINVAL, NULL, 0, 0, "invalid pdeathsig %d",
                                   opts->pdeathsig);
-
-        path = er_spawn_lookup(opts->file, opts->envp, opts->cwd);
-        if (!path)
-                return lookup_err(opts->file, errno, err);
-
-        memset(&c, 0, sizeof(c));
-        c.path = path;
-        c.argv = opts->argv;
-        c.envp = opts->envp ? opts->envp : empty_env;
-        c.cwd = opts->cwd;
-        c.new_session = opts->pgrp == ER_SPAWN_SETSID;
-        c.pdeathsig = opts->pdeathsig;
-        c.max_fd = max_fd();
-        c.err_fd = c.cmd_fd = c.st_fd = -1;
-        r = prepare_creds(opts, &c, &groups, err);
-        if (r < 0)
-                goto out;
-        c.groups = groups;
-        if ((r = open_fds(opts, &c, &f, err)) < 0)
-                goto out;
+        if (!(pd = calloc(1, sizeof(*pd))))
+                return er_err_set(err, -ENOMEM, NULL, 0, 0, "out of memory");
+        pd->opts = *opts;
+        pd->f = (struct spawn_fds){-1, {-1, -1}, {-1, -1}, {-1, -1}, -1};
+        pd->pidfd = -1;
+        c = &pd->c;
+        pd->path = er_spawn_lookup(opts->file, opts->envp, opts->cwd);
+        if (!pd->path) {
+                r = lookup_err(opts->file, errno, err);
+                pending_free(pd);
+                return r;
+        }
+        c->path = pd->path;
+        c->argv = opts->argv;
+        c->envp = opts->envp ? opts->envp : empty_env;
+        c->cwd = opts->cwd;
+        c->new_session = opts->pgrp == ER_SPAWN_SETSID;
+        c->pdeathsig = opts->pdeathsig;
+        c->max_fd = max_fd();
+        c->err_fd = c->cmd_fd = c->st_fd = -1;
+        if ((r = prepare_creds(opts, c, &pd->groups, err)) < 0 ||
+            (c->groups = pd->groups, r = open_fds(opts, c, &pd->f, err)) < 0) {
+                pending_free(pd);
+                return r;
+        }
 
         /* No handler of ours may run in the child before it resets them;
          * the caller normally has everything blocked already. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        c.parent = getpid();
-        pid = create(opts, &pidfd, &in_cgroup);
-        if (pid == 0) {
-                c.in_cgroup = in_cgroup;
+        c->parent = getpid();
+        pd->pid = create(opts, &pd->pidfd, &pd->in_cgroup);
+        if (pd->pid == 0) {
+                c->in_cgroup = pd->in_cgroup;
                 if (opts->reaper)
-                        reaper_run(&c);
-                child_run(&c);
+                        reaper_run(c);
+                child_run(c);
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (pd->pid < 0) {
+                r = er_err_set(err, (int)pd->pid, NULL, 0, 0, "fork: %s", strerror((int)-pd->pid));
+                pending_free(pd);
+                return r;
+        }
+        /* The child has what it needs: ours of its ends go, so that EOF on
+         * the error pipe can mean its exec. */
+        er_close(&pd->f.err_pipe[1]);
+        er_close(&pd->f.cmd[0]);
+        er_close(&pd->f.st[1]);
+        er_close(&pd->f.devnull);
+        *ret = pd;
+        return 0;
+}
 
-        if (pid < 0)
-                r = er_err_set(err, (int)pid, NULL, 0, 0, "fork: %s", strerror((int)-pid));
-        else
-                r = await_exec(opts, &c, &f, pid, pidfd, in_cgroup, ret, err);
-out:
-        fds_close(&f);
-        free(groups);
-        free(path);
+int er_spawn_finish(struct er_spawn_pending *pd, struct er_child *ret, struct er_err *err)
+{
+        int r = await_exec(&pd->opts, &pd->c, &pd->f, pd->pid, pd->pidfd, pd->in_cgroup, ret, err);
+        pending_free(pd);
         return r;
+}
+
+int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err)
+{
+        struct er_spawn_pending *pd;
+        int r = er_spawn_start(opts, &pd, err);
+
+        return r < 0 ? r : er_spawn_finish(pd, ret, err);
 }

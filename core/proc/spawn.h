@@ -104,4 +104,15 @@ char *er_spawn_lookup(const char *file, char *const *envp, const char *cwd);
  * keeps them blocked; the child resets them). */
 int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err);
 
+/* er_spawn in two halves, so that several children exec at once: start
+ * creates the child and returns without waiting for its exec; finish
+ * waits for it (at once when the child has exec'd meanwhile) and is
+ * er_spawn's result.  The strings opts points to must live until finish;
+ * the fds it names may be closed after start.  Every start that returned
+ * 0 is finished, in any order, before the caller's next loop iteration. */
+struct er_spawn_pending;
+int er_spawn_start(const struct er_spawn_opts *opts, struct er_spawn_pending **ret,
+                   struct er_err *err);
+int er_spawn_finish(struct er_spawn_pending *pd, struct er_child *ret, struct er_err *err);
+
 #endif

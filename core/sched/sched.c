@@ -138,9 +138,12 @@ static void start_pass(struct er_sched *s)
                 }
                 if (failed)
                         sched_svc_dep_failed(v, failed);
-                else if (met && !s->failed)
+                else if (met && !s->failed) {
+                        s->batching = true;
                         sched_svc_event(v, EV_START, false);
+                }
         }
+        sched_spawn_batch_end(s);
         for (size_t i = 0; i < s->n; i++) {
                 const struct svc *v = &s->svcs[i];
                 if (v->error != ER_OK || !s->selected[i])
@@ -185,21 +188,38 @@ static void stop_pass(struct er_sched *s)
         }
 }
 
-void sched_decide(struct er_sched *s)
+/* Rounds of decisions until one changes nothing more. */
+static void decide_rounds(struct er_sched *s)
 {
-        if (s->deciding) {
-                s->decide_again = true;
-                return;
-        }
         s->deciding = true;
-        do {
+        while (s->decide_again) {
                 s->decide_again = false;
                 if (s->down_started)
                         stop_pass(s);
                 else if (s->up_started)
                         start_pass(s);
-        } while (s->decide_again);
+        }
         s->deciding = false;
+}
+
+void sched_decide(struct er_sched *s)
+{
+        s->decide_again = true;
+        /* From inside an event's callback: once, at the batch's end
+         * (on_batch), after every event of it was seen; from inside a
+         * decision: one more round of it.  Else (the driver's calls): now. */
+        if (s->deciding || er_loop_dispatching(s->o.loop))
+                return;
+        decide_rounds(s);
+}
+
+static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
+{
+        struct er_sched *s = er_container_of(hook, struct er_sched, batch);
+
+        (void)loop;
+        if (end && s->decide_again && !s->deciding)
+                decide_rounds(s);
 }
 
 /* --- down ----------------------------------------------------------------- */
@@ -295,6 +315,7 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
         if (v->spawned || v->error != ER_OK)
                 sched_svc_reset(v);
         sched_svc_event(v, EV_START, false);
+        sched_decide(s); /* what its start changed */
         return 0;
 }
 
@@ -516,7 +537,10 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
         s->c = c;
         s->n = c->n_services;
         s->svcs = calloc(s->n ? s->n : 1, sizeof(*s->svcs));
-        if (!s->svcs) {
+        s->spawning = calloc(s->n ? s->n : 1, sizeof(*s->spawning));
+        if (!s->svcs || !s->spawning) {
+                free(s->svcs);
+                free(s->spawning);
                 free(s);
                 return -ENOMEM;
         }
@@ -532,13 +556,9 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                 v->log.fd = -1;
         }
         s->selected = calloc(s->n ? s->n : 1, sizeof(*s->selected));
-        if (!s->selected) {
-                free(s->svcs);
-                free(s);
-                return -ENOMEM;
-        }
-        if (er_graph_reach(c, &s->reach) < 0) {
+        if (!s->selected || er_graph_reach(c, &s->reach) < 0) {
                 free(s->selected);
+                free(s->spawning);
                 free(s->svcs);
                 free(s);
                 return -ENOMEM;
@@ -550,6 +570,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
+        er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
 }
@@ -715,7 +736,9 @@ void er_sched_free(struct er_sched *s)
         er_envp_free(s->test_envp);
         free(s->extra);
         free(s->selected);
+        er_hook_stop(s->o.loop, &s->batch);
         er_reach_fini(&s->reach);
+        free(s->spawning);
         free(s->svcs);
         free(s);
 }

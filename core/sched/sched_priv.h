@@ -102,7 +102,11 @@ struct er_sched {
         bool *selected;               /* part of this environment (opts.only's closure) */
         struct er_reach reach;        /* who depends on whom, directly or not */
         bool up_started, up_done, failed;
-        bool deciding, decide_again;  /* sched_decide runs, and must run once more */
+        bool deciding, decide_again;  /* sched_decide runs; it must run (once more) */
+        struct er_hook batch;         /* decisions asked for in callbacks: at the batch's end */
+        bool batching;                /* spawns wait for sched_spawn_batch_end */
+        struct svc **spawning;        /* the batch: created, exec not yet awaited */
+        size_t n_spawning;
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
         int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
@@ -138,6 +142,8 @@ void sched_finish_down(struct svc *v);
 /* Forgets a finished run, back to pending. */
 void sched_svc_reset(struct svc *v);
 void sched_svc_free(struct svc *v);
+/* The second halves of the batch's spawns (sched_decide's start pass). */
+void sched_spawn_batch_end(struct er_sched *s);
 enum er_svc_state sched_public_state(const struct svc *v);
 const char *sched_phase_name(enum svc_phase p);
 /* A warning the driver keeps in sight (ev->warning). */
@@ -145,8 +151,10 @@ void sched_emit_warning(struct svc *v, const char *detail);
 
 /* --- sched.c --- */
 /* Starts what can start and marks what never will (bring-up), stops what
- * can stop (down): after every action that may change it, flat — a call
- * from inside it only asks for one more round. */
+ * can stop (down).  Asked for after every action that may change it; runs
+ * at the end of the loop's batch when asked from inside a callback (every
+ * event of the batch seen first), at once when asked by the driver, and
+ * never re-enters itself: a call from inside it asks for one more round. */
 void sched_decide(struct er_sched *s);
 /* An event of the test command. */
 void sched_emit_test(struct er_sched *s, enum er_svc_state st, const char *detail);

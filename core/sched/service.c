@@ -768,12 +768,13 @@ static void track_proc(void *engine, struct er_proc *p, bool on)
                 }
 }
 
-static void spawn_now(struct svc *v)
+/* The spawn's first half (er_proc_spawn_begin): the process is created.
+ * 0, or -1 when v failed. */
+static int spawn_begin(struct svc *v)
 {
         struct er_sched *s = v->s;
         const struct er_service *cfg = v->cfg;
         struct er_err err = {0};
-        char detail[300] = "";
 
         struct er_spawn_opts opts = {
                 .file = cfg->cmd.argv[0],
@@ -796,8 +797,24 @@ static void spawn_now(struct svc *v)
         v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
         quietly(v, PH_STARTING);
         if (sched_limits_apply(v) < 0)
-                return;
-        if (er_proc_spawn(&v->proc, &opts, true, &err) < 0) {
+                return -1;
+        if (er_proc_spawn_begin(&v->proc, &opts, true, &err) < 0) {
+                sched_fail(v, ER_START_ERROR, "%s", err.msg);
+                return -1;
+        }
+        return 0;
+}
+
+/* Its second half: the exec done (or failed: StartError), the checks and
+ * the timeout begin. */
+static void spawn_end(struct svc *v)
+{
+        struct er_sched *s = v->s;
+        const struct er_service *cfg = v->cfg;
+        struct er_err err = {0};
+        char detail[300] = "";
+
+        if (er_proc_spawn_end(&v->proc, &err) < 0) {
                 sched_fail(v, ER_START_ERROR, "%s", err.msg);
                 return;
         }
@@ -809,6 +826,32 @@ static void spawn_now(struct svc *v)
         if (cfg->n_checks || v->need_completed)
                 er_timer_start_at(s->o.loop, &v->timeout, v->cenv.deadline_us, on_timeout);
         check_next(v);
+}
+
+/* A spawn now, or, while sched_decide starts a batch of services, its
+ * second half once every one of the batch was created: their execs then
+ * overlap instead of waiting one after the other. */
+static void spawn_now(struct svc *v)
+{
+        struct er_sched *s = v->s;
+
+        if (spawn_begin(v) < 0)
+                return;
+        if (s->batching) {
+                s->spawning[s->n_spawning++] = v;
+                return;
+        }
+        spawn_end(v);
+}
+
+void sched_spawn_batch_end(struct er_sched *s)
+{
+        /* spawn_end may start more (a service without checks is ready at
+         * once): those go into a batch of their own. */
+        s->batching = false;
+        for (size_t i = 0; i < s->n_spawning; i++)
+                spawn_end(s->spawning[i]);
+        s->n_spawning = 0;
 }
 
 static void a_probed(struct svc *v, const struct svc_arg *a)

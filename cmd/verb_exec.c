@@ -147,9 +147,12 @@ static int drive(struct run *r, int argc, char **argv, bool test_verb, uint64_t 
         if (test_verb && !file_cmd)
                 return cli_fail(EXIT_EXEC_ENV, "out of memory");
         er_sched_set_abort_on_failure(r->sched, cli_has(OPT_ABORT));
-        er_sched_plan_test(r->sched, from_file ? file_cmd : argv);
-        run_engine_up(r, NULL);
-        if (!er_sched_failed(r->sched) && !er_sched_exec_status(r->sched)) {
+        /* A test program that is not there fails before anything starts. */
+        bool can_run = er_sched_plan_test(r->sched, from_file ? file_cmd : argv,
+                                          from_file ? t->cmd.cwd : NULL, from_file) == 0;
+        if (can_run)
+                run_engine_up(r, NULL);
+        if (can_run && !er_sched_failed(r->sched) && !er_sched_exec_status(r->sched)) {
                 if (!from_file)
                         er_sched_run_test(r->sched, argv, NULL, false, timeout_us);
                 else

@@ -640,6 +640,10 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                         snprintf(rs->message, sizeof(rs->message),
                                  "not started: the bring-up failed at '%.64s'",
                                  f ? f->cfg->name : "?");
+                } else if (v->error == ER_OK && !v->spawned && !s->up_started && s->test_spawn_failed) {
+                        snprintf(rs->message, sizeof(rs->message),
+                                 "not started: the test command cannot run (%.200s)",
+                                 s->test_message);
                 } else if (v->error == ER_OK && !v->spawned) {
                         snprintf(rs->message, sizeof(rs->message), "not started (interrupted)");
                 } else

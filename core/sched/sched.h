@@ -80,8 +80,11 @@ int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bo
                       uint64_t timeout_us);
 bool er_sched_test_done(const struct er_sched *s);
 /* Names the test command before the bring-up, so that a report of a failed
- * bring-up still shows it, as not run. */
-void er_sched_plan_test(struct er_sched *s, char *const *argv);
+ * bring-up still shows it, as not run.  A program looked up in PATH (no
+ * '/') is looked up now, with the test's environment: when it is missing
+ * (or not executable) the test has failed (127, 126) and nothing should
+ * start; -errno then. */
+int er_sched_plan_test(struct er_sched *s, char *const *argv, const char *cwd, bool from_file);
 
 /* Tears everything down in reverse dependency order; `fast` skips grace
  * periods (a second SIGINT). */

@@ -74,6 +74,12 @@ struct svc {
         bool spawned, ready, completed, down;
         unsigned restarts;
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
+        struct {                      /* -v: a row of identical failed attempts */
+                const struct er_check_run *run;
+                unsigned n, first, last;
+                uint64_t first_us, last_us;
+                char why[160];
+        } att;
         uint64_t cpu_us;              /* the tree's CPU time, runs before this one included */
         bool cpu_is_tree;
         uint64_t mem_peak;            /* peak memory over its runs: the tree's (its cgroup's),

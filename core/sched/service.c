@@ -118,8 +118,11 @@ void sched_emit_warning(struct svc *v, const char *detail)
 
 /* ---- checks ------------------------------------------------------------- */
 
+static void attempts_flush(struct svc *v);
+
 static void cancel_check(struct svc *v)
 {
+        attempts_flush(v);
         if (v->check_active)
                 er_runner_stop(&v->runs[v->check_i]);
         v->check_active = false;
@@ -308,23 +311,60 @@ static void on_check_done(struct er_check_run *run, enum er_check_result result,
         dispatch(v, result == ER_CHECK_READY ? EV_CHECK_OK : EV_CHECK_FAILED, &a);
 }
 
-static void on_attempt_failed(struct er_check_run *run, const char *why)
+/* -v: failed readiness attempts, a line each, except that identical ones
+ * in a row (the same check, the same reason) are one line with their count
+ * and time span, said when the row ends: another reason, or the check no
+ * longer waited for (attempts_flush).  50 refused connections are one
+ * line, not 50. */
+static void attempt_line(struct svc *v, const char *line)
 {
-        struct svc *v = run->owner;
         struct er_sched *s = v->s;
-        char line[256], what[160];
-
-        v->failed_attempts++;
-        if (!s->o.want_lines || !s->o.on_event)
-                return;
-        er_check_describe(run->check, what, sizeof(what));
-        snprintf(line, sizeof(line), "%s: attempt %u failed: %s", what, run->attempts, why);
         struct er_sched_event ev = {.service = v->index,
                                     .state = public_state[v->phase],
                                     .line = line,
                                     .line_len = strlen(line),
                                     .stream = ER_STREAM_BOTH};
         s->o.on_event(s->o.ud, &ev);
+}
+
+static void attempts_flush(struct svc *v)
+{
+        char line[400], what[160];
+
+        if (!v->att.n)
+                return;
+        er_check_describe(v->att.run->check, what, sizeof(what));
+        if (v->att.n == 1)
+                snprintf(line, sizeof(line), "%s: attempt %u failed: %s", what, v->att.first,
+                         v->att.why);
+        else
+                snprintf(line, sizeof(line), "%s: attempts %u-%u failed: %s (%u in %llu ms)", what,
+                         v->att.first, v->att.last, v->att.why, v->att.n,
+                         (unsigned long long)((v->att.last_us - v->att.first_us) / 1000));
+        v->att.n = 0;
+        attempt_line(v, line);
+}
+
+static void on_attempt_failed(struct er_check_run *run, const char *why)
+{
+        struct svc *v = run->owner;
+        struct er_sched *s = v->s;
+
+        v->failed_attempts++;
+        if (!s->o.want_lines || !s->o.on_event)
+                return;
+        if (v->att.n && v->att.run == run && strcmp(v->att.why, why) == 0) {
+                v->att.n++;
+                v->att.last = run->attempts;
+                v->att.last_us = er_now_us();
+                return;
+        }
+        attempts_flush(v);
+        v->att.run = run;
+        v->att.n = 1;
+        v->att.first = v->att.last = run->attempts;
+        v->att.first_us = v->att.last_us = er_now_us();
+        snprintf(v->att.why, sizeof(v->att.why), "%s", why);
 }
 
 static void on_status(struct er_check_run *run, const char *status)
@@ -819,6 +859,7 @@ static void spawn_end(struct svc *v)
                 return;
         }
         v->spawned = true;
+        sched_decide(s); /* a dependent waiting for it to be started may start */
         sched_limits_watch(v);
         if (cfg->n_checks)
                 er_check_describe(cfg->checks[0], detail, sizeof(detail));
@@ -1071,6 +1112,7 @@ void sched_svc_free(struct svc *v)
 {
         struct er_sched *s = v->s;
 
+        v->att.n = 0; /* no line to a driver that is going away */
         release_checks(v);
         free(v->runs);
         er_timer_stop(s->o.loop, &v->timeout);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "sched/sched.h"
+#include "proc/envp.h"
+#include "proc/spawn.h"
 #include "sched/sched_priv.h"
 #include "base/units.h"
 
@@ -109,9 +111,11 @@ out_fail:
         return r;
 }
 
-void er_sched_plan_test(struct er_sched *s, char *const *argv)
+int er_sched_plan_test(struct er_sched *s, char *const *argv, const char *cwd, bool from_file)
 {
         struct er_err err;
+        char **envp, *path;
+        int e;
 
         s->test_argv = argv;
         /* Its group (a cgroup to create) is made now, while the services
@@ -119,6 +123,33 @@ void er_sched_plan_test(struct er_sched *s, char *const *argv)
         if (!s->test_init &&
             er_proc_init(&s->test, s->o.loop, s->o.contain, "_test", &test_cb, s, NULL, &err) == 0)
                 s->test_init = true;
+        /* A program looked up in PATH is looked up now: a missing one fails
+         * before anything starts.  One named by a path is the test's own
+         * business when it runs (a job may make it). */
+        if (!argv || !argv[0] || strchr(argv[0], '/') || !s->test_init)
+                return 0;
+        envp = sched_build_envp(s, from_file ? &s->c->test.env : NULL, NULL, NULL,
+                                er_proc_marker(&s->test));
+        if (!envp)
+                return 0; /* out of memory: run_test will say so */
+        path = er_spawn_lookup(argv[0], envp, cwd);
+        e = errno;
+        er_envp_free(envp);
+        if (path) {
+                free(path);
+                return 0;
+        }
+        if (e == ENOENT)
+                snprintf(s->test_message, sizeof(s->test_message), "'%s': command not found",
+                         argv[0]);
+        else
+                snprintf(s->test_message, sizeof(s->test_message), "'%s': %s", argv[0],
+                         strerror(e));
+        s->test_started = s->test_spawn_failed = s->test_done = true;
+        s->test_status = e == ENOENT ? 127 : 126;
+        s->test_end_us = s->test_start_us = er_now_us();
+        sched_emit_test(s, ER_SVC_FAILED, s->test_message);
+        return -e;
 }
 
 bool er_sched_test_done(const struct er_sched *s)

@@ -144,4 +144,27 @@ assert len(s) == 60 and all(v["result"] == "ok" for v in s.values()), "results"
 sys.exit(1 if bad else 0)
 PYEOF
 assert_no_leftovers "$M" "layered"
+# --- a test program missing from PATH fails before anything starts (issue 19)
+D=$TEST_TMP/missing; mkdir -p "$D"; M=envrun-t-more-$$-missing
+cat >"$D/environment.yml" <<YML
+services:
+  db:
+    command: ["$TS", --record, "$D/db_started", --stdout, ready, --hold]
+    ready: {output: ready}
+YML
+t0=$(date +%s%N)
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- no-such-program-envrun-t-more --flag) </dev/null >/dev/null 2>"$D/err"
+rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" -eq 127 ] && ok "missing test program: exit 127" || fail "missing test program: exit 127" "exit $rc" "$(tail -5 "$D/err")"
+[ ! -e "$D/db_started" ] && ok "missing test program: no service was started ($ms ms)" || fail "missing test program: no service was started" "db ran"
+grep -q "'no-such-program-envrun-t-more': command not found" "$D/err" && ok "missing test program: named, 'command not found'" ||
+  fail "missing test program: named" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" <<'PYEOF' && ok "missing test program: the report says db was not started, and why" || fail "missing test program: report" "$(head -c 1500 "$D/r.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+db = r["services"][0]
+assert r["exit_status"] == 127 and r["test"]["exit_code"] == 127, r["test"]
+assert db["pid"] is None and "not started: the test command cannot run" in db["message"], db
+PYEOF
+assert_no_leftovers "$M" "missing test program"
 finish

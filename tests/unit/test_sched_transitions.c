@@ -261,6 +261,20 @@ static const struct row rows[] = {
      {DO(UP), DO(UP_DONE), WAIT(0, ER_SVC_EXITED), ONE(START_ONE, 0), WAIT(0, ER_SVC_EXITED),
       DO(DOWN), DO(DOWN_DONE)},
      {{"job", ER_SVC_STOPPED, ER_OK, "exited 0", 0}}},
+
+    {"a dependent waiting for 'started' starts once its dependency spawned, before it is ready",
+     "services:\n"
+     "  db:\n"
+     "    command: [sleep, '60']\n"
+     "    ready: {output: never}\n"
+     "    timeout: 30s\n"
+     "  tail:\n"
+     "    command: [sleep, '60']\n"
+     "    depends_on:\n"
+     "      db: {condition: started}\n",
+     {DO(UP), WAIT(1, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
+     {{"db", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0, "tail"},
+      {"tail", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
 };
 
 struct cond {

@@ -303,6 +303,12 @@ static size_t max_sz(size_t a, size_t b)
         return a > b ? a : b;
 }
 
+/* The result column: the error class, or "not started". */
+static const char *result_name(const struct er_report_service *s)
+{
+        return s->not_started ? "not started" : er_error_class_name(s->error);
+}
+
 static void text_layout(const struct er_report *r, bool color, struct layout *l)
 {
         *l = (struct layout){.color = color};
@@ -312,7 +318,7 @@ static void text_layout(const struct er_report *r, bool color, struct layout *l)
 
                 l->name_w = max_sz(l->name_w,
                                    put_clean_str(NULL, s->name ? s->name : "?", ER_RP_CLEAN_TEXT));
-                l->res_w = max_sz(l->res_w, strlen(er_error_class_name(s->error)));
+                l->res_w = max_sz(l->res_w, strlen(result_name(s)));
                 how = service_how(s, NULL, ER_RP_CLEAN_TEXT);
                 if (service_has_run(s) && how <= HOW_COLUMN_MAX)
                         l->how_w = max_sz(l->how_w, how);
@@ -331,7 +337,8 @@ static void put_service(struct er_buf *b, const struct layout *l, const struct e
 {
         size_t w;
 
-        put_head(b, l, s->name, er_error_class_name(s->error), color_of(s->error, l));
+        put_head(b, l, s->name, result_name(s),
+                 color_of(s->not_started ? ER_DEPENDENCY_FAILED : s->error, l));
         w = service_how(s, b, ER_RP_CLEAN_TEXT);
         if (service_has_run(s)) {
                 bpad(b, w < l->how_w ? l->how_w - w + 2 : 2);
@@ -489,6 +496,10 @@ static void put_summary(struct er_buf *b, const struct layout *l, const struct e
         for (size_t i = 0; i < r->n_services; i++) {
                 const struct er_report_service *s = &r->services[i];
 
+                if (s->not_started) {
+                        not_started++;
+                        continue;
+                }
                 if (s->error == ER_OK)
                         continue;
                 if (s->error == ER_DEPENDENCY_FAILED) {
@@ -606,7 +617,8 @@ static json_t *service_json(const struct er_report_service *s)
         if (!o)
                 return NULL;
         /* pid 0 would mean "my process group" to whoever kills it: null. */
-        if (add(o, "name", jstr(s->name)) || add(o, "result", jclass(s->error)) ||
+        if (add(o, "name", jstr(s->name)) ||
+            add(o, "result", s->not_started ? json_string("not_started") : jclass(s->error)) ||
             add(o, "error", s->error == ER_OK ? json_null() : jclass(s->error)) ||
             add(o, "pid", s->pid > 0 ? json_integer(s->pid) : json_null()) ||
             add(o, "exit_code", jexit(s->exit_code)) || add(o, "signal", jsignal(s->signal)) ||
@@ -822,7 +834,11 @@ static void put_service_case(struct er_buf *b, const struct er_report *r,
                              const struct er_report_service *s)
 {
         put_testcase_open(b, r, "service", s->name, NULL, service_uptime(r, s));
-        if (s->error != ER_OK) {
+        if (s->not_started) {
+                er_rp_puts(b, "      <skipped message=\"");
+                put_clean_str(b, s->message, ER_RP_CLEAN_XML_ATTR);
+                er_rp_puts(b, "\"/>\n");
+        } else if (s->error != ER_OK) {
                 er_rp_printf(b, "      <failure type=\"%s\" message=\"",
                              er_error_class_name(s->error));
                 service_how(s, b, ER_RP_CLEAN_XML_ATTR);
@@ -868,8 +884,10 @@ int er_report_junit(const struct er_report *r, char **ret, size_t *ret_len)
         struct er_buf b = {0};
         size_t tests = r->n_services, failures = 0, skipped = 0;
 
-        for (size_t i = 0; i < r->n_services; i++)
+        for (size_t i = 0; i < r->n_services; i++) {
                 failures += r->services[i].error != ER_OK;
+                skipped += r->services[i].not_started;
+        }
         if (r->test.present) {
                 tests++;
                 if (r->test.not_run)

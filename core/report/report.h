@@ -29,6 +29,10 @@ const char *er_error_class_name(enum er_error_class c);
 struct er_report_service {
         const char *name;              /* borrowed from the config */
         enum er_error_class error;
+        /* Never started, though nothing of its own failed: the bring-up was
+         * aborted elsewhere, interrupted, or the test cannot run (error is
+         * ER_OK; message says why).  JSON "result": "not_started". */
+        bool not_started;
         char message[512];             /* "stopped by SIGTERM", "exited 1 before ready", "api <- migrate <- db: exited 1" */
         int pid;                       /* 0: never spawned */
         int exit_code;                 /* -1 when it did not exit normally (signal or never ran) */

@@ -632,11 +632,12 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs = &r->services[r->n_services++];
                 rs->name = v->cfg->name;
                 rs->error = v->error;
+                rs->not_started = v->error == ER_OK && !v->spawned;
                 if (v->error == ER_OK && !v->spawned && s->failed) {
                         /* Never started because another service failed the
-                         * bring-up: not "ok" — name the failure. */
+                         * bring-up: not "ok", and not a failure of its own
+                         * (DependencyFailed is for its own dependencies'). */
                         const struct svc *f = first_failed(s);
-                        rs->error = ER_DEPENDENCY_FAILED;
                         snprintf(rs->message, sizeof(rs->message),
                                  "not started: the bring-up failed at '%.64s'",
                                  f ? f->cfg->name : "?");

@@ -567,8 +567,16 @@ static void judge_stop(struct svc *v)
         else
                 snprintf(when, sizeof(when), "after %s stop timeout", limit);
         if (p->killed_before_exit) {
+                /* SPEC §5.5: which processes, and how many. */
                 v->error = ER_PROCESS_FINISHED_WITH_ERROR;
-                snprintf(v->message, sizeof(v->message), "killed by %s %s", sig, when);
+                if (p->killed_count > 1)
+                        snprintf(v->message, sizeof(v->message),
+                                 "killed by %s %s (%u processes of its tree, its main process %d "
+                                 "among them)",
+                                 sig, when, p->killed_count, (int)p->pid);
+                else
+                        snprintf(v->message, sizeof(v->message),
+                                 "killed by %s %s (its main process %d)", sig, when, (int)p->pid);
                 return;
         }
         sched_describe_status(how, sizeof(how), p->exit_code, p->exit_signal);

@@ -167,4 +167,60 @@ assert r["exit_status"] == 127 and r["test"]["exit_code"] == 127, r["test"]
 assert db["pid"] is None and "not started: the test command cannot run" in db["message"], db
 PYEOF
 assert_no_leftovers "$M" "missing test program"
+# --- an aborted bring-up: a service whose own dependencies did not fail is
+# "not started", not DependencyFailed (issue 19)
+D=$TEST_TMP/aborted; mkdir -p "$D"; M=envrun-t-more-$$-aborted
+cat >"$D/environment.yml" <<YML
+services:
+  slow:
+    command: ["$TS", --sleep, "5", --stdout, ready, --hold]
+    ready: {output: ready}
+  waiter:
+    command: ["$TS", --hold]
+    depends_on: [slow]
+  bad:
+    command: ["$TS", --exit, "1"]
+    ready: {output: never}
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json --junit j.xml -- true) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 125 ] && ok "aborted bring-up: exit 125" || fail "aborted bring-up: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" "$D/j.xml" <<'PYEOF' && ok "aborted bring-up: waiter not_started (no error class), naming bad; JUnit skipped" || fail "aborted bring-up: report" "$(head -c 2000 "$D/r.json")"
+import json, sys, xml.etree.ElementTree as ET
+s = {v["name"]: v for v in json.load(open(sys.argv[1]))["services"]}
+w = s["waiter"]
+assert s["bad"]["error"] == "ProcessExitedWithError", s["bad"]
+assert w["result"] == "not_started" and w["error"] is None and w["pid"] is None, w
+assert "the bring-up failed at 'bad'" in w["message"], w
+case = [c for c in ET.parse(sys.argv[2]).getroot().iter("testcase") if c.get("name", "").endswith("waiter")]
+assert case and case[0].find("skipped") is not None, [c.attrib for c in ET.parse(sys.argv[2]).getroot().iter("testcase")]
+PYEOF
+grep -Eq '^waiter +not started +not started: the bring-up failed at' "$D/err" && ok "aborted bring-up: the text report says 'not started'" ||
+  fail "aborted bring-up: the text report says 'not started'" "$(grep waiter "$D/err")"
+grep -q "1 not started" "$D/err" && ok "aborted bring-up: the summary counts it" || fail "aborted bring-up: the summary counts it" "$(tail -2 "$D/err")"
+assert_no_leftovers "$M" "aborted bring-up"
+# --- a forced SIGKILL of a four-process tree is reported as such (issue 19)
+D=$TEST_TMP/tree4; mkdir -p "$D"; M=envrun-t-more-$$-tree4
+cat >"$D/environment.yml" <<YML
+services:
+  stubborn:
+    command: ["$TS", --ignore, TERM,
+              --fork-child, --ignore, TERM, --hold, --end,
+              --fork-child, --ignore, TERM, --hold, --end,
+              --fork-child, --ignore, TERM, --hold, --end,
+              --sleep, "0.2", --stdout, ready, --hold]
+    ready: {output: ready}
+    stop_timeout: 200ms
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 125 ] && ok "four-process tree killed: exit 125 (finished with error)" || fail "four-process tree killed: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" <<'PYEOF' && ok "four-process tree killed: the report says 4 processes, the main one among them" || fail "four-process tree killed: report" "$(head -c 1500 "$D/r.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))["services"][0]
+assert s["error"] == "ProcessFinishedWithError", s
+want = "killed by SIGKILL after 200ms stop timeout (4 processes of its tree, its main process %d among them)" % s["pid"]
+assert s["message"] == want, (s["message"], want)
+PYEOF
+assert_no_leftovers "$M" "four-process tree"
 finish

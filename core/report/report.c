@@ -278,9 +278,9 @@ static void put_stats(struct er_buf *b, const struct er_report *r,
         }
         if (er_rp_has_time(up)) {
                 er_rp_fmt_ms(up, t, sizeof(t));
-                er_rp_printf(b, "  up %s", t);
+                er_rp_printf(b, "  %s %s", s->job ? "ran" : "up", t);
         } else {
-                er_rp_puts(b, "  up -");
+                er_rp_printf(b, "  %s -", s->job ? "ran" : "up");
         }
         er_rp_fmt_ms(s->cpu_ms, t, sizeof(t));
         er_rp_printf(b, "  cpu %s", t);

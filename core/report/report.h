@@ -33,6 +33,7 @@ struct er_report_service {
          * aborted elsewhere, interrupted, or the test cannot run (error is
          * ER_OK; message says why).  JSON "result": "not_started". */
         bool not_started;
+        bool job;                      /* a one-shot job: its run is its work ("ran" in text) */
         char message[512];             /* "stopped by SIGTERM", "exited 1 before ready", "api <- migrate <- db: exited 1" */
         int pid;                       /* 0: never spawned */
         int exit_code;                 /* -1 when it did not exit normally (signal or never ran) */

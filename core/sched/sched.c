@@ -368,7 +368,9 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
                 .state = sched_public_state(v),
                 .selected = s->selected[idx],
                 .pid = v->proc_init ? v->proc.pid : 0,
-                .ready_ms = v->ready ? (v->ready_us - s->o.t0_us) / 1000 : ER_REPORT_NO_TIME,
+                /* How long its run took to be ready, not the time since
+                 * the instance started (issue 19). */
+                .ready_ms = v->ready ? (v->ready_us - v->spawn_us) / 1000 : ER_REPORT_NO_TIME,
                 .restarts = v->restarts,
                 .job = svc_is_job(v),
                 .error = v->error,
@@ -633,6 +635,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 rs->name = v->cfg->name;
                 rs->error = v->error;
                 rs->not_started = v->error == ER_OK && !v->spawned;
+                rs->job = svc_is_job(v);
                 if (v->error == ER_OK && !v->spawned && s->failed) {
                         /* Never started because another service failed the
                          * bring-up: not "ok", and not a failure of its own

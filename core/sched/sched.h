@@ -114,7 +114,7 @@ struct er_svc_info {
         enum er_svc_state state;
         bool selected;               /* part of this environment (see opts.only) */
         pid_t pid;                   /* the main pid of its current or last run, or 0 */
-        uint64_t ready_ms;           /* since t0, or ER_REPORT_NO_TIME */
+        uint64_t ready_ms;           /* from its run's spawn to ready, or ER_REPORT_NO_TIME */
         unsigned restarts;
         bool job;                    /* a one-shot job: an exit check, or a dependent
                                       * waits for its completion; its exit 0 is its end */

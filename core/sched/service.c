@@ -634,15 +634,20 @@ static void account(struct svc *v)
 /* The run's tree is gone: judged, accounted, reported stopped (a failed
  * service was announced when it failed), and what it depended on may
  * stop now. */
-void sched_finish_down(struct svc *v)
+static void end_run(struct svc *v)
 {
-        bool announced = v->error != ER_OK;
-
         account(v);
         sched_limits_unwatch(v);
         v->down = true;
         v->stop_us = er_now_us();
         judge_stop(v);
+}
+
+void sched_finish_down(struct svc *v)
+{
+        bool announced = v->error != ER_OK;
+
+        end_run(v);
         if (announced)
                 quietly(v, PH_FAILED);
         else
@@ -687,6 +692,19 @@ static void a_gone(struct svc *v, const struct svc_arg *a)
         (void)a;
         if (v->proc.stopping || v->s->down_started)
                 sched_finish_down(v);
+}
+
+/* A run that completed (a job's exit 0, an exit check passed) is over
+ * once its tree is gone, not at the teardown: it ends now, judged and
+ * accounted, and stays exited; the teardown has nothing to stop. */
+static void a_gone_exited(struct svc *v, const struct svc_arg *a)
+{
+        if (v->proc.stopping) {
+                a_gone(v, a);
+                return;
+        }
+        end_run(v);
+        sched_decide(v->s);
 }
 
 static void a_gone_daemonizing(struct svc *v, const struct svc_arg *a)
@@ -1052,7 +1070,7 @@ static action_fn *const actions[N_PHASE][N_EVENT] = {
                 [EV_STOP] = a_stop, [EV_RESTART] = a_restart, [EV_DOWN] = a_down,
         },
         [PH_EXITED] = {
-                [EV_GONE] = a_gone, [EV_STOP] = a_stop, [EV_RESTART] = a_restart,
+                [EV_GONE] = a_gone_exited, [EV_STOP] = a_stop, [EV_RESTART] = a_restart,
                 [EV_DOWN] = a_down,
         },
         [PH_RESTARTING] = {

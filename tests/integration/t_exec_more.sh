@@ -223,4 +223,36 @@ want = "killed by SIGKILL after 200ms stop timeout (4 processes of its tree, its
 assert s["message"] == want, (s["message"], want)
 PYEOF
 assert_no_leftovers "$M" "four-process tree"
+# --- a one-shot job ends at its exit, not at the teardown (issue 19): a 0.3 s
+# job in a run held 2 s
+D=$TEST_TMP/job; mkdir -p "$D"; M=envrun-t-more-$$-job
+cat >"$D/environment.yml" <<YML
+services:
+  migrate:
+    command: ["$TS", --sleep, "0.3", --exit, "0"]
+    ready: {exit: 0}
+  app:
+    command: ["$TS", --stdout, ready, --hold]
+    ready: {output: ready}
+    depends_on: {migrate: {condition: completed}}
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json --junit j.xml -- sleep 2) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 0 ] && ok "job: exit 0" || fail "job: exit 0" "exit $rc" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" "$D/j.xml" <<'PYEOF' && ok "job: JSON and JUnit give it a span under 1 s (its run), app over 2 s" || fail "job: spans" "$(head -c 1500 "$D/r.json")"
+import json, sys, xml.etree.ElementTree as ET
+s = {v["name"]: v for v in json.load(open(sys.argv[1]))["services"]}
+m, a = s["migrate"], s["app"]
+assert m["result"] == "ok" and m["message"] == "exited 0", m
+assert 250 <= m["stopped_ms"] - m["started_ms"] < 1000, m
+assert a["stopped_ms"] - a["started_ms"] > 1900, a
+t = {c.get("name"): float(c.get("time")) for c in ET.parse(sys.argv[2]).getroot().iter("testcase")}
+mt = [v for k, v in t.items() if k.endswith("migrate")][0]
+assert 0.25 <= mt < 1.0, t
+PYEOF
+grep -Eq '^migrate +ok +exited 0 +ready [0-9.]+m?s +ran [0-9]{3}ms ' "$D/err" && ok "job: the text report says 'ran' with its run's span" ||
+  fail "job: the text report says 'ran'" "$(grep migrate "$D/err")"
+grep -Eq 'migrate +(stopping|stopped)' "$D/err" && fail "job: no stopping/stopped lines at the teardown" "$(grep migrate "$D/err")" ||
+  ok "job: no stopping/stopped lines at the teardown"
+assert_no_leftovers "$M" "job"
 finish

@@ -179,7 +179,8 @@ static const struct row rows[] = {
      {{"ghost", ER_SVC_FAILED, ER_START_ERROR, "'/nonexistent/ghost': No such file or directory", 0},
       {"api", ER_SVC_PENDING, ER_DEPENDENCY_FAILED, "api <- ghost: '/nonexistent/ghost'", 0}}},
 
-    {"a job completing: what waited for its completion starts; the job's exit is its end",
+    {"a job completing: what waited for its completion starts; the job's exit is its end "
+     "(it stays exited: the teardown has nothing to stop)",
      "services:\n"
      "  migrate:\n"
      "    command: [sh, -c, 'exit 0']\n"
@@ -189,7 +190,7 @@ static const struct row rows[] = {
      "    depends_on:\n"
      "      migrate: {condition: completed}\n",
      {DO(UP), DO(UP_DONE), WAIT(1, ER_SVC_READY), DO(DOWN), DO(DOWN_DONE)},
-     {{"migrate", ER_SVC_STOPPED, ER_OK, "exited 0", 0},
+     {{"migrate", ER_SVC_EXITED, ER_OK, "exited 0", 0},
       {"app", ER_SVC_STOPPED, ER_OK, "stopped by SIGTERM", 0}}},
 
     {"stop one service, then start it again: its dependent keeps running",
@@ -260,7 +261,7 @@ static const struct row rows[] = {
      "    ready: {exit: 0}\n",
      {DO(UP), DO(UP_DONE), WAIT(0, ER_SVC_EXITED), ONE(START_ONE, 0), WAIT(0, ER_SVC_EXITED),
       DO(DOWN), DO(DOWN_DONE)},
-     {{"job", ER_SVC_STOPPED, ER_OK, "exited 0", 0}}},
+     {{"job", ER_SVC_EXITED, ER_OK, "exited 0", 0}}},
 
     {"a dependent waiting for 'started' starts once its dependency spawned, before it is ready",
      "services:\n"

@@ -362,6 +362,10 @@ static void put_tails(struct er_buf *b, const struct er_report *r)
                         put_clean_str(b, s->tail[j], ER_RP_CLEAN_TEXT);
                         er_rp_puts(b, "\n");
                 }
+                if (s->after_failure)
+                        er_rp_printf(b, "  (%u more line%s after the failure, from its stop: "
+                                        "in its log)\n",
+                                     s->after_failure, s->after_failure == 1 ? "" : "s");
         }
 }
 
@@ -640,6 +644,8 @@ static json_t *service_json(const struct er_report_service *s)
             add(o, "message", jstrn(s->message, MSG_LEN(s->message))))
                 goto fail;
         if (s->error != ER_OK) {
+                if (add(o, "output_after_failure", json_integer(s->after_failure)))
+                        goto fail;
                 tail = json_array();
                 if (add(o, "output_tail", tail))
                         goto fail;

@@ -54,6 +54,9 @@ struct er_report_service {
         /* The last lines of its output, oldest first (for failed services). */
         char *tail[ER_REPORT_TAIL_LINES];
         size_t n_tail;
+        /* Lines its log holds after the failure (its stop's), left out of
+         * the tail, which ends at the failure. */
+        unsigned after_failure;
 };
 
 struct er_report_test {

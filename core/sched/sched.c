@@ -601,9 +601,55 @@ static const struct svc *first_failed(const struct er_sched *s)
         return NULL;
 }
 
+/* The end of a failed service's log, read back for its report. */
+#define TAIL_READ (ER_REPORT_TAIL_LINES + 60)
+struct tail_read {
+        char *line[TAIL_READ];
+        size_t len[TAIL_READ], n;
+};
+
 static void tail_cb(void *ud, const char *line, size_t len)
 {
-        er_report_tail_push(ud, line, len);
+        struct tail_read *t = ud;
+        char *copy;
+
+        if (t->n == TAIL_READ || !(copy = malloc(len + 1)))
+                return;
+        memcpy(copy, line, len);
+        copy[len] = '\0';
+        t->line[t->n] = copy;
+        t->len[t->n++] = len;
+}
+
+/* Whether a log line is the note envrun wrote when v failed:
+ * "<timestamp> - <its message>". */
+static bool is_failure_note(const struct svc *v, const char *line, size_t len)
+{
+        const char *sp = memchr(line, ' ', len);
+        size_t ml = strlen(v->message);
+        return sp && (size_t)(line + len - sp) == ml + 3 && strncmp(sp, " - ", 3) == 0 &&
+               memcmp(sp + 3, v->message, ml) == 0;
+}
+
+/* rs's tail: the lines up to v's failure (the note written then), what
+ * came after (the stop's chatter) only counted; the last lines when the
+ * note is not found (rotated away). */
+static void failure_tail(struct er_sched *s, const struct svc *v, struct er_report_service *rs)
+{
+        struct tail_read t = {.n = 0};
+        size_t end;
+
+        er_log_flush((struct er_log *)&v->log);
+        er_log_tail(s->o.log_dir_fd, v->cfg->name, TAIL_READ, tail_cb, &t);
+        for (end = t.n; end > 0 && !is_failure_note(v, t.line[end - 1], t.len[end - 1]); end--)
+                ;
+        if (end == 0)
+                end = t.n;
+        rs->after_failure = (unsigned)(t.n - end);
+        for (size_t i = end > ER_REPORT_TAIL_LINES ? end - ER_REPORT_TAIL_LINES : 0; i < end; i++)
+                er_report_tail_push(rs, t.line[i], t.len[i]);
+        for (size_t i = 0; i < t.n; i++)
+                free(t.line[i]);
 }
 
 int er_sched_report(struct er_sched *s, struct er_report *r)
@@ -676,7 +722,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                 if (v->log_open)
                         er_log_flush(&v->log);
                 if (v->error != ER_OK && v->error != ER_DEPENDENCY_FAILED && v->log_open)
-                        er_log_tail(s->o.log_dir_fd, v->cfg->name, ER_REPORT_TAIL_LINES, tail_cb, rs);
+                        failure_tail(s, v, rs);
                 if (v->error == ER_PROCESS_FINISHED_WITH_ERROR)
                         finished_error = true;
         }

@@ -255,4 +255,33 @@ grep -Eq '^migrate +ok +exited 0 +ready [0-9.]+m?s +ran [0-9]{3}ms ' "$D/err" &&
 grep -Eq 'migrate +(stopping|stopped)' "$D/err" && fail "job: no stopping/stopped lines at the teardown" "$(grep migrate "$D/err")" ||
   ok "job: no stopping/stopped lines at the teardown"
 assert_no_leftovers "$M" "job"
+# --- a failure tail ends at the failure; the stop's chatter is only counted
+# (issue 19)
+D=$TEST_TMP/tailend; mkdir -p "$D"; M=envrun-t-more-$$-tailend
+cat >"$D/environment.yml" <<YML
+services:
+  db:
+    command: [sh, -c, 'trap "echo shutting down 1; echo shutting down 2; echo shutting down 3; exit 0" TERM; echo booting; echo listening on 51843; while :; do sleep 0.05; done']
+    ready: {output: never}
+    timeout: 300ms
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 125 ] && ok "failure tail: exit 125" || fail "failure tail: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" <<'PYEOF' && ok "failure tail: ends at the failure, the shutdown lines only counted" || fail "failure tail: JSON" "$(head -c 2500 "$D/r.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))["services"][0]
+tail = s["output_tail"]
+assert s["error"] == "TimeoutExpired", s
+assert any("listening on 51843" in l for l in tail), tail
+assert tail[-1].endswith("- " + s["message"]), tail
+assert not any("shutting down" in l for l in tail), tail
+# 3, or 4 with sh's "Terminated" for its killed sleep
+assert s["output_after_failure"] in (3, 4), s["output_after_failure"]
+PYEOF
+grep -Eq "\([34] more lines after the failure, from its stop: in its log\)" "$D/err" && ok "failure tail: the text report marks what came after" ||
+  fail "failure tail: the text report marks what came after" "$(sed -n '/last lines of/,$p' "$D/err")"
+grep -q "shutting down" "$D/err" && fail "failure tail: no shutdown lines in the text report" "$(sed -n '/last lines of/,$p' "$D/err")" ||
+  ok "failure tail: no shutdown lines in the text report"
+assert_no_leftovers "$M" "failure tail"
 finish

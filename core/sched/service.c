@@ -27,6 +27,7 @@
 #include "base/units.h"
 #include "checks/runner.h"
 #include "proc/envp.h"
+#include "proc/listen.h"
 #include "sched/sched_priv.h"
 
 /* ---- what an event carries ---------------------------------------------- */
@@ -249,19 +250,40 @@ static void a_check_ok(struct svc *v, const struct svc_arg *a)
         check_next(v);
 }
 
+/* When an address check (tcp, unix, http) gave up: where the service's
+ * tree does listen, "; db listens on 127.0.0.1:51843", or "" (issue 19:
+ * the port the check waited on is often the mistake). */
+static void where_it_listens(struct svc *v, const struct er_check *c, char *buf, size_t len)
+{
+        pid_t pids[64];
+        char addrs[200];
+        int n;
+
+        buf[0] = '\0';
+        if (!c || !c->ops->probes_address || !v->proc_init || !v->spawned)
+                return;
+        n = er_group_pids(&v->proc.group, pids, 64);
+        if (n <= 0)
+                return;
+        er_listening(pids, n < 64 ? (size_t)n : 64, addrs, sizeof(addrs));
+        if (*addrs)
+                snprintf(buf, len, "; %.64s listens on %s", v->cfg->name, addrs);
+}
+
 static void a_check_failed(struct svc *v, const struct svc_arg *a)
 {
-        char what[256];
+        char what[256], where[300];
 
         cancel_check(v);
         er_check_describe(a->run->check, what, sizeof(what));
-        sched_fail(v, a->run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s",
-                   what, a->msg ? a->msg : "failed");
+        where_it_listens(v, a->run->check, where, sizeof(where));
+        sched_fail(v, a->run->fatal ? ER_START_ERROR : ER_PROCESS_EXITED_WITH_ERROR, "%s: %s%s",
+                   what, a->msg ? a->msg : "failed", where);
 }
 
 static void a_timeout(struct svc *v, const struct svc_arg *a)
 {
-        char limit[32], what[256] = "";
+        char limit[32], what[256] = "", where[300] = "";
 
         (void)a;
         er_duration_format(v->cfg->timeout_us, limit, sizeof(limit));
@@ -277,9 +299,10 @@ static void a_timeout(struct svc *v, const struct svc_arg *a)
                 /* Say why the last attempt failed: "connection refused". */
                 if (run->last_error[0] && n + 3 < sizeof(what))
                         snprintf(what + n, sizeof(what) - n, ": %s", run->last_error);
+                where_it_listens(v, run->check, where, sizeof(where));
         }
-        sched_fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s", limit,
-                   *what ? " (waiting for " : "", what, *what ? ")" : "");
+        sched_fail(v, ER_TIMEOUT_EXPIRED, "not ready within %s%s%s%s%s", limit,
+                   *what ? " (waiting for " : "", what, *what ? ")" : "", where);
 }
 
 /* ---- the runner's callbacks: which event they are ----------------------- */

@@ -284,4 +284,27 @@ grep -Eq "\([34] more lines after the failure, from its stop: in its log\)" "$D/
 grep -q "shutting down" "$D/err" && fail "failure tail: no shutdown lines in the text report" "$(sed -n '/last lines of/,$p' "$D/err")" ||
   ok "failure tail: no shutdown lines in the text report"
 assert_no_leftovers "$M" "failure tail"
+# --- a tcp check that waits on the wrong port: the report says where the
+# service listens (issue 19)
+D=$TEST_TMP/elsewhere; mkdir -p "$D"; M=envrun-t-more-$$-elsewhere
+PORTS=($(free_ports 2)); P_REAL=${PORTS[0]} P_WRONG=${PORTS[1]}
+cat >"$D/environment.yml" <<YML
+services:
+  db:
+    command: ["$TS", --tcp, "$P_REAL", --hold]
+    ready: {tcp: "127.0.0.1:$P_WRONG"}
+    timeout: 500ms
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 125 ] && ok "listens elsewhere: exit 125" || fail "listens elsewhere: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+/usr/bin/python3 - "$D/r.json" "$P_REAL" "$P_WRONG" <<'PYEOF' && ok "listens elsewhere: the report names the port it listens on" || fail "listens elsewhere: report" "$(head -c 1500 "$D/r.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))["services"][0]
+real, wrong = sys.argv[2], sys.argv[3]
+assert s["error"] == "TimeoutExpired", s
+assert "waiting for tcp 127.0.0.1:%s" % wrong in s["message"], s["message"]
+assert s["message"].endswith("; db listens on 127.0.0.1:%s" % real), s["message"]
+PYEOF
+assert_no_leftovers "$M" "listens elsewhere"
 finish

@@ -531,6 +531,7 @@ static void describe_partial(json_t *j, char *buf, size_t len)
                 const char *msg = json_string_value(json_object_get(x, "message"));
                 if (!name || !st || !json_is_true(json_object_get(x, "selected")) ||
                     strcmp(st, "ready") == 0 ||
+                    strcmp(st, "completed") == 0 ||
                     (strcmp(st, "exited") == 0 && json_is_true(json_object_get(x, "job"))))
                         continue;
                 if (n < len)

@@ -72,7 +72,7 @@ static int report_states(json_t *status, const char *project)
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
                 fprintf(stderr, "%s: %s\n", jstr(v, "name"), st);
-                if (strcmp(st, "ready") && !(strcmp(st, "exited") == 0 &&
+                if (strcmp(st, "ready") && strcmp(st, "completed") && !(strcmp(st, "exited") == 0 &&
                                               json_is_true(json_object_get(v, "job")))) {
                         if (*jstr(v, "message"))
                                 cli_fail(0, "%s: %s: %s", jstr(v, "name"), jstr(v, "error"),

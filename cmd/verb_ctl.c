@@ -139,11 +139,15 @@ static void print_status(json_t *j)
                 json_t *pid = json_object_get(v, "pid"), *ready = json_object_get(v, "ready_ms");
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
-                printf("%-*s  %-8s", (int)width, jstr(v, "name"), jstr(v, "state"));
+                printf("%-*s  %-9s", (int)width, jstr(v, "name"), jstr(v, "state"));
                 if (json_is_integer(pid))
                         printf("  pid %lld", (long long)json_integer_value(pid));
                 if (json_is_integer(ready))
                         printf("  ready %lldms", (long long)json_integer_value(ready));
+                if (json_is_integer(json_object_get(v, "ran_ms")))
+                        printf("  ran %lldms  exit %lld",
+                               (long long)json_integer_value(json_object_get(v, "ran_ms")),
+                               (long long)json_integer_value(json_object_get(v, "exit_code")));
                 printf("  restarts %lld", (long long)json_integer_value(json_object_get(v, "restarts")));
                 if (json_is_string(json_object_get(v, "error")))
                         printf("  %s: %s", jstr(v, "error"), jstr(v, "message"));

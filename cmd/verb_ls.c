@@ -84,7 +84,7 @@ static json_t *entry(const char *base, const char *name)
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
                 total++;
-                ready += s && (!strcmp(s, "ready") ||
+                ready += s && (!strcmp(s, "ready") || !strcmp(s, "completed") ||
                                (!strcmp(s, "exited") && json_is_true(json_object_get(v, "job"))));
         }
         e = json_pack("{s:s, s:O, s:s, s:O, s:I, s:I, s:O}", "project", project, "state",

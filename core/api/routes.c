@@ -83,9 +83,12 @@ static json_t *service_json(struct er_routes *rt, size_t i)
         er_sched_info(rt->sched, i, &in);
         /* A pid only while there is a process to point at. */
         alive = in.state == ER_SVC_STARTING || in.state == ER_SVC_READY || in.state == ER_SVC_STOPPING;
-        return json_pack("{s:s, s:s, s:o, s:o, s:i, s:b, s:o, s:s, s:b}",
+        /* A job that completed is "completed" (issue 19), with its exit
+         * status and how long it ran. */
+        bool completed = in.state == ER_SVC_EXITED && in.job && in.error == ER_OK;
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:i, s:b, s:o, s:s, s:b}",
                          "name", rt->config->services[i].name,
-                         "state", er_svc_state_name(in.state),
+                         "state", completed ? "completed" : er_svc_state_name(in.state),
                          "pid", alive && in.pid > 0 ? json_integer(in.pid) : json_null(),
                          "ready_ms", in.ready_ms != ER_REPORT_NO_TIME ? json_integer((json_int_t)in.ready_ms)
                                                                       : json_null(),
@@ -95,6 +98,14 @@ static json_t *service_json(struct er_routes *rt, size_t i)
                                                     : json_null(),
                          "message", in.message ? in.message : "",
                          "selected", in.selected);
+        if (o && completed) {
+                json_object_set_new(o, "exit_code", in.exit_code >= 0 ? json_integer(in.exit_code)
+                                                                      : json_null());
+                json_object_set_new(o, "ran_ms", in.ran_ms != ER_REPORT_NO_TIME
+                                                         ? json_integer((json_int_t)in.ran_ms)
+                                                         : json_null());
+        }
+        return o;
 }
 
 /* "up": every service of the environment ready, or a job that completed;

@@ -373,6 +373,10 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
                 .ready_ms = v->ready ? (v->ready_us - v->spawn_us) / 1000 : ER_REPORT_NO_TIME,
                 .restarts = v->restarts,
                 .job = svc_is_job(v),
+                .exit_code = v->proc_init && v->proc.exited && !v->proc.exit_signal
+                                     ? v->proc.exit_code : -1,
+                .ran_ms = v->down && v->spawned ? (v->stop_us - v->spawn_us) / 1000
+                                                : ER_REPORT_NO_TIME,
                 .error = v->error,
                 .message = v->message,
         };

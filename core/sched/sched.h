@@ -118,6 +118,8 @@ struct er_svc_info {
         unsigned restarts;
         bool job;                    /* a one-shot job: an exit check, or a dependent
                                       * waits for its completion; its exit 0 is its end */
+        int exit_code;               /* of its last run's main process, or -1 */
+        uint64_t ran_ms;             /* its last run, spawn to end, or ER_REPORT_NO_TIME */
         enum er_error_class error;
         const char *message;         /* valid until the next loop iteration */
 };

@@ -56,6 +56,8 @@ up_run up1 up -d
 ok "up -d: exit 0"
 up_status st1
 up_is "a completed job leaves the instance up" "$(up_jq "$OUT" "j['state']")" up
+up_check "status: the job is 'completed', exit 0, with how long it ran (under 1 s)" "$OUT" \
+  "s('migrate')['state'] == 'completed' and s('migrate')['exit_code'] == 0 and 0 <= s('migrate')['ran_ms'] < 1000"
 up_run ex0 exec -- true
 up_is "exec against the whole stack: exit 0" "$RC" 0
 

@@ -124,6 +124,24 @@ svg "time axis labelled" '"0" in texts and any(t.endswith("ms") or t.endswith("s
 svg "self-contained: no script, no external reference" '"<script" not in open(path).read() and "href" not in open(path).read()'
 leftovers
 
+# ------------------------------- 1b. a one-shot job's bar ends at its exit
+newcase c01b_job
+yml <<'EOF'
+name: tljob
+services:
+  migrate:
+    command: ["sh", "-c", "sleep 0.3"]
+    ready: {exit: 0}
+  app:
+    command: ["sleep", "300"]
+    depends_on: {migrate: {condition: completed}}
+EOF
+runx -- sleep 1.5
+is "exit status 0" "$RC" 0
+svg "the job's bar ends at its exit: under half of app's, which lasts the run" \
+  'bars["migrate"][2] < bars["app"][2] / 2 and s("migrate")["stopped_ms"] - s("migrate")["started_ms"] < 1000'
+leftovers
+
 # ---------------------------------------------- 2. a failed bring-up in red
 newcase c02_failed
 yml <<'EOF'

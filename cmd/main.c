@@ -1,5 +1,6 @@
 /* envrun's entry point: global options anywhere, one verb (SPEC §1). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,12 +277,32 @@ static int print_version(void)
         return EXIT_OK;
 }
 
+/* Descriptors 0-2 that the caller closed (`envrun exec -- CMD <&-`) get
+ * /dev/null, as systemd and daemons do: else envrun's first open() would
+ * take the number, and a service or CMD would read or write one of
+ * envrun's own files as its stdio. */
+static void stdio_to_devnull(void)
+{
+        for (int fd = 0; fd < 3; fd++) {
+                int n;
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                n = open("/dev/null", O_RDWR); /* the lowest free number: fd */
+                if (n >= 0 && n != fd) {
+                        dup2(n, fd);
+                        close(n);
+                }
+        }
+}
+
 int main(int argc, char **argv)
 {
         const struct verb *v = NULL;
         char **pos;
         int npos = 0, i, r;
         bool help = false, opts_done = false;
+
+        stdio_to_devnull();
 
         const char *nc = getenv("NO_COLOR");
         if ((nc && *nc) || !isatty(STDERR_FILENO))

@@ -559,8 +559,15 @@ int run_attach_values(int fail, const char *inst, const struct er_config *probe,
                 return cli_fail(fail, "'%s' is up, but its supervisor does not answer: %s",
                                 probe->project, err.msg);
         j = json_loadb(reply.body, reply.body_len, 0, &jerr);
+        r = reply.status;
         er_ctl_client_reply_fini(&reply);
-        if (!j || !json_is_object(j))
+        if (r != 200 && j && json_is_string(json_object_get(j, "error"))) {
+                r = cli_fail(fail, "'%s': the supervisor answered %d: %s", probe->project, r,
+                             json_string_value(json_object_get(j, "error")));
+                json_decref(j);
+                return r;
+        }
+        if (!j || !json_is_object(j) || r != 200)
                 goto bad;
         jp = json_object_get(j, "ports");
         for (size_t i = 0; i < probe->n_ports; i++) {

@@ -52,7 +52,15 @@ static int locate(struct target *t, int fail_status)
         }
         snprintf(t->project, sizeof(t->project), "%s", c ? c->project : arg_project);
         er_config_free(c);
-        if ((rc = er_state_base(arg_state_dir, for_others, t->base, sizeof(t->base))) < 0)
+        rc = er_state_base(arg_state_dir, for_others, t->base, sizeof(t->base));
+        if (rc == -ENOENT) {
+                /* No place where an instance could live ($XDG_RUNTIME_DIR
+                 * or --state-dir's parent missing): nothing is up there. */
+                t->dir[0] = t->sock[0] = '\0';
+                t->live = -ENOENT;
+                return 0;
+        }
+        if (rc < 0)
                 return cli_fail(fail_status, "state directory '%s': %s", t->base, strerror(-rc));
         snprintf(t->dir, sizeof(t->dir), "%s/%s", t->base, t->project);
         snprintf(t->sock, sizeof(t->sock), "%s/control.sock", t->dir);
@@ -105,6 +113,16 @@ static json_t *call_json(const struct target *t, const char *method, const char 
         er_ctl_client_reply_fini(&reply);
         if (!j) {
                 *status = cli_fail(EXIT_FAILED, "'%s': the supervisor's answer is not JSON", t->project);
+                return NULL;
+        }
+        if (*http_status >= 500) {
+                /* 503: more clients at once than it serves; no answer to use. */
+                *status = cli_fail(EXIT_FAILED, "'%s': the supervisor answered %d: %s",
+                                   t->project, *http_status,
+                                   json_is_string(json_object_get(j, "error"))
+                                           ? json_string_value(json_object_get(j, "error"))
+                                           : "no answer");
+                json_decref(j);
                 return NULL;
         }
         return j;
@@ -186,6 +204,14 @@ int verb_status(int argc, char **argv)
         }
         if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
                 return status;
+        if (hs != 200) {
+                /* A 503 (the control socket is flooded) or any other refusal:
+                 * say so, never print a status that is not one. */
+                status = cli_fail(EXIT_FAILED, "'%s': the supervisor answered %d: %s", t.project,
+                                  hs, *jstr(j, "error") ? jstr(j, "error") : "no status");
+                json_decref(j);
+                return status;
+        }
         if (cli_has(OPT_JSON)) {
                 json_dumpf(j, stdout, JSON_INDENT(2));
                 putchar('\n');
@@ -243,6 +269,12 @@ int verb_env(int argc, char **argv)
                 return nothing_up(&t, EXIT_FAILED);
         if (!(j = call_json(&t, "GET", "/v1/status", CALL_TIMEOUT_US, &hs, &status)))
                 return status;
+        if (hs != 200) {
+                status = cli_fail(EXIT_FAILED, "'%s': the supervisor answered %d: %s", t.project,
+                                  hs, jstr(j, "error"));
+                json_decref(j);
+                return status;
+        }
         env = env_of(j);
         json_decref(j);
         if (cli_has(OPT_JSON)) {

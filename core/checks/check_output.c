@@ -75,29 +75,70 @@ static void output_fini(struct er_check *c)
                 er_regex_free(conf_of(c)->code);
 }
 
+/* A match may cost at most this much backtracking (pcre2's match limit,
+ * which the JIT honours too) and this deep a recursion: a pattern such as
+ * (a+)+$ against a long line would otherwise hold the loop for seconds.
+ * Real patterns on real lines stay far below. */
+#define MATCH_LIMIT 1000000u
+#define DEPTH_LIMIT 10000u
+
+struct output_run {
+        pcre2_match_data *md;
+        pcre2_match_context *mc;
+};
+
+static void output_cancel(struct er_check_run *run);
+
 static int output_start(struct er_check_run *run)
 {
         pcre2_code *code = conf_of(run->check)->code;
+        struct output_run *r = calloc(1, sizeof(*r));
+
         er_regex_jit(code);
-        run->priv = pcre2_match_data_create_from_pattern(code, NULL);
-        return run->priv ? 0 : -ENOMEM;
+        run->priv = r;
+        if (!r || !(r->md = pcre2_match_data_create_from_pattern(code, NULL)) ||
+            !(r->mc = pcre2_match_context_create(NULL))) {
+                output_cancel(run);
+                return -ENOMEM;
+        }
+        pcre2_set_match_limit(r->mc, MATCH_LIMIT);
+        pcre2_set_depth_limit(r->mc, DEPTH_LIMIT);
+        return 0;
 }
 
 static void output_line(struct er_check_run *run, enum er_stream stream, const char *text, size_t len)
 {
         const struct output_conf *o = conf_of(run->check);
+        struct output_run *r = run->priv;
+        char why[300];
         int rc;
 
-        if (!run->priv || (o->stream != ER_STREAM_BOTH && o->stream != stream))
+        if (!r || (o->stream != ER_STREAM_BOTH && o->stream != stream))
                 return;
-        rc = pcre2_match(o->code, (PCRE2_SPTR)text, len, 0, 0, run->priv, NULL);
-        if (rc >= 0)
+        rc = pcre2_match(o->code, (PCRE2_SPTR)text, len, 0, 0, r->md, r->mc);
+        if (rc >= 0) {
                 run->done(run, ER_CHECK_READY, NULL);
+                return;
+        }
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+            rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
+                snprintf(why, sizeof(why),
+                         "the pattern gave up on a line of %zu bytes (it backtracks past "
+                         "pcre2's match limit): make it simpler, e.g. without nested repeats",
+                         len);
+                er_runner_fail(run, why);
+        }
 }
 
 static void output_cancel(struct er_check_run *run)
 {
-        pcre2_match_data_free(run->priv);
+        struct output_run *r = run->priv;
+
+        if (r) {
+                pcre2_match_data_free(r->md);
+                pcre2_match_context_free(r->mc);
+                free(r);
+        }
         run->priv = NULL;
 }
 

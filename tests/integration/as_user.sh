@@ -42,4 +42,4 @@ echo "# as $user (uid $(id -u "$user")): $(basename "$script")"
 set +e
 runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$dir" LANG=C.UTF-8 \
   ENVRUN="$dir/build/envrun" ENVRUN_RELEASE="$dir/release/envrun" ENVRUN_SRC="$dir/src" \
-  ENVRUN_BUILD="$dir/build" "${pass[@]}" bash "$dir/src/tests/integration/$(basename "$script")"
+  ENVRUN_BUILD="$dir/build" "${pass[@]}" bash "$dir/src/$(realpath --relative-to="$ENVRUN_SRC" "$script")"

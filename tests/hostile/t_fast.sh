@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The fast hostile set (issue 20): careless callers and hostile conditions
+# that broke envrun's promise, each fixed at the root.  Run as root and, as
+# hostile.t_fast_user, as the unprivileged user envrun-test; under ASan and
+# UBSan in tests/run.
+#   1. descriptors 0-2 closed by the caller: CMD and the services get
+#      /dev/null there, never one of envrun's own files; up -d works;
+#   2. a state base that does not exist: down says nothing is up (0),
+#      status 3;
+#   3. a control socket flooded with clients: status says the supervisor
+#      answered 503 (exit 1), never a status that is not one;
+#   4. a costly regex ((a+)+$ against a line of a's): the check fails at
+#      once, naming the pattern; the loop never stalls.
+. "$(dirname "$0")/../integration/lib.sh"
+: "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
+up_setup "envrun-t-hostile-$$"
+TS=$UP_TS
+D=$TEST_TMP/h
+mkdir -p "$D"
+F=$D/environment.yml
+cat >"$F" <<YML
+services:
+  s:
+    command: ["$TS", --stdout, ready, --hold]
+    ready: {output: ready}
+YML
+
+# ------------------------------------------------ 1. closed stdio
+(cd "$D" && TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$UP_STATE" -q exec -- \
+  sh -c 'readlink /proc/self/fd/0 >"$0/fd0"; readlink /proc/self/fd/2 >"$0/fd2"' "$D" <&- 2>&-)
+rc=$?
+up_is "closed stdin and stderr: exec exits 0" "$rc" 0
+up_is "closed stdin: CMD's stdin is /dev/null" "$(cat "$D/fd0" 2>/dev/null)" /dev/null
+up_is "closed stderr: CMD's stderr is /dev/null" "$(cat "$D/fd2" 2>/dev/null)" /dev/null
+up_use "$F" hstdio
+TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$UP_STATE" -f "$F" -p hstdio up -d <&- >&- 2>&-
+up_is "stdin, stdout and stderr closed: up -d exits 0" "$?" 0
+up_status st1
+up_is "... and the instance is up" "$(up_jq "$OUT" "j['state']")" up
+up_run d1 down
+up_is "... and down exits 0" "$RC" 0
+
+# ------------------------------------------------ 2. a missing state base
+out=$("$ENVRUN" --state-dir "$TEST_TMP/no/such/base" -p ghost down 2>&1 </dev/null)
+up_is "down with a missing state base: exit 0" "$?" 0
+case $out in *"nothing is up for 'ghost'"*) ok "... it says nothing is up" ;;
+  *) fail "... it says nothing is up" "got: $out" ;; esac
+"$ENVRUN" --state-dir "$TEST_TMP/no/such/base" -p ghost status >/dev/null 2>&1 </dev/null
+up_is "status with a missing state base: exit 3" "$?" 3
+
+# ------------------------------------------------ 3. a flooded control socket
+up_use "$F" hflood
+up_run u2 up -d
+up_is "flood: up -d exits 0" "$RC" 0
+SOCK=$UP_STATE/hflood/control.sock
+"$UP_PY" - "$SOCK" "$D/flooding" <<'PYEOF' &
+import socket, sys, time, os
+conns = []
+for _ in range(80):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(sys.argv[1])
+    conns.append(c)
+open(sys.argv[2], "w").close()
+time.sleep(3)
+PYEOF
+FLOOD=$!
+wait_path "$D/flooding" 10 || fail "flood: the clients connected"
+up_run st2 status
+up_is "flood: status exits 1" "$RC" 1
+up_has "flood: status says the supervisor answered 503" "$ERR" "answered 503"
+wait "$FLOOD"
+up_run d2 down
+up_is "flood: down afterwards exits 0" "$RC" 0
+
+# ------------------------------------------------ 4. a costly regex
+cat >"$D/regex.yml" <<YML
+services:
+  r:
+    command: [sh, -c, 'printf "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\\n"; exec sleep 60']
+    ready: {output: '(a+)+\$'}
+    timeout: 20s
+YML
+t0=$(date +%s%N)
+TESTSVC_MARKER=$UP_M timeout -s KILL 60 "$ENVRUN" --state-dir "$UP_STATE" -f "$D/regex.yml" exec -- true \
+  </dev/null >/dev/null 2>"$D/regex.err"
+rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
+up_is "costly regex: exec exits 125" "$rc" 125
+# A mechanism bound, far from any real time: the old loop stalled for
+# seconds on it (and the timeout is 20 s).
+[ "$ms" -lt 5000 ] && ok "costly regex: over in $ms ms, not stalled" || fail "costly regex: not stalled" "$ms ms"
+up_has "costly regex: the failure names the pattern and the limit" "$D/regex.err" \
+  "output /\(a\+\)\+\\$/: the pattern gave up on a line of 53 bytes"
+
+up_settled "after the hostile set"
+finish

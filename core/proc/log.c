@@ -205,18 +205,21 @@ static void format_header(struct er_log *log, char *p, enum er_log_stream stream
         p[26] = ' ';
 }
 
-static int writev_all(int fd, struct iovec *iov, int cnt)
+/* On failure, *left is how many bytes were not written. */
+static int writev_all(int fd, struct iovec *iov, int cnt, size_t *left)
 {
         while (cnt > 0) {
                 ssize_t n = writev(fd, iov, cnt);
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int r = n < 0 ? -errno : -EIO;
+                        *left = 0;
+                        for (int i = 0; i < cnt; i++)
+                                *left += iov[i].iov_len;
+                        return r;
                 }
-                if (n == 0)
-                        return -EIO;
                 while (cnt > 0 && (size_t)n >= iov->iov_len) {
                         n -= (ssize_t)iov->iov_len;
                         iov++;
@@ -240,9 +243,28 @@ int er_log_set_buffered(struct er_log *log)
         return 0;
 }
 
+/* A write that failed (ENOSPC, EIO, ...): what it held is dropped and
+ * counted, the first error kept for er_log_take_write_error; later lines
+ * are tried again (space may come back).  Supervision never stops for it. */
+static void write_failed(struct er_log *log, int r, size_t left)
+{
+        log->dropped += left;
+        if (!log->write_err)
+                log->write_err = r;
+}
+
+int er_log_take_write_error(struct er_log *log)
+{
+        if (!log->write_err || log->write_err_said)
+                return 0;
+        log->write_err_said = true;
+        return log->write_err;
+}
+
 int er_log_flush(struct er_log *log)
 {
         struct iovec iov;
+        size_t left;
         int r;
 
         if (!log->wbuf || !log->wlen)
@@ -251,9 +273,9 @@ int er_log_flush(struct er_log *log)
         log->wlen = 0;
         if (log->err || log->fd < 0)
                 return log->err;
-        r = writev_all(log->fd, &iov, 1);
+        r = writev_all(log->fd, &iov, 1, &left);
         if (r < 0)
-                log->err = r;
+                write_failed(log, r, left);
         return r;
 }
 
@@ -275,15 +297,14 @@ int er_log_line(struct er_log *log, enum er_log_stream stream, uint64_t realtime
         total = HDR_LEN + len + 1;
         if (log->size > 0 && log->size + total > seg) {
                 /* What is gathered belongs to the segment being closed. */
-                if ((r = er_log_flush(log)) < 0)
-                        return 0;
+                (void)er_log_flush(log);
                 r = rotate(log);
                 if (r < 0)
                         goto out_fail;
         }
         if (log->wbuf && total <= WBUF_SIZE) {
-                if (log->wlen + total > WBUF_SIZE && er_log_flush(log) < 0)
-                        return 0;
+                if (log->wlen + total > WBUF_SIZE)
+                        (void)er_log_flush(log);
                 format_header(log, log->wbuf + log->wlen, stream, realtime_ms);
                 if (len)
                         memcpy(log->wbuf + log->wlen + HDR_LEN, text, len);
@@ -292,8 +313,7 @@ int er_log_line(struct er_log *log, enum er_log_stream stream, uint64_t realtime
                 log->size += total;
                 return 0;
         }
-        if (er_log_flush(log) < 0)
-                return 0;
+        (void)er_log_flush(log);
         format_header(log, buf, stream, realtime_ms);
         if (total <= sizeof(buf)) {
                 if (len)
@@ -307,9 +327,12 @@ int er_log_line(struct er_log *log, enum er_log_stream stream, uint64_t realtime
                 iov[2] = (struct iovec){ "\n", 1 };
                 cnt = 3;
         }
-        r = writev_all(log->fd, iov, cnt);
-        if (r < 0)
-                goto out_fail;
+        size_t left;
+        r = writev_all(log->fd, iov, cnt, &left);
+        if (r < 0) {
+                write_failed(log, r, left);
+                return r;
+        }
         log->size += total;
         return 0;
 

@@ -13,6 +13,7 @@
 #define ER_LOG_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum er_log_stream {
@@ -34,6 +35,8 @@ struct er_log {
         char ts[20];       /* "2026-11-23T18:03:04": one gmtime_r per second */
         char *wbuf;        /* buffered mode: lines wait here for er_log_flush */
         size_t wlen;
+        int write_err;     /* the first failed write's -errno (ENOSPC...), or 0 */
+        bool write_err_said;
 };
 
 /* Buffered mode: lines are gathered (up to 64 KiB) and written by
@@ -41,8 +44,12 @@ struct er_log {
  * engine flushes after each read of a service's pipes.  0 or -ENOMEM (the
  * log then stays unbuffered). */
 int er_log_set_buffered(struct er_log *log);
-/* Writes what buffered mode gathered.  0 or the log's error. */
+/* Writes what buffered mode gathered.  0 or the log's error.  A write
+ * that fails (a full disk) drops what it held into `dropped` and does not
+ * stop the log: later lines are tried again. */
 int er_log_flush(struct er_log *log);
+/* The first failed write's -errno, once (to warn about it once), else 0. */
+int er_log_take_write_error(struct er_log *log);
 
 /* Creates (truncating) dir/NAME.log; removes a stale NAME.log.1.  0 or -errno
  * (-ELOOP for a symlink, -EINVAL for a bad name or a non-regular file); `log`

@@ -115,8 +115,12 @@ static bool pipe_read(struct er_proc *p, struct er_proc_pipe *pp, enum er_stream
                       unsigned max_reads)
 {
         bool eof = pipe_read_batch(p, pp, stream, max_reads);
-        if (p->log)
+        int e;
+        if (p->log) {
                 er_log_flush(p->log);
+                if ((e = er_log_take_write_error(p->log)) && p->cb->log_failed)
+                        p->cb->log_failed(p, e);
+        }
         return eof;
 }
 

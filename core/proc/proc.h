@@ -30,6 +30,9 @@ struct er_proc_cb {
         void (*exited)(struct er_proc *p);
         /* The whole tree is gone and its output drained. */
         void (*gone)(struct er_proc *p);
+        /* Its log could not be written (-errno, once): output is dropped
+         * and counted from now on while it lasts.  Optional. */
+        void (*log_failed)(struct er_proc *p, int err);
 };
 
 #define ER_PROC_LINE_MAX 65536

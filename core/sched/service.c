@@ -454,10 +454,23 @@ static void svc_gone(struct er_proc *p)
         dispatch(p->owner, EV_GONE, NULL);
 }
 
+static void svc_log_failed(struct er_proc *p, int err)
+{
+        struct svc *v = p->owner;
+        char msg[200];
+
+        snprintf(msg, sizeof(msg),
+                 "its log cannot be written (%s): its output is dropped and counted "
+                 "(log_dropped_bytes); the service goes on",
+                 strerror(-err));
+        sched_emit_warning(v, msg);
+}
+
 static const struct er_proc_cb svc_cb = {
         .line = svc_line,
         .exited = svc_exit,
         .gone = svc_gone,
+        .log_failed = svc_log_failed,
 };
 
 /* ---- exits and restarts ------------------------------------------------- */

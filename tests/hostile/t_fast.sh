@@ -10,7 +10,9 @@
 #   3. a control socket flooded with clients: status says the supervisor
 #      answered 503 (exit 1), never a status that is not one;
 #   4. a costly regex ((a+)+$ against a line of a's): the check fails at
-#      once, naming the pattern; the loop never stalls.
+#      once, naming the pattern; the loop never stalls;
+#   5. a full disk (root only: a 1 MB tmpfs): a service's lost output is
+#      counted in log_dropped_bytes and said once; supervision goes on.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -90,6 +92,36 @@ up_is "costly regex: exec exits 125" "$rc" 125
 [ "$ms" -lt 5000 ] && ok "costly regex: over in $ms ms, not stalled" || fail "costly regex: not stalled" "$ms ms"
 up_has "costly regex: the failure names the pattern and the limit" "$D/regex.err" \
   "output /\(a\+\)\+\\$/: the pattern gave up on a line of 53 bytes"
+
+# ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
+if [ "$(id -u)" -eq 0 ]; then
+  SMALL=$TEST_TMP/small
+  mkdir -p "$SMALL"
+  if mount -t tmpfs -o size=1m tmpfs "$SMALL"; then
+    trap 'umount "$SMALL" 2>/dev/null; up_teardown; rm -rf "$TEST_TMP"' EXIT
+    cat >"$D/spam.yml" <<YML
+services:
+  spam:
+    command: ["$TS", --spam, "3000000", --stdout, ready, --hold]
+    ready: {output: ready}
+    timeout: 20s
+YML
+    TESTSVC_MARKER=$UP_M timeout -s KILL 60 "$ENVRUN" --state-dir "$SMALL/state" -f "$D/spam.yml" \
+      exec --report "$D/spam.json" -- true </dev/null >/dev/null 2>"$D/spam.err"
+    rc=$?
+    up_is "full disk: the service still came up and went down (exit 0)" "$rc" 0
+    up_has "full disk: said once, while it runs" "$D/spam.err" \
+      "its log cannot be written \(No space left on device\): its output is dropped and counted"
+    up_is "full disk: said once only" "$(grep -c 'its log cannot be written' "$D/spam.err")" 1
+    up_check "full disk: the lost output is counted in log_dropped_bytes (over 1 MB of 3 MB)" "$D/spam.json" \
+      "j['services'][0]['log_dropped_bytes'] > 1000000"
+    umount "$SMALL"
+  else
+    fail "full disk: mount a 1 MB tmpfs as root"
+  fi
+else
+  echo "# full disk: not run as $(id -un): mounting a small tmpfs needs root (hostile.t_fast runs it)"
+fi
 
 up_settled "after the hostile set"
 finish

@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/unixaddr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -694,14 +695,11 @@ static void listen_cb(struct er_loop *loop, struct er_io *io, uint32_t revents)
 
 static int make_socket(struct er_ctl *ctl)
 {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        struct sockaddr_un sa;
         struct stat st;
         mode_t old;
-        int r;
+        int r, dir_fd = -1;
 
-        if (strlen(ctl->path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, ctl->path);
         if (lstat(ctl->path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
@@ -714,11 +712,16 @@ static int make_socket(struct er_ctl *ctl)
         ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (ctl->fd < 0)
                 return -errno;
+        /* A path past sun_path's 108 bytes is bound through its directory. */
+        if ((r = er_unix_addr(ctl->path, &sa, &dir_fd)) < 0)
+                return r;
         old = umask(0177);
-        r = bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa));
+        r = bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
         umask(old);
+        if (dir_fd >= 0)
+                close(dir_fd);
         if (r < 0)
-                return -errno;
+                return r;
         if (chmod(ctl->path, 0600) < 0 || lstat(ctl->path, &st) < 0) {
                 r = -errno;
                 unlink(ctl->path);

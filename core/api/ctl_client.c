@@ -10,6 +10,7 @@
 #include "api/ctl_client.h"
 
 #include "base/buf.h"
+#include "base/unixaddr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -290,17 +291,13 @@ static char *build_request(const char *method, const char *target, const char *b
         return buf;
 }
 
-static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t deadline,
-                      uint64_t timeout_us, struct er_err *err)
+/* connect() to sa, within the deadline; 0 or -errno with err. */
+static int connect_sa(struct er_ctl_client *c, const struct sockaddr_un *sa, const char *sock_path,
+                      uint64_t deadline, uint64_t timeout_us, struct er_err *err)
 {
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         struct timeval tv = {0};
         int r;
 
-        if (strlen(sock_path) >= sizeof(sa.sun_path))
-                return er_err_set(err, -ENAMETOOLONG, NULL, 0, 0, "socket path '%s' is too long",
-                                  sock_path);
-        memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {
                 r = -errno;
@@ -316,7 +313,7 @@ static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t d
                                           strerror(-r));
                 }
         }
-        while (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        while (connect(c->fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
                 r = -errno;
                 if (r == -EINTR && (!deadline || now_us() < deadline))
                         continue;
@@ -331,6 +328,21 @@ static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t d
                                   strerror(-r));
         }
         return 0;
+}
+
+static int connect_to(struct er_ctl_client *c, const char *sock_path, uint64_t deadline,
+                      uint64_t timeout_us, struct er_err *err)
+{
+        struct sockaddr_un sa;
+        int r, dir_fd = -1;
+
+        /* A path past sun_path's 108 bytes is reached through its directory. */
+        if ((r = er_unix_addr(sock_path, &sa, &dir_fd)) < 0)
+                return er_err_set(err, r, NULL, 0, 0, "socket '%s': %s", sock_path, strerror(-r));
+        r = connect_sa(c, &sa, sock_path, deadline, timeout_us, err);
+        if (dir_fd >= 0)
+                close(dir_fd);
+        return r;
 }
 
 /* Writes the whole request.  A server that closes early (it answered an

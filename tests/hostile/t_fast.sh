@@ -12,7 +12,9 @@
 #   4. a costly regex ((a+)+$ against a line of a's): the check fails at
 #      once, naming the pattern; the loop never stalls;
 #   5. a full disk (root only: a 1 MB tmpfs): a service's lost output is
-#      counted in log_dropped_bytes and said once; supervision goes on.
+#      counted in log_dropped_bytes and said once; supervision goes on;
+#   6. a control socket path past sun_path's 108 bytes: bound and reached
+#      through its directory (/proc/self/fd/N/control.sock).
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -92,6 +94,21 @@ up_is "costly regex: exec exits 125" "$rc" 125
 [ "$ms" -lt 5000 ] && ok "costly regex: over in $ms ms, not stalled" || fail "costly regex: not stalled" "$ms ms"
 up_has "costly regex: the failure names the pattern and the limit" "$D/regex.err" \
   "output /\(a\+\)\+\\$/: the pattern gave up on a line of 53 bytes"
+
+# ------------------------------------------------ 6. a control socket path past sun_path
+LONG=$TEST_TMP/$(printf 'l%.0s' $(seq 1 130))
+mkdir -p "$LONG"
+up_lp() { TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$LONG" -f "$F" -p hlong "$@" </dev/null; }
+[ "${#LONG}" -gt 140 ] && ok "long path: the socket path is $((${#LONG} + 20)) bytes (sun_path holds 108)" ||
+  fail "long path: long enough" "${#LONG}"
+up_lp up -d >"$D/long.out" 2>"$D/long.err"
+up_is "long path: up -d exits 0" "$?" 0
+up_lp status --json >"$D/long.st" 2>>"$D/long.err"
+up_is "long path: status reaches the supervisor (exit 0)" "$?" 0
+up_check "long path: ... and the instance is up" "$D/long.st" "j['state'] == 'up'"
+up_lp down >/dev/null 2>>"$D/long.err"
+up_is "long path: down exits 0" "$?" 0
+[ ! -e "$LONG/hlong" ] && ok "long path: the instance is gone" || fail "long path: the instance is gone" "$(cat "$D/long.err")"
 
 # ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
 if [ "$(id -u)" -eq 0 ]; then

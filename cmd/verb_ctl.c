@@ -65,6 +65,11 @@ static int locate(struct target *t, int fail_status)
         snprintf(t->dir, sizeof(t->dir), "%s/%s", t->base, t->project);
         snprintf(t->sock, sizeof(t->sock), "%s/control.sock", t->dir);
         t->live = er_state_probe(t->dir);
+        if (t->live == -EPERM)
+                return cli_fail(fail_status,
+                                "'%s/lock' is not a lock file of yours (a symlink, a FIFO or "
+                                "another user's file): refusing to use '%s'",
+                                t->dir, t->dir);
         return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "instance/state.h"
 
 void er_ports_init(struct er_ports *p)
 {
@@ -42,12 +43,17 @@ static int pick(unsigned *ret)
 static int lock_port(const char *dir, unsigned port)
 {
         char path[4200];
+        struct stat sb;
         int fd;
 
         snprintf(path, sizeof(path), "%s/%u.lock", dir, port);
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
         if (fd < 0)
-                return -errno;
+                return errno == ELOOP ? -EPERM : -errno;
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+                close(fd);
+                return -EPERM; /* planted: not a lock file of ours */
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 int r = -errno;
                 close(fd);
@@ -64,8 +70,9 @@ int er_ports_allocate(struct er_ports *p, const char *base, size_t n)
         if (n == 0)
                 return 0;
         snprintf(dir, sizeof(dir), "%s/ports", base);
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
+        /* A directory of ours, not a symlink planted to point elsewhere. */
+        if ((r = er_state_mkdir(dir, 0700)) < 0)
+                return r;
         p->ports = calloc(n, sizeof(*p->ports));
         p->lock_fds = calloc(n, sizeof(*p->lock_fds));
         if (!p->ports || !p->lock_fds)

@@ -360,7 +360,9 @@ int er_records_read(struct er_state *st, struct er_records *r)
 
         if (st->dir_fd < 0)
                 return -EBADF;
-        fd = openat(st->dir_fd, RECORDS_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO planted as the records must not hang the open
+         * (fstat refuses it below). */
+        fd = openat(st->dir_fd, RECORDS_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
                 return errno == ELOOP ? -EINVAL : -errno;
         if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > RECORDS_MAX) {

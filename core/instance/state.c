@@ -175,7 +175,8 @@ int er_state_lock(struct er_state *st)
         if (st->lock_fd >= 0)
                 return 0;
         for (int i = 0; i < CREATE_TRIES; i++) {
-                fd = openat(st->dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+                fd = openat(st->dir_fd, LOCK_NAME,
+                            O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
                 if (fd < 0)
                         return -errno;
                 if (fstat(fd, &sb) < 0) {
@@ -210,13 +211,21 @@ int er_state_probe(const char *dir)
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        fd = openat(dfd, LOCK_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO planted as the lock must not hang the open. */
+        fd = openat(dfd, LOCK_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         r = fd < 0 ? -errno : 0;
         close(dfd);
         if (r == -ENOENT)
                 return 0; /* never locked */
+        if (r == -ELOOP)
+                return -EPERM; /* a symlink */
         if (r < 0)
                 return r;
+        struct stat sb;
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+                close(fd);
+                return -EPERM; /* not a lock file of ours: refused, never waited on */
+        }
         /* Asked, not taken: only an instance's exclusive lock counts (a
          * `down` waiting for an instance to end holds a read lock). */
         struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};

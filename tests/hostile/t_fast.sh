@@ -14,7 +14,10 @@
 #   5. a full disk (root only: a 1 MB tmpfs): a service's lost output is
 #      counted in log_dropped_bytes and said once; supervision goes on;
 #   6. a control socket path past sun_path's 108 bytes: bound and reached
-#      through its directory (/proc/self/fd/N/control.sock).
+#      through its directory (/proc/self/fd/N/control.sock);
+#   7. planted files: a FIFO at an instance's lock or at a dead instance's
+#      records, a symlink at the ports directory: refused, never waited on,
+#      nothing written through them.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -109,6 +112,43 @@ up_check "long path: ... and the instance is up" "$D/long.st" "j['state'] == 'up
 up_lp down >/dev/null 2>>"$D/long.err"
 up_is "long path: down exits 0" "$?" 0
 [ ! -e "$LONG/hlong" ] && ok "long path: the instance is gone" || fail "long path: the instance is gone" "$(cat "$D/long.err")"
+
+# ------------------------------------------------ 7. planted files
+# A FIFO at an instance's lock: status and down refuse at once (never wait
+# on it), exec runs in an instance of its own.
+mkdir -p "$UP_STATE/hfifo" && chmod 700 "$UP_STATE/hfifo" && mkfifo "$UP_STATE/hfifo/lock"
+for verb in status down; do
+  t0=$(date +%s%N)
+  timeout -s KILL 10 "$ENVRUN" --state-dir "$UP_STATE" -p hfifo "$verb" </dev/null >/dev/null 2>"$D/fifo.err"
+  rc=$? ms=$((($(date +%s%N) - t0) / 1000000))
+  [ "$rc" -ne 137 ] && ok "FIFO as the lock: $verb returns ($ms ms, exit $rc)" ||
+    fail "FIFO as the lock: $verb returns" "killed after 10 s"
+  up_has "FIFO as the lock: $verb says why it refuses" "$D/fifo.err" "'.*/hfifo/lock' is not a lock file of yours"
+done
+TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$UP_STATE" -f "$F" -p hfifo -q exec -- true \
+  </dev/null >/dev/null 2>"$D/fifo.exec"
+up_is "FIFO as the lock: exec runs in an instance of its own (exit 0)" "$?" 0
+# A FIFO at a dead instance's records.json: status does not hang on it.
+mkdir -p "$UP_STATE/hrec" && chmod 700 "$UP_STATE/hrec" && : >"$UP_STATE/hrec/lock" && mkfifo "$UP_STATE/hrec/records.json"
+timeout -s KILL 10 "$ENVRUN" --state-dir "$UP_STATE" -p hrec status </dev/null >/dev/null 2>&1
+rc=$?
+[ "$rc" -ne 137 ] && ok "FIFO as the records: status returns (exit $rc)" || fail "FIFO as the records: status returns" "killed after 10 s"
+rm -rf "$UP_STATE/hfifo" "$UP_STATE/hrec"
+# A symlink planted at the per-user ports directory: refused, nothing
+# written where it points.
+PB=$TEST_TMP/pbase
+mkdir -p "$PB" "$TEST_TMP/elsewhere" && chmod 700 "$PB" && ln -s "$TEST_TMP/elsewhere" "$PB/ports"
+cat >"$D/ports.yml" <<YML
+ports: [P]
+services:
+  s:
+    command: ["$TS", --hold]
+YML
+TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$PB" -f "$D/ports.yml" exec -- true \
+  </dev/null >/dev/null 2>"$D/ports.err"
+up_is "symlink as the ports directory: exec refuses (125)" "$?" 125
+up_has "symlink as the ports directory: it says so" "$D/ports.err" "cannot allocate ports"
+up_is "symlink as the ports directory: nothing written where it points" "$(ls -A "$TEST_TMP/elsewhere" | wc -l)" 0
 
 # ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
 if [ "$(id -u)" -eq 0 ]; then

@@ -52,6 +52,7 @@ struct holder {
         struct er_ports *ports;
         struct er_ctl *ctl;
         int log_fd;
+        int suplog_fd;           /* up -d's supervisor: supervisor.log, stderr once up */
         bool detached;
         int notify_fd;           /* up -d: the pipe to the waiting command, or -1 */
         char tmpdir[4300];
@@ -143,7 +144,11 @@ static void hold_up(struct holder *h)
         notify(h, READY_MARK);
         er_close(&h->notify_fd);
         if (h->detached) {
-                /* From now on progress goes to the supervisor's log. */
+                /* From now on progress and errors go to the supervisor's log:
+                 * the waiting command is gone. */
+                fflush(stderr);
+                if (h->suplog_fd >= 0)
+                        dup2(h->suplog_fd, STDERR_FILENO);
                 fclose(h->r.progress);
                 h->r.progress = stderr;
         }
@@ -286,16 +291,20 @@ static int wait_supervisor(int fd, pid_t sup)
 }
 
 /* The supervisor's stdio: /dev/null in, its log out. */
-static int redirect_stdio(struct holder *h)
+/* The supervisor's stdio: stdin /dev/null, stdout supervisor.log, and
+ * stderr the pipe to the waiting command until the environment is up (what
+ * goes wrong in the bring-up, "cannot listen on ...", reaches the user),
+ * then supervisor.log too (hold_up). */
+static int redirect_stdio(struct holder *h, int pipe_fd)
 {
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
         int out = openat(h->st.dir_fd, "supervisor.log",
                          O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (in < 0 || out < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-            dup2(out, STDERR_FILENO) < 0)
+            dup2(pipe_fd, STDERR_FILENO) < 0)
                 return -errno;
         close(in);
-        close(out);
+        h->suplog_fd = out;
         setvbuf(stdout, NULL, _IOLBF, 0);
         setvbuf(stderr, NULL, _IOLBF, 0);
         return 0;
@@ -365,7 +374,7 @@ static int detach(struct holder *h)
                 h->r.live = false;
                 close_inherited(h, p[1]);
                 h->notify_fd = p[1];
-                if (redirect_stdio(h) < 0)
+                if (redirect_stdio(h, p[1]) < 0)
                         _exit(1);
                 h->r.progress = fdopen(dup(p[1]), "w");
                 if (!h->r.progress)
@@ -499,6 +508,7 @@ int verb_up(int argc, char **argv)
         h.r.lines_to_stdout = !cli_has(OPT_DETACH);
         h.notify_fd = -1;
         h.log_fd = -1;
+        h.suplog_fd = -1;
         h.ports = &ports;
         h.t0 = er_now_us();
         er_state_init(&h.st);

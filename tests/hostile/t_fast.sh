@@ -17,7 +17,8 @@
 #      through its directory (/proc/self/fd/N/control.sock);
 #   7. planted files: a FIFO at an instance's lock or at a dead instance's
 #      records, a symlink at the ports directory: refused, never waited on,
-#      nothing written through them.
+#      nothing written through them;
+#   8. a supervisor that dies during the bring-up: up -d prints its reason.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -149,6 +150,18 @@ TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$PB" -f "$D/ports
 up_is "symlink as the ports directory: exec refuses (125)" "$?" 125
 up_has "symlink as the ports directory: it says so" "$D/ports.err" "cannot allocate ports"
 up_is "symlink as the ports directory: nothing written where it points" "$(ls -A "$TEST_TMP/elsewhere" | wc -l)" 0
+
+# ------------------------------------------------ 8. a supervisor that dies in the bring-up
+# A directory planted where the control socket goes: the supervisor cannot
+# listen and dies; up -d prints why (it used to go to supervisor.log, which
+# is removed with the instance).
+up_use "$F" hsock
+mkdir -p "$UP_STATE/hsock/control.sock" && chmod 700 "$UP_STATE/hsock"
+up_run sock1 up -d
+up_is "supervisor dies in the bring-up: up -d exits 1" "$RC" 1
+up_has "supervisor dies in the bring-up: up -d prints its reason" "$ERR" \
+  "cannot listen on '.*/hsock/control.sock': File exists"
+rm -rf "$UP_STATE/hsock"
 
 # ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
 if [ "$(id -u)" -eq 0 ]; then

@@ -105,6 +105,7 @@ int verb_ls(int argc, char **argv);
 /* up on a project that is up (up_more.c): the running instance in dir
  * grows by SERVICE... (all without), path being the file given. */
 int up_more(const char *path, const char *project, const char *dir, int argc, char **argv);
+#define UP_MORE_UNREACHABLE (-2) /* its supervisor does not answer (yet); nothing said */
 int verb_up(int argc, char **argv);
 int verb_down(int argc, char **argv);
 int verb_status(int argc, char **argv);

@@ -23,7 +23,7 @@ static const char *jstr(json_t *o, const char *key)
 /* One call to the supervisor, its answer as JSON (*http_status set), or
  * NULL after saying why. */
 static json_t *call(const char *sock, const char *project, const char *method,
-                    const char *target, int *http_status)
+                    const char *target, int *http_status, bool quiet)
 {
         struct er_ctl_reply reply = {0};
         struct er_err err = {0};
@@ -32,7 +32,9 @@ static json_t *call(const char *sock, const char *project, const char *method,
         /* No time bound: the answer comes once the bring-up is over, which
          * the services' own timeouts bound. */
         if (er_ctl_client_call(sock, method, target, NULL, 0, &reply, &err) < 0) {
-                cli_fail(0, "'%s' is up, but its supervisor does not answer: %s", project, err.msg);
+                if (!quiet)
+                        cli_fail(0, "'%s' is up, but its supervisor does not answer: %s", project,
+                                 err.msg);
                 return NULL;
         }
         j = json_loadb(reply.body, reply.body_len, 0, NULL);
@@ -94,8 +96,10 @@ int up_more(const char *path, const char *project, const char *dir, int argc, ch
         int hs = 0, rc;
 
         snprintf(sock, sizeof(sock), "%s/control.sock", dir);
-        if (!(j = call(sock, project, "GET", "/v1/status", &hs)))
-                return EXIT_FAILED;
+        /* Not answering yet: a supervisor that won a race of `up` and is
+         * still starting (the caller says AlreadyRunning, naming it). */
+        if (!(j = call(sock, project, "GET", "/v1/status", &hs, true)))
+                return UP_MORE_UNREACHABLE;
         note_changed(path, j, project);
         json_decref(j);
         er_buf_puts(&target, "/v1/up?services=");
@@ -104,7 +108,7 @@ int up_more(const char *path, const char *project, const char *dir, int argc, ch
         char *t = NULL;
         if (er_buf_finish(&target, &t, NULL) < 0)
                 return cli_fail(EXIT_FAILED, "out of memory");
-        j = call(sock, project, "POST", t, &hs);
+        j = call(sock, project, "POST", t, &hs, false);
         free(t);
         if (!j)
                 return EXIT_FAILED;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -406,14 +407,50 @@ static int detach(struct holder *h)
 
 /* --- the verb --------------------------------------------------------------- */
 
-static int already_running(struct er_state *st, const char *project)
+static long records_supervisor(struct er_state *st)
 {
         struct er_records rec;
         long pid = 0;
+
         er_records_init(&rec);
         if (er_records_read(st, &rec) == 0)
                 pid = rec.supervisor;
         er_records_fini(&rec);
+        return pid;
+}
+
+/* The winner of a race holds the lock before it writes its records: wait
+ * for them (inotify on the directory, 2 s at most) to name its real pid. */
+static long winner_pid(struct er_state *st)
+{
+        uint64_t deadline = er_now_us() + 2000000;
+        long pid = records_supervisor(st);
+        int fd;
+
+        if (pid > 0 || (fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) < 0)
+                return pid;
+        if (inotify_add_watch(fd, st->dir, IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
+                while (!(pid = records_supervisor(st)) && er_now_us() < deadline) {
+                        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                        char buf[4096];
+                        if (poll(&pfd, 1, (int)((deadline - er_now_us()) / 1000) + 1) > 0)
+                                while (read(fd, buf, sizeof(buf)) > 0)
+                                        ;
+                }
+        }
+        close(fd);
+        return pid;
+}
+
+static int already_running(struct er_state *st, const char *project)
+{
+        long pid = winner_pid(st);
+
+        if (pid <= 0)
+                return cli_fail(EXIT_FAILED,
+                                "AlreadyRunning: '%s' is already up (its supervisor is still "
+                                "starting, %s)",
+                                project, st->dir);
         return cli_fail(EXIT_FAILED, "AlreadyRunning: '%s' is already up (supervisor pid %ld, %s)",
                         project, pid, st->dir);
 }
@@ -475,6 +512,20 @@ static int select_services(const struct er_config *c, int argc, char **argv, boo
         return 0;
 }
 
+/* up on a project that is up (h->tmpdir holds its directory): grow it
+ * (issue 18); a supervisor that does not answer yet won a race and is
+ * still starting: AlreadyRunning, naming it. */
+static int grow(struct holder *h, const char *path, const char *project, int argc, char **argv)
+{
+        int status = up_more(path, project, h->tmpdir, argc, argv);
+
+        if (status != UP_MORE_UNREACHABLE)
+                return status;
+        if (er_state_open(&h->st, h->tmpdir, false) == 0)
+                return already_running(&h->st, project);
+        return cli_fail(EXIT_FAILED, "AlreadyRunning: '%s' is already up", project);
+}
+
 /* The waiting command of up -d lets go of everything: the supervisor owns
  * it all now. */
 static void waiter_done(struct holder *h, struct er_config *probe)
@@ -530,8 +581,7 @@ int verb_up(int argc, char **argv)
         }
         snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/%s", base, probe->project);
         if (er_state_probe(h.tmpdir) == 1) {
-                /* Up already: grow it (issue 18). */
-                status = up_more(path, probe->project, h.tmpdir, argc, argv);
+                status = grow(&h, path, probe->project, argc, argv);
                 goto out_probe;
         }
         run_config_digest(path, h.digest, sizeof(h.digest));

@@ -18,7 +18,8 @@
 #   7. planted files: a FIFO at an instance's lock or at a dead instance's
 #      records, a symlink at the ports directory: refused, never waited on,
 #      nothing written through them;
-#   8. a supervisor that dies during the bring-up: up -d prints its reason.
+#   8. a supervisor that dies during the bring-up: up -d prints its reason;
+#   9. a race of four up -d: every loser names the winner's real pid.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -162,6 +163,32 @@ up_is "supervisor dies in the bring-up: up -d exits 1" "$RC" 1
 up_has "supervisor dies in the bring-up: up -d prints its reason" "$ERR" \
   "cannot listen on '.*/hsock/control.sock': File exists"
 rm -rf "$UP_STATE/hsock"
+
+# ------------------------------------------------ 9. a race of up -d
+# Four at once, five times: one wins; every loser is AlreadyRunning and
+# names the winner's real supervisor pid (it used to say 0 when it looked
+# before the winner had written its records).
+up_use "$F" hrace
+race_bad=0
+for round in 1 2 3 4 5; do
+  for k in 1 2 3 4; do
+    TESTSVC_MARKER=$UP_M timeout -s KILL 30 "$ENVRUN" --state-dir "$UP_STATE" -f "$F" -p hrace up -d \
+      </dev/null >/dev/null 2>"$D/race.$k" &
+  done
+  wait
+  winner=$(sed -n "s/^envrun: 'hrace' is up (supervisor pid \([0-9]*\))$/\1/p" "$D"/race.* | head -1)
+  named=$(sed -n 's/^envrun: AlreadyRunning: .*(supervisor pid \([0-9]*\),.*/\1/p' "$D"/race.* | sort -u | tr '\n' ' ')
+  nlosers=$(grep -l "AlreadyRunning" "$D"/race.* | wc -l)
+  if [ -z "$winner" ] || [ "$nlosers" -ne 3 ] || [ "$named" != "$winner " ]; then
+    race_bad=1
+    fail "race of up -d (round $round): one winner, three losers naming it" \
+      "winner '$winner', losers $nlosers naming '$named'" "$(cat "$D"/race.*)"
+    break
+  fi
+  up_run rd down
+done
+[ "$race_bad" -eq 0 ] && ok "race of up -d, five rounds of four: every loser names the winner's real pid"
+up_run rd2 down
 
 # ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
 if [ "$(id -u)" -eq 0 ]; then

@@ -615,9 +615,12 @@ static void test_socket_file(void **state)
         assert_int_equal(lstat(fx->path, &st), -1);
         assert_int_equal(errno, ENOENT);
 
+        /* Past sun_path's 108 bytes a path is bound through its directory
+         * (issue 20; hostile.t_fast runs one end to end): a directory that
+         * does not exist is ENOENT, as for any path. */
         o.path = "/tmp/this/path/is/far/too/long/for/a/unix/socket/address/xxxxxxxxxxxxxxxx"
                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-        assert_int_equal(er_ctl_new(fx->loop, &o, &other), -ENAMETOOLONG);
+        assert_int_equal(er_ctl_new(fx->loop, &o, &other), -ENOENT);
 }
 
 /* A child as uid 65534 connects: with the socket 0600 it may not; opened

@@ -508,16 +508,21 @@ int er_sched_up_more(struct er_sched *s, const bool *only, size_t *ret_todo)
         closure(s, only, add);
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
-                if (!add[i])
+                bool was = s->selected[i];
+                if (!add[i] || svc_up(v))
                         continue;
                 s->selected[i] = true;
-                if (svc_up(v))
-                        continue;
                 /* What ended (stopped, or failed with nothing left of it)
-                 * or never could start (its dependency failed) starts over. */
+                 * or never could start (its dependency failed) starts over;
+                 * what the environment is bringing up already (a race of
+                 * two `up`) is no work of this request's. */
                 if (v->phase == PH_STOPPED || (v->phase == PH_FAILED && !svc_running(v)) ||
                     (v->phase == PH_PENDING && v->error != ER_OK))
                         sched_svc_reset(v);
+                else if (was && v->phase != PH_PENDING && v->phase != PH_FAILED)
+                        continue;
+                else if (was && v->phase == PH_PENDING && !s->up_done)
+                        continue;
                 todo++;
         }
         free(add);

@@ -94,8 +94,9 @@ bool er_sched_down_done(const struct er_sched *s);
 /* `up SERVICE...` on a running environment: adds those services (only
  * NULL: all) and their dependencies to it and brings up what is not up;
  * ready services and completed jobs are left alone, stopped ones and
- * failed ones with nothing left of them start over.  *ret_todo: how many
- * were not up (0: nothing to do).  The bring-up then runs as er_sched_up's
+ * failed ones with nothing left of them start over, and what the running
+ * bring-up already starts is left to it.  *ret_todo: how many this request
+ * starts (0: nothing to do, AlreadyRunning).  The bring-up then runs as er_sched_up's
  * (er_sched_up_done, er_sched_failed).  0, -ESHUTDOWN going down, -ENOMEM. */
 int er_sched_up_more(struct er_sched *s, const bool *only, size_t *ret_todo);
 

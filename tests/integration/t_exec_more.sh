@@ -7,6 +7,15 @@ TS=$ENVRUN_BUILD/tests/testsvc
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # wait_for FILE: up to 10 s
 wait_for() { local i; for i in $(seq 1000); do [ -e "$1" ] && return 0; sleep 0.01; done; return 1; }
+# exec_case LABEL RC ARGS...: `envrun exec ARGS` in $D (marker $M), stderr
+# in $D/err; ok when it exits RC.
+exec_case() {
+  local label=$1 want=$2 rc
+  shift 2
+  (cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec "$@") </dev/null >/dev/null 2>"$D/err"
+  rc=$?
+  [ "$rc" -eq "$want" ] && ok "$label: exit $want" || fail "$label: exit $want" "exit $rc" "$(tail -5 "$D/err")"
+}
 
 # --- abort-on-failure: a service dies while CMD runs; CMD gets SIGTERM at once
 D=$TEST_TMP/abort; mkdir -p "$D"; M=envrun-t-more-$$-abort
@@ -182,9 +191,7 @@ services:
     command: ["$TS", --exit, "1"]
     ready: {output: never}
 YML
-(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json --junit j.xml -- true) </dev/null >/dev/null 2>"$D/err"
-rc=$?
-[ "$rc" -eq 125 ] && ok "aborted bring-up: exit 125" || fail "aborted bring-up: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+exec_case "aborted bring-up" 125 --report r.json --junit j.xml -- true
 /usr/bin/python3 - "$D/r.json" "$D/j.xml" <<'PYEOF' && ok "aborted bring-up: waiter not_started (no error class), naming bad; JUnit skipped" || fail "aborted bring-up: report" "$(head -c 2000 "$D/r.json")"
 import json, sys, xml.etree.ElementTree as ET
 s = {v["name"]: v for v in json.load(open(sys.argv[1]))["services"]}
@@ -212,9 +219,7 @@ services:
     ready: {output: ready}
     stop_timeout: 200ms
 YML
-(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
-rc=$?
-[ "$rc" -eq 125 ] && ok "four-process tree killed: exit 125 (finished with error)" || fail "four-process tree killed: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+exec_case "four-process tree killed" 125 --report r.json -- true
 /usr/bin/python3 - "$D/r.json" <<'PYEOF' && ok "four-process tree killed: the report says 4 processes, the main one among them" || fail "four-process tree killed: report" "$(head -c 1500 "$D/r.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))["services"][0]
@@ -236,9 +241,7 @@ services:
     ready: {output: ready}
     depends_on: {migrate: {condition: completed}}
 YML
-(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json --junit j.xml -- sleep 2) </dev/null >/dev/null 2>"$D/err"
-rc=$?
-[ "$rc" -eq 0 ] && ok "job: exit 0" || fail "job: exit 0" "exit $rc" "$(tail -5 "$D/err")"
+exec_case "job" 0 --report r.json --junit j.xml -- sleep 2
 /usr/bin/python3 - "$D/r.json" "$D/j.xml" <<'PYEOF' && ok "job: JSON and JUnit give it a span under 1 s (its run), app over 2 s" || fail "job: spans" "$(head -c 1500 "$D/r.json")"
 import json, sys, xml.etree.ElementTree as ET
 s = {v["name"]: v for v in json.load(open(sys.argv[1]))["services"]}
@@ -265,9 +268,7 @@ services:
     ready: {output: never}
     timeout: 300ms
 YML
-(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
-rc=$?
-[ "$rc" -eq 125 ] && ok "failure tail: exit 125" || fail "failure tail: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+exec_case "failure tail" 125 --report r.json -- true
 /usr/bin/python3 - "$D/r.json" <<'PYEOF' && ok "failure tail: ends at the failure, the shutdown lines only counted" || fail "failure tail: JSON" "$(head -c 2500 "$D/r.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))["services"][0]
@@ -295,9 +296,7 @@ services:
     ready: {tcp: "127.0.0.1:$P_WRONG"}
     timeout: 500ms
 YML
-(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec --report r.json -- true) </dev/null >/dev/null 2>"$D/err"
-rc=$?
-[ "$rc" -eq 125 ] && ok "listens elsewhere: exit 125" || fail "listens elsewhere: exit 125" "exit $rc" "$(tail -5 "$D/err")"
+exec_case "listens elsewhere" 125 --report r.json -- true
 /usr/bin/python3 - "$D/r.json" "$P_REAL" "$P_WRONG" <<'PYEOF' && ok "listens elsewhere: the report names the port it listens on" || fail "listens elsewhere: report" "$(head -c 1500 "$D/r.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))["services"][0]

@@ -298,9 +298,16 @@ static int wait_supervisor(int fd, pid_t sup)
  * then supervisor.log too (hold_up). */
 static int redirect_stdio(struct holder *h, int pipe_fd)
 {
+        struct stat sb;
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK and fstat: a FIFO planted as the log is refused. */
         int out = openat(h->st.dir_fd, "supervisor.log",
-                         O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+                         O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (out >= 0 && (fstat(out, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+                close(out);
+                errno = EPERM;
+                out = -1;
+        }
         if (in < 0 || out < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
             dup2(pipe_fd, STDERR_FILENO) < 0)
                 return -errno;
@@ -375,8 +382,12 @@ static int detach(struct holder *h)
                 h->r.live = false;
                 close_inherited(h, p[1]);
                 h->notify_fd = p[1];
-                if (redirect_stdio(h, p[1]) < 0)
+                if (redirect_stdio(h, p[1]) < 0) {
+                        /* Said to the waiting command, which prints it. */
+                        dprintf(p[1], "envrun: cannot open '%s/supervisor.log': %s\n", h->st.dir,
+                                strerror(errno));
                         _exit(1);
+                }
                 h->r.progress = fdopen(dup(p[1]), "w");
                 if (!h->r.progress)
                         _exit(1);

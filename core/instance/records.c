@@ -185,6 +185,7 @@ static int write_all(int fd, const char *s, size_t len)
 
 int er_records_write(struct er_state *st, const struct er_records *r)
 {
+        struct stat sb;
         json_t *root;
         char *text;
         int fd, e;
@@ -198,8 +199,15 @@ int er_records_write(struct er_state *st, const struct er_records *r)
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        fd = openat(st->dir_fd, RECORDS_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                    0600);
+        /* O_NONBLOCK and fstat: a FIFO planted here is refused (ENXIO, or
+         * not a regular file), never waited on. */
+        fd = openat(st->dir_fd, RECORDS_TMP,
+                    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))) {
+                close(fd);
+                fd = -1;
+                errno = EPERM;
+        }
         if (fd < 0) {
                 e = -errno;
                 free(text);

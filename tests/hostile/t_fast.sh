@@ -152,6 +152,15 @@ up_is "symlink as the ports directory: exec refuses (125)" "$?" 125
 up_has "symlink as the ports directory: it says so" "$D/ports.err" "cannot allocate ports"
 up_is "symlink as the ports directory: nothing written where it points" "$(ls -A "$TEST_TMP/elsewhere" | wc -l)" 0
 
+# A FIFO planted as a fresh instance's supervisor.log: up -d refuses at
+# once and says why (it used to hang on the open).
+up_use "$F" hlog
+mkdir -p "$UP_STATE/hlog" && chmod 700 "$UP_STATE/hlog" && mkfifo "$UP_STATE/hlog/supervisor.log"
+UP_LIMIT=10 up_run log1 up -d
+up_is "FIFO as supervisor.log: up -d exits 1 (not killed after 10 s)" "$RC" 1
+up_has "FIFO as supervisor.log: it says why" "$ERR" "cannot open '.*/hlog/supervisor.log': No such device or address"
+rm -rf "$UP_STATE/hlog"
+
 # ------------------------------------------------ 8. a supervisor that dies in the bring-up
 # A directory planted where the control socket goes: the supervisor cannot
 # listen and dies; up -d prints why (it used to go to supervisor.log, which

@@ -418,6 +418,14 @@ void run_engine_down(struct run *r)
 
 void run_engine_fini(struct run *r, struct run_engine *e)
 {
+        if (r->sched && er_sched_unexpected(r->sched)) {
+                cli_fail(0, "internal error: %u scheduler event(s) with no transition (a bug in "
+                            "envrun; the warnings above name them)",
+                         er_sched_unexpected(r->sched));
+#ifndef NDEBUG
+                abort(); /* a debug build: every test catches it */
+#endif
+        }
         er_sched_free(r->sched);
         r->sched = NULL;
         if (e->contain_ok)

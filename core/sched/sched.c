@@ -382,6 +382,11 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
         };
 }
 
+unsigned er_sched_unexpected(const struct er_sched *s)
+{
+        return s->unexpected;
+}
+
 int er_sched_interrupted(const struct er_sched *s)
 {
         return s->interrupted;

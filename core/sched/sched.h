@@ -136,6 +136,10 @@ void er_sched_sigchld(struct er_sched *s);
 /* --abort-on-failure: SIGTERM to the test when a service fails while it runs. */
 void er_sched_set_abort_on_failure(struct er_sched *s, bool on);
 
+/* Events the phase table has no cell for, dropped and warned about: a bug
+ * in envrun, 0 in every test. */
+unsigned er_sched_unexpected(const struct er_sched *s);
+
 /* Fills r (borrowing names from the config).  After down. */
 int er_sched_report(struct er_sched *s, struct er_report *r);
 /* The exit status of `exec` per SPEC §2 (interrupted, bring-up, timeout, ...). */

@@ -109,6 +109,7 @@ struct er_sched {
         struct er_reach reach;        /* who depends on whom, directly or not */
         bool up_started, up_done, failed;
         bool deciding, decide_again;  /* sched_decide runs; it must run (once more) */
+        unsigned unexpected;          /* events with no cell in the table (bugs) */
         struct er_hook batch;         /* decisions asked for in callbacks: at the batch's end */
         bool batching;                /* spawns wait for sched_spawn_batch_end */
         struct svc **spawning;        /* the batch: created, exec not yet awaited */

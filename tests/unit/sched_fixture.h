@@ -76,6 +76,8 @@ static int sched_fx_rm(const char *p, const struct stat *st, int fl, struct FTW 
 static void sched_fx_close(struct sched_fx *f) __attribute__((unused));
 static void sched_fx_close(struct sched_fx *f)
 {
+        /* An event the phase table has no cell for is a scheduler bug. */
+        assert_int_equal(er_sched_unexpected(f->s), 0);
         er_sched_free(f->s);
         er_contain_fini(&f->contain);
         er_loop_free(f->loop);

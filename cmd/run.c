@@ -520,8 +520,18 @@ int run_print_report(struct er_sched *sched, FILE *f, bool with_files, int exit_
 
 /* --- an environment that is up (SPEC §1) ------------------------------------ */
 
-/* The ports and ENVRUN_STATE_DIR of the project's `up -d` instance, from
- * its supervisor.  0, or an exit status after printing why. */
+const char *run_jstr(json_t *o, const char *key)
+{
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : "";
+}
+
+bool run_service_up(json_t *svc)
+{
+        const char *st = run_jstr(svc, "state");
+        return strcmp(st, "ready") == 0 || strcmp(st, "completed") == 0;
+}
+
 /* What of the instance in status j is not up: "" when it all is, else
  * "'db' failed (killed by SIGKILL after it was ready), 'cache' stopped". */
 static void describe_partial(json_t *j, char *buf, size_t len)
@@ -538,9 +548,7 @@ static void describe_partial(json_t *j, char *buf, size_t len)
                 const char *st = json_string_value(json_object_get(x, "state"));
                 const char *msg = json_string_value(json_object_get(x, "message"));
                 if (!name || !st || !json_is_true(json_object_get(x, "selected")) ||
-                    strcmp(st, "ready") == 0 ||
-                    strcmp(st, "completed") == 0 ||
-                    (strcmp(st, "exited") == 0 && json_is_true(json_object_get(x, "job"))))
+                    run_service_up(x))
                         continue;
                 if (n < len)
                         n += (size_t)snprintf(buf + n, len - n, "%s'%s' %s%s%s%s", n ? ", " : "",
@@ -551,6 +559,8 @@ static void describe_partial(json_t *j, char *buf, size_t len)
                 snprintf(buf, len, "it is %s", overall ? overall : "in an unknown state");
 }
 
+/* The ports and ENVRUN_STATE_DIR of the project's `up -d` instance, from
+ * its supervisor.  0, or an exit status after printing why. */
 int run_attach_values(int fail, const char *inst, const struct er_config *probe, unsigned *ports,
                       char *state_dir, size_t len, long *ret_pid, char *partial, size_t plen)
 {

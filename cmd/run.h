@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "model/config.h"
 #include "proc/contain.h"
 #include "proc/loop.h"
@@ -149,5 +151,11 @@ void run_stamp(char *buf, size_t len);
  * the one of the file it was started with (status's config_digest), so
  * that `up` can say the file changed since.  0 or -errno. */
 int run_config_digest(const char *path, char *out, size_t len);
+
+/* A string of a JSON object, or "" (a status from the control API). */
+const char *run_jstr(json_t *o, const char *key);
+/* Whether a service of the control API's status is up: ready, or a job
+ * that completed. */
+bool run_service_up(json_t *svc);
 
 #endif

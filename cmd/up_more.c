@@ -14,12 +14,6 @@
 #include "base/buf.h"
 #include "run.h"
 
-static const char *jstr(json_t *o, const char *key)
-{
-        const char *s = json_string_value(json_object_get(o, key));
-        return s ? s : "";
-}
-
 /* One call to the supervisor, its answer as JSON (*http_status set), or
  * NULL after saying why. */
 static json_t *call(const char *sock, const char *project, const char *method,
@@ -52,8 +46,8 @@ static void note_changed(const char *path, json_t *status, const char *project)
 {
         char now[32];
 
-        if (run_config_digest(path, now, sizeof(now)) == 0 && *jstr(status, "config_digest") &&
-            strcmp(now, jstr(status, "config_digest")) != 0)
+        if (run_config_digest(path, now, sizeof(now)) == 0 && *run_jstr(status, "config_digest") &&
+            strcmp(now, run_jstr(status, "config_digest")) != 0)
                 cli_fail(0,
                          "'%s' changed since '%s' was started; the instance keeps the "
                          "configuration it was started with (`envrun down`, then `up`, to use "
@@ -70,15 +64,14 @@ static int report_states(json_t *status, const char *project)
         int rc = EXIT_OK;
 
         json_array_foreach(json_object_get(status, "services"), i, v) {
-                const char *st = jstr(v, "state");
+                const char *st = run_jstr(v, "state");
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
-                fprintf(stderr, "%s: %s\n", jstr(v, "name"), st);
-                if (strcmp(st, "ready") && strcmp(st, "completed") && !(strcmp(st, "exited") == 0 &&
-                                              json_is_true(json_object_get(v, "job")))) {
-                        if (*jstr(v, "message"))
-                                cli_fail(0, "%s: %s: %s", jstr(v, "name"), jstr(v, "error"),
-                                         jstr(v, "message"));
+                fprintf(stderr, "%s: %s\n", run_jstr(v, "name"), st);
+                if (!run_service_up(v)) {
+                        if (*run_jstr(v, "message"))
+                                cli_fail(0, "%s: %s: %s", run_jstr(v, "name"), run_jstr(v, "error"),
+                                         run_jstr(v, "message"));
                         rc = EXIT_FAILED;
                 }
         }
@@ -113,7 +106,7 @@ int up_more(const char *path, const char *project, const char *dir, int argc, ch
         if (!j)
                 return EXIT_FAILED;
         if (hs != 200) {
-                cli_fail(0, "%s", jstr(j, "error"));
+                cli_fail(0, "%s", run_jstr(j, "error"));
                 json_decref(j);
                 return EXIT_FAILED;
         }

@@ -133,12 +133,6 @@ static json_t *call_json(const struct target *t, const char *method, const char 
         return j;
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-        const char *s = json_string_value(json_object_get(o, key));
-        return s ? s : "";
-}
-
 /* --- status ----------------------------------------------------------------- */
 
 static void print_status(json_t *j)
@@ -146,23 +140,24 @@ static void print_status(json_t *j)
         json_t *svcs = json_object_get(j, "services"), *v;
         size_t i, width = 4;
 
-        printf("%s  %s  supervisor %lld\n", jstr(j, "project"), jstr(j, "state"),
+        printf("%s  %s  supervisor %lld\n", run_jstr(j, "project"), run_jstr(j, "state"),
                (long long)json_integer_value(json_object_get(j, "supervisor_pid")));
         if (arg_verbosity > 0) {
                 const char *k;
                 printf("containment: %s\ninstance:    %s\nstate dir:   %s\n",
-                       jstr(j, "containment_reason"), jstr(j, "instance_dir"), jstr(j, "state_dir"));
+                       run_jstr(j, "containment_reason"), run_jstr(j, "instance_dir"),
+                       run_jstr(j, "state_dir"));
                 json_object_foreach(json_object_get(j, "ports"), k, v)
                         printf("port:        %s=%lld\n", k, (long long)json_integer_value(v));
         }
         json_array_foreach(svcs, i, v)
-                if (strlen(jstr(v, "name")) > width)
-                        width = strlen(jstr(v, "name"));
+                if (strlen(run_jstr(v, "name")) > width)
+                        width = strlen(run_jstr(v, "name"));
         json_array_foreach(svcs, i, v) {
                 json_t *pid = json_object_get(v, "pid"), *ready = json_object_get(v, "ready_ms");
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
-                printf("%-*s  %-9s", (int)width, jstr(v, "name"), jstr(v, "state"));
+                printf("%-*s  %-9s", (int)width, run_jstr(v, "name"), run_jstr(v, "state"));
                 if (json_is_integer(pid))
                         printf("  pid %lld", (long long)json_integer_value(pid));
                 if (json_is_integer(ready))
@@ -173,7 +168,7 @@ static void print_status(json_t *j)
                                (long long)json_integer_value(json_object_get(v, "exit_code")));
                 printf("  restarts %lld", (long long)json_integer_value(json_object_get(v, "restarts")));
                 if (json_is_string(json_object_get(v, "error")))
-                        printf("  %s: %s", jstr(v, "error"), jstr(v, "message"));
+                        printf("  %s: %s", run_jstr(v, "error"), run_jstr(v, "message"));
                 putchar('\n');
         }
 }
@@ -213,7 +208,7 @@ int verb_status(int argc, char **argv)
                 /* A 503 (the control socket is flooded) or any other refusal:
                  * say so, never print a status that is not one. */
                 status = cli_fail(EXIT_FAILED, "'%s': the supervisor answered %d: %s", t.project,
-                                  hs, *jstr(j, "error") ? jstr(j, "error") : "no status");
+                                  hs, *run_jstr(j, "error") ? run_jstr(j, "error") : "no status");
                 json_decref(j);
                 return status;
         }
@@ -223,7 +218,7 @@ int verb_status(int argc, char **argv)
         } else {
                 print_status(j);
         }
-        status = strcmp(jstr(j, "state"), "up") == 0 ? EXIT_OK : EXIT_FAILED;
+        status = strcmp(run_jstr(j, "state"), "up") == 0 ? EXIT_OK : EXIT_FAILED;
         json_decref(j);
         return status;
 }
@@ -250,8 +245,8 @@ static json_t *env_of(json_t *status)
         const char *k;
         char port[24];
 
-        json_object_set_new(env, "ENVRUN_PROJECT", json_string(jstr(status, "project")));
-        json_object_set_new(env, "ENVRUN_STATE_DIR", json_string(jstr(status, "state_dir")));
+        json_object_set_new(env, "ENVRUN_PROJECT", json_string(run_jstr(status, "project")));
+        json_object_set_new(env, "ENVRUN_STATE_DIR", json_string(run_jstr(status, "state_dir")));
         json_object_foreach(json_object_get(status, "ports"), k, v) {
                 snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(v));
                 json_object_set_new(env, k, json_string(port));
@@ -276,7 +271,7 @@ int verb_env(int argc, char **argv)
                 return status;
         if (hs != 200) {
                 status = cli_fail(EXIT_FAILED, "'%s': the supervisor answered %d: %s", t.project,
-                                  hs, jstr(j, "error"));
+                                  hs, run_jstr(j, "error"));
                 json_decref(j);
                 return status;
         }
@@ -325,12 +320,12 @@ static int service_op(const char *op, int argc, char **argv)
                         return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", argv[i], t.project);
                 }
                 if (hs != 200) {
-                        cli_fail(0, "%s", jstr(j, "error"));
+                        cli_fail(0, "%s", run_jstr(j, "error"));
                         worst = EXIT_FAILED;
                 } else {
-                        printf("%s: %s\n", argv[i], jstr(j, "state"));
+                        printf("%s: %s\n", argv[i], run_jstr(j, "state"));
                         if (json_is_string(json_object_get(j, "error"))) {
-                                cli_fail(0, "%s: %s: %s", argv[i], jstr(j, "error"), jstr(j, "message"));
+                                cli_fail(0, "%s: %s: %s", argv[i], run_jstr(j, "error"), run_jstr(j, "message"));
                                 worst = EXIT_FAILED;
                         }
                 }
@@ -411,10 +406,10 @@ int verb_down(int argc, char **argv)
                 return status;
         }
         if (hs != 200) {
-                status = cli_fail(EXIT_FAILED, "'%s': %s", t.project, jstr(j, "error"));
+                status = cli_fail(EXIT_FAILED, "'%s': %s", t.project, run_jstr(j, "error"));
         } else {
-                fputs(jstr(j, "text"), stderr);
-                status = strcmp(jstr(json_object_get(j, "report"), "result"), "ok") == 0 ? EXIT_OK
+                fputs(run_jstr(j, "text"), stderr);
+                status = strcmp(run_jstr(json_object_get(j, "report"), "result"), "ok") == 0 ? EXIT_OK
                                                                                         : EXIT_FAILED;
         }
         json_decref(j);
@@ -533,7 +528,7 @@ static int log_services(const struct target *t, json_t *j, int argc, char **argv
                 for (int i = 0; j && i < argc; i++) {
                         bool found = false;
                         json_array_foreach(svcs, k, v)
-                                found = found || strcmp(jstr(v, "name"), argv[i]) == 0;
+                                found = found || strcmp(run_jstr(v, "name"), argv[i]) == 0;
                         if (!found)
                                 return cli_fail(EXIT_USAGE, "no service '%s' in '%s'", argv[i],
                                                 t->project);
@@ -550,7 +545,7 @@ static int log_services(const struct target *t, json_t *j, int argc, char **argv
                 return cli_fail(EXIT_FAILED, "out of memory");
         json_array_foreach(svcs, k, v)
                 if (json_is_true(json_object_get(v, "selected")))
-                        names[n++] = (char *)jstr(v, "name");
+                        names[n++] = (char *)run_jstr(v, "name");
         *ret_names = names;
         *ret_n = n;
         return 0;

@@ -16,6 +16,7 @@
 #include "api/ctl_client.h"
 #include "instance/records.h"
 #include "instance/state.h"
+#include "run.h"
 
 #define LS_CALL_TIMEOUT_US 2000000u
 #define EXEC_INFIX ".exec."
@@ -80,12 +81,10 @@ static json_t *entry(const char *base, const char *name)
                 return json_pack("{s:s, s:s, s:s}", "project", project, "state", "unreachable",
                                  "directory", dir);
         json_array_foreach(json_object_get(st, "services"), i, v) {
-                const char *s = json_string_value(json_object_get(v, "state"));
                 if (!json_is_true(json_object_get(v, "selected")))
                         continue;
                 total++;
-                ready += s && (!strcmp(s, "ready") || !strcmp(s, "completed") ||
-                               (!strcmp(s, "exited") && json_is_true(json_object_get(v, "job"))));
+                ready += run_service_up(v);
         }
         e = json_pack("{s:s, s:O, s:s, s:O, s:I, s:I, s:O}", "project", project, "state",
                       json_object_get(st, "state"), "directory", dir, "supervisor_pid",

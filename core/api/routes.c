@@ -174,6 +174,12 @@ void er_routes_on_line(struct er_routes *rt, const struct er_sched_event *ev)
          * does not hold either. */
         if (ev->service == SIZE_MAX || ev->stream == ER_STREAM_BOTH)
                 return;
+        /* Most lines have no follower: no clock, no formatting for them. */
+        struct waiter *w0 = rt->waiters;
+        while (w0 && (w0->kind != W_FOLLOW || w0->service != ev->service))
+                w0 = w0->next;
+        if (!w0)
+                return;
         format_ts(head, sizeof(head), er_realtime_ms());
         n = (int)strlen(head);
         snprintf(head + n, sizeof(head) - (size_t)n, " %c ", ev->stream == ER_STREAM_STDERR ? 'E' : 'O');

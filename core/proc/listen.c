@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,17 +50,26 @@ static bool has_inode(const struct inodes *in, unsigned long ino)
         return false;
 }
 
+/* Appends addr to the ", "-separated list in buf unless it is there
+ * already, whole (two processes may share a socket; 127.0.0.1:80 is not
+ * 127.0.0.1:8080). */
 static void append(char *buf, size_t len, const char *addr)
 {
-        size_t used = strlen(buf);
+        size_t used = strlen(buf), al = strlen(addr);
 
-        if (strstr(buf, addr))
-                return; /* one address once, though two processes share it */
+        for (const char *p = buf; *p;) {
+                const char *end = strstr(p, ", ");
+                size_t n = end ? (size_t)(end - p) : strlen(p);
+                if (n == al && memcmp(p, addr, al) == 0)
+                        return;
+                p += n + (end ? 2 : 0);
+        }
         snprintf(buf + used, len - used, "%s%s", used ? ", " : "", addr);
 }
 
 /* "0100007F:C8A3" (tcp) or 32 hex digits (tcp6): the kernel prints each
- * 32-bit word of the address in host order. */
+ * 32-bit word of the address as a number in host order, so the number's
+ * bytes in memory are the address's, whatever the byte order. */
 static void format_inet(const char *hex, char *out, size_t len)
 {
         unsigned port = 0;
@@ -77,9 +87,8 @@ static void format_inet(const char *hex, char *out, size_t len)
                 memcpy(part, hex + 8 * w, 8);
                 part[8] = '\0';
                 sscanf(part, "%x", &word);
-                /* host order, little-endian here (x86, arm64) */
-                for (int k = 0; k < 4; k++)
-                        a[4 * w + (size_t)k] = (unsigned char)(word >> (8 * k));
+                uint32_t w32 = (uint32_t)word;
+                memcpy(a + 4 * w, &w32, 4);
         }
         if (hl == 8) {
                 snprintf(out, len, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], port);

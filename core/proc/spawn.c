@@ -814,9 +814,7 @@ static int await_exec(const struct er_spawn_opts *opts, const struct child_ctx *
         struct child_rec rec;
         int r;
 
-        er_close(&f->err_pipe[1]);
-        er_close(&f->cmd[0]);
-        er_close(&f->st[1]);
+        /* er_spawn_start closed our copies of the child's ends already. */
         r = read_rec(f->err_pipe[0], &rec);
         if (r == 0 && opts->reaper)
                 r = reaper_started(f->st[0], &ret->pid);

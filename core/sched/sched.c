@@ -29,17 +29,11 @@ const char *er_svc_state_name(enum er_svc_state st)
         return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
 }
 
-static uint64_t since_ms(uint64_t from_us)
-{
-        uint64_t now = er_now_us();
-        return now > from_us ? (now - from_us) / 1000 : 0;
-}
-
 void sched_emit_test(struct er_sched *s, enum er_svc_state st, const char *detail)
 {
         struct er_sched_event ev = {.service = SIZE_MAX, .state = st, .detail = detail};
         if (s->test_start_us)
-                ev.elapsed_ms = since_ms(s->test_start_us);
+                ev.elapsed_ms = sched_since_ms(s->test_start_us);
         if (s->o.on_event)
                 s->o.on_event(s->o.ud, &ev);
 }
@@ -124,6 +118,8 @@ static void start_pass(struct er_sched *s)
 {
         bool busy = false;
 
+        /* The spawns this pass starts are created first, awaited at its end. */
+        s->batching = true;
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
                 const struct er_dep *failed = NULL;
@@ -138,10 +134,8 @@ static void start_pass(struct er_sched *s)
                 }
                 if (failed)
                         sched_svc_dep_failed(v, failed);
-                else if (met && !s->failed) {
-                        s->batching = true;
+                else if (met && !s->failed)
                         sched_svc_event(v, EV_START, false);
-                }
         }
         sched_spawn_batch_end(s);
         for (size_t i = 0; i < s->n; i++) {

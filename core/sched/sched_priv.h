@@ -153,6 +153,8 @@ void sched_svc_free(struct svc *v);
 void sched_spawn_batch_end(struct er_sched *s);
 enum er_svc_state sched_public_state(const struct svc *v);
 const char *sched_phase_name(enum svc_phase p);
+/* Milliseconds since from_us (er_now_us clock), 0 when it is ahead. */
+uint64_t sched_since_ms(uint64_t from_us);
 /* A warning the driver keeps in sight (ev->warning). */
 void sched_emit_warning(struct svc *v, const char *detail);
 

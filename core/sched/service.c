@@ -72,7 +72,7 @@ enum er_svc_state sched_public_state(const struct svc *v)
         return public_state[v->phase];
 }
 
-static uint64_t since_ms(uint64_t from_us)
+uint64_t sched_since_ms(uint64_t from_us)
 {
         uint64_t now = er_now_us();
         return now > from_us ? (now - from_us) / 1000 : 0;
@@ -85,7 +85,7 @@ static void emit(struct svc *v, const char *detail)
                 .service = v->index,
                 .state = public_state[v->phase],
                 .detail = detail,
-                .elapsed_ms = v->spawned ? since_ms(v->spawn_us) : 0,
+                .elapsed_ms = v->spawned ? sched_since_ms(v->spawn_us) : 0,
         };
         if (s->o.on_event)
                 s->o.on_event(s->o.ud, &ev);

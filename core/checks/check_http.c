@@ -1,7 +1,8 @@
 /* http: ready when a request's response status matches `status`.
  *
- * Each attempt is one request on the loop's shared http client (http.h),
- * which loads libcurl the first time an http check runs.  A run holds a
+ * Each attempt is one request on the loop's shared http client (http.h):
+ * envrun's own for URLs that need no resolver, libcurl (loaded the first
+ * time one needs it) for the rest.  A run holds a
  * reference on the client from its first attempt until it is stopped, so
  * the client (one curl multi handle) lives while some http check runs. */
 #include <ctype.h>
@@ -242,13 +243,6 @@ static int http_attempt(struct er_check_run *run)
         }
         if (!p->client) {
                 r = er_http_ref(run->loop, &p->client, err, sizeof(err));
-                if (r == -ELIBACC || r == -ELIBBAD) {
-                        /* No libcurl: retrying cannot help. */
-                        run->attempting = false;
-                        run->attempts++;
-                        er_runner_fail(run, err);
-                        return 0;
-                }
                 if (r < 0)
                         return r;
         }
@@ -265,7 +259,15 @@ static int http_attempt(struct er_check_run *run)
                 .follow_redirects = h->follow_redirects,
                 .timeout_ms = attempt_timeout_ms(run),
         };
-        return er_http_request(p->client, &o, on_response, run, &p->req);
+        r = er_http_request(p->client, &o, on_response, run, &p->req, err, sizeof(err));
+        if (r == -ELIBACC || r == -ELIBBAD) {
+                /* No libcurl: retrying cannot help. */
+                run->attempting = false;
+                run->attempts++;
+                er_runner_fail(run, err);
+                return 0;
+        }
+        return r;
 }
 
 static void http_abort_attempt(struct er_check_run *run)

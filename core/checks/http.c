@@ -1,4 +1,6 @@
-/* http: libcurl's multi interface on the loop, libcurl bound at run time.
+/* http: the loop's http client: plain requests (http_plain.c) for the
+ * URLs that need no resolver, libcurl's multi interface for the rest,
+ * libcurl bound at run time on the first request that needs it.
  *
  * The pattern is curl's ephiperfifo.c: CURLMOPT_SOCKETFUNCTION turns each
  * socket curl wants watched into an er_io, CURLMOPT_TIMERFUNCTION arms one
@@ -17,6 +19,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
+#include "checks/http_plain.h"
 #include "model/envfile.h"
 #include "proc/loop.h"
 
@@ -78,10 +81,13 @@ static const struct {
 };
 
 static const char *library = DEFAULT_LIBRARY;
+/* Whether URLs that need no resolver get plain requests (tests turn it off
+ * to run libcurl's side on the same URLs). */
+static bool plain = true;
 
 struct er_http {
         struct er_loop *loop;
-        CURLM *multi;
+        CURLM *multi;            /* NULL until a request needs libcurl */
         struct er_timer timer;   /* curl's timeout */
         unsigned refs;
         bool closing;            /* in curl_multi_cleanup */
@@ -101,12 +107,16 @@ struct sock {
 
 struct er_http_req {
         struct er_http *h;
+        struct er_hplain *plain; /* the plain request in flight, or NULL */
+        const struct er_envlist *headers; /* borrowed, for a redirect handed to libcurl */
+        uint64_t deadline_us;    /* when timeout_ms runs out */
+        unsigned hops;           /* redirects the plain request followed */
         CURL *easy;
         bool added;              /* in h->multi */
         bool follow;
         bool got_final;          /* stopped after the final response's headers */
-        struct curl_slist *headers;
-        uint64_t timeout_ms;
+        struct curl_slist *slist;
+        uint64_t timeout_ms;     /* the whole request's, for messages */
         er_http_cb *cb;
         void *data;
         char errbuf[CURL_ERROR_SIZE];
@@ -264,39 +274,49 @@ struct er_http *er_http_of(const struct er_loop *loop)
 int er_http_ref(struct er_loop *loop, struct er_http **ret, char *err, size_t errlen)
 {
         struct er_http *h = find(loop);
-        int r;
 
         if (h) {
                 h->refs++;
                 *ret = h;
                 return 0;
         }
-        r = load(err, errlen);
-        if (r < 0)
-                return r;
         h = calloc(1, sizeof(*h));
-        if (!h)
-                goto out_nomem;
+        if (!h) {
+                snprintf(err, errlen, "cannot set up the http client: out of memory");
+                return -ENOMEM;
+        }
         h->loop = loop;
         er_timer_init(&h->timer);
-        h->multi = curl.multi_init();
-        if (!h->multi)
-                goto out_free;
-        if (curl.multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
-            curl.multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
-            curl.multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-            curl.multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
-                goto out_cleanup;
         h->refs = 1;
         h->next = clients;
         clients = h;
         *ret = h;
         return 0;
+}
 
-out_cleanup:
-        curl.multi_cleanup(h->multi);
-out_free:
-        free(h);
+/* The client's curl multi handle, made (and libcurl loaded) on first use. */
+static int need_curl(struct er_http *h, char *err, size_t errlen)
+{
+        int r;
+
+        if (h->multi)
+                return 0;
+        r = load(err, errlen);
+        if (r < 0)
+                return r;
+        h->multi = curl.multi_init();
+        if (!h->multi)
+                goto out_nomem;
+        if (curl.multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+            curl.multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
+            curl.multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl.multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK) {
+                curl.multi_cleanup(h->multi);
+                h->multi = NULL;
+                goto out_nomem;
+        }
+        return 0;
+
 out_nomem:
         snprintf(err, errlen, "cannot set up libcurl: out of memory");
         return -ENOMEM;
@@ -314,7 +334,8 @@ void er_http_unref(struct er_http *h)
         /* No transfer is left (each holds a reference); curl may still
          * report sockets to remove, which on_curl_socket handles. */
         h->closing = true;
-        curl.multi_cleanup(h->multi);
+        if (h->multi)
+                curl.multi_cleanup(h->multi);
         er_timer_stop(h->loop, &h->timer);
         free(h);
 }
@@ -325,11 +346,13 @@ static void req_free(struct er_http_req *q)
 {
         struct er_http *h = q->h;
 
+        er_hplain_cancel(q->plain);
         if (q->added)
                 curl.multi_remove_handle(h->multi, q->easy);
         if (q->easy)
                 curl.easy_cleanup(q->easy);
-        curl.slist_free_all(q->headers);
+        if (q->slist)
+                curl.slist_free_all(q->slist);
         free(q);
         er_http_unref(h);
 }
@@ -472,11 +495,11 @@ static int add_header(struct er_http_req *q, const char *name, const char *value
                 snprintf(line, n, "%s: %s", name, value);
         else
                 snprintf(line, n, "%s;", name);
-        l = curl.slist_append(q->headers, line);
+        l = curl.slist_append(q->slist, line);
         free(line);
         if (!l)
                 return -ENOMEM;
-        q->headers = l;
+        q->slist = l;
         return 0;
 }
 
@@ -487,10 +510,10 @@ static int build_headers(struct er_http_req *q, const struct er_http_opts *o)
 
         /* No "Expect: 100-continue" wait before a large body. */
         if (o->body && !has_header(hd, "Expect")) {
-                l = curl.slist_append(q->headers, "Expect:");
+                l = curl.slist_append(q->slist, "Expect:");
                 if (!l)
                         return -ENOMEM;
-                q->headers = l;
+                q->slist = l;
         }
         for (size_t i = 0; hd && i < hd->n; i++)
                 if (add_header(q, hd->v[i].name, hd->v[i].value) < 0)
@@ -498,11 +521,14 @@ static int build_headers(struct er_http_req *q, const struct er_http_opts *o)
         return 0;
 }
 
+/* o->timeout_ms is what is left of the request's time; hops, the
+ * redirects followed before libcurl took over. */
 static int setup(struct er_http_req *q, const struct er_http_opts *o)
 {
         CURL *e = q->easy;
         const char *method = o->method ? o->method : "GET";
-        long timeout = q->timeout_ms > LONG_MAX ? LONG_MAX : (long)q->timeout_ms;
+        uint64_t t = o->timeout_ms ? o->timeout_ms : 1;
+        long timeout = t > LONG_MAX ? LONG_MAX : (long)t;
 
         if (curl.easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_PRIVATE, q) != CURLE_OK ||
@@ -517,13 +543,13 @@ static int setup(struct er_http_req *q, const struct er_http_opts *o)
             curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, o->follow_redirects ? 1L : 0L) !=
                     CURLE_OK ||
-            curl.easy_setopt(e, CURLOPT_MAXREDIRS, MAX_REDIRS) != CURLE_OK)
+            curl.easy_setopt(e, CURLOPT_MAXREDIRS, MAX_REDIRS - (long)q->hops) != CURLE_OK)
                 return -EINVAL;
         /* Older libcurls lack these: then the URL check in the parser and
          * curl's own defaults (no file:// on redirects) have to do. */
         (void)curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
         (void)curl.easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        if (q->headers && curl.easy_setopt(e, CURLOPT_HTTPHEADER, q->headers) != CURLE_OK)
+        if (q->slist && curl.easy_setopt(e, CURLOPT_HTTPHEADER, q->slist) != CURLE_OK)
                 return -EINVAL;
         /* HEAD must say there is no body, or curl waits for one. */
         if (!strcmp(method, "HEAD") && curl.easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK)
@@ -539,9 +565,72 @@ static int setup(struct er_http_req *q, const struct er_http_opts *o)
         return 0;
 }
 
-int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb *cb, void *data,
-                    struct er_http_req **ret)
+/* The curl side of a request: o's URL on the client's multi handle. */
+static int curl_start(struct er_http_req *q, const struct er_http_opts *o, char *err,
+                      size_t errlen)
 {
+        int r = need_curl(q->h, err, errlen);
+
+        if (r < 0)
+                return r;
+        q->easy = curl.easy_init();
+        if (!q->easy)
+                return -ENOMEM;
+        r = build_headers(q, o);
+        if (r < 0)
+                return r;
+        r = setup(q, o);
+        if (r < 0)
+                return r;
+        /* Arms the timer for 0 ms: the transfer starts on the next iteration. */
+        if (curl.multi_add_handle(q->h->multi, q->easy) != CURLM_OK)
+                return -ENOMEM;
+        q->added = true;
+        return 0;
+}
+
+/* The plain request ended, or left a redirect for libcurl to follow. */
+static void on_plain(void *data, long status, const char *error, const struct er_hplain_next *next)
+{
+        struct er_http_req *q = data;
+        er_http_cb *cb = q->cb;
+        void *cb_data = q->data;
+        char why[CURL_ERROR_SIZE + 64];
+        uint64_t now = er_now_us();
+        int r;
+
+        q->plain = NULL;
+        if (next) {
+                struct er_http_opts o = {
+                        .url = next->url,
+                        .method = next->method,
+                        .headers = q->headers,
+                        .body = next->body,
+                        .follow_redirects = true,
+                        .timeout_ms = now < q->deadline_us ? (q->deadline_us - now + 999) / 1000 : 1,
+                };
+                q->hops = next->hops;
+                why[0] = '\0';
+                r = curl_start(q, &o, why, sizeof(why));
+                if (r == 0)
+                        return;
+                if (!why[0])
+                        snprintf(why, sizeof(why), "cannot follow the redirect to '%.200s': %s",
+                                 next->url, strerror(-r));
+                error = why;
+                status = 0;
+        } else if (error) {
+                snprintf(why, sizeof(why), "%s", error);
+                error = why;
+        }
+        req_free(q);
+        cb(cb_data, status, error);
+}
+
+int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb *cb, void *data,
+                    struct er_http_req **ret, char *err, size_t errlen)
+{
+        struct er_hplain_url u;
         struct er_http_req *q;
         int r;
 
@@ -553,24 +642,20 @@ int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb 
         q->cb = cb;
         q->data = data;
         q->follow = o->follow_redirects;
+        q->headers = o->headers;
         q->timeout_ms = o->timeout_ms ? o->timeout_ms : 1;
-        q->easy = curl.easy_init();
-        if (!q->easy) {
-                r = -ENOMEM;
-                goto out_free;
+        q->deadline_us = er_now_us() + q->timeout_ms * 1000u;
+        err[0] = '\0';
+        r = plain ? er_hplain_url_parse(o->url, &u) : -ENOTSUP;
+        if (r == 0) {
+                r = er_hplain_request(h->loop, &u, o, on_plain, q, &q->plain);
+                if (r < 0)
+                        er_hplain_url_fini(&u);
+        } else if (r == -ENOTSUP) {
+                r = curl_start(q, o, err, errlen);
         }
-        r = build_headers(q, o);
         if (r < 0)
                 goto out_free;
-        r = setup(q, o);
-        if (r < 0)
-                goto out_free;
-        /* Arms the timer for 0 ms: the transfer starts on the next iteration. */
-        if (curl.multi_add_handle(h->multi, q->easy) != CURLM_OK) {
-                r = -ENOMEM;
-                goto out_free;
-        }
-        q->added = true;
         if (ret)
                 *ret = q;
         return 0;
@@ -578,4 +663,9 @@ int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb 
 out_free:
         req_free(q);
         return r;
+}
+
+void er_http_set_plain(bool on)
+{
+        plain = on;
 }

@@ -1,15 +1,18 @@
-/* http: HTTP requests on envrun's event loop, with libcurl's multi
- * interface driven by the loop (curl's ephiperfifo.c pattern): curl's
- * sockets become er_io watchers, its timeout one er_timer, and
- * curl_multi_socket_action runs on their events.  Nothing blocks: no
- * curl_easy_perform.
+/* http: HTTP requests on envrun's event loop.  Nothing blocks.
  *
- * libcurl is not linked: linking it costs every run about 15 ms of startup
- * and 8 MB of RSS (its TLS, IDN, HTTP/2... dependencies), and most
- * environments have no http check.  The first er_http_ref() loads
- * libcurl.so.4 with dlopen and resolves the few functions used; it stays
- * loaded for the life of the process.  <curl/curl.h> is used for types and
- * constants only.
+ * A request to an http:// URL whose host needs no resolver (an IP literal
+ * or "localhost") is made by envrun itself (http_plain.h): one socket and
+ * http_parser.  Every other URL (https, host names) goes to libcurl's
+ * multi interface driven by the loop (curl's ephiperfifo.c pattern): curl's
+ * sockets become er_io watchers, its timeout one er_timer, and
+ * curl_multi_socket_action runs on their events; so does a redirect from a
+ * plain request to such a URL.
+ *
+ * libcurl is not linked: loading it costs 7-15 ms of startup and 8 MB of
+ * RSS (its TLS, IDN, HTTP/2... dependencies), and most checks never need
+ * it.  The first request that does loads libcurl.so.4 with dlopen and
+ * resolves the few functions used; it stays loaded for the life of the
+ * process.  <curl/curl.h> is used for types and constants only.
  *
  * One client per loop, shared by every request on that loop (one curl multi
  * handle: one DNS cache, one set of watchers).  It is reference-counted: the
@@ -53,20 +56,22 @@ struct er_http_opts {
         uint64_t timeout_ms;              /* the whole request; 0: 1 ms */
 };
 
-/* Takes a reference on loop's client, creating it (and loading libcurl) the
- * first time.  On failure fills err with a message for the user and returns
- * -ELIBACC when libcurl cannot be loaded ("http checks need libcurl
- * (libcurl.so.4: cannot open shared object file: No such file or
- * directory)"), -ELIBBAD when it lacks a function, -ENOMEM. */
+/* Takes a reference on loop's client, creating it the first time (libcurl
+ * is loaded later, by the first request that needs it).  0, or -ENOMEM
+ * with a message in err. */
 int er_http_ref(struct er_loop *loop, struct er_http **ret, char *err, size_t errlen);
 /* Drops a reference; the last one frees the client.  NULL is a no-op. */
 void er_http_unref(struct er_http *h);
 
 /* Starts a request; cb(data, ...) reports its end.  *ret (may be NULL) is a
- * handle for er_http_cancel, valid until cb is called.  0, -ENOMEM, or
- * -EINVAL when libcurl refuses the options. */
+ * handle for er_http_cancel, valid until cb is called.  o->headers must
+ * live until then (a redirect may need them again).  0, -ENOMEM, -EINVAL
+ * when libcurl refuses the options, or, with a message for the user in
+ * err, -ELIBACC when the URL needs libcurl and it cannot be loaded ("http
+ * checks need libcurl (libcurl.so.4: cannot open shared object file: No
+ * such file or directory)"), -ELIBBAD when it lacks a function. */
 int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb *cb, void *data,
-                    struct er_http_req **ret);
+                    struct er_http_req **ret, char *err, size_t errlen);
 /* Abandons a request in flight: its socket is closed and cb is never
  * called.  NULL is a no-op. */
 void er_http_cancel(struct er_http_req *req);
@@ -75,7 +80,9 @@ void er_http_cancel(struct er_http_req *req);
 struct er_http *er_http_of(const struct er_loop *loop);
 /* Whether libcurl was loaded into this process (for tests). */
 bool er_http_loaded(void);
-/* For tests: the library er_http_ref loads instead of libcurl.so.4 (NULL:
+/* For tests: off sends every URL to libcurl (on by default). */
+void er_http_set_plain(bool on);
+/* For tests: the library a request loads instead of libcurl.so.4 (NULL:
  * that one again).  -EBUSY once a library was loaded. */
 int er_http_set_library(const char *soname);
 

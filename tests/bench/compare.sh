@@ -7,6 +7,7 @@
 #   exec-1        `exec -- true` with 1 service ready on its first line
 #   exec-20       the same with 20 services, in 5 layers of dependencies
 #   up-down-5     `up -d` of 5 services, then `down`
+#   exec-http     `exec -- true` with 1 service ready on an http check
 # Verdict per workload: the median of the paired differences (new - old in
 # the same round) within 3% or 0.3 ms of the old median (the layout
 # issue's bound).  Exit 1 when a workload is slower than that.
@@ -47,6 +48,13 @@ gen() {
 gen 1 >"$tmp/e1.yml"
 gen 20 >"$tmp/e20.yml"
 gen 5 >"$tmp/u5.yml"
+hport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$tmp/eh.yml" <<YML
+services:
+  web:
+    command: ["$testsvc", --http, "$hport", "200", --hold]
+    ready: {http: "http://127.0.0.1:$hport/"}
+YML
 
 
 # one BIN WORKLOAD: runs it once, prints its wall time in microseconds
@@ -56,6 +64,7 @@ one() {
   case $2 in
     validate-200) "$bin" -q validate -f "$tmp/v200.yml" >/dev/null 2>&1 || rc=$? ;;
     exec-1) TESTSVC_MARKER=$marker "$bin" -q --state-dir "$tmp/state" exec -f "$tmp/e1.yml" -- true >/dev/null 2>&1 || rc=$? ;;
+    exec-http) TESTSVC_MARKER=$marker "$bin" -q --state-dir "$tmp/state" exec -f "$tmp/eh.yml" -- true >/dev/null 2>&1 || rc=$? ;;
     exec-20) TESTSVC_MARKER=$marker "$bin" -q --state-dir "$tmp/state" exec -f "$tmp/e20.yml" -- true >/dev/null 2>&1 || rc=$? ;;
     up-down-5)
       { TESTSVC_MARKER=$marker "$bin" -q --state-dir "$tmp/state" -p cmp up -d -f "$tmp/u5.yml" &&
@@ -67,7 +76,7 @@ one() {
   echo $((t1 - t0))
 }
 
-workloads=(validate-200 exec-1 exec-20 up-down-5)
+workloads=(validate-200 exec-1 exec-20 up-down-5 exec-http)
 declare -A times
 for w in "${workloads[@]}"; do
   one "$old" "$w" >/dev/null; one "$new" "$w" >/dev/null # warm the page cache

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: envrun's peak RSS (VmHWM), read by the test command from
 # /proc/$PPID/status (its parent is envrun) once everything is up: one
-# service with an output check, one with an http check (libcurl is loaded
-# only then), and 200 services ready on spawn.  Release build.
+# service with an output check, one with an http check on 127.0.0.1
+# (envrun's own client: no libcurl), and 200 services ready on spawn.  Release build.
 #   tests/bench/memory.sh [--smoke] [--record] [ENVRUN] [TESTSVC]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,20 +38,20 @@ YML
 { echo "services:"; for i in $(seq "$n200"); do printf '  s%d:\n    command: ["%s", --hold]\n' "$i" "$testsvc"; done; } >"$tmp/many.yml"
 one=$(hwm "$tmp/one.yml"); http=$(hwm "$tmp/http.yml"); many=$(hwm "$tmp/many.yml")
 echo "peak RSS, 1 service (output check): $one KiB"
-echo "peak RSS, 1 service (http check, libcurl loaded): $http KiB"
+echo "peak RSS, 1 service (http check on 127.0.0.1): $http KiB"
 echo "peak RSS, $n200 services: $many KiB"
 if [ "$record" = 1 ]; then
   commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
   section=$(cat <<MD
 <!-- memory:begin -->
-### envrun's peak RSS (VmHWM) with everything up (goals: < 4 MB without http, < 12 MB with, < 32 MB for 200 services)
+### envrun's peak RSS (VmHWM) with everything up (goals: < 4 MB for 1 service with or without an http check, < 6 MB for 200 services)
 
 Measured $(date -u +%Y-%m-%d), commit $commit, release build.
 
 | environment | peak RSS |
 |---|---|
 | 1 service, output check | $one KiB |
-| 1 service, http check (libcurl loaded on demand) | $http KiB |
+| 1 service, http check on 127.0.0.1 (envrun's own client, no libcurl) | $http KiB |
 | $n200 services ready on spawn | $many KiB |
 <!-- memory:end -->
 MD

@@ -29,6 +29,7 @@
 
 #include "checks/runner.h"
 #include "checks/http.h"
+#include "checks/http_plain.h"
 #include "check_parse.h"
 #include "proc/loop.h"
 
@@ -92,23 +93,85 @@ static size_t read_request(int fd, char *buf, size_t cap)
         return len;
 }
 
-static void answer(int fd, const char *req, int status)
+/* The server's port, for redirects that name it (set before the fork). */
+static int srv_port;
+
+static void answer_with(int fd, const char *req, int status, const char *location)
 {
-        char resp[256];
+        char resp[512], extra[300] = "";
         bool head = !strncmp(req, "HEAD ", 5);
-        const char *extra = status == 302 ? "Location: /ok\r\n" : "";
-        const char *body = status == 302 ? "moved" : "ok";
+        const char *body = location ? "moved" : "ok";
         int n;
 
         if (!status) {
                 close(fd);
                 return;
         }
+        if (location)
+                snprintf(extra, sizeof(extra), "Location: %s\r\n", location);
         n = snprintf(resp, sizeof(resp),
-                         "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
-                         status, strlen(body), extra, head ? "" : body);
+                     "HTTP/1.1 %d Test\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
+                     status, strlen(body), extra, head ? "" : body);
         put_all(fd, resp, (size_t)n);
         close(fd);
+}
+
+static void answer(int fd, const char *req, int status)
+{
+        answer_with(fd, req, status, NULL);
+}
+
+/* Paths with answers of their own, whatever the plan: redirects of every
+ * kind, an interim response, a reply that is not HTTP.  True when req
+ * was one of them (answered and closed). */
+static bool answer_path(int fd, const char *req)
+{
+        static const struct {
+                const char *path; /* "/x " with the space: the whole path */
+                int status;
+                const char *location;
+        } paths[] = {
+                {"/redirect ", 302, "/ok"},   {"/rel/deeper/x ", 302, "../../ok?from=rel#frag"},
+                {"/loop ", 302, "/loop"},     {"/see-other ", 303, "/ok"},
+                {"/temporary ", 307, "/ok"},  {"/moved ", 301, "ok"},
+                {"/no-location ", 302, NULL},
+        };
+        const char *sp = strchr(req, ' ');
+        char where[128];
+
+        if (!sp)
+                return false;
+        sp++;
+        if (!strncmp(sp, "/ok ", 4) || !strncmp(sp, "/ok?", 4)) {
+                answer(fd, req, 200);
+                return true;
+        }
+        if (!strncmp(sp, "/away ", 6)) {
+                /* 127.1 is 127.0.0.1 to libcurl, a name to the plain client */
+                snprintf(where, sizeof(where), "http://127.1:%d/ok", srv_port);
+                answer_with(fd, req, 302, where);
+                return true;
+        }
+        if (!strncmp(sp, "/continue ", 10)) {
+                put_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                answer(fd, req, 200);
+                return true;
+        }
+        if (!strncmp(sp, "/garbage ", 9)) {
+                put_all(fd, "NOT HTTP AT ALL\r\n\r\n", 19);
+                close(fd);
+                return true;
+        }
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+                if (strncmp(sp, paths[i].path, strlen(paths[i].path)))
+                        continue;
+                if (paths[i].location)
+                        answer_with(fd, req, paths[i].status, paths[i].location);
+                else
+                        answer(fd, req, paths[i].status);
+                return true;
+        }
+        return false;
 }
 
 static void serve(int lfd, int logfd, int note, const struct plan *p)
@@ -131,11 +194,9 @@ static void serve(int lfd, int logfd, int note, const struct plan *p)
                 put_all(logfd, req, len);
                 put_all(logfd, "\n--\n", 4);
                 put_all(note, "x", 1);
-                if (!strncmp(req, "GET /redirect ", 14))
-                        status = 302;
-                else if (!strncmp(req, "GET /ok ", 8))
-                        status = 200;
-                else if (p->n)
+                if (answer_path(fd, req))
+                        continue;
+                if (p->n)
                         status = p->status[k < p->n ? k : p->n - 1], k++;
                 else
                         status = 500;
@@ -170,6 +231,7 @@ static void srv_start(struct srv *s, const struct plan *p)
         assert_int_equal(listen(lfd, 64), 0);
         assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
         s->port = ntohs(sa.sin_port);
+        srv_port = s->port;
         assert_int_equal(pipe2(note, O_CLOEXEC), 0);
         s->pid = fork();
         assert_true(s->pid >= 0);
@@ -377,8 +439,9 @@ static int teardown(void **state)
 
 /* ---- tests ------------------------------------------------------------- */
 
-/* libcurl is loaded by the first http check, not before; without it the
- * check fails at once, saying why. */
+/* libcurl is loaded by the first request that needs it, not before: a
+ * plain URL never loads it, a URL with a host name does; without it that
+ * check fails at once, saying why.  Runs after every plain test. */
 static void test_loaded_on_first_use(void **state)
 {
         struct er_loop *loop = *state;
@@ -392,8 +455,17 @@ static void test_loaded_on_first_use(void **state)
 
         assert_int_equal(er_http_set_library(MISSING_LIBRARY), 0);
         srv_start(&s, &plan);
-        assert_int_equal(check_once(loop, false, msg, sizeof(msg), &attempts,
+        /* 127.0.0.1 and localhost need no libcurl */
+        assert_int_equal(check_once(loop, false, NULL, 0, NULL,
                                     "{http: 'http://127.0.0.1:%d/'}", s.port),
+                         ER_CHECK_READY);
+        assert_int_equal(check_once(loop, false, NULL, 0, NULL,
+                                    "{http: 'http://LocalHost:%d/'}", s.port),
+                         ER_CHECK_READY);
+        assert_false(er_http_loaded());
+        /* 127.1 is a name to envrun (libcurl reads it as 127.0.0.1) */
+        assert_int_equal(check_once(loop, false, msg, sizeof(msg), &attempts,
+                                    "{http: 'http://127.1:%d/'}", s.port),
                          ER_CHECK_FAILED);
         assert_string_equal(msg, "http checks need libcurl (" MISSING_LIBRARY
                                  ": cannot open shared object file: No such file or directory)");
@@ -401,13 +473,31 @@ static void test_loaded_on_first_use(void **state)
         assert_false(er_http_loaded());
         assert_int_equal(er_http_set_library(NULL), 0);
 
-        assert_int_equal(check_once(loop, false, msg, sizeof(msg), NULL,
-                                    "{http: 'http://127.0.0.1:%d/'}", s.port),
+        assert_int_equal(check_once(loop, false, NULL, 0, NULL,
+                                    "{http: 'http://127.1:%d/'}", s.port),
                          ER_CHECK_READY);
         assert_true(er_http_loaded());
         assert_true(mapped("libcurl.so.4"));
         assert_int_equal(er_http_set_library(MISSING_LIBRARY), -EBUSY);
         assert_non_null(strstr(srv_log(&s), "GET / HTTP/1.1\r\n"));
+        srv_stop(&s);
+}
+
+/* A plain request redirected to a URL it cannot serve hands it to
+ * libcurl, which follows it with the time and hops left. */
+static void test_handoff_to_libcurl(void **state)
+{
+        struct plan plan = {.status = {500}, .n = 1};
+        struct srv s;
+
+        srv_start(&s, &plan);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/away', follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        assert_non_null(strstr(srv_log(&s), "GET /away HTTP/1.1\r\n"));
+        assert_non_null(strstr(srv_log(&s), "GET /ok HTTP/1.1\r\n"));
+        assert_true(er_http_loaded());
         srv_stop(&s);
 }
 
@@ -601,6 +691,130 @@ static void test_redirects(void **state)
         srv_stop(&s);
 }
 
+/* Occurrences of needle in the server's log. */
+static int log_count(const struct srv *s, const char *needle)
+{
+        const char *p = srv_log(s);
+        int n = 0;
+
+        while ((p = strstr(p, needle)))
+                n++, p++;
+        return n;
+}
+
+/* Redirects of every kind, followed the same way by both clients. */
+static void test_redirect_kinds(void **state)
+{
+        struct plan plan = {.status = {500}, .n = 1};
+        struct srv s;
+        char msg[256];
+
+        srv_start(&s, &plan);
+        /* "../../ok?from=rel#frag" from /rel/deeper/x */
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/rel/deeper/x', "
+                                    "follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        assert_non_null(strstr(srv_log(&s), "GET /ok?from=rel HTTP/1.1\r\n"));
+        /* 301 to a relative "ok" */
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://localhost:%d/moved', follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        /* a redirect without Location is the final answer */
+        assert_int_equal(check_once(*state, true, msg, sizeof(msg), NULL,
+                                    "{http: 'http://127.0.0.1:%d/no-location', "
+                                    "follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_FAILED);
+        assert_string_equal(msg, "status 302, want 2\\d\\d");
+        /* a loop ends after 10 redirects: 11 requests */
+        assert_int_equal(check_once(*state, true, msg, sizeof(msg), NULL,
+                                    "{http: 'http://127.0.0.1:%d/loop', follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_FAILED);
+        assert_string_equal(msg, "maximum (10) redirects followed");
+        assert_int_equal(log_count(&s, "GET /loop HTTP/1.1"), 11);
+        srv_stop(&s);
+}
+
+/* The check's own headers replace the client's, once each. */
+static void test_header_override(void **state)
+{
+        struct plan plan = {.status = {200}, .n = 1};
+        struct srv s;
+        const char *log;
+
+        srv_start(&s, &plan);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/', headers: "
+                                    "{User-Agent: probe/1, Host: example.test, Accept: text/plain}}",
+                                    s.port),
+                         ER_CHECK_READY);
+        log = srv_log(&s);
+        assert_non_null(strstr(log, "\r\nUser-Agent: probe/1\r\n"));
+        assert_non_null(strstr(log, "\r\nHost: example.test\r\n"));
+        assert_non_null(strstr(log, "\r\nAccept: text/plain\r\n"));
+        assert_int_equal(log_count(&s, "User-Agent:"), 1);
+        assert_int_equal(log_count(&s, "Host:"), 1);
+        assert_int_equal(log_count(&s, "Accept:"), 1);
+        srv_stop(&s);
+}
+
+/* A 100 Continue before the answer is not the answer. */
+static void test_interim_response(void **state)
+{
+        struct plan plan = {.status = {500}, .n = 1};
+        struct srv s;
+
+        srv_start(&s, &plan);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/continue'}", s.port),
+                         ER_CHECK_READY);
+        srv_stop(&s);
+}
+
+/* The plain client's own: what a redirect does to the method and body,
+ * and a reply that is not HTTP. */
+static void test_plain_redirect_methods(void **state)
+{
+        struct plan plan = {.status = {500}, .n = 1};
+        struct srv s;
+        char msg[256];
+        const char *log;
+
+        srv_start(&s, &plan);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/see-other', method: POST, "
+                                    "body: b0dy, follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        log = srv_log(&s);
+        assert_non_null(strstr(log, "POST /see-other HTTP/1.1\r\n"));
+        assert_non_null(strstr(log, "GET /ok HTTP/1.1\r\n"));
+        assert_int_equal(log_count(&s, "b0dy"), 1);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/temporary', method: PUT, "
+                                    "body: k33p, follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        assert_non_null(strstr(srv_log(&s), "PUT /ok HTTP/1.1\r\n"));
+        assert_int_equal(log_count(&s, "k33p"), 2);
+        assert_int_equal(check_once(*state, true, NULL, 0, NULL,
+                                    "{http: 'http://127.0.0.1:%d/see-other', method: HEAD, "
+                                    "follow_redirects: true}",
+                                    s.port),
+                         ER_CHECK_READY);
+        assert_non_null(strstr(srv_log(&s), "HEAD /ok HTTP/1.1\r\n"));
+
+        assert_int_equal(check_once(*state, true, msg, sizeof(msg), NULL,
+                                    "{http: 'http://127.0.0.1:%d/garbage'}", s.port),
+                         ER_CHECK_FAILED);
+        assert_non_null(strstr(msg, "malformed response: "));
+        srv_stop(&s);
+}
+
 /* A server that never answers: the attempt ends at the service's deadline
  * when that comes before interval x 10 (at least 1 s). */
 static void test_attempt_timeout(void **state)
@@ -740,23 +954,86 @@ static void test_two_checks_share(void **state)
         srv_stop(&s);
 }
 
+/* Which URLs the plain client takes, and what it makes of them. */
+static void test_plain_urls(void **state)
+{
+        static const struct {
+                const char *url, *authority, *path;
+                size_t n_addrs;
+        } ok[] = {
+                {"http://127.0.0.1:8080/health?x=1", "127.0.0.1:8080", "/health?x=1", 1},
+                {"HTTP://127.0.0.1", "127.0.0.1", "/", 1},
+                {"http://127.0.0.1:80/a#frag", "127.0.0.1", "/a", 1},
+                {"http://127.0.0.1:/", "127.0.0.1", "/", 1},
+                {"http://127.0.0.1?q", "127.0.0.1", "/?q", 1},
+                {"http://[::1]:81", "[::1]:81", "/", 1},
+                {"http://localhost:5432/x/", "localhost:5432", "/x/", 2},
+        };
+        static const char *const curl_only[] = {
+                "https://127.0.0.1/", "http://db:5432/", "http://127.1/",
+                "http://u:p@127.0.0.1/", "http://127.0.0.1:0/", "http://127.0.0.1:99999/",
+                "http://127.0.0.1:8o/", "http://127.0.0.1/a b", "http://[fe80::1%25eth0]/",
+                "http:///x", "http://[::1/", "http://127.0.0.1/\xc3\xa9",
+        };
+        struct er_hplain_url u;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                assert_int_equal(er_hplain_url_parse(ok[i].url, &u), 0);
+                assert_string_equal(u.authority, ok[i].authority);
+                assert_string_equal(u.path, ok[i].path);
+                assert_int_equal(u.n_addrs, ok[i].n_addrs);
+                er_hplain_url_fini(&u);
+        }
+        for (size_t i = 0; i < sizeof(curl_only) / sizeof(curl_only[0]); i++) {
+                if (er_hplain_url_parse(curl_only[i], &u) != -ENOTSUP)
+                        fail_msg("'%s' should go to libcurl", curl_only[i]);
+        }
+}
+
+static int setup_plain(void **state)
+{
+        er_http_set_plain(true);
+        return setup(state);
+}
+
+/* A plain test never loads libcurl. */
+static int teardown_plain(void **state)
+{
+        assert_false(er_http_loaded());
+        return teardown(state);
+}
+
+static int setup_curl(void **state)
+{
+        er_http_set_plain(false);
+        return setup(state);
+}
+
+#define PLAIN(t) cmocka_unit_test_setup_teardown(t, setup_plain, teardown_plain)
+#define CURL(t) cmocka_unit_test_setup_teardown(t, setup_curl, teardown)
+/* What both clients must do alike. */
+#define BOTH(X)                                                                                   \
+        X(test_200_ready), X(test_status_regex), X(test_status_mismatch), X(test_empty_reply),   \
+            X(test_503_then_200), X(test_nothing_listening), X(test_method_header_body),          \
+            X(test_redirects), X(test_redirect_kinds), X(test_header_override),                   \
+            X(test_interim_response), X(test_attempt_timeout), X(test_stop_mid_request),          \
+            X(test_two_checks_share)
+
 int main(void)
 {
-        const struct CMUnitTest tests[] = {
-                /* First: it sees the process before libcurl is loaded. */
-                cmocka_unit_test_setup_teardown(test_loaded_on_first_use, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_200_ready, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_status_regex, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_status_mismatch, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_empty_reply, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_503_then_200, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_nothing_listening, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_method_header_body, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_redirects, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_attempt_timeout, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_stop_mid_request, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_two_checks_share, setup, teardown),
+        const struct CMUnitTest plain[] = {
+                BOTH(PLAIN),
+                PLAIN(test_plain_redirect_methods),
+                PLAIN(test_plain_urls),
         };
+        const struct CMUnitTest curl[] = {
+                /* First: it sees the process before libcurl is loaded. */
+                cmocka_unit_test_setup_teardown(test_loaded_on_first_use, setup_plain, teardown),
+                cmocka_unit_test_setup_teardown(test_handoff_to_libcurl, setup_plain, teardown),
+                BOTH(CURL),
+        };
+        int failed = cmocka_run_group_tests_name("plain", plain, NULL, NULL);
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return failed + cmocka_run_group_tests_name("libcurl", curl, NULL, NULL);
 }

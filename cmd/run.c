@@ -21,6 +21,7 @@
 #include "instance/cleanup.h"
 #include "instance/records.h"
 #include "instance/state.h"
+#include "model/load.h"
 #include "report/report.h"
 #include "run.h"
 #include "report/timeline.h"
@@ -440,9 +441,41 @@ void run_engine_fini(struct run *r, struct run_engine *e)
 
 /* --- configuration --------------------------------------------------------- */
 
-struct er_config *run_load_probe(const char *path)
+static struct er_config *build(const struct er_doc *doc, const char *path, const char *state_dir,
+                               const unsigned *ports)
 {
-        return run_load_final(path, NULL, NULL);
+        struct er_config_opts copts = {.project = arg_project, .environ = environ,
+                                       .state_dir = state_dir, .port_values = ports};
+        struct er_config *c = NULL;
+        struct er_errs errs;
+
+        er_errs_init(&errs);
+        if (er_config_from_doc(doc, path, &copts, &c, &errs) < 0) {
+                cli_print_errs(&errs);
+                c = NULL;
+        }
+        er_errs_fini(&errs);
+        return c;
+}
+
+struct er_config *run_load_probe(const char *path, struct er_doc **ret_doc)
+{
+        struct er_doc *doc = NULL;
+        struct er_config *c = NULL;
+        struct er_errs errs;
+
+        er_errs_init(&errs);
+        if (er_load_file(path, NULL, &doc, &errs) < 0)
+                er_errs_sort(&errs);
+        else
+                c = build(doc, path, NULL, NULL);
+        cli_print_errs(&errs);
+        er_errs_fini(&errs);
+        if (c && ret_doc)
+                *ret_doc = doc;
+        else
+                er_doc_free(doc);
+        return c;
 }
 
 bool run_for_others(const struct er_config *c)
@@ -453,19 +486,13 @@ bool run_for_others(const struct er_config *c)
         return false;
 }
 
-struct er_config *run_load_final(const char *path, const char *state_dir, const unsigned *ports)
+struct er_config *run_load_final(struct er_doc **doc, const char *path, const char *state_dir,
+                                 const unsigned *ports)
 {
-        struct er_config_opts copts = {.project = arg_project, .environ = environ,
-                                       .state_dir = state_dir, .port_values = ports};
-        struct er_config *c = NULL;
-        struct er_errs errs;
+        struct er_config *c = build(*doc, path, state_dir, ports);
 
-        er_errs_init(&errs);
-        if (er_config_load(path, &copts, &c, &errs) < 0) {
-                cli_print_errs(&errs);
-                c = NULL;
-        }
-        er_errs_fini(&errs);
+        er_doc_free(*doc);
+        *doc = NULL;
         return c;
 }
 

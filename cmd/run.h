@@ -112,12 +112,16 @@ void run_record_spawn(struct run *r, const struct er_sched_event *ev);
 /* Writes what is pending now and stops the timer (before the loop goes). */
 void run_record_flush(struct run *r);
 
-/* The first load: learns the project, the ports to allocate and whether a
- * service runs as another user.  Prints errors; NULL on failure. */
-struct er_config *run_load_probe(const char *path);
+/* The first load: reads the file (once: *ret_doc keeps what was read for
+ * run_load_final, the caller frees it with er_doc_free; NULL: not wanted)
+ * and learns the project, the ports to allocate and whether a service runs
+ * as another user.  Prints errors; NULL on failure. */
+struct er_config *run_load_probe(const char *path, struct er_doc **ret_doc);
 bool run_for_others(const struct er_config *c);
-/* The real load, every value known. Prints errors; NULL on failure. */
-struct er_config *run_load_final(const char *path, const char *state_dir, const unsigned *ports);
+/* The real build from the document read, every value known; frees *doc
+ * and sets it NULL.  Prints errors; NULL on failure. */
+struct er_config *run_load_final(struct er_doc **doc, const char *path, const char *state_dir,
+                                 const unsigned *ports);
 
 /* Prints the text report to f (and writes --report/--junit/--timeline
  * when with_files); exit_status >= 0 replaces exec's in it (the verb's own).

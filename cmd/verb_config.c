@@ -42,6 +42,7 @@ static int load_running(struct er_config **ret)
 {
         const char *path = cli_config_path();
         struct er_config *probe, *c;
+        struct er_doc *doc = NULL;
         char base[4096], inst[4400], state_dir[4400];
         unsigned *ports;
         long pid;
@@ -49,16 +50,18 @@ static int load_running(struct er_config **ret)
 
         if (!path)
                 return EXIT_USAGE;
-        if (!(probe = run_load_probe(path)))
+        if (!(probe = run_load_probe(path, &doc)))
                 return EXIT_USAGE;
         if (er_state_base(arg_state_dir, run_for_others(probe), base, sizeof(base)) < 0 ||
             (snprintf(inst, sizeof(inst), "%s/%s", base, probe->project),
              er_state_probe(inst) != 1)) {
+                er_doc_free(doc);
                 *ret = probe;
                 return EXIT_OK;
         }
         ports = calloc(probe->n_ports + 1, sizeof(*ports));
         if (!ports) {
+                er_doc_free(doc);
                 er_config_free(probe);
                 return cli_fail(EXIT_FAILED, "out of memory");
         }
@@ -66,10 +69,11 @@ static int load_running(struct er_config **ret)
                               NULL, 0);
         er_config_free(probe);
         if (r) {
+                er_doc_free(doc);
                 free(ports);
                 return r;
         }
-        c = run_load_final(path, state_dir, ports);
+        c = run_load_final(&doc, path, state_dir, ports);
         free(ports);
         if (!c)
                 return EXIT_USAGE;

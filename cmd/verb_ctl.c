@@ -46,7 +46,7 @@ static int locate(struct target *t, int fail_status)
                 /* -p alone names the project, no file needed */
         } else {
                 const char *path = cli_config_path();
-                if (!path || !(c = run_load_probe(path)))
+                if (!path || !(c = run_load_probe(path, NULL)))
                         return EXIT_USAGE;
                 for_others = run_for_others(c);
         }

@@ -60,7 +60,7 @@ static char **test_with_args(const struct er_cmd *cmd, int argc, char **argv)
 /* --timeout, the file, and a first load that learns the project name and
  * the ports.  0, or an exit status after saying why. */
 static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char **ret_path,
-                      struct er_config **ret_probe)
+                      struct er_config **ret_probe, struct er_doc **ret_doc)
 {
         const char *t = cli_value(OPT_TIMEOUT);
 
@@ -69,10 +69,11 @@ static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char
                                 "--timeout must be a duration such as '30s' or '10m', not '%s'", t);
         if (!(*ret_path = cli_config_path()))
                 return EXIT_EXEC_ENV;
-        if (!(*ret_probe = run_load_probe(*ret_path)))
+        if (!(*ret_probe = run_load_probe(*ret_path, ret_doc)))
                 return EXIT_EXEC_ENV;
         if (test_verb && !(*ret_probe)->test.present) {
                 er_config_free(*ret_probe);
+                er_doc_free(*ret_doc);
                 return cli_fail(EXIT_EXEC_ENV,
                                 "'%s' has no 'test:' command for `envrun test` (use `envrun exec "
                                 "-- CMD`)",
@@ -80,6 +81,7 @@ static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char
         }
         if (argc == 0 && !(*ret_probe)->test.present) {
                 er_config_free(*ret_probe);
+                er_doc_free(*ret_doc);
                 return cli_fail(EXIT_EXEC_ENV,
                                 "nothing to run: give a command (envrun exec -- CMD) or a 'test:' in "
                                 "'%s'",
@@ -89,7 +91,8 @@ static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char
 }
 
 /* The ports and ENVRUN_STATE_DIR of the running `up -d` instance inst,
- * for a command run against it.  0, or an exit status after saying why. */
+ * for a command run against it.  0, or an exit status after saying why
+ * (ports->ports freed). */
 static int attach(const struct er_config *probe, const char *inst, struct er_ports *ports,
                   char *state_dir, size_t len)
 {
@@ -104,17 +107,21 @@ static int attach(const struct er_config *probe, const char *inst, struct er_por
                                partial, sizeof(partial));
         /* A broken stack is no environment to test against (issue 18). */
         if (rc == 0 && *partial && !cli_has(OPT_ALLOW_PARTIAL))
-                return cli_fail(EXIT_EXEC_ENV,
-                                "'%s' is up but not whole: %s; bring it back with `envrun start "
-                                "SERVICE` or `envrun restart SERVICE`, or run anyway with "
-                                "--allow-partial",
-                                probe->project, partial);
-        if (rc == 0 && *partial && arg_verbosity >= 0)
+                rc = cli_fail(EXIT_EXEC_ENV,
+                              "'%s' is up but not whole: %s; bring it back with `envrun start "
+                              "SERVICE` or `envrun restart SERVICE`, or run anyway with "
+                              "--allow-partial",
+                              probe->project, partial);
+        else if (rc == 0 && *partial && arg_verbosity >= 0)
                 cli_fail(0, "running against '%s', which is not whole (--allow-partial): %s",
                          probe->project, partial);
         else if (rc == 0 && arg_verbosity >= 0)
                 cli_fail(0, "running against '%s', which is up (supervisor pid %ld)", probe->project,
                          sup_pid);
+        if (rc) {
+                free(ports->ports);
+                ports->ports = NULL;
+        }
         return rc;
 }
 
@@ -185,16 +192,18 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
         const char *path = NULL;
         bool *only = NULL, attached = false;
         struct er_config *probe = NULL;
+        struct er_doc *doc = NULL; /* the file, read once for both passes */
 
         run_init(&r);
         er_ports_init(&ports);
         er_state_init(&st);
         er_records_init(&rec);
-        if ((rc = first_pass(argc, test_verb, &timeout_us, &path, &probe)))
+        if ((rc = first_pass(argc, test_verb, &timeout_us, &path, &probe, &doc)))
                 return rc;
         bool for_others = run_for_others(probe);
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
                 er_config_free(probe);
+                er_doc_free(doc);
                 return cli_fail(EXIT_EXEC_ENV, "state directory '%s': %s", base, strerror(-rc));
         }
         snprintf(up_inst, sizeof(up_inst), "%s/%s", base, probe->project);
@@ -206,7 +215,7 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
                 attached = true;
                 if ((rc = attach(probe, up_inst, &ports, up_state, sizeof(up_state)))) {
                         er_config_free(probe);
-                        free(ports.ports);
+                        er_doc_free(doc);
                         return rc;
                 }
         }
@@ -232,7 +241,7 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
         }
 
         /* The real pass: every value known. */
-        if (!(r.config = run_load_final(path, attached ? up_state : tmpdir, ports.ports)))
+        if (!(r.config = run_load_final(&doc, path, attached ? up_state : tmpdir, ports.ports)))
                 goto out_rm;
         if (run_prepare_display(&r) < 0) {
                 cli_fail(EXIT_EXEC_ENV, "out of memory");
@@ -260,6 +269,7 @@ out_rm:
         er_close(&log_fd);
         er_state_remove(&st, false);
 out_ports:
+        er_doc_free(doc);
         er_state_fini(&st);
         er_records_fini(&rec);
         free(only);

@@ -559,6 +559,7 @@ int verb_up(int argc, char **argv)
         struct holder h;
         struct er_ports ports;
         struct er_config *probe;
+        struct er_doc *doc = NULL; /* the file, read once for both passes */
         char base[4096];
         const char *path;
         int status, rc;
@@ -579,10 +580,11 @@ int verb_up(int argc, char **argv)
 
         if (!(path = cli_config_path()))
                 return EXIT_USAGE;
-        if (!(probe = run_load_probe(path)))
+        if (!(probe = run_load_probe(path, &doc)))
                 return EXIT_USAGE;
         if ((status = select_services(probe, argc, argv, &h.only))) {
                 er_config_free(probe);
+                er_doc_free(doc);
                 return status;
         }
         for_others = run_for_others(probe);
@@ -611,7 +613,7 @@ int verb_up(int argc, char **argv)
                 cli_fail(EXIT_FAILED, "cannot allocate ports: %s", strerror(-rc));
                 goto out_rm;
         }
-        if (!(h.r.config = run_load_final(path, h.tmpdir, ports.ports))) {
+        if (!(h.r.config = run_load_final(&doc, path, h.tmpdir, ports.ports))) {
                 status = EXIT_USAGE;
                 goto out_ports;
         }
@@ -644,6 +646,7 @@ out_rm:
         er_state_hold_lock_to_exit(&h.st);
         er_state_fini(&h.st);
 out_probe:
+        er_doc_free(doc);
         er_state_fini(&h.st);
         er_records_fini(&h.rec);
         er_config_free(probe);

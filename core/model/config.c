@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "model/check.h"
@@ -114,14 +115,20 @@ static int check_top_keys(struct builder *b, const struct er_node *root)
         return r;
 }
 
-/* The directory of path, absolute, without resolving the last component. */
+/* The directory of path, absolute, without resolving the last component.
+ * A file that is not a regular one (a pipe: `-f <(generate)` names
+ * /dev/fd/63) has the current directory: its own is /proc/PID/fd. */
 static char *abs_dir(const char *path)
 {
         char *copy = er_strdup(path), *slash, *dir, *res;
+        struct stat st;
+
         if (!copy)
                 return NULL;
         slash = strrchr(copy, '/');
-        if (!slash)
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+                dir = ".";
+        else if (!slash)
                 dir = ".";
         else if (slash == copy)
                 dir = "/";

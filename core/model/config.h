@@ -103,7 +103,14 @@ int er_config_build_partial(const struct er_doc *doc, const char *path,
                             const struct er_config_opts *opts, struct er_config **ret_config,
                             struct er_errs *errs);
 
-/* Convenience: er_load_file + er_config_build + er_validate. */
+/* er_config_build + er_validate on a document already read: for a caller
+ * that builds twice from one read (exec and up: once to learn the project
+ * and the ports, once with their values).  Errors come sorted. */
+int er_config_from_doc(const struct er_doc *doc, const char *path,
+                       const struct er_config_opts *opts, struct er_config **ret_config,
+                       struct er_errs *errs);
+
+/* Convenience: er_load_file + er_config_from_doc. */
 int er_config_load(const char *path, const struct er_config_opts *opts,
                    struct er_config **ret_config, struct er_errs *errs);
 

@@ -306,4 +306,18 @@ assert "waiting for tcp 127.0.0.1:%s" % wrong in s["message"], s["message"]
 assert s["message"].endswith("; db listens on 127.0.0.1:%s" % real), s["message"]
 PYEOF
 assert_no_leftovers "$M" "listens elsewhere"
+# --- the file is read once per exec (issue 17): a file that can be read
+# only once (a pipe) is a whole environment, not an empty one
+D=$TEST_TMP/pipe; mkdir -p "$D"; M=envrun-t-more-$$-pipe
+cat >"$D/env.yml" <<YML
+services:
+  db:
+    command: ["$TS", --stdout, ready, --hold]
+    ready: {output: "^ready\$"}
+YML
+(cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 30 "$ENVRUN" exec -f <(cat env.yml) -- true) </dev/null >/dev/null 2>"$D/err"
+rc=$?
+[ "$rc" -eq 0 ] && ok "file read once: a pipe as -f works (exit 0)" || fail "file read once: a pipe as -f works" "exit $rc" "$(tail -5 "$D/err")"
+grep -q "db .*ready" "$D/err" && ok "file read once: the service came up" || fail "file read once: the service came up" "$(tail -5 "$D/err")"
+assert_no_leftovers "$M" "file read once"
 finish

@@ -356,6 +356,16 @@ int run_open_instance(struct er_state *st, const char *base, bool for_others, in
         return 0;
 }
 
+/* Whether some service has a memory or pids limit: cgroup controllers to
+ * make ready (cpu time is an rlimit). */
+static bool cgroup_limits(const struct er_config *c)
+{
+        for (size_t i = 0; i < c->n_services; i++)
+                if (c->services[i].limits.memory || c->services[i].limits.pids)
+                        return true;
+        return false;
+}
+
 int run_engine_start(struct run *r, struct run_engine *e, const struct run_start *o)
 {
         int rc;
@@ -366,7 +376,8 @@ int run_engine_start(struct run *r, struct run_engine *e, const struct run_start
         if ((rc = run_setup_signals(r, &e->old_mask)) < 0)
                 return cli_fail(o->fail, "cannot set up signals: %s", strerror(-rc));
         e->signals_on = true;
-        if ((rc = er_contain_init(&e->contain, r->config->project, run_force_reaper())) < 0)
+        if ((rc = er_contain_init(&e->contain, r->config->project, run_force_reaper(),
+                                  cgroup_limits(r->config))) < 0)
                 return cli_fail(o->fail, "cannot set up containment: %s", strerror(-rc));
         e->contain_ok = true;
         if (arg_verbosity > 0)

@@ -333,7 +333,8 @@ static void enable_delegated(struct er_contain *c, const char *own, const char *
 /* Not root: <own cgroup>/envrun.<instance>, when our own cgroup is delegated
  * to us.  Moving a process between two cgroups needs write access to the
  * cgroup.procs of their common ancestor, which is our own cgroup. */
-static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root, char **ret)
+static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mnt_root, bool limits,
+                           char **ret)
 {
         char *own = NULL, *procs = NULL, *dir = NULL;
         int r = er_cgroup_own_dir(mnt, mnt_root, &own);
@@ -366,7 +367,8 @@ static int mkdir_delegated(struct er_contain *c, const char *mnt, const char *mn
                 set_reason_errno(c, dir, errno);
                 goto out;
         }
-        enable_delegated(c, own, dir);
+        if (limits)
+                enable_delegated(c, own, dir);
         *ret = dir;
         dir = NULL;
         r = 0;
@@ -377,8 +379,9 @@ out:
         return r;
 }
 
-/* Sets up the cgroup2 tree; on failure other than ENOMEM, c->reason says why. */
-static int try_cgroup2(struct er_contain *c)
+/* Sets up the cgroup2 tree, with its controllers when limits; on failure
+ * other than ENOMEM, c->reason says why. */
+static int try_cgroup2(struct er_contain *c, bool limits)
 {
         char *mnt = NULL, *mnt_root = NULL, *dir = NULL;
         bool root = geteuid() == 0;
@@ -398,14 +401,14 @@ static int try_cgroup2(struct er_contain *c)
                          * but our own cgroup may be delegated to us. */
                         char why[sizeof(c->reason)];
                         memcpy(why, c->reason, sizeof(why));
-                        r = mkdir_delegated(c, mnt, mnt_root, &dir);
+                        r = mkdir_delegated(c, mnt, mnt_root, limits, &dir);
                         if (r < 0)
                                 memcpy(c->reason, why, sizeof(why));
                         else
                                 root = false;
                 }
         } else {
-                r = mkdir_delegated(c, mnt, mnt_root, &dir);
+                r = mkdir_delegated(c, mnt, mnt_root, limits, &dir);
         }
         if (r < 0)
                 goto out;
@@ -420,7 +423,7 @@ static int try_cgroup2(struct er_contain *c)
         dir = NULL;
         snprintf(c->reason, sizeof(c->reason), "cgroup2 at %s (%s)", c->root,
                  root ? "root" : "delegated");
-        if (root)
+        if (root && limits)
                 enable_v2(c, mnt);
 out:
         free(mnt);
@@ -429,7 +432,7 @@ out:
         return r;
 }
 
-int er_contain_init(struct er_contain *c, const char *project, bool force_session)
+int er_contain_init(struct er_contain *c, const char *project, bool force_session, bool limits)
 {
         int r;
 
@@ -444,6 +447,8 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
                 c->v2_ctl[k] = false;
         }
         c->live = NULL;
+        c->last_pid_fd = -1;
+        c->last_pid_tried = false;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
                 c->v1_dir[k] = NULL;
@@ -454,7 +459,7 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         if (force_session) {
                 snprintf(c->reason, sizeof(c->reason), "reaper: forced");
         } else {
-                r = try_cgroup2(c);
+                r = try_cgroup2(c, limits);
                 if (r == -ENOMEM) {
                         er_contain_fini(c);
                         return r;
@@ -467,7 +472,7 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
         else if (geteuid() != 0)
                 snprintf(c->limits_why, sizeof(c->limits_why),
                          "not root: no memory or pids controller to use");
-        else
+        else if (limits)
                 try_cgroup1(c);
         /* With cgroup2 it makes envrun, not init, the one to reap a service's
          * orphans; with reapers, the one to inherit a dead reaper's tree
@@ -481,6 +486,7 @@ void er_contain_fini(struct er_contain *c)
         if (!c)
                 return;
         er_close(&c->root_fd);
+        er_close(&c->last_pid_fd);
         for (int k = 0; k < ER_V1_N; k++) {
                 er_close(&c->v1_fd[k]);
                 if (c->v1_dir[k]) {
@@ -818,20 +824,44 @@ static int signal_pass(int sig, bool cont, struct er_pidvec *cur, struct er_pidv
         return r < 0 ? r : (int)(fresh > INT_MAX ? INT_MAX : fresh);
 }
 
+/* The last pid the kernel handed out in envrun's pid namespace, or -1
+ * when that cannot be read.  Every new process, in any child namespace
+ * too, moves it. */
+static long last_pid(struct er_contain *c)
+{
+        char buf[24];
+        ssize_t n;
+
+        if (!c->last_pid_tried) {
+                c->last_pid_tried = true;
+                c->last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+        }
+        if (c->last_pid_fd < 0)
+                return -1;
+        n = pread(c->last_pid_fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        return strtol(buf, NULL, 10);
+}
+
 /* Signals every member once, listing again until a pass finds no new one
  * (a member forked while we were signalling gets the same signal), at most
- * `passes` times. */
+ * `passes` times.  A pass after which the kernel has created no process
+ * at all (ns_last_pid unchanged since the listing) needs no other: the
+ * list was whole.  One listing per group then, not two. */
 static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
 {
         struct er_pidvec seen = {0}, cur = {0};
         int count = 0, err = 0, r = 0;
 
         for (unsigned pass = 0; pass < passes; pass++) {
+                long before = last_pid(g->c);
                 r = collect(g, &cur);
                 if (r < 0)
                         break;
                 r = signal_pass(sig, cont, &cur, &seen, &count, &err);
-                if (r <= 0)
+                if (r <= 0 || (before >= 0 && last_pid(g->c) == before))
                         break;
         }
         free(seen.v);

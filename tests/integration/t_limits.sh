@@ -155,7 +155,9 @@ services:
               --fork-child, --alloc, "62914560", --hold, --end, --hold]
     limits: {memory: 1G}
   plain:
-    command: [sh, -c, 'cat /proc/self/cgroup >"\$ENVRUN_STATE_DIR/plain.cg"; exec sleep 100']
+    # ready once its cgroups are written: the test copies them at its start
+    command: [sh, -c, 'cat /proc/self/cgroup >"\$ENVRUN_STATE_DIR/plain.cg"; echo written; exec sleep 100']
+    ready: {output: "^written\$"}
 EOF
 run -- sh -c "cp \"\$ENVRUN_STATE_DIR/plain.cg\" '$D/plain.cg'; exec '$TS' --sleep $(awk "BEGIN {print 1.5 * $SLOW}")"
 [ "$RC" -eq 0 ] && ok "$CASE: exit 0" || fail "$CASE: exit 0" "rc=$RC" "$ERR"

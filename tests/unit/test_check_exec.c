@@ -192,7 +192,7 @@ static int setup_with(void **state, bool fallback)
         f->dir_fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_true(f->dir_fd >= 0);
         assert_int_equal(er_loop_new(&f->loop), 0);
-        assert_int_equal(er_contain_init(&f->contain, "tcheckexec", fallback), 0);
+        assert_int_equal(er_contain_init(&f->contain, "tcheckexec", fallback, true), 0);
         f->contain_ok = true;
         assert_int_equal(er_log_open(&f->log, f->dir_fd, "svc", 1 << 20), 0);
         f->log_open = true;

@@ -406,7 +406,7 @@ static int setup(void **state, bool cgroup)
         if (er_loop_new(&fx->loop) < 0)
                 return -1;
         er_timer_init(&fx->timer);
-        if (er_contain_init(&fx->c, "tpid", !cgroup) < 0)
+        if (er_contain_init(&fx->c, "tpid", !cgroup, true) < 0)
                 return -1;
         fx->c_ok = true;
         if (er_group_init(&fx->g, &fx->c, "svc", &err) < 0)

@@ -393,7 +393,7 @@ static void test_tree_cgroup2(void **state)
         if (!expect_cgroup2())
                 fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
         cgroup2_mount(mnt, sizeof(mnt), &rw);
-        assert_int_equal(er_contain_init(&fx->c, "t", false), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", false, true), 0);
         fx->c_ok = true;
         assert_int_equal(fx->c.kind, ER_CONTAIN_CGROUP2);
         assert_string_equal(er_contain_name(&fx->c), "cgroup2");
@@ -415,7 +415,7 @@ static void test_tree_reaper(void **state)
 {
         struct fixture *fx = *state;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(fx->c.kind, ER_CONTAIN_REAPER);
         assert_string_equal(er_contain_name(&fx->c), "reaper");
@@ -441,7 +441,7 @@ static void test_reaper_without_marker(void **state)
 
         random_suffix(rnd, sizeof(rnd));
         snprintf(fx->tag, sizeof(fx->tag), "ENVRUN_TEST_TAG=%ld.%s", (long)getpid(), rnd);
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
         fx->g_ok = true;
@@ -475,7 +475,7 @@ static void test_tree_scan_fallback(void **state)
         pid_t a[64], b[64];
         size_t na = 0, nb = 0;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
         fx->g_ok = true;
@@ -510,7 +510,7 @@ static void test_reaper_negative_control(void **state)
                                   .uid = -1, .gid = -1, .cgroup_fd = -1};
         struct er_child ch;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
         fx->g_ok = true;
@@ -561,7 +561,7 @@ static void test_signal_stopped(void **state)
         pid_t pid;
         int status = 0;
 
-        assert_int_equal(er_contain_init(&fx->c, "t", !expect_cgroup2()), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", !expect_cgroup2(), true), 0);
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "stopped", &err), 0);
         fx->g_ok = true;
@@ -720,7 +720,7 @@ static void test_group_errors(void **state)
 
         if (!expect_cgroup2())
                 fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
-        assert_int_equal(er_contain_init(&fx->c, "t", false), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", false, true), 0);
         fx->c_ok = true;
         assert_int_equal(fx->c.kind, ER_CONTAIN_CGROUP2);
 
@@ -769,7 +769,7 @@ static int child_readonly(const char *mnt)
         if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
             mount("none", mnt, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
                 return 77;
-        if (er_contain_init(&c, "ro", false) < 0)
+        if (er_contain_init(&c, "ro", false, true) < 0)
                 return 1;
         printf("    read-only: %s\n", c.reason);
         fflush(stdout);
@@ -810,7 +810,7 @@ static int child_unprivileged(const char *mnt)
         struct er_contain c;
         if (drop_to_nobody() < 0)
                 return 77;
-        if (er_contain_init(&c, "np", false) < 0)
+        if (er_contain_init(&c, "np", false, true) < 0)
                 return 1;
         printf("    unprivileged: %s\n", c.reason);
         fflush(stdout);
@@ -866,7 +866,7 @@ static int child_delegated(const char *dir)
         close(fd);
         if (drop_to_nobody() < 0)
                 return 77;
-        if (er_contain_init(&c, "dg", false) < 0)
+        if (er_contain_init(&c, "dg", false, true) < 0)
                 return 1;
         printf("    delegated: %s\n", c.reason);
         fflush(stdout);
@@ -976,7 +976,7 @@ static int child_delegated_shared(const char *dir)
 
         if (drop_to_nobody() < 0)
                 return 77;
-        if (er_contain_init(&c, "ds", false) < 0)
+        if (er_contain_init(&c, "ds", false, true) < 0)
                 return 1;
         if (c.kind != ER_CONTAIN_CGROUP2)
                 return 2;
@@ -1033,7 +1033,7 @@ static void init_reaper(struct fixture *fx)
 {
         struct er_err err = {0};
 
-        assert_int_equal(er_contain_init(&fx->c, "t", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "t", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
         fx->g_ok = true;
@@ -1222,7 +1222,7 @@ static void test_reaper_parent_death(void **state)
                 pid_t got[16];
                 int n;
                 close(p[0]);
-                if (er_contain_init(&inner.c, "pd", true) < 0 ||
+                if (er_contain_init(&inner.c, "pd", true, true) < 0 ||
                     er_group_init(&inner.g, &inner.c, "svc", NULL) < 0)
                         _exit(1);
                 inner.c_ok = inner.g_ok = true;

@@ -48,7 +48,7 @@ static void reaper_enforces_nothing(void **state)
         bool tree = false;
 
         (void)state;
-        assert_int_equal(er_contain_init(&c, "limits", true), 0);
+        assert_int_equal(er_contain_init(&c, "limits", true, true), 0);
         assert_string_equal(c.limits_why, "reaper: forced");
         assert_int_equal(er_group_init(&g, &c, "svc", &err), 0);
         assert_int_equal(er_group_set_limits(&g, &none, why, sizeof(why)), 1);
@@ -92,7 +92,7 @@ static void hybrid_limits_and_join(void **state)
 
         (void)state;
         assert_int_equal(geteuid(), 0);
-        assert_int_equal(er_contain_init(&c, "limits", false), 0);
+        assert_int_equal(er_contain_init(&c, "limits", false, true), 0);
         assert_int_equal(c.kind, ER_CONTAIN_CGROUP2);
         assert_non_null(c.v1_dir[ER_V1_MEMORY]);
         assert_non_null(c.v1_dir[ER_V1_PIDS]);
@@ -168,11 +168,31 @@ static void hybrid_limits_and_join(void **state)
         free(pids_dir);
 }
 
+/* Without limits nothing is made ready for them: no v1 directory (each
+ * costs a mkdir and an rmdir in the memory or pids hierarchy per run). */
+static void no_limits_no_v1(void **state)
+{
+        struct er_contain c;
+        char path[1024];
+
+        (void)state;
+        assert_int_equal(er_contain_init(&c, "nolimits", false, false), 0);
+        assert_int_equal(c.kind, ER_CONTAIN_CGROUP2);
+        for (int k = 0; k < ER_V1_N; k++) {
+                assert_null(c.v1_dir[k]);
+                assert_int_equal(c.v1_fd[k], -1);
+        }
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/memory/envrun/%s", c.instance);
+        assert_int_equal(access(path, F_OK), -1);
+        er_contain_fini(&c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(reaper_enforces_nothing),
                 cmocka_unit_test(hybrid_limits_and_join),
+                cmocka_unit_test(no_limits_no_v1),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

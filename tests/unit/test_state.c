@@ -878,7 +878,7 @@ static void test_records_from_contain(void **state)
         char want[300];
         uint64_t self;
 
-        assert_int_equal(er_contain_init(&fx->c, "p", true), 0);
+        assert_int_equal(er_contain_init(&fx->c, "p", true, true), 0);
         fx->c_ok = true;
         assert_int_equal(er_records_from_contain(r, &fx->c), 0);
         assert_string_equal(r->containment, "reaper");
@@ -1018,7 +1018,7 @@ static void run_reap(struct fixture *fx, bool force_session)
         struct stat sb;
 
         need_root();
-        assert_int_equal(er_contain_init(&fx->c, "st", force_session), 0);
+        assert_int_equal(er_contain_init(&fx->c, "st", force_session, true), 0);
         fx->c_ok = true;
         assert_int_equal(fx->c.kind, force_session ? ER_CONTAIN_REAPER : ER_CONTAIN_CGROUP2);
         if (fx->c.root)

@@ -24,6 +24,7 @@
 #include "model/load.h"
 #include "report/report.h"
 #include "run.h"
+#include "outq.h"
 #include "report/timeline.h"
 
 extern char **environ;
@@ -373,6 +374,13 @@ int run_engine_start(struct run *r, struct run_engine *e, const struct run_start
         e->contain_ok = e->signals_on = false;
         if ((rc = er_loop_new(&r->loop)) < 0)
                 return cli_fail(o->fail, "cannot create the event loop: %s", strerror(-rc));
+        /* From here on a stalled reader of our output cannot stop the loop
+         * (exec, a foreground up; the detached supervisor's stderr is a
+         * pipe to `up -d`, then its log, and its stdout its log). */
+        if (r->progress == stderr) {
+                outq_begin(r->loop, r->lines_to_stdout);
+                r->progress = stderr;
+        }
         if ((rc = run_setup_signals(r, &e->old_mask)) < 0)
                 return cli_fail(o->fail, "cannot set up signals: %s", strerror(-rc));
         e->signals_on = true;
@@ -446,6 +454,7 @@ void run_engine_fini(struct run *r, struct run_engine *e)
         if (e->signals_on)
                 run_fini_signals(r, &e->old_mask);
         e->signals_on = false;
+        outq_end();
         er_loop_free(r->loop);
         r->loop = NULL;
 }

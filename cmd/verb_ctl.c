@@ -396,7 +396,8 @@ int verb_down(int argc, char **argv)
                 return nothing_up(&t, EXIT_OK);
         }
         snprintf(lock, sizeof(lock), "%s/lock", t.dir);
-        lock_fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO planted there must not hang the open */
+        lock_fd = open(lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         snprintf(target, sizeof(target), "/v1/environment?text=%s%s",
                  arg_color ? "color" : "1", cli_has(OPT_KEEP) ? "&keep=1" : "");
         j = call_json(&t, "DELETE", target, 0, &hs, &status);

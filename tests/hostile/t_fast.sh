@@ -19,7 +19,10 @@
 #      records, a symlink at the ports directory: refused, never waited on,
 #      nothing written through them;
 #   8. a supervisor that dies during the bring-up: up -d prints its reason;
-#   9. a race of four up -d: every loser names the winner's real pid.
+#   9. a race of four up -d: every loser names the winner's real pid;
+#  10. a stalled reader of a foreground up's output: the loop goes on (a
+#      slow service is ready on time, status and down answer), what could
+#      not be written is dropped, counted and said.
 . "$(dirname "$0")/../integration/lib.sh"
 : "${ENVRUN_BUILD:=$(dirname "$ENVRUN")}"
 up_setup "envrun-t-hostile-$$"
@@ -198,6 +201,47 @@ for round in 1 2 3 4 5; do
 done
 [ "$race_bad" -eq 0 ] && ok "race of up -d, five rounds of four: every loser names the winner's real pid"
 up_run rd2 down
+
+# ------------------------------------------------ 10. a stalled reader
+# A foreground up whose stdout is a FIFO that nobody reads (its reader
+# holds it open, never reading), with a service printing 20 MB: the loop
+# used to block in write(2), so a 1 s service showed ready after 25 s and
+# status and down from another terminal hung.
+cat >"$D/chatty.yml" <<YML
+services:
+  chatty:
+    command: ["$TS", --spam, "20000000", --hold]
+  slow:
+    command: ["$TS", --sleep, "1", --stdout, ready, --hold]
+    ready: {output: "^ready\$"}
+YML
+up_use "$D/chatty.yml" hstall
+rm -f "$D/stall.fifo"
+mkfifo "$D/stall.fifo"
+(exec sleep 600 <"$D/stall.fifo") &
+stall_reader=$!
+(TESTSVC_MARKER=$UP_M exec timeout -s KILL 60 "$ENVRUN" --state-dir "$UP_STATE" -f "$D/chatty.yml" \
+  -p hstall up </dev/null >"$D/stall.fifo" 2>"$D/stall.err") &
+stall_up=$!
+stall_ok=0
+for _ in $(seq 100); do
+  if up_ev status --json >"$D/stall.json" 2>/dev/null && grep -q '"slow"' "$D/stall.json" &&
+     /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if [s for s in j["services"] if s["name"] == "slow" and s["state"] == "ready"] else 1)' "$D/stall.json"; then
+    stall_ok=1; break
+  fi
+  sleep 0.1
+done
+up_is "stalled reader: status answers and the slow service is ready within 10 s" "$stall_ok" 1
+up_check "stalled reader: the slow service was ready in under 5 s (it takes 1 s)" "$D/stall.json" \
+  "s('slow')['ready_ms'] < 5000"
+UP_LIMIT=20 up_run stall_down down
+up_is "stalled reader: down exits 0" "$RC" 0
+wait "$stall_up"
+up_is "stalled reader: the foreground up exits 0" "$?" 0
+up_has "stalled reader: the dropped output is counted and said" "$D/stall.err" \
+  "envrun: warning: [0-9]+ bytes of standard output were dropped: its reader did not keep up"
+kill "$stall_reader" 2>/dev/null
+wait "$stall_reader" 2>/dev/null
 
 # ------------------------------------------------ 5. a full disk (root: a 1 MB tmpfs)
 if [ "$(id -u)" -eq 0 ]; then

@@ -212,8 +212,15 @@ static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
         struct er_sched *s = er_container_of(hook, struct er_sched, batch);
 
         (void)loop;
-        if (end && s->decide_again && !s->deciding)
-                decide_rounds(s);
+        if (!end)
+                return;
+        /* The spawns the batch's events started end here, all at once;
+         * then the decisions, which may start more. */
+        while (!s->deciding && (s->n_spawning || s->decide_again)) {
+                sched_spawn_batch_end(s);
+                if (s->decide_again)
+                        decide_rounds(s);
+        }
 }
 
 /* --- down ----------------------------------------------------------------- */
@@ -374,6 +381,11 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
                 .error = v->error,
                 .message = v->message,
         };
+}
+
+size_t er_sched_spawn_batch_max(const struct er_sched *s)
+{
+        return s->spawn_batch_max;
 }
 
 unsigned er_sched_unexpected(const struct er_sched *s)

@@ -72,6 +72,7 @@ struct svc {
         /* The facts of this run: a process was spawned, it was ready, it
          * completed, its tree is gone and accounted (sched_finish_down). */
         bool spawned, ready, completed, down;
+        bool spawn_pending;           /* created, its exec awaited at the batch's end */
         unsigned restarts;
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
         struct {                      /* -v: a row of identical failed attempts */
@@ -111,9 +112,11 @@ struct er_sched {
         bool deciding, decide_again;  /* sched_decide runs; it must run (once more) */
         unsigned unexpected;          /* events with no cell in the table (bugs) */
         struct er_hook batch;         /* decisions asked for in callbacks: at the batch's end */
-        bool batching;                /* spawns wait for sched_spawn_batch_end */
+        bool batching;                /* spawns wait for sched_spawn_batch_end (a
+                                       * decision's, or the loop batch's end) */
         struct svc **spawning;        /* the batch: created, exec not yet awaited */
         size_t n_spawning;
+        size_t spawn_batch_max;       /* er_sched_spawn_batch_max */
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
         int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */

@@ -932,8 +932,10 @@ static void spawn_end(struct svc *v)
         check_next(v);
 }
 
-/* A spawn now, or, while sched_decide starts a batch of services, its
- * second half once every one of the batch was created: their execs then
+/* A spawn now, or its second half once every spawn of the batch was
+ * created: while sched_decide starts services, and while the loop
+ * dispatches events (AlreadyRunning probes ending one by one, backoffs
+ * due), until the loop batch's end (sched.c's on_batch).  Their execs then
  * overlap instead of waiting one after the other. */
 static void spawn_now(struct svc *v)
 {
@@ -941,7 +943,8 @@ static void spawn_now(struct svc *v)
 
         if (spawn_begin(v) < 0)
                 return;
-        if (s->batching) {
+        if (s->batching || er_loop_dispatching(s->o.loop)) {
+                v->spawn_pending = true;
                 s->spawning[s->n_spawning++] = v;
                 return;
         }
@@ -950,12 +953,17 @@ static void spawn_now(struct svc *v)
 
 void sched_spawn_batch_end(struct er_sched *s)
 {
-        /* spawn_end may start more (a service without checks is ready at
-         * once): those go into a batch of their own. */
         s->batching = false;
-        for (size_t i = 0; i < s->n_spawning; i++)
-                spawn_end(s->spawning[i]);
-        s->n_spawning = 0;
+        if (s->n_spawning > s->spawn_batch_max)
+                s->spawn_batch_max = s->n_spawning;
+        /* One at a time from the front: spawn_end may decide, and a
+         * decision may add to the list or end it itself. */
+        while (s->n_spawning) {
+                struct svc *v = s->spawning[0];
+                memmove(s->spawning, s->spawning + 1, --s->n_spawning * sizeof(*s->spawning));
+                v->spawn_pending = false;
+                spawn_end(v);
+        }
 }
 
 static void a_probed(struct svc *v, const struct svc_arg *a)
@@ -1137,7 +1145,14 @@ static action_fn *const actions[N_PHASE][N_EVENT] = {
 static void dispatch(struct svc *v, enum svc_event e, const struct svc_arg *a)
 {
         static const struct svc_arg none;
-        action_fn *act = actions[v->phase][e];
+        action_fn *act;
+
+        /* An event for a service whose exec is still to be awaited (a stop,
+         * down): the batch's spawns end first, so that it meets a service
+         * that is started or failed, never half of one. */
+        if (v->spawn_pending)
+                sched_spawn_batch_end(v->s);
+        act = actions[v->phase][e];
 
         if (!act) {
                 /* A bug of the scheduler's: told to the driver as a warning

@@ -147,10 +147,48 @@ static void test_stop_start_restart(void **state)
         free_report(&r);
 }
 
+/* Four services whose tcp checks make each one wait for its
+ * AlreadyRunning probe: the probes end in one loop batch, one by one, and
+ * the spawns they start are created together and their execs awaited
+ * together at the batch's end (they used to wait one after the other). */
+static const char probed_yaml[] = "services:\n"
+                                  "  a: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n"
+                                  "  b: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n"
+                                  "  c: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n"
+                                  "  d: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n";
+
+static bool all_spawned(struct sched_fx *f)
+{
+        struct er_report r;
+        bool all = true;
+
+        assert_int_equal(report_of(f, &r), 0);
+        for (size_t i = 0; i < r.n_services; i++)
+                all = all && r.services[i].pid > 0;
+        free_report(&r);
+        return all;
+}
+
+static void test_probed_spawns_overlap(void **state)
+{
+        struct sched_fx f;
+
+        (void)state;
+        memset(&f, 0, sizeof(f));
+        sched_fx_open(&f, probed_yaml, "tprobed");
+        er_sched_up(f.s);
+        assert_true(drive(&f, all_spawned));
+        assert_true(er_sched_spawn_batch_max(f.s) >= 2);
+        er_sched_down(f.s, true);
+        assert_true(drive(&f, down_done));
+        sched_fx_close(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_stop_start_restart, setup, teardown),
+                cmocka_unit_test(test_probed_spawns_overlap),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

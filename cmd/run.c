@@ -501,7 +501,8 @@ struct er_config *run_load_probe(const char *path, struct er_doc **ret_doc)
 bool run_for_others(const struct er_config *c)
 {
         for (size_t i = 0; i < c->n_services; i++)
-                if (c->services[i].user && c->services[i].uid != (long)geteuid())
+                if (c->services[i].user && !c->services[i].user_not_applied &&
+                    c->services[i].uid != (long)geteuid())
                         return true;
         return false;
 }
@@ -514,6 +515,22 @@ struct er_config *run_load_final(struct er_doc **doc, const char *path, const ch
         er_doc_free(*doc);
         *doc = NULL;
         return c;
+}
+
+int run_state_base_fail(int status, const char *base, int rc)
+{
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        const char *what = rc == -EPERM ? "not a directory of yours" : strerror(-rc);
+        const char *hint;
+
+        if (arg_state_dir)
+                hint = "choose another --state-dir";
+        else if (xdg && xdg[0] == '/' && !strncmp(base, xdg, strlen(xdg)))
+                hint = "point XDG_RUNTIME_DIR at a directory of yours (or unset it), or use "
+                       "--state-dir DIR";
+        else
+                hint = "use --state-dir DIR";
+        return cli_fail(status, "cannot use the state directory '%s': %s; %s", base, what, hint);
 }
 
 /* --- the report ----------------------------------------------------------- */

@@ -118,6 +118,9 @@ void run_record_flush(struct run *r);
  * as another user.  Prints errors; NULL on failure. */
 struct er_config *run_load_probe(const char *path, struct er_doc **ret_doc);
 bool run_for_others(const struct er_config *c);
+/* Says why the state base (er_state_base's -errno rc) cannot be used and
+ * what to do about it; returns status. */
+int run_state_base_fail(int status, const char *base, int rc);
 /* The real build from the document read, every value known; frees *doc
  * and sets it NULL.  Prints errors; NULL on failure. */
 struct er_config *run_load_final(struct er_doc **doc, const char *path, const char *state_dir,

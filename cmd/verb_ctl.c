@@ -61,7 +61,7 @@ static int locate(struct target *t, int fail_status)
                 return 0;
         }
         if (rc < 0)
-                return cli_fail(fail_status, "state directory '%s': %s", t->base, strerror(-rc));
+                return run_state_base_fail(fail_status, t->base, rc);
         snprintf(t->dir, sizeof(t->dir), "%s/%s", t->base, t->project);
         snprintf(t->sock, sizeof(t->sock), "%s/control.sock", t->dir);
         t->live = er_state_probe(t->dir);

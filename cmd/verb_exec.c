@@ -204,7 +204,7 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
                 er_config_free(probe);
                 er_doc_free(doc);
-                return cli_fail(EXIT_EXEC_ENV, "state directory '%s': %s", base, strerror(-rc));
+                return run_state_base_fail(EXIT_EXEC_ENV, base, rc);
         }
         snprintf(up_inst, sizeof(up_inst), "%s/%s", base, probe->project);
         /* What crashed runs of this project left behind goes first (§5.7). */

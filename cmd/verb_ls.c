@@ -160,13 +160,13 @@ int verb_ls(int argc, char **argv)
         if ((r = er_state_base(arg_state_dir, false, base, sizeof(base))) < 0 ||
             (r = scan(base, list)) < 0) {
                 json_decref(list);
-                return cli_fail(EXIT_FAILED, "state directory '%s': %s", base, strerror(-r));
+                return run_state_base_fail(EXIT_FAILED, base, r);
         }
         /* Instances whose services run as other users live apart (SPEC §7). */
         if (!arg_state_dir && er_state_base(NULL, true, other, sizeof(other)) == 0 &&
             strcmp(other, base) != 0 && (r = scan(other, list)) < 0) {
                 json_decref(list);
-                return cli_fail(EXIT_FAILED, "state directory '%s': %s", other, strerror(-r));
+                return run_state_base_fail(EXIT_FAILED, other, r);
         }
         if (cli_has(OPT_JSON)) {
                 json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

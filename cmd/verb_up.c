@@ -589,7 +589,7 @@ int verb_up(int argc, char **argv)
         }
         for_others = run_for_others(probe);
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
-                status = cli_fail(EXIT_FAILED, "state directory '%s': %s", base, strerror(-rc));
+                status = run_state_base_fail(EXIT_FAILED, base, rc);
                 goto out_probe;
         }
         snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/%s", base, probe->project);

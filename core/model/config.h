@@ -31,6 +31,9 @@ struct er_service {
         char *user;                  /* NULL: run as envrun's user */
         struct er_loc user_loc;
         long uid, gid;               /* resolved by er_validate; -1 when user is NULL */
+        /* user names another user and envrun is not root: not applied, the
+         * service runs as envrun's user (said once when it starts) */
+        bool user_not_applied;
         uint64_t timeout_us;         /* spawn until ready; default 60s */
         uint64_t stop_timeout_us;    /* default 10s */
         int sig_stop, sig_kill;      /* defaults SIGTERM, SIGKILL */

@@ -114,11 +114,10 @@ static int check_users(struct er_config *c, struct er_errs *errs)
                                         s->user_loc.col, "%s", why);
                         continue;
                 }
-                if (me != 0 && (uid_t)s->uid != me)
-                        r = er_errs_add(errs, -ER_ECONFIG, c->file, s->user_loc.line,
-                                        s->user_loc.col,
-                                        "'user: %s' needs envrun to run as root (it runs as uid %u)",
-                                        s->user, (unsigned)me);
+                /* Not root: one file serves root (PostgreSQL refuses to run
+                 * as root: user: postgres) and normal users, who run every
+                 * service as themselves; the start says so. */
+                s->user_not_applied = me != 0 && (uid_t)s->uid != me;
         }
         return r;
 }

@@ -454,6 +454,13 @@ static void put_notes(struct er_buf *b, const struct er_report *r)
                 put_clean_str(b, s->limits_not_enforced, ER_RP_CLEAN_TEXT);
                 er_rp_puts(b, "\n");
         }
+        for (size_t i = 0; i < r->n_services; i++) {
+                const struct er_report_service *s = &r->services[i];
+                if (!s->user_not_applied[0])
+                        continue;
+                put_clean_str(b, s->user_not_applied, ER_RP_CLEAN_TEXT);
+                er_rp_puts(b, "\n");
+        }
 }
 
 /* Ended by a signal with every service stopped cleanly and no test run:
@@ -641,6 +648,9 @@ static json_t *service_json(const struct er_report_service *s)
                 s->limits_not_enforced[0]
                     ? jstrn(s->limits_not_enforced, MSG_LEN(s->limits_not_enforced))
                     : json_null()) ||
+            add(o, "user_not_applied",
+                s->user_not_applied[0] ? jstrn(s->user_not_applied, MSG_LEN(s->user_not_applied))
+                                       : json_null()) ||
             add(o, "message", jstrn(s->message, MSG_LEN(s->message))))
                 goto fail;
         if (s->error != ER_OK) {

@@ -51,6 +51,9 @@ struct er_report_service {
         /* Each of its limits that is not enforced, with its reason
          * ("memory: ...; pids: ..."), or "" (none, or all enforced). */
         char limits_not_enforced[320];
+        /* Its user: not applied, and why ("user 'postgres' not applied:
+         * envrun is not root, so db runs as uid 1000 (envrun's user)"), or "". */
+        char user_not_applied[240];
         /* The last lines of its output, oldest first (for failed services). */
         char *tail[ER_REPORT_TAIL_LINES];
         size_t n_tail;

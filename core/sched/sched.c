@@ -720,6 +720,7 @@ int er_sched_report(struct er_sched *s, struct er_report *r)
                         snprintf(rs->message, sizeof(rs->message), "%s", v->message);
                 snprintf(rs->limits_not_enforced, sizeof(rs->limits_not_enforced), "%s",
                          v->limits_why);
+                snprintf(rs->user_not_applied, sizeof(rs->user_not_applied), "%s", v->user_why);
                 rs->pid = v->spawned ? v->proc.pid : 0;
                 rs->exit_code = v->spawned && v->proc.exited && !v->proc.exit_signal ? v->proc.exit_code : -1;
                 rs->signal = v->spawned && v->proc.exited ? v->proc.exit_signal : 0;

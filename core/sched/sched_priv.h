@@ -98,6 +98,7 @@ struct svc {
         enum er_error_class error;
         char message[512];
         char limits_why[320];         /* its limits not enforced, with reasons, or "" */
+        char user_why[240];           /* its user: not applied (not root), or "" */
         char **envp;
 };
 

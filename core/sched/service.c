@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/units.h"
@@ -873,6 +874,20 @@ static void track_proc(void *engine, struct er_proc *p, bool on)
 
 /* The spawn's first half (er_proc_spawn_begin): the process is created.
  * 0, or -1 when v failed. */
+/* Said once per service, as a warning the driver keeps in sight, and
+ * again in the report's closing lines. */
+static void user_not_applied(struct svc *v)
+{
+        snprintf(v->user_why, sizeof(v->user_why),
+                 "user '%.64s' not applied: envrun is not root, so %.64s runs as uid %u (envrun's "
+                 "user)",
+                 v->cfg->user, v->cfg->name, (unsigned)geteuid());
+        if (v->log_open)
+                er_log_line(&v->log, ER_LOG_NOTE, er_realtime_ms(), v->user_why,
+                            strlen(v->user_why));
+        sched_emit_warning(v, v->user_why);
+}
+
 static int spawn_begin(struct svc *v)
 {
         struct er_sched *s = v->s;
@@ -888,8 +903,8 @@ static int spawn_begin(struct svc *v)
                 .stdout_fd = -1,
                 .stderr_fd = -1,
                 .pgrp = ER_SPAWN_SETSID,
-                .uid = cfg->user ? cfg->uid : -1,
-                .gid = cfg->user ? cfg->gid : -1,
+                .uid = cfg->user && !cfg->user_not_applied ? cfg->uid : -1,
+                .gid = cfg->user && !cfg->user_not_applied ? cfg->gid : -1,
                 .cgroup_fd = -1,
                 .pdeathsig = SIGKILL,
                 .no_pidfd = s->o.no_pidfd,
@@ -899,6 +914,8 @@ static int spawn_begin(struct svc *v)
                 v->first_spawn_us = v->spawn_us;
         v->cenv.deadline_us = v->first_spawn_us + cfg->timeout_us;
         quietly(v, PH_STARTING);
+        if (cfg->user_not_applied && !v->user_why[0])
+                user_not_applied(v);
         if (sched_limits_apply(v) < 0)
                 return -1;
         if (er_proc_spawn_begin(&v->proc, &opts, true, &err) < 0) {
@@ -1010,8 +1027,8 @@ static int prepare_run(struct svc *v)
                 .group = &v->proc.group,
                 .state_dir = s->o.state_dir,
                 .no_pidfd = s->o.no_pidfd,
-                .uid = cfg->user ? cfg->uid : -1,
-                .gid = cfg->user ? cfg->gid : -1,
+                .uid = cfg->user && !cfg->user_not_applied ? cfg->uid : -1,
+                .gid = cfg->user && !cfg->user_not_applied ? cfg->gid : -1,
                 .track = track_proc,
                 .engine = s,
         };

@@ -60,6 +60,17 @@ case $out in *"nothing is up for 'ghost'"*) ok "... it says nothing is up" ;;
 "$ENVRUN" --state-dir "$TEST_TMP/no/such/base" -p ghost status >/dev/null 2>&1 </dev/null
 up_is "status with a missing state base: exit 3" "$?" 3
 
+# An inherited XDG_RUNTIME_DIR envrun cannot use (its envrun is a file
+# here): exec says why and what to do, and exits 125.
+mkdir -p "$TEST_TMP/badxdg" && : >"$TEST_TMP/badxdg/envrun"
+out=$(cd "$D" && XDG_RUNTIME_DIR=$TEST_TMP/badxdg "$ENVRUN" exec -- true 2>&1 </dev/null)
+up_is "unusable XDG_RUNTIME_DIR: exec exits 125" "$?" 125
+case $out in
+  *"cannot use the state directory '$TEST_TMP/badxdg/envrun': not a directory of yours; point XDG_RUNTIME_DIR at a directory of yours (or unset it), or use --state-dir DIR"*)
+    ok "... it says why and what to do" ;;
+  *) fail "... it says why and what to do" "got: $out" ;;
+esac
+
 # ------------------------------------------------ 3. a flooded control socket
 up_use "$F" hflood
 up_run u2 up -d

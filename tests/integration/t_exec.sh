@@ -553,4 +553,33 @@ is "service and CMD share ENVRUN_STATE_DIR" "$(cat "$D/svc_state" 2>/dev/null)" 
 is "no env value in the report" "$(grep -c -e top-value-13 -e svc-value-13 "$D/report.json")" 0
 leftovers
 
+# ------------------------------------------- 14. user: as root and not root
+# One file for root and normal users (issue 21): as root `user:` is
+# applied; as anyone else it is not (the service runs as envrun's user),
+# and the start and the report say so once.
+newcase c14_user
+W=$(mktemp -d /tmp/envrun-t-exec-uid.XXXXXX) && chmod 1777 "$W"
+yml <<EOF
+services:
+  s:
+    command: ["$TS", --write-uid, "$W/uid", --stdout, "up", --hold]
+    ready: {output: "^up\$"}
+    user: nobody
+    cwd: /
+EOF
+runx -v -- true
+expect_rc 0
+if [ "$(id -u)" -eq 0 ]; then
+  is "as root: user: nobody is applied" "$(cut -d' ' -f1 "$W/uid" 2>/dev/null)" "$(id -u nobody)"
+  rep "as root: nothing said of the user" "s('s')['user_not_applied'] is None"
+else
+  is "not root: the service runs as envrun's user" "$(cut -d' ' -f1 "$W/uid" 2>/dev/null)" "$(id -u)"
+  want="user 'nobody' not applied: envrun is not root, so s runs as uid $(id -u) (envrun's user)"
+  rep "not root: the report says the user was not applied" "s('s')['user_not_applied'] == \"$want\""
+  is "not root: said once while it starts" "$(grep -cF "envrun: warning: s: $want" "$D/stderr")" 1
+  is "not root: and in the report's closing lines" "$(grep -cx "$want" "$D/stderr")" 1
+fi
+rm -rf "$W"
+leftovers
+
 finish

@@ -372,6 +372,7 @@ static void test_json_ok(void **state)
             "memory_peak_scope",
             "log_dropped_bytes",
             "limits_not_enforced",
+            "user_not_applied",
             "message",
         };
         static const char *const test_keys[] = {"argv",        "exit_code", "signal",
@@ -507,6 +508,7 @@ static void test_json_failed(void **state)
         o = json_array_get(services, HOG);
         assert_int_equal(jint_at(o, "log_dropped_bytes"), 12345);
         assert_null_at(o, "limits_not_enforced");
+        assert_null_at(o, "user_not_applied");
         assert_string_equal(jstr_at(json_array_get(services, DB), "limits_not_enforced"),
                             "memory: no cgroup to hold it (reaper containment); pids: no cgroup "
                             "to hold it (reaper containment)");

@@ -11,5 +11,7 @@ expect_success "bench callgrind --smoke" bash "$ENVRUN_SRC/tests/bench/callgrind
 expect_success "bench phases --smoke" bash "$ENVRUN_SRC/tests/bench/phases.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench containment --smoke" bash "$ENVRUN_SRC/tests/bench/containment.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench compare --smoke" bash "$ENVRUN_SRC/tests/bench/compare.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench syscalls --smoke" bash "$ENVRUN_SRC/tests/bench/syscalls.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
+expect_success "bench goals --smoke" bash "$ENVRUN_SRC/tests/bench/goals.sh" --smoke "$ENVRUN_RELEASE" "$ENVRUN_BUILD/tests/testsvc"
 expect_success "bench layered --smoke" bash "$ENVRUN_SRC/tests/bench/layered.sh" --smoke "$ENVRUN_RELEASE"
 finish

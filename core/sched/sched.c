@@ -207,6 +207,16 @@ void sched_decide(struct er_sched *s)
         decide_rounds(s);
 }
 
+/* Ends the spawns queued in this loop batch (service.c's spawn_now) before
+ * a driver call or SIGCHLD looks at the services: none of them may meet a
+ * service whose exec is still to be awaited (its child unknown to the
+ * reaping, not yet "running" for the control API). */
+static void settle(struct er_sched *s)
+{
+        if (s->n_spawning && !s->deciding && !s->batching)
+                sched_spawn_batch_end(s);
+}
+
 static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
 {
         struct er_sched *s = er_container_of(hook, struct er_sched, batch);
@@ -271,6 +281,7 @@ int er_sched_stop_service(struct er_sched *s, size_t idx)
 {
         struct svc *v = &s->svcs[idx];
 
+        settle(s);
         if (!svc_running(v) || v->proc.stopping)
                 return -EALREADY;
         sched_svc_event(v, EV_STOP, false);
@@ -301,6 +312,7 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
 {
         struct svc *v = &s->svcs[idx];
 
+        settle(s);
         if (s->down_started)
                 return -ESHUTDOWN;
         if ((svc_running(v) && !run_over(v)) || v->phase == PH_PROBING)
@@ -324,6 +336,7 @@ int er_sched_start_service(struct er_sched *s, size_t idx, char *why, size_t len
  * asked for again before the first one's stop ended is the same one. */
 int er_sched_restart_service(struct er_sched *s, size_t idx, char *why, size_t len)
 {
+        settle(s);
         struct svc *v = &s->svcs[idx];
         enum svc_phase before = v->phase;
         int r;
@@ -452,6 +465,7 @@ static struct er_proc *proc_by_pid(struct er_sched *s, pid_t pid)
 
 void er_sched_sigchld(struct er_sched *s)
 {
+        settle(s);
         /* Peek without reaping (WNOWAIT): a tracked pid is reaped by its
          * owner, which wants its status; an orphan that reparented to envrun
          * (the subreaper) is reaped here.  A blind waitpid(-1) would steal
@@ -510,6 +524,7 @@ int er_sched_up_more(struct er_sched *s, const bool *only, size_t *ret_todo)
         bool *add = calloc(s->n ? s->n : 1, sizeof(*add));
         size_t todo = 0;
 
+        settle(s);
         if (!add)
                 return -ENOMEM;
         if (s->down_started) {

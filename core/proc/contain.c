@@ -447,8 +447,6 @@ int er_contain_init(struct er_contain *c, const char *project, bool force_sessio
                 c->v2_ctl[k] = false;
         }
         c->live = NULL;
-        c->last_pid_fd = -1;
-        c->last_pid_tried = false;
         for (int k = 0; k < ER_V1_N; k++) {
                 c->v1_fd[k] = -1;
                 c->v1_dir[k] = NULL;
@@ -486,7 +484,6 @@ void er_contain_fini(struct er_contain *c)
         if (!c)
                 return;
         er_close(&c->root_fd);
-        er_close(&c->last_pid_fd);
         for (int k = 0; k < ER_V1_N; k++) {
                 er_close(&c->v1_fd[k]);
                 if (c->v1_dir[k]) {
@@ -824,44 +821,23 @@ static int signal_pass(int sig, bool cont, struct er_pidvec *cur, struct er_pidv
         return r < 0 ? r : (int)(fresh > INT_MAX ? INT_MAX : fresh);
 }
 
-/* The last pid the kernel handed out in envrun's pid namespace, or -1
- * when that cannot be read.  Every new process, in any child namespace
- * too, moves it. */
-static long last_pid(struct er_contain *c)
-{
-        char buf[24];
-        ssize_t n;
-
-        if (!c->last_pid_tried) {
-                c->last_pid_tried = true;
-                c->last_pid_fd = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
-        }
-        if (c->last_pid_fd < 0)
-                return -1;
-        n = pread(c->last_pid_fd, buf, sizeof(buf) - 1, 0);
-        if (n <= 0)
-                return -1;
-        buf[n] = '\0';
-        return strtol(buf, NULL, 10);
-}
-
 /* Signals every member once, listing again until a pass finds no new one
  * (a member forked while we were signalling gets the same signal), at most
- * `passes` times.  A pass after which the kernel has created no process
- * at all (ns_last_pid unchanged since the listing) needs no other: the
- * list was whole.  One listing per group then, not two. */
+ * `passes` times.  (A shortcut that skipped the second listing when
+ * ns_last_pid had not moved was unsound: a fork in flight has its pid
+ * before it shows in cgroup.procs, and a process reparented to a reaper
+ * during the walk takes no new pid at all.) */
 static int signal_loop(struct er_group *g, int sig, bool cont, unsigned passes)
 {
         struct er_pidvec seen = {0}, cur = {0};
         int count = 0, err = 0, r = 0;
 
         for (unsigned pass = 0; pass < passes; pass++) {
-                long before = last_pid(g->c);
                 r = collect(g, &cur);
                 if (r < 0)
                         break;
                 r = signal_pass(sig, cont, &cur, &seen, &count, &err);
-                if (r <= 0 || (before >= 0 && last_pid(g->c) == before))
+                if (r <= 0)
                         break;
         }
         free(seen.v);

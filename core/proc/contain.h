@@ -90,11 +90,6 @@ struct er_contain {
         bool v2_ctl[ER_V1_N];
         char ctl_why[ER_V1_N][200];
         struct er_group *live; /* reaper: the groups whose reaper is alive */
-        /* /proc/sys/kernel/ns_last_pid, opened on first use (-1: not yet,
-         * or unreadable once last_pid_tried): tells a signal pass whether
-         * any process was created since it listed a group. */
-        int last_pid_fd;
-        bool last_pid_tried;
 };
 
 /* A service's group of processes. */

@@ -102,8 +102,13 @@ static void drain(struct outq *o)
                 int r = poll(&p, 1, OUTQ_IDLE_MS);
                 if (r < 0 && errno == EINTR)
                         continue;
-                if (r <= 0)
-                        break; /* no progress for OUTQ_IDLE_MS */
+                if (r <= 0) {
+                        /* No progress for OUTQ_IDLE_MS: the reader is taken
+                         * as gone, and later writes are dropped at once
+                         * rather than each waiting as long again. */
+                        o->broken = true;
+                        break;
+                }
                 flush_some(o);
         }
         forget(o);

@@ -10,6 +10,7 @@
 #include "api/ctl_client.h"
 
 #include "base/buf.h"
+#include "base/hfield.h"
 #include "base/unixaddr.h"
 
 #include <errno.h>
@@ -34,7 +35,6 @@
 #define READ_BUDGET (4 * READ_CHUNK)
 /* Longer Content-Type values are a malformed response. */
 #define CTYPE_MAX 256
-#define FIELD_MAX 16
 
 struct er_ctl_client {
         int fd;
@@ -46,9 +46,8 @@ struct er_ctl_client {
         char cb_msg[ER_ERR_MSG_MAX]; /* and its message */
 
         /* the header being parsed: is it Content-Type? */
-        char field[FIELD_MAX];
-        size_t field_len;
-        bool field_long, in_value, is_ctype;
+        struct er_hfield hf;
+        bool is_ctype;
         char *ctype;
         size_t ctype_len;
 
@@ -102,8 +101,8 @@ static int on_message_begin(http_parser *p)
         struct er_ctl_client *c = p->data;
 
         c->ctype_len = 0;
-        c->field_len = 0;
-        c->field_long = c->in_value = c->is_ctype = false;
+        er_hfield_reset(&c->hf);
+        c->is_ctype = false;
         return 0;
 }
 
@@ -111,18 +110,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
         struct er_ctl_client *c = p->data;
 
-        if (c->in_value) {
-                /* a new header begins */
-                c->in_value = c->is_ctype = false;
-                c->field_len = 0;
-                c->field_long = false;
-        }
-        if (c->field_long || len > FIELD_MAX - c->field_len) {
-                c->field_long = true;
-                return 0;
-        }
-        memcpy(c->field + c->field_len, at, len);
-        c->field_len += len;
+        if (c->hf.in_value)
+                c->is_ctype = false;
+        er_hfield_name(&c->hf, at, len);
         return 0;
 }
 
@@ -130,10 +120,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
         struct er_ctl_client *c = p->data;
 
-        if (!c->in_value) {
-                c->in_value = true;
-                c->is_ctype = !c->field_long && c->field_len == 12 &&
-                              !strncasecmp(c->field, "content-type", 12);
+        if (er_hfield_value_begins(&c->hf)) {
+                c->is_ctype = er_hfield_is(&c->hf, "content-type");
                 if (c->is_ctype)
                         c->ctype_len = 0; /* the last one counts */
         }

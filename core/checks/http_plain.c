@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/hfield.h"
 #include "checks/http.h"
 #include "model/envfile.h"
 #include "proc/loop.h"
@@ -36,7 +37,6 @@
 
 /* A Location longer than this is a malformed response. */
 #define LOCATION_MAX 8192
-#define FIELD_MAX 16
 #define READ_CHUNK 4096
 
 /* --- URLs ------------------------------------------------------------------ */
@@ -249,7 +249,9 @@ static char *resolve_location(const struct er_hplain_url *base, const char *loc,
         else {
                 if (l[0] == '/')
                         n = asprintf(&path, "%s", l);
-                else if (l[0] == '?' || !l[0])
+                else if (!l[0]) /* the same resource, query included */
+                        n = asprintf(&path, "%s", base->path);
+                else if (l[0] == '?')
                         n = asprintf(&path, "%.*s%s", (int)dir, base->path, l);
                 else {
                         while (dir && base->path[dir - 1] != '/')
@@ -302,9 +304,8 @@ struct er_hplain {
         http_parser parser;
         bool got_bytes, final;
         long status;
-        char field[FIELD_MAX];
-        size_t field_len;
-        bool field_long, in_value, is_location;
+        struct er_hfield hf;      /* the header being read */
+        bool is_location;
         struct er_buf location;
         char why[256];
 };
@@ -393,8 +394,8 @@ static int on_message_begin(http_parser *p)
 {
         struct er_hplain *q = p->data;
 
-        q->field_len = 0;
-        q->field_long = q->in_value = q->is_location = false;
+        er_hfield_reset(&q->hf);
+        q->is_location = false;
         er_buf_clear(&q->location);
         return 0;
 }
@@ -403,17 +404,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
         struct er_hplain *q = p->data;
 
-        if (q->in_value) {
-                q->in_value = q->is_location = false;
-                q->field_len = 0;
-                q->field_long = false;
-        }
-        if (q->field_long || len > FIELD_MAX - q->field_len) {
-                q->field_long = true;
-                return 0;
-        }
-        memcpy(q->field + q->field_len, at, len);
-        q->field_len += len;
+        if (q->hf.in_value)
+                q->is_location = false;
+        er_hfield_name(&q->hf, at, len);
         return 0;
 }
 
@@ -421,10 +414,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
         struct er_hplain *q = p->data;
 
-        if (!q->in_value) {
-                q->in_value = true;
-                q->is_location = q->follow && !q->field_long && q->field_len == 8 &&
-                                 !strncasecmp(q->field, "location", 8);
+        if (er_hfield_value_begins(&q->hf)) {
+                q->is_location = q->follow && er_hfield_is(&q->hf, "location");
                 if (q->is_location)
                         er_buf_clear(&q->location); /* the last one counts */
         }

@@ -18,8 +18,10 @@ if cmake --install "$ENVRUN_BUILD" --prefix "$root" >"$TEST_TMP/install.out" 2>&
 else
   fail "cmake --install" "$(cat "$TEST_TMP/install.out")"
 fi
-for f in bin/envrun share/man/man1/envrun.1 share/bash-completion/completions/envrun \
-         share/zsh/vendor-completions/_envrun share/envrun/environment.schema.json; do
+for f in bin/envrun share/man/man1/envrun.1.gz share/bash-completion/completions/envrun \
+         share/zsh/vendor-completions/_envrun share/envrun/environment.schema.json \
+         share/doc/envrun/copyright share/doc/envrun/changelog.gz share/doc/envrun/README.md.gz \
+         share/doc/envrun/examples/shop/environment.yml; do
   if [ -f "$root/$f" ]; then ok "installed $f"; else fail "installed $f" "missing"; fi
 done
 if [ -x "$root/bin/envrun" ] && "$root/bin/envrun" --version | grep -q '^envrun [0-9]'; then
@@ -61,7 +63,7 @@ else
   done
 fi
 if command -v man >/dev/null; then
-  if MANWIDTH=80 man -l "$root/share/man/man1/envrun.1" 2>"$TEST_TMP/man.err" | grep -q 'envrun'; then
+  if MANWIDTH=80 man -l "$root/share/man/man1/envrun.1.gz" 2>"$TEST_TMP/man.err" | grep -q 'envrun'; then
     ok "man -l renders the installed page"
   else
     fail "man -l renders the installed page" "$(cat "$TEST_TMP/man.err")"
@@ -170,8 +172,10 @@ if [ -n "$deb" ] && [ -f "$deb" ]; then
   has "deb: Recommends libcurl4" "^ Recommends: libcurl4$" "$TEST_TMP/info"
   if grep -q '^ Depends: .*curl' "$TEST_TMP/info"; then fail "deb: libcurl is not a Depends"; else ok "deb: libcurl is not a Depends"; fi
   dpkg-deb --contents "$deb" >"$TEST_TMP/contents" 2>&1
-  for f in usr/bin/envrun usr/share/man/man1/envrun.1 usr/share/bash-completion/completions/envrun \
-           usr/share/zsh/vendor-completions/_envrun usr/share/envrun/environment.schema.json; do
+  for f in usr/bin/envrun usr/share/man/man1/envrun.1.gz usr/share/bash-completion/completions/envrun \
+           usr/share/zsh/vendor-completions/_envrun usr/share/envrun/environment.schema.json \
+           usr/share/doc/envrun/copyright usr/share/doc/envrun/changelog.gz \
+           usr/share/doc/envrun/README.md.gz usr/share/doc/envrun/examples/shop/environment.yml; do
     has "deb holds $f" " \./$f$" "$TEST_TMP/contents"
   done
   x=$TEST_TMP/x
@@ -179,6 +183,27 @@ if [ -n "$deb" ] && [ -f "$deb" ]; then
     ok "the unpacked usr/bin/envrun --version runs"
   else
     fail "the unpacked usr/bin/envrun --version runs"
+  fi
+  if readelf -S "$x/usr/bin/envrun" 2>/dev/null | grep -q '\.symtab'; then
+    fail "deb: the binary is stripped" "it has a .symtab"
+  else
+    ok "deb: the binary is stripped"
+  fi
+  zcat "$x/usr/share/man/man1/envrun.1.gz" 2>/dev/null | cmp -s - "$src/doc/envrun.1" &&
+    ok "deb: the gzipped man page is the source's" || fail "deb: the gzipped man page is the source's"
+  # Debian policy, as lintian reads it: no error and no warning (info and
+  # pedantic tags are not policy).  tests/run installs lintian.
+  if ! command -v lintian >/dev/null; then
+    fail "lintian is installed (apt-get install lintian)"
+  else
+    lintian --fail-on error,warning "$deb" >"$TEST_TMP/lintian" 2>&1
+    lrc=$?
+    grep -v 'running with root privileges' "$TEST_TMP/lintian" >"$TEST_TMP/lintian.tags"
+    if [ "$lrc" -eq 0 ] && ! grep -qE '^[EW]: ' "$TEST_TMP/lintian.tags"; then
+      ok "lintian: no error or warning"
+    else
+      fail "lintian: no error or warning" "exit $lrc" "$(head -20 "$TEST_TMP/lintian.tags")"
+    fi
   fi
   # Every library envrun links comes from a package the .deb depends on.
   missing=$(ldd "$x/usr/bin/envrun" | awk '/=>/ {print $3}' | while read -r lib; do

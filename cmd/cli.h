@@ -58,6 +58,9 @@ struct verb {
         const struct opt *opts;            /* the verb's own options, {0}-terminated */
         bool cmd_after_args;               /* exec: the first non-option starts CMD */
         bool unknown_opts_are_args;        /* test: so does an option envrun does not know */
+        const char *summary;               /* one line for --help */
+        const char *exits;                 /* its exit statuses (SPEC §2), for help VERB */
+        const char *example;               /* one example, for help VERB */
 };
 
 struct opt {
@@ -65,6 +68,8 @@ struct opt {
         const char *long_name;
         bool has_arg;
         int id;
+        const char *arg_name; /* its value's name in help ("DURATION") */
+        const char *help;     /* what it does, one line */
 };
 
 /* Parsed arguments of a verb: options by id, then positional arguments. */

@@ -20,28 +20,62 @@ struct parsed cli_args;
 
 
 static const struct opt global_opts[] = {
-        {'f', "file", true, OPT_FILE},         {'p', "project", true, OPT_PROJECT},
-        {0, "state-dir", true, OPT_STATE_DIR}, {'q', "quiet", false, OPT_QUIET},
-        {'v', "verbose", false, OPT_VERBOSE},  {0, "no-color", false, OPT_NO_COLOR},
-        {'h', "help", false, OPT_HELP},        {0, "version", false, OPT_VERSION},
-        {0, NULL, false, 0},
+        {'f', "file", true, OPT_FILE, "FILE",
+         "environment file (default ./environment.yml, then ./environment.yaml)"},
+        {'p', "project", true, OPT_PROJECT, "NAME",
+         "project name (default ENVRUN_PROJECT, the file's name:, its directory)"},
+        {0, "state-dir", true, OPT_STATE_DIR, "DIR", "where instances keep their state"},
+        {'q', "quiet", false, OPT_QUIET, NULL, "only errors and the report"},
+        {'v', "verbose", false, OPT_VERBOSE, NULL, "more detail"},
+        {0, "no-color", false, OPT_NO_COLOR, NULL, "no colors (NO_COLOR is honoured too)"},
+        {'h', "help", false, OPT_HELP, NULL, "this help (`envrun help VERB`: one verb's)"},
+        {0, "version", false, OPT_VERSION, NULL, "print envrun's version"},
+        {0},
 };
 
-static const struct opt no_opts[] = {{0, NULL, false, 0}};
-static const struct opt json_opts[] = {{0, "json", false, OPT_JSON}, {0, NULL, false, 0}};
+static const struct opt no_opts[] = {{0}};
+static const struct opt json_opts[] = {
+        {0, "json", false, OPT_JSON, NULL, "print JSON instead of text"},
+        {0},
+};
 static const struct opt exec_opts[] = {
-        {0, "timeout", true, OPT_TIMEOUT},  {0, "report", true, OPT_REPORT},
-        {0, "junit", true, OPT_JUNIT},      {0, "timeline", true, OPT_TIMELINE},
-        {0, "abort-on-failure", false, OPT_ABORT}, {0, "allow-partial", false, OPT_ALLOW_PARTIAL},
-        {0, NULL, false, 0},
+        {0, "timeout", true, OPT_TIMEOUT, "DURATION",
+         "stop the test command after DURATION (30s, 10m): exit 124"},
+        {0, "report", true, OPT_REPORT, "FILE", "write the JSON report (SPEC section 6) to FILE"},
+        {0, "junit", true, OPT_JUNIT, "FILE", "write a JUnit XML report to FILE"},
+        {0, "timeline", true, OPT_TIMELINE, "FILE.svg",
+         "draw each service's phases on a time axis into FILE.svg"},
+        {0, "abort-on-failure", false, OPT_ABORT, NULL,
+         "stop the test command at once when a service fails while it runs"},
+        {0, "allow-partial", false, OPT_ALLOW_PARTIAL, NULL,
+         "run against an up -d instance even when a service of it is down"},
+        {0},
 };
-static const struct opt up_opts[] = {{'d', "detach", false, OPT_DETACH}, {0, NULL, false, 0}};
-static const struct opt down_opts[] = {{0, "keep", false, OPT_KEEP}, {0, NULL, false, 0}};
-static const struct opt status_opts[] = {{0, "json", false, OPT_JSON}, {0, NULL, false, 0}};
+static const struct opt up_opts[] = {
+        {'d', "detach", false, OPT_DETACH, NULL,
+         "leave a supervisor holding the environment; return once it is up"},
+        {0},
+};
+static const struct opt down_opts[] = {
+        {0, "keep", false, OPT_KEEP, NULL, "keep ENVRUN_STATE_DIR (tmp/) for a look afterwards"},
+        {0},
+};
+static const struct opt status_opts[] = {
+        {0, "json", false, OPT_JSON, NULL, "print JSON instead of text (-v: with containment)"},
+        {0},
+};
 static const struct opt logs_opts[] = {
-        {'f', "follow", false, OPT_FOLLOW}, {'n', "lines", true, OPT_LINES},
-        {0, "timestamps", false, OPT_TIMESTAMPS}, {0, NULL, false, 0},
+        {'f', "follow", false, OPT_FOLLOW, NULL, "keep printing new lines as they come"},
+        {'n', "lines", true, OPT_LINES, "LINES", "the last LINES lines of each service"},
+        {0, "timestamps", false, OPT_TIMESTAMPS, NULL, "prefix each line with its UTC time"},
+        {0},
 };
+
+#define EXITS_OTHER "0 success, 1 a service failed, 2 usage or configuration error"
+#define EXITS_EXEC                                                                                \
+        "0 CMD exited 0 and the environment behaved; CMD's own status otherwise; 124 CMD\n"      \
+        "ran past --timeout; 125 envrun or the environment failed (usage, configuration, a\n"   \
+        "service that did not start or failed); 129/130/143 interrupted by HUP/INT/TERM"
 
 static const struct verb verbs[] = {
         {"exec", verb_exec,
@@ -51,7 +85,10 @@ static const struct verb verbs[] = {
          "and print the exit report.  With an `up -d` instance of the project up, run CMD\n"
          "against it instead; refused (125) when a service of it failed, was stopped or\n"
          "exited, unless --allow-partial.",
-         EXIT_EXEC_ENV, exec_opts, true, false},
+         EXIT_EXEC_ENV, exec_opts, true, false,
+         .summary = "bring the environment up, run CMD or the test: command, bring it down, report",
+         .exits = EXITS_EXEC,
+         .example = "envrun exec --report report.json -- pytest -q"},
         {"test", verb_test,
          "test [--timeout DURATION] [--report FILE] [--junit FILE] [--timeline FILE.svg]\n"
          "                [--abort-on-failure] [--allow-partial] [--] [ARG...]",
@@ -59,46 +96,85 @@ static const struct verb verbs[] = {
          "string gets them as \"$@\").  The first argument envrun does not know as an\n"
          "option starts the ARGs (`envrun test -k slow`); `--` makes every later one an\n"
          "ARG (`envrun test -- -v`).",
-         EXIT_EXEC_ENV, exec_opts, true, true},
+         EXIT_EXEC_ENV, exec_opts, true, true,
+         .summary = "exec with the file's test: command, ARGs appended",
+         .exits = EXITS_EXEC,
+         .example = "envrun test -k slow"},
         {"up", verb_up, "up [-d] [SERVICE...]",
          "Bring the environment up and hold it in the foreground until SIGINT/SIGTERM,\n"
          "or with -d leave a supervisor holding it.",
-         EXIT_USAGE, up_opts, false, false},
+         EXIT_USAGE, up_opts, false, false,
+         .summary = "bring the environment up and hold it (-d: in the background)",
+         .exits = "0 every service ready (-d) or stopped cleanly (foreground); 1 the bring-up\nfailed, or AlreadyRunning; 2 usage or configuration error",
+         .example = "envrun up -d && envrun status"},
         {"down", verb_down, "down [--keep]",
          "Stop a detached environment and print its report.", EXIT_USAGE, down_opts, false,
-         false},
+         false,
+         .summary = "stop a detached environment and print its report",
+         .exits = "0 stopped cleanly, or nothing was up (safe in any clean-up step); 1 a service\nfinished with an error",
+         .example = "envrun down --keep"},
         {"status", verb_status, "status [--json] [-v]",
          "Show the state of each service of a detached environment.", EXIT_USAGE, status_opts,
-         false, false},
+         false, false,
+         .summary = "show each service of a detached environment",
+         .exits = "0 up and every service ready; 1 a service failed, or the instance is stale;\n3 nothing is up",
+         .example = "envrun status --json"},
         {"logs", verb_logs, "logs [-f|--follow] [-n LINES] [--timestamps] [SERVICE...]",
-         "Show the captured output of services.", EXIT_USAGE, logs_opts, false, false},
+         "Show the captured output of services.", EXIT_USAGE, logs_opts, false, false,
+         .summary = "show the captured output of services",
+         .exits = EXITS_OTHER,
+         .example = "envrun logs -f -n 20 db"},
         {"ls", verb_ls, "ls [--json]",
          "List your instances: project, state (up, partial, failed, stale, exec, ...),\n"
          "services ready of those selected, directory and ports.",
-         EXIT_USAGE, json_opts, false, false},
+         EXIT_USAGE, json_opts, false, false,
+         .summary = "list your instances, their state and ports",
+         .exits = EXITS_OTHER,
+         .example = "envrun ls"},
         {"env", verb_env, "env [--json]",
          "Print what a command run against the detached environment sees: its ports,\n"
          "ENVRUN_STATE_DIR and ENVRUN_PROJECT, as `export NAME='value'` lines for\n"
          "`eval \"$(envrun env)\"`, or as a JSON object.",
-         EXIT_USAGE, json_opts, false, false},
+         EXIT_USAGE, json_opts, false, false,
+         .summary = "print the ports and ENVRUN_STATE_DIR of a detached environment",
+         .exits = EXITS_OTHER,
+         .example = "eval \"$(envrun env)\" && psql -p \"$PG_PORT\""},
         {"start", verb_start, "start SERVICE...", "Start services of a detached environment.",
-         EXIT_USAGE, no_opts, false, false},
+         EXIT_USAGE, no_opts, false, false,
+         .summary = "start services of a detached environment",
+         .exits = EXITS_OTHER,
+         .example = "envrun start db"},
         {"stop", verb_stop, "stop SERVICE...", "Stop services of a detached environment.",
-         EXIT_USAGE, no_opts, false, false},
+         EXIT_USAGE, no_opts, false, false,
+         .summary = "stop services of a detached environment",
+         .exits = EXITS_OTHER,
+         .example = "envrun stop db"},
         {"restart", verb_restart, "restart SERVICE...",
          "Restart services of a detached environment (their dependents keep running).",
-         EXIT_USAGE, no_opts, false, false},
+         EXIT_USAGE, no_opts, false, false,
+         .summary = "restart services of a detached environment",
+         .exits = EXITS_OTHER,
+         .example = "envrun restart api"},
         {"validate", verb_validate, "validate",
          "Check environment.yml and report every error as FILE:LINE:COL: message.\n"
          "Silent on success unless -v; exits 2 on errors.",
-         EXIT_USAGE, no_opts, false, false},
+         EXIT_USAGE, no_opts, false, false,
+         .summary = "check environment.yml, every error as FILE:LINE:COL",
+         .exits = EXITS_OTHER,
+         .example = "envrun validate -f ci/environment.yml"},
         {"config", verb_config, "config [--json]",
          "Print the resolved configuration (after interpolation, with every default)\n"
          "as YAML, or JSON with --json.",
-         EXIT_USAGE, json_opts, false, false},
+         EXIT_USAGE, json_opts, false, false,
+         .summary = "print the resolved configuration, every default written out",
+         .exits = EXITS_OTHER,
+         .example = "envrun config --json"},
         {"graph", verb_graph, "graph",
          "Print the dependency graph in Graphviz DOT (render with `dot -Tsvg`).", EXIT_USAGE,
-         no_opts, false, false},
+         no_opts, false, false,
+         .summary = "print the dependency graph as Graphviz DOT",
+         .exits = EXITS_OTHER,
+         .example = "envrun graph | dot -Tsvg > graph.svg"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -111,21 +187,28 @@ const struct verb *cli_find_verb(const char *name)
         return NULL;
 }
 
+/* "  -n, --lines LINES    the last LINES lines of each service" */
+static void print_opts(FILE *f, const struct opt *opts)
+{
+        for (const struct opt *o = opts; o->id; o++) {
+                char left[64], shortname[8] = "    ";
+                if (o->short_name)
+                        snprintf(shortname, sizeof(shortname), "-%c, ", o->short_name);
+                snprintf(left, sizeof(left), "%s--%s%s%s", shortname, o->long_name,
+                         o->arg_name ? " " : "", o->arg_name ? o->arg_name : "");
+                fprintf(f, "  %-26s %s\n", left, o->help ? o->help : "");
+        }
+}
+
 void cli_print_usage(FILE *f)
 {
         fprintf(f, "usage: envrun [GLOBAL] VERB [ARGS]\n\nVerbs:\n");
         for (size_t i = 0; i < N_VERBS; i++)
-                fprintf(f, "  envrun %s\n", verbs[i].synopsis);
-        fprintf(f, "  envrun --version | --help | help VERB\n\n"
-                   "Global options (before or after the verb):\n"
-                   "  -f, --file FILE      environment file (default ./environment.yml, then "
-                   "./environment.yaml)\n"
-                   "  -p, --project NAME   project name (default ENVRUN_PROJECT, the file's "
-                   "name:, its directory)\n"
-                   "      --state-dir DIR  where instances keep their state\n"
-                   "  -q, --quiet          only errors and the report\n"
-                   "  -v, --verbose        more detail\n"
-                   "      --no-color       no colors (NO_COLOR is honoured too)\n");
+                fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "\n`envrun help VERB` gives a verb's options, exit statuses and an example;\n"
+                   "`man envrun` and environment.yml's reference in the README say the rest.\n\n"
+                   "Global options (before or after the verb):\n");
+        print_opts(f, global_opts);
 }
 
 int cli_print_verb_help(FILE *f, const char *name)
@@ -134,6 +217,17 @@ int cli_print_verb_help(FILE *f, const char *name)
         if (!v)
                 return cli_fail(EXIT_USAGE, "unknown verb '%s' (see 'envrun --help')", name);
         fprintf(f, "usage: envrun [GLOBAL] %s\n\n%s\n", v->synopsis, v->help);
+        if (v->opts[0].id) {
+                fprintf(f, "\nOptions:\n");
+                print_opts(f, v->opts);
+        }
+        fprintf(f, "\nExit status:\n  ");
+        for (const char *c = v->exits; *c; c++) {
+                fputc(*c, f);
+                if (*c == '\n')
+                        fputs("  ", f);
+        }
+        fprintf(f, "\n\nExample:\n  %s\n\nGlobal options: see `envrun --help`.\n", v->example);
         return EXIT_OK;
 }
 

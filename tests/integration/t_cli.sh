@@ -16,7 +16,25 @@ has() { if grep -q -- "$2" "$3"; then ok "$1"; else fail "$1" "'$2' not in $3:" 
 run 0 "--version" "$ENVRUN" --version
 has "--version prints the version" "^envrun [0-9]" out
 run 0 "--help" "$ENVRUN" --help
-has "--help lists the verbs" "envrun exec" out
+# Every verb, each with one line of what it does (issue 21); then each
+# verb's help: its options with their meaning, exit statuses, an example.
+verbs="exec test up down status logs ls env start stop restart validate config graph"
+for v in $verbs; do
+  has "--help: $v with what it does" "^  $v  *[a-z][a-z]* [a-z]" out
+done
+cp out help.out
+for v in $verbs; do
+  "$ENVRUN" help "$v" >out 2>err || fail "help $v: exit 0"
+  has "help $v: exit status" "^Exit status:" out
+  has "help $v: an example" "^  envrun $v\|^  eval \"\$(envrun $v\|^  envrun $v " out
+done
+"$ENVRUN" help exec >out 2>&1
+for o in --timeout --report --junit --timeline --abort-on-failure --allow-partial; do
+  has "help exec: $o with its meaning" "^      $o.*  [a-z]" out
+done
+has "help exec: 125" "125 envrun or the environment failed" out
+"$ENVRUN" help logs >out 2>&1
+has "help logs: -n, --lines LINES" "^  -n, --lines LINES  *the last LINES lines" out
 run 0 "help validate" "$ENVRUN" help validate
 has "help VERB explains it" "FILE:LINE:COL" out
 run 2 "help of an unknown verb" "$ENVRUN" help frobnicate

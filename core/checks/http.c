@@ -26,12 +26,6 @@
 #define DEFAULT_LIBRARY "libcurl.so.4"
 #define MAX_REDIRS 10L
 
-#ifdef ENVRUN_VERSION
-#define USER_AGENT "envrun/" ENVRUN_VERSION
-#else
-#define USER_AGENT "envrun"
-#endif
-
 /* libcurl's functions, resolved by load().  Mutable global state, against
  * STYLE §2, because the library it points into belongs to the process, not
  * to a loop: it is written once and never unloaded (libcurl's global init
@@ -363,11 +357,6 @@ void er_http_cancel(struct er_http_req *req)
                 req_free(req);
 }
 
-static bool redirect(long code)
-{
-        return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
-}
-
 /* Ends the transfer at the blank line closing the final response's
  * headers: the status is known, and a body may never end. */
 static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
@@ -379,7 +368,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
         if (len > 2 || (len && buf[0] != '\r' && buf[0] != '\n'))
                 return len;
         curl.easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &code);
-        if (code < 200 || (q->follow && redirect(code)))
+        if (code < 200 || (q->follow && er_http_redirect(code)))
                 return len; /* 1xx, or a redirect curl is about to follow */
         q->got_final = true;
         return 0; /* CURLE_WRITE_ERROR, taken as success in finish() */
@@ -537,7 +526,7 @@ static int setup(struct er_http_req *q, const struct er_http_opts *o)
             curl.easy_setopt(e, CURLOPT_NOPROXY, "*") != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK ||
-            curl.easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT) != CURLE_OK ||
+            curl.easy_setopt(e, CURLOPT_USERAGENT, ER_HTTP_USER_AGENT) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_HEADERDATA, q) != CURLE_OK ||
             curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||

@@ -34,6 +34,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What both clients send as User-Agent. */
+#ifdef ENVRUN_VERSION
+#define ER_HTTP_USER_AGENT "envrun/" ENVRUN_VERSION
+#else
+#define ER_HTTP_USER_AGENT "envrun"
+#endif
+
 struct er_loop;
 struct er_envlist;
 struct er_http;
@@ -75,6 +82,12 @@ int er_http_request(struct er_http *h, const struct er_http_opts *o, er_http_cb 
 /* Abandons a request in flight: its socket is closed and cb is never
  * called.  NULL is a no-op. */
 void er_http_cancel(struct er_http_req *req);
+
+/* Whether a response with this status is a redirect a client follows. */
+static inline bool er_http_redirect(long code)
+{
+        return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
 
 /* The loop's client, or NULL when none is alive (for tests). */
 struct er_http *er_http_of(const struct er_loop *loop);

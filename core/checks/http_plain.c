@@ -29,12 +29,6 @@
 #include "model/envfile.h"
 #include "proc/loop.h"
 
-#ifdef ENVRUN_VERSION
-#define USER_AGENT "envrun/" ENVRUN_VERSION
-#else
-#define USER_AGENT "envrun"
-#endif
-
 /* A Location longer than this is a malformed response. */
 #define LOCATION_MAX 8192
 #define READ_CHUNK 4096
@@ -446,11 +440,6 @@ static const http_parser_settings settings = {
     .on_headers_complete = on_headers_complete,
 };
 
-static bool redirect(long code)
-{
-        return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
-}
-
 static int start_hop(struct er_hplain *q);
 
 /* The method and body of the request a redirect asks for. */
@@ -522,7 +511,7 @@ static void follow(struct er_hplain *q, long code)
 /* The final response's headers are in. */
 static void got_final(struct er_hplain *q)
 {
-        if (q->follow && redirect(q->status) && q->location.len) {
+        if (q->follow && er_http_redirect(q->status) && q->location.len) {
                 follow(q, q->status);
                 return;
         }
@@ -606,16 +595,18 @@ static void note_error(struct er_hplain *q, int e)
                 q->err = e;
 }
 
-static void connect_failed(struct er_hplain *q)
+/* Why no connection came, into q->why: "connection refused", "cannot
+ * connect: network is unreachable". */
+static void connect_why(struct er_hplain *q)
 {
         char e[128];
 
         if (q->err == ECONNREFUSED) {
-                fail(q, "connection refused");
+                snprintf(q->why, sizeof(q->why), "connection refused");
                 return;
         }
         lower_strerror(e, sizeof(e), q->err ? q->err : EIO);
-        fail(q, "cannot connect: %s", e);
+        snprintf(q->why, sizeof(q->why), "cannot connect: %s", e);
 }
 
 static void on_connected(struct conn *c, uint32_t revents)
@@ -630,8 +621,10 @@ static void on_connected(struct conn *c, uint32_t revents)
                 note_error(q, e ? e : ECONNRESET);
                 er_io_stop(q->loop, &c->io);
                 er_close(&c->fd);
-                if (--q->pending == 0)
-                        connect_failed(q);
+                if (--q->pending == 0) {
+                        connect_why(q);
+                        finish(q, 0, q->why, NULL);
+                }
                 return;
         }
         /* The first to accept wins; the others are dropped. */
@@ -698,7 +691,7 @@ static int build_request(struct er_hplain *q)
         q->written = 0;
         if (er_buf_printf(b, "%s %s HTTP/1.1\r\n", q->method, q->url.path) < 0 ||
             (!q->has_host && er_buf_printf(b, "Host: %s\r\n", q->url.authority) < 0) ||
-            (!q->has_ua && er_buf_puts(b, "User-Agent: " USER_AGENT "\r\n") < 0) ||
+            (!q->has_ua && er_buf_puts(b, "User-Agent: " ER_HTTP_USER_AGENT "\r\n") < 0) ||
             (!q->has_accept && er_buf_puts(b, "Accept: */*\r\n") < 0) ||
             (!q->has_conn && er_buf_puts(b, "Connection: close\r\n") < 0))
                 return -ENOMEM;
@@ -740,13 +733,7 @@ static int start_hop(struct er_hplain *q)
         if (q->pending)
                 return 0;
         /* Every connect failed at once: say why from the loop. */
-        if (q->err == ECONNREFUSED)
-                snprintf(q->why, sizeof(q->why), "connection refused");
-        else {
-                char e[128];
-                lower_strerror(e, sizeof(e), q->err ? q->err : EIO);
-                snprintf(q->why, sizeof(q->why), "cannot connect: %s", e);
-        }
+        connect_why(q);
         return er_timer_start(q->loop, &q->soon, 0, on_soon);
 }
 

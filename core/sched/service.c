@@ -530,9 +530,10 @@ static void restart_after_exit(struct svc *v, const char *how)
         er_proc_stop(&v->proc, v->cfg->sig_stop, 0, v->cfg->sig_kill, true);
 }
 
-/* What every exit looks at first: a crossed limit (then v failed), or the
- * daemon a pid file named before this exit (SPEC §4: the forking parent
- * exited 0; a later check may still be pending): it is the service now. */
+/* What every end of the main process looks at first: a crossed limit
+ * (then v failed), or the daemon a pid file named before it (SPEC §4: the
+ * forking parent ended with status 0; a later check may still be
+ * pending): it is the service now. */
 static bool exit_taken(struct svc *v, const struct svc_arg *a)
 {
         if (sched_limits_crossed(v))

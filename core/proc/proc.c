@@ -49,6 +49,7 @@ int er_proc_init(struct er_proc *p, struct er_loop *loop, struct er_contain *con
         er_io_init(&p->events_io);
         er_io_init(&p->reaper_io);
         er_io_init(&p->reaper_pid_io);
+        er_io_init(&p->exec_io);
         er_timer_init(&p->stop_timer);
         pipe_init(&p->out);
         pipe_init(&p->err);
@@ -146,17 +147,30 @@ static bool pipe_read_batch(struct er_proc *p, struct er_proc_pipe *pp, enum er_
         return false;
 }
 
+/* Output while the exec's outcome is still unread: the exec happened (only
+ * the exec'd program writes to the pipes), so the outcome comes first, and
+ * an output check started by it sees this line.  false: the spawn failed
+ * and the pipe is closed. */
+static bool exec_first(struct er_proc *p, const struct er_proc_pipe *pp)
+{
+        if (p->pending && er_io_active(&p->exec_io)) {
+                er_io_stop(p->loop, &p->exec_io);
+                p->cb->exec_known(p);
+        }
+        return pp->fd >= 0;
+}
+
 static void on_out(struct er_loop *loop, struct er_io *io, uint32_t ev)
 {
         struct er_proc *p = er_container_of(io, struct er_proc, out.io);
-        if (pipe_read(p, &p->out, ER_STREAM_STDOUT, READS_PER_EVENT))
+        if (exec_first(p, &p->out) && pipe_read(p, &p->out, ER_STREAM_STDOUT, READS_PER_EVENT))
                 maybe_gone(p);
 }
 
 static void on_err(struct er_loop *loop, struct er_io *io, uint32_t ev)
 {
         struct er_proc *p = er_container_of(io, struct er_proc, err.io);
-        if (pipe_read(p, &p->err, ER_STREAM_STDERR, READS_PER_EVENT))
+        if (exec_first(p, &p->err) && pipe_read(p, &p->err, ER_STREAM_STDERR, READS_PER_EVENT))
                 maybe_gone(p);
 }
 
@@ -385,12 +399,33 @@ out:
         return r;
 }
 
+static void on_exec(struct er_loop *loop, struct er_io *io, uint32_t ev)
+{
+        struct er_proc *p = er_container_of(io, struct er_proc, exec_io);
+
+        (void)ev;
+        er_io_stop(loop, io);
+        p->cb->exec_known(p);
+}
+
+int er_proc_spawn_watch(struct er_proc *p)
+{
+        return er_io_start(p->loop, &p->exec_io, er_spawn_pending_fd(p->pending), EPOLLIN,
+                           on_exec);
+}
+
+pid_t er_proc_pending_pid(const struct er_proc *p)
+{
+        return p->pending ? er_spawn_pending_pid(p->pending) : 0;
+}
+
 int er_proc_spawn_end(struct er_proc *p, struct er_err *err)
 {
         struct er_child child;
         struct er_spawn_pending *pd = p->pending;
         int r;
 
+        er_io_stop(p->loop, &p->exec_io);
         p->pending = NULL;
         if ((r = er_spawn_finish(pd, &child, err)) < 0) {
                 pipe_close(p, &p->out);
@@ -552,8 +587,14 @@ void er_proc_stop(struct er_proc *p, int sig_stop, uint64_t timeout_us, int sig_
 
 void er_proc_fini(struct er_proc *p)
 {
+        struct er_err err = {0};
+
         if (!p->loop)
                 return;
+        /* An owner that lets go while the exec is pending: what started is
+         * not left behind. */
+        if (p->pending && er_proc_spawn_end(p, &err) == 0)
+                er_group_signal(&p->group, SIGKILL, true);
         er_io_stop(p->loop, &p->pid_io);
         er_io_stop(p->loop, &p->events_io);
         er_io_stop(p->loop, &p->reaper_io);

@@ -33,6 +33,9 @@ struct er_proc_cb {
         /* Its log could not be written (-errno, once): output is dropped
          * and counted from now on while it lasts.  Optional. */
         void (*log_failed)(struct er_proc *p, int err);
+        /* After er_proc_spawn_watch: the exec's outcome is known; the owner
+         * calls er_proc_spawn_end, which does not block now. */
+        void (*exec_known)(struct er_proc *p);
 };
 
 #define ER_PROC_LINE_MAX 65536
@@ -59,6 +62,7 @@ struct er_proc {
         int pidfd;
         struct er_io pid_io;
         struct er_spawn_pending *pending; /* between er_proc_spawn_begin and _end */
+        struct er_io exec_io;        /* er_proc_spawn_watch: the pending exec */
         bool spawned, exited, gone;
         int exit_code;               /* -1 when killed by a signal */
         int exit_signal;             /* 0 when it exited */
@@ -82,12 +86,17 @@ int er_proc_init(struct er_proc *p, struct er_loop *loop, struct er_contain *con
  * added to opts->envp by the caller (er_proc_marker). */
 int er_proc_spawn(struct er_proc *p, struct er_spawn_opts *opts, bool capture, struct er_err *err);
 /* er_proc_spawn in two halves (er_spawn_start, er_spawn_finish), so that
- * several processes exec at once: after begin returned 0, end must follow
- * before the loop runs again; until then p is not spawned.  opts's strings
- * must live until end. */
+ * envrun need not wait for the exec: after begin returned 0, p is not
+ * spawned until end; er_proc_spawn_watch has cb->exec_known called when
+ * end would not block.  end called before that waits for the exec.  opts's
+ * strings must live until end. */
 int er_proc_spawn_begin(struct er_proc *p, struct er_spawn_opts *opts, bool capture,
                         struct er_err *err);
+int er_proc_spawn_watch(struct er_proc *p); /* 0 or -errno: then end at once */
 int er_proc_spawn_end(struct er_proc *p, struct er_err *err);
+/* The pid begin created while its exec is pending, else 0: a SIGCHLD for
+ * it is the owner's cue to end the spawn first. */
+pid_t er_proc_pending_pid(const struct er_proc *p);
 const char *er_proc_marker(const struct er_proc *p); /* "ENVRUN_MARKER=..." */
 
 /* Starts the stop sequence (no-op when already stopping); the gone callback

@@ -944,6 +944,16 @@ int er_spawn_finish(struct er_spawn_pending *pd, struct er_child *ret, struct er
         return r;
 }
 
+int er_spawn_pending_fd(const struct er_spawn_pending *pd)
+{
+        return pd->f.err_pipe[0];
+}
+
+pid_t er_spawn_pending_pid(const struct er_spawn_pending *pd)
+{
+        return pd->pid;
+}
+
 int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err)
 {
         struct er_spawn_pending *pd;

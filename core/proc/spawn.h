@@ -104,15 +104,21 @@ char *er_spawn_lookup(const char *file, char *const *envp, const char *cwd);
  * keeps them blocked; the child resets them). */
 int er_spawn(const struct er_spawn_opts *opts, struct er_child *ret, struct er_err *err);
 
-/* er_spawn in two halves, so that several children exec at once: start
- * creates the child and returns without waiting for its exec; finish
- * waits for it (at once when the child has exec'd meanwhile) and is
- * er_spawn's result.  The strings opts points to must live until finish;
- * the fds it names may be closed after start.  Every start that returned
- * 0 is finished, in any order, before the caller's next loop iteration. */
+/* er_spawn in two halves, so that envrun never waits for an exec: start
+ * creates the child and returns at once; the child's exec, or its failure,
+ * makes er_spawn_pending_fd readable (EOF, or a record), and finish then
+ * reads it without blocking and is er_spawn's result.  Called before that,
+ * finish waits for the exec (a stop that cannot wait for the event).  The
+ * strings opts points to must live until finish (cwd names the failure);
+ * the fds it names may be closed after start. */
 struct er_spawn_pending;
 int er_spawn_start(const struct er_spawn_opts *opts, struct er_spawn_pending **ret,
                    struct er_err *err);
 int er_spawn_finish(struct er_spawn_pending *pd, struct er_child *ret, struct er_err *err);
+/* The descriptor to watch for readability (EPOLLIN) until finish. */
+int er_spawn_pending_fd(const struct er_spawn_pending *pd);
+/* The pid start created (the reaper's, with opts->reaper): its exit may
+ * be seen (SIGCHLD) before its exec's outcome is read; finish first. */
+pid_t er_spawn_pending_pid(const struct er_spawn_pending *pd);
 
 #endif

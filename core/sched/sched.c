@@ -118,8 +118,6 @@ static void start_pass(struct er_sched *s)
 {
         bool busy = false;
 
-        /* The spawns this pass starts are created first, awaited at its end. */
-        s->batching = true;
         for (size_t i = 0; i < s->n; i++) {
                 struct svc *v = &s->svcs[i];
                 const struct er_dep *failed = NULL;
@@ -137,7 +135,6 @@ static void start_pass(struct er_sched *s)
                 else if (met && !s->failed)
                         sched_svc_event(v, EV_START, false);
         }
-        sched_spawn_batch_end(s);
         for (size_t i = 0; i < s->n; i++) {
                 const struct svc *v = &s->svcs[i];
                 if (v->error != ER_OK || !s->selected[i])
@@ -207,14 +204,15 @@ void sched_decide(struct er_sched *s)
         decide_rounds(s);
 }
 
-/* Ends the spawns queued in this loop batch (service.c's spawn_now) before
- * a driver call or SIGCHLD looks at the services: none of them may meet a
- * service whose exec is still to be awaited (its child unknown to the
- * reaping, not yet "running" for the control API). */
+/* Ends every pending spawn, waiting for their execs, before a driver's
+ * command looks at the services: a stop, start or restart meets services
+ * that are started or failed (their children known to the reaping,
+ * "running" for the control API).  Rare, and short: an exec. */
 static void settle(struct er_sched *s)
 {
-        if (s->n_spawning && !s->deciding && !s->batching)
-                sched_spawn_batch_end(s);
+        for (size_t i = 0; s->n_spawning && i < s->n; i++)
+                if (s->svcs[i].spawn_pending)
+                        sched_spawn_end(&s->svcs[i]);
 }
 
 static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
@@ -222,15 +220,10 @@ static void on_batch(struct er_loop *loop, struct er_hook *hook, bool end)
         struct er_sched *s = er_container_of(hook, struct er_sched, batch);
 
         (void)loop;
-        if (!end)
-                return;
-        /* The spawns the batch's events started end here, all at once;
-         * then the decisions, which may start more. */
-        while (!s->deciding && (s->n_spawning || s->decide_again)) {
-                sched_spawn_batch_end(s);
-                if (s->decide_again)
-                        decide_rounds(s);
-        }
+        /* The decisions the batch's events asked for, once they were all
+         * seen. */
+        if (end && !s->deciding && s->decide_again)
+                decide_rounds(s);
 }
 
 /* --- down ----------------------------------------------------------------- */
@@ -396,9 +389,9 @@ void er_sched_info(const struct er_sched *s, size_t idx, struct er_svc_info *ret
         };
 }
 
-size_t er_sched_spawn_batch_max(const struct er_sched *s)
+size_t er_sched_spawning_max(const struct er_sched *s)
 {
-        return s->spawn_batch_max;
+        return s->spawning_max;
 }
 
 unsigned er_sched_unexpected(const struct er_sched *s)
@@ -463,9 +456,17 @@ static struct er_proc *proc_by_pid(struct er_sched *s, pid_t pid)
         return NULL;
 }
 
+/* The service whose spawn created pid and whose exec is pending. */
+static struct svc *pending_by_pid(struct er_sched *s, pid_t pid)
+{
+        for (size_t i = 0; s->n_spawning && i < s->n; i++)
+                if (s->svcs[i].spawn_pending && er_proc_pending_pid(&s->svcs[i].proc) == pid)
+                        return &s->svcs[i];
+        return NULL;
+}
+
 void er_sched_sigchld(struct er_sched *s)
 {
-        settle(s);
         /* Peek without reaping (WNOWAIT): a tracked pid is reaped by its
          * owner, which wants its status; an orphan that reparented to envrun
          * (the subreaper) is reaped here.  A blind waitpid(-1) would steal
@@ -473,9 +474,17 @@ void er_sched_sigchld(struct er_sched *s)
         for (unsigned guard = 0; guard < 4096; guard++) {
                 siginfo_t si;
                 struct er_proc *p;
+                struct svc *v;
                 memset(&si, 0, sizeof(si));
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
                         break;
+                /* A child that ended before its exec's outcome was read
+                 * (a command that fails at once, a job that exits at once):
+                 * the outcome is there to read now, and comes first. */
+                if ((v = pending_by_pid(s, si.si_pid))) {
+                        sched_spawn_end(v);
+                        continue;
+                }
                 p = proc_by_pid(s, si.si_pid);
                 if (p) {
                         if (!er_proc_reap(p))
@@ -574,10 +583,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
         s->c = c;
         s->n = c->n_services;
         s->svcs = calloc(s->n ? s->n : 1, sizeof(*s->svcs));
-        s->spawning = calloc(s->n ? s->n : 1, sizeof(*s->spawning));
-        if (!s->svcs || !s->spawning) {
-                free(s->svcs);
-                free(s->spawning);
+        if (!s->svcs) {
                 free(s);
                 return -ENOMEM;
         }
@@ -595,7 +601,6 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
         s->selected = calloc(s->n ? s->n : 1, sizeof(*s->selected));
         if (!s->selected || er_graph_reach(c, &s->reach) < 0) {
                 free(s->selected);
-                free(s->spawning);
                 free(s->svcs);
                 free(s);
                 return -ENOMEM;
@@ -828,7 +833,6 @@ void er_sched_free(struct er_sched *s)
         free(s->selected);
         er_hook_stop(s->o.loop, &s->batch);
         er_reach_fini(&s->reach);
-        free(s->spawning);
         free(s->svcs);
         free(s);
 }

@@ -139,9 +139,9 @@ void er_sched_set_abort_on_failure(struct er_sched *s, bool on);
 /* Events the phase table has no cell for, dropped and warned about: a bug
  * in envrun, 0 in every test. */
 unsigned er_sched_unexpected(const struct er_sched *s);
-/* The most spawns created before their execs were awaited together (one
- * decision's, or one loop batch's): for tests and benchmarks. */
-size_t er_sched_spawn_batch_max(const struct er_sched *s);
+/* The most services whose execs were pending at once (envrun does not wait
+ * for an exec): for tests and benchmarks. */
+size_t er_sched_spawning_max(const struct er_sched *s);
 
 /* Fills r (borrowing names from the config).  After down. */
 int er_sched_report(struct er_sched *s, struct er_report *r);

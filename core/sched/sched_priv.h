@@ -72,7 +72,7 @@ struct svc {
         /* The facts of this run: a process was spawned, it was ready, it
          * completed, its tree is gone and accounted (sched_finish_down). */
         bool spawned, ready, completed, down;
-        bool spawn_pending;           /* created, its exec awaited at the batch's end */
+        bool spawn_pending;           /* created, its exec's outcome not yet read */
         unsigned restarts;
         unsigned failed_attempts;     /* readiness attempts that failed, every run */
         struct {                      /* -v: a row of identical failed attempts */
@@ -113,11 +113,8 @@ struct er_sched {
         bool deciding, decide_again;  /* sched_decide runs; it must run (once more) */
         unsigned unexpected;          /* events with no cell in the table (bugs) */
         struct er_hook batch;         /* decisions asked for in callbacks: at the batch's end */
-        bool batching;                /* spawns wait for sched_spawn_batch_end (a
-                                       * decision's, or the loop batch's end) */
-        struct svc **spawning;        /* the batch: created, exec not yet awaited */
-        size_t n_spawning;
-        size_t spawn_batch_max;       /* er_sched_spawn_batch_max */
+        size_t n_spawning;            /* services whose exec is pending */
+        size_t spawning_max;          /* er_sched_spawning_max */
         bool down_started, down_done, fast;
         bool abort_on_failure, failed_during_test;
         int interrupted;              /* the first of SIGINT/SIGTERM/SIGHUP, or 0 */
@@ -153,8 +150,9 @@ void sched_finish_down(struct svc *v);
 /* Forgets a finished run, back to pending. */
 void sched_svc_reset(struct svc *v);
 void sched_svc_free(struct svc *v);
-/* The second halves of the batch's spawns (sched_decide's start pass). */
-void sched_spawn_batch_end(struct er_sched *s);
+/* The second half of v's spawn (v->spawn_pending): its exec's outcome read
+ * (waited for when it is not known yet), then started or StartError. */
+void sched_spawn_end(struct svc *v);
 enum er_svc_state sched_public_state(const struct svc *v);
 const char *sched_phase_name(enum svc_phase p);
 /* Milliseconds since from_us (er_now_us clock), 0 when it is ahead. */

@@ -468,11 +468,14 @@ static void svc_log_failed(struct er_proc *p, int err)
         sched_emit_warning(v, msg);
 }
 
+static void svc_exec_known(struct er_proc *p);
+
 static const struct er_proc_cb svc_cb = {
         .line = svc_line,
         .exited = svc_exit,
         .gone = svc_gone,
         .log_failed = svc_log_failed,
+        .exec_known = svc_exec_known,
 };
 
 /* ---- exits and restarts ------------------------------------------------- */
@@ -928,13 +931,15 @@ static int spawn_begin(struct svc *v)
 
 /* Its second half: the exec done (or failed: StartError), the checks and
  * the timeout begin. */
-static void spawn_end(struct svc *v)
+void sched_spawn_end(struct svc *v)
 {
         struct er_sched *s = v->s;
         const struct er_service *cfg = v->cfg;
         struct er_err err = {0};
         char detail[300] = "";
 
+        v->spawn_pending = false;
+        s->n_spawning--;
         if (er_proc_spawn_end(&v->proc, &err) < 0) {
                 sched_fail(v, ER_START_ERROR, "%s", err.msg);
                 return;
@@ -950,38 +955,25 @@ static void spawn_end(struct svc *v)
         check_next(v);
 }
 
-/* A spawn now, or its second half once every spawn of the batch was
- * created: while sched_decide starts services, and while the loop
- * dispatches events (AlreadyRunning probes ending one by one, backoffs
- * due), until the loop batch's end (sched.c's on_batch).  Their execs then
- * overlap instead of waiting one after the other. */
+static void svc_exec_known(struct er_proc *p)
+{
+        sched_spawn_end(p->owner);
+}
+
+/* A spawn that does not wait for the exec: the child is created, and its
+ * exec's outcome comes as a loop event (svc_exec_known), so envrun goes on
+ * with the next spawn, probe or check meanwhile and the execs overlap. */
 static void spawn_now(struct svc *v)
 {
         struct er_sched *s = v->s;
 
         if (spawn_begin(v) < 0)
                 return;
-        if (s->batching || er_loop_dispatching(s->o.loop)) {
-                v->spawn_pending = true;
-                s->spawning[s->n_spawning++] = v;
-                return;
-        }
-        spawn_end(v);
-}
-
-void sched_spawn_batch_end(struct er_sched *s)
-{
-        s->batching = false;
-        if (s->n_spawning > s->spawn_batch_max)
-                s->spawn_batch_max = s->n_spawning;
-        /* One at a time from the front: spawn_end may decide, and a
-         * decision may add to the list or end it itself. */
-        while (s->n_spawning) {
-                struct svc *v = s->spawning[0];
-                memmove(s->spawning, s->spawning + 1, --s->n_spawning * sizeof(*s->spawning));
-                v->spawn_pending = false;
-                spawn_end(v);
-        }
+        v->spawn_pending = true;
+        if (++s->n_spawning > s->spawning_max)
+                s->spawning_max = s->n_spawning;
+        if (er_proc_spawn_watch(&v->proc) < 0)
+                sched_spawn_end(v); /* no event to wait for: wait for the exec */
 }
 
 static void a_probed(struct svc *v, const struct svc_arg *a)
@@ -1165,11 +1157,12 @@ static void dispatch(struct svc *v, enum svc_event e, const struct svc_arg *a)
         static const struct svc_arg none;
         action_fn *act;
 
-        /* An event for a service whose exec is still to be awaited (a stop,
-         * down): the batch's spawns end first, so that it meets a service
-         * that is started or failed, never half of one. */
+        /* An event for a service whose exec is pending (a stop, down): the
+         * spawn ends first, waiting for the exec if it must, so that the
+         * event meets a service that is started or failed, never half of
+         * one. */
         if (v->spawn_pending)
-                sched_spawn_batch_end(v->s);
+                sched_spawn_end(v);
         act = actions[v->phase][e];
 
         if (!act) {

@@ -133,8 +133,9 @@ run -- "$TS" --sleep $((4 * SLOW))
 [ "$RC" -eq 125 ] && ok "$CASE: exit 125" || fail "$CASE: exit 125" "rc=$RC" "$ERR"
 check "burn LimitExceeded (cpu_time)" \
   's["burn"]["error"] == "LimitExceeded" and s["burn"]["message"].startswith("cpu_time limit 1s exceeded (1.")'
-check "stopped within 2 s of its start" \
-  "s['burn']['stopped_ms'] - s['burn']['started_ms'] <= 2000 * $SLOW"
+# Promptness in CPU time, not wall time: a loaded machine (a parallel
+# ctest) gives the burner a fraction of a CPU, so its wall time to 1 s of
+# CPU varies; what envrun controls is how far past the limit it lets it run.
 check "cpu_ms just over the limit" '1000 <= s["burn"]["cpu_ms"] <= 1300'
 assert_no_leftovers "$M" "$CASE"
 

@@ -149,8 +149,8 @@ static void test_stop_start_restart(void **state)
 
 /* Four services whose tcp checks make each one wait for its
  * AlreadyRunning probe: the probes end in one loop batch, one by one, and
- * the spawns they start are created together and their execs awaited
- * together at the batch's end (they used to wait one after the other). */
+ * the spawns they start do not wait for their execs, which overlap (they
+ * used to wait one after the other). */
 static const char probed_yaml[] = "services:\n"
                                   "  a: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n"
                                   "  b: {command: [sleep, '60'], ready: {tcp: '127.0.0.1:1'}, timeout: 30s}\n"
@@ -178,7 +178,7 @@ static void test_probed_spawns_overlap(void **state)
         sched_fx_open(&f, probed_yaml, "tprobed");
         er_sched_up(f.s);
         assert_true(drive(&f, all_spawned));
-        assert_true(er_sched_spawn_batch_max(f.s) >= 2);
+        assert_true(er_sched_spawning_max(f.s) >= 2);
         er_sched_down(f.s, true);
         assert_true(drive(&f, down_done));
         sched_fx_close(&f);

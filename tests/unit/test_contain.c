@@ -411,6 +411,44 @@ static void test_tree_cgroup2(void **state)
         run_tree(fx);
 }
 
+/* A cgroup below the service's (a server that makes its own, as systemd
+ * or a container runtime would): its processes are the group's members,
+ * signalled with it, and er_group_fini removes both directories. */
+static void test_nested_cgroup(void **state)
+{
+        struct fixture *fx = *state;
+        struct er_err err = {0};
+        char *argv[] = {"/bin/sleep", "60", NULL};
+        char pid_s[32];
+        struct stat st;
+        pid_t pid, pids[8];
+        int fd, n;
+
+        if (!expect_cgroup2())
+                fail_msg("needs root and a writable cgroup2 hierarchy (tests/run runs as root)");
+        assert_int_equal(er_contain_init(&fx->c, "t", false, true), 0);
+        fx->c_ok = true;
+        assert_int_equal(er_group_init(&fx->g, &fx->c, "svc", &err), 0);
+        fx->g_ok = true;
+        pid = spawn_in(fx, argv, fx->g.marker, ER_SPAWN_SETSID);
+        assert_int_equal(mkdirat(er_group_cgroup_fd(&fx->g), "inner", 0755), 0);
+        fd = openat(er_group_cgroup_fd(&fx->g), "inner/cgroup.procs", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+        assert_int_equal(write(fd, pid_s, strlen(pid_s)), (ssize_t)strlen(pid_s));
+        close(fd);
+
+        n = er_group_pids(&fx->g, pids, 8);
+        assert_int_equal(n, 1);
+        assert_int_equal(pids[0], pid);
+        assert_true(er_group_signal(&fx->g, SIGKILL, false) >= 1);
+        assert_int_equal(wait_empty_fx(fx), 0);
+        er_group_fini(&fx->g);
+        fx->g_ok = false;
+        assert_int_equal(fstatat(fx->c.root_fd, "svc", &st, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(errno, ENOENT);
+}
+
 static void test_tree_reaper(void **state)
 {
         struct fixture *fx = *state;
@@ -1288,6 +1326,7 @@ int main(int argc, char **argv)
         (void)argv;
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_tree_cgroup2, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_nested_cgroup, setup, teardown),
             cmocka_unit_test_setup_teardown(test_tree_reaper, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reaper_without_marker, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reaper_negative_control, setup, teardown),

@@ -41,7 +41,8 @@ static const struct opt json_opts[] = {
 static const struct opt exec_opts[] = {
         {0, "timeout", true, OPT_TIMEOUT, "DURATION",
          "stop the test command after DURATION (30s, 10m): exit 124"},
-        {0, "report", true, OPT_REPORT, "FILE", "write the JSON report (SPEC section 6) to FILE"},
+        {0, "report", true, OPT_REPORT, "FILE",
+         "write the exit report as JSON to FILE (each service's result and times)"},
         {0, "junit", true, OPT_JUNIT, "FILE", "write a JUnit XML report to FILE"},
         {0, "timeline", true, OPT_TIMELINE, "FILE.svg",
          "draw each service's phases on a time axis into FILE.svg"},
@@ -71,11 +72,52 @@ static const struct opt logs_opts[] = {
         {0},
 };
 
-#define EXITS_OTHER "0 success, 1 a service failed, 2 usage or configuration error"
-#define EXITS_EXEC                                                                                \
-        "0 CMD exited 0 and the environment behaved; CMD's own status otherwise; 124 CMD\n"      \
-        "ran past --timeout; 125 envrun or the environment failed (usage, configuration, a\n"   \
-        "service that did not start or failed); 129/130/143 interrupted by HUP/INT/TERM"
+/* Each verb's exit statuses (SPEC §2), as cmd/ returns them. */
+#define EXITS_EXEC                                                                                 \
+        "0 CMD exited 0 and the environment behaved; CMD's own status otherwise;\n"                \
+        "124 CMD ran past its time limit (--timeout, test.timeout);\n"                             \
+        "125 envrun or the environment failed (usage, configuration, a service that did\n"         \
+        "not start or failed); 129/130/143 interrupted by HUP/INT/TERM"
+#define EXITS_UP                                                                                   \
+        "0 every service ready (-d), or a foreground up ended by `envrun down` with every\n"       \
+        "service fine; 1 the bring-up failed, a service failed, or AlreadyRunning (every\n"        \
+        "service named is up already); 2 usage or configuration error, an unknown\n"               \
+        "service; 129/130/143 interrupted by HUP/INT/TERM (Ctrl-C ends a foreground up:\n"         \
+        "130; with -d it cancels the bring-up)"
+#define EXITS_DOWN                                                                                 \
+        "0 stopped cleanly, nothing was up (safe in any clean-up step), or a stale\n"              \
+        "instance was cleaned up; 1 a service finished with an error, the supervisor did\n"        \
+        "not answer, or the clean-up failed; 2 usage or configuration error"
+#define EXITS_STATUS                                                                               \
+        "0 up and every service ready; 1 not every service is ready (one failed, was\n"            \
+        "stopped or is starting), the instance is stale, or its supervisor did not\n"              \
+        "answer; 2 usage or configuration error; 3 nothing is up"
+#define EXITS_LOGS                                                                                 \
+        "0 success (-f: once the environment went down); 1 nothing is up, or the\n"                \
+        "supervisor did not answer; 2 usage or configuration error, an unknown service"
+#define EXITS_LS                                                                                   \
+        "0 success, also when no instance is up; 1 a state directory cannot be read;\n"            \
+        "2 usage error"
+#define EXITS_ENV                                                                                  \
+        "0 success; 1 nothing is up (a stale instance included), or the supervisor did\n"          \
+        "not answer; 2 usage or configuration error"
+#define EXITS_START                                                                                \
+        "0 each service named is ready (or a job completed); 1 a service failed or was\n"          \
+        "refused (a dependency is not up, it runs already), nothing is up, or the\n"               \
+        "supervisor did not answer; 2 usage or configuration error, an unknown service"
+#define EXITS_STOP                                                                                 \
+        "0 each service named is stopped; 1 a service finished with an error or the stop\n"        \
+        "was refused, nothing is up, or the supervisor did not answer; 2 usage or\n"               \
+        "configuration error, an unknown service"
+#define EXITS_RESTART                                                                              \
+        "0 each service named is ready again (or a job completed); 1 a service failed or\n"        \
+        "was refused (a dependency is not up), nothing is up, or the supervisor did not\n"         \
+        "answer; 2 usage or configuration error, an unknown service"
+#define EXITS_VALIDATE "0 the file is valid; 2 usage error, or the file has errors or is unreadable"
+#define EXITS_CONFIG                                                                               \
+        "0 success; 1 out of memory, or the project is up but its supervisor did not\n"            \
+        "answer; 2 usage error, or the file has errors"
+#define EXITS_GRAPH "0 success; 1 out of memory; 2 usage error, or the file has errors"
 
 static const struct verb verbs[] = {
         {"exec", verb_exec,
@@ -105,31 +147,31 @@ static const struct verb verbs[] = {
          "or with -d leave a supervisor holding it.",
          EXIT_USAGE, up_opts, false, false,
          .summary = "bring the environment up and hold it (-d: in the background)",
-         .exits = "0 every service ready (-d) or stopped cleanly (foreground); 1 the bring-up\nfailed, or AlreadyRunning; 2 usage or configuration error",
+         .exits = EXITS_UP,
          .example = "envrun up -d && envrun status"},
         {"down", verb_down, "down [--keep]",
          "Stop a detached environment and print its report.", EXIT_USAGE, down_opts, false,
          false,
          .summary = "stop a detached environment and print its report",
-         .exits = "0 stopped cleanly, or nothing was up (safe in any clean-up step); 1 a service\nfinished with an error",
+         .exits = EXITS_DOWN,
          .example = "envrun down --keep"},
         {"status", verb_status, "status [--json] [-v]",
          "Show the state of each service of a detached environment.", EXIT_USAGE, status_opts,
          false, false,
          .summary = "show each service of a detached environment",
-         .exits = "0 up and every service ready; 1 a service failed, or the instance is stale;\n3 nothing is up",
+         .exits = EXITS_STATUS,
          .example = "envrun status --json"},
         {"logs", verb_logs, "logs [-f|--follow] [-n LINES] [--timestamps] [SERVICE...]",
          "Show the captured output of services.", EXIT_USAGE, logs_opts, false, false,
          .summary = "show the captured output of services",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_LOGS,
          .example = "envrun logs -f -n 20 db"},
         {"ls", verb_ls, "ls [--json]",
          "List your instances: project, state (up, partial, failed, stale, exec, ...),\n"
          "services ready of those selected, directory and ports.",
          EXIT_USAGE, json_opts, false, false,
          .summary = "list your instances, their state and ports",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_LS,
          .example = "envrun ls"},
         {"env", verb_env, "env [--json]",
          "Print what a command run against the detached environment sees: its ports,\n"
@@ -137,43 +179,43 @@ static const struct verb verbs[] = {
          "`eval \"$(envrun env)\"`, or as a JSON object.",
          EXIT_USAGE, json_opts, false, false,
          .summary = "print the ports and ENVRUN_STATE_DIR of a detached environment",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_ENV,
          .example = "eval \"$(envrun env)\" && psql -p \"$PG_PORT\""},
         {"start", verb_start, "start SERVICE...", "Start services of a detached environment.",
          EXIT_USAGE, no_opts, false, false,
          .summary = "start services of a detached environment",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_START,
          .example = "envrun start db"},
         {"stop", verb_stop, "stop SERVICE...", "Stop services of a detached environment.",
          EXIT_USAGE, no_opts, false, false,
          .summary = "stop services of a detached environment",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_STOP,
          .example = "envrun stop db"},
         {"restart", verb_restart, "restart SERVICE...",
          "Restart services of a detached environment (their dependents keep running).",
          EXIT_USAGE, no_opts, false, false,
          .summary = "restart services of a detached environment",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_RESTART,
          .example = "envrun restart api"},
         {"validate", verb_validate, "validate",
          "Check environment.yml and report every error as FILE:LINE:COL: message.\n"
          "Silent on success unless -v; exits 2 on errors.",
          EXIT_USAGE, no_opts, false, false,
          .summary = "check environment.yml, every error as FILE:LINE:COL",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_VALIDATE,
          .example = "envrun validate -f ci/environment.yml"},
         {"config", verb_config, "config [--json]",
          "Print the resolved configuration (after interpolation, with every default)\n"
          "as YAML, or JSON with --json.",
          EXIT_USAGE, json_opts, false, false,
          .summary = "print the resolved configuration, every default written out",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_CONFIG,
          .example = "envrun config --json"},
         {"graph", verb_graph, "graph",
          "Print the dependency graph in Graphviz DOT (render with `dot -Tsvg`).", EXIT_USAGE,
          no_opts, false, false,
          .summary = "print the dependency graph as Graphviz DOT",
-         .exits = EXITS_OTHER,
+         .exits = EXITS_GRAPH,
          .example = "envrun graph | dot -Tsvg > graph.svg"},
 };
 
@@ -206,7 +248,8 @@ void cli_print_usage(FILE *f)
         for (size_t i = 0; i < N_VERBS; i++)
                 fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
         fprintf(f, "\n`envrun help VERB` gives a verb's options, exit statuses and an example;\n"
-                   "`man envrun` and environment.yml's reference in the README say the rest.\n\n"
+                   "`man envrun` says the rest, `man 5 environment.yml` describes the file,\n"
+                   "and the README is a guide.\n\n"
                    "Global options (before or after the verb):\n");
         print_opts(f, global_opts);
 }

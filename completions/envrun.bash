@@ -1,7 +1,8 @@
 # bash completion for envrun(1)                            -*- shell-script -*-
 #
-# Completes the verbs, the global options and each verb's own options, file
-# and directory values, the command after `exec`, and service names.  Service
+# Completes the verbs, the global options and each verb's own options (those
+# of `envrun help VERB`), file and directory values, the command after
+# `exec`, files as the ARGs of `test`, and service names.  Service
 # names come from `envrun config --json` of the file given with -f/--file or,
 # without one, of ./environment.yml or ./environment.yaml when one is in the
 # current directory: `config` only reads the file and starts nothing.  Any
@@ -45,10 +46,11 @@ _envrun()
         prev=${COMP_WORDS[COMP_CWORD - 1]}
     fi
 
-    local verbs='exec up down status logs start stop restart validate config graph help'
+    local verbs='exec test up down status logs ls env start stop restart validate config graph help'
     local globals='-f --file -p --project --state-dir -q --quiet -v --verbose --no-color -h --help --version'
 
-    # Find the verb and the file, and whether exec's CMD has begun.
+    # Find the verb and the file, and whether exec's CMD (or test's ARGs) has
+    # begun.
     local i w verb= vi=0 file= cmd_at=0 skip=0 prev_opt=
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
@@ -58,13 +60,13 @@ _envrun()
             continue
         fi
         prev_opt=
-        if [[ $verb == exec && $w != -* ]]; then
+        if [[ ($verb == exec || $verb == test) && $w != -* ]]; then
             cmd_at=$i
             break
         fi
         case $w in
         --)
-            if [[ $verb == exec ]]; then
+            if [[ $verb == exec || $verb == test ]]; then
                 cmd_at=$((i + 1))
                 break
             fi
@@ -76,7 +78,7 @@ _envrun()
             ;;
         -p | --project | --state-dir) skip=1 ;;
         --timeout | --report | --junit | --timeline)
-            [[ $verb == exec ]] && skip=1
+            [[ $verb == exec || $verb == test ]] && skip=1
             ;;
         -n | --lines)
             [[ $verb == logs ]] && skip=1
@@ -91,6 +93,11 @@ _envrun()
         esac
     done
 
+    # test's ARGs are the test command's own: files.
+    if ((cmd_at)) && [[ $verb == test ]]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return 0
+    fi
     # After exec's CMD starts, complete as for that command.
     if ((cmd_at)); then
         if ((cmd_at == cword)) || ! declare -F _command_offset >/dev/null 2>&1; then
@@ -156,10 +163,10 @@ _envrun()
         fi
         return 0
         ;;
-    exec) opts='--timeout --report --junit --timeline --abort-on-failure --' ;;
+    exec | test) opts='--timeout --report --junit --timeline --abort-on-failure --allow-partial --' ;;
     up) opts='-d --detach' ;;
     down) opts='--keep' ;;
-    status | config) opts='--json' ;;
+    status | ls | env | config) opts='--json' ;;
     logs) opts='-f --follow -n --lines --timestamps' ;;
     help)
         ((cword == vi + 1)) && COMPREPLY=($(compgen -W "$verbs" -- "$cur"))
@@ -174,6 +181,9 @@ _envrun()
     case $verb in
     exec)
         COMPREPLY=($(compgen -c -- "$cur"))
+        ;;
+    test)
+        COMPREPLY=($(compgen -f -- "$cur"))
         ;;
     up | logs | start | stop | restart)
         COMPREPLY=($(compgen -W "$(_envrun_services "${words[0]}" "$file")" -- "$cur"))

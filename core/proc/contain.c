@@ -1125,7 +1125,7 @@ int er_group_set_limits(struct er_group *g, const struct er_limits *l, char *why
                 r = write_u64_at(at, file, want[k]);
                 /* v2: swap would turn the limit into slowness, not a limit
                  * (memory.swap.max exists only with swap accounting).  v1
-                 * limits RAM only: memsw is left alone (README). */
+                 * limits RAM only: memsw is left alone (doc/containment.md). */
                 if (r == 0 && at == g->dir_fd && k == ER_V1_MEMORY) {
                         int s = er_cgroup_write(at, "memory.swap.max", "0");
                         if (s < 0 && s != -ENOENT)

@@ -31,6 +31,8 @@ for h in testsvc procinfo; do
   [ -e "$ENVRUN_BUILD/tests/$h" ] && cp "$ENVRUN_BUILD/tests/$h" "$dir/build/tests/$h"
 done
 cp -r "$ENVRUN_SRC/tests" "$ENVRUN_SRC/examples" "$ENVRUN_SRC/schema" "$dir/src/"
+# t_quickstart.sh runs the README's quick start.
+cp "$ENVRUN_SRC/README.md" "$dir/src/"
 chmod -R a+rX "$dir"
 chmod 0755 "$dir"
 pass=()

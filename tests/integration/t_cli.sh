@@ -33,6 +33,23 @@ for o in --timeout --report --junit --timeline --abort-on-failure --allow-partia
   has "help exec: $o with its meaning" "^      $o.*  [a-z]" out
 done
 has "help exec: 125" "125 envrun or the environment failed" out
+has "help exec: --report says what the file is" "^      --report FILE  *write the exit report as JSON" out
+if grep -q "SPEC" out; then fail "help exec: no SPEC section a user does not have" "$(grep SPEC out)"; else ok "help exec: no SPEC section a user does not have"; fi
+has "help exec: interrupted" "129/130/143 interrupted" out
+"$ENVRUN" help up >out 2>&1
+has "help up: Ctrl-C ends a foreground up with 130" "Ctrl-C ends a foreground up:" out
+has "help up: 129/130/143" "129/130/143 interrupted" out
+# status and down exit 2 on a bad option, and say so (SPEC §2).
+for v in status down; do
+  "$ENVRUN" help "$v" >out 2>&1
+  has "help $v: 2 usage error" "[;,] 2 usage" out
+  run 2 "$v: an unknown option is 2" "$ENVRUN" "$v" --frobnicate
+done
+"$ENVRUN" help validate >out 2>&1
+if grep -q "1 a service failed" out; then fail "help validate: no 'a service failed' (it starts none)" "$(cat out)"; else ok "help validate: no 'a service failed' (it starts none)"; fi
+# --help points to the man pages for the rest.
+has "--help points to man 5 environment.yml" "man 5 environment.yml" help.out
+if grep -q "reference in the README" help.out; then fail "--help: the file's reference is the man page, not the README"; else ok "--help: the file's reference is the man page, not the README"; fi
 "$ENVRUN" help logs >out 2>&1
 has "help logs: -n, --lines LINES" "^  -n, --lines LINES  *the last LINES lines" out
 run 0 "help validate" "$ENVRUN" help validate
@@ -80,6 +97,50 @@ dot -Tsvg out -o graph.svg && ok "graph renders with Graphviz" || fail "graph re
 run 2 "verb arguments where none are taken" "$ENVRUN" validate extra
 run 2 "validate of a broken file" "$ENVRUN" validate -f "$ENVRUN_SRC/tests/cases/invalid/cycle.yml"
 has "located error" "cycle.yml:4:18: dependency cycle: a -> b -> c -> a" err
+# --- the shell completions know every verb and option (completions/) -------
+# Every verb of --help is completed by both; zsh describes each with --help's
+# summary, word for word; the bash completion offers every option of `help
+# VERB` after the verb (its _envrun is run), and the zsh file names each.
+bc=$ENVRUN_SRC/completions/envrun.bash
+zc=$ENVRUN_SRC/completions/_envrun
+# comp WORDS...: what the bash completion offers for the last word, on one line.
+comp() {
+  bash -c '
+    source "$1"; shift
+    COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+    _envrun; [ "${#COMPREPLY[@]}" -eq 0 ] || printf " %s" "${COMPREPLY[@]}"; echo " "' _ "$bc" "$@"
+}
+# The zsh verbs=( ... ) entries, unquoted: "verb:description" per line.
+sed -n "/^  verbs=(\$/,/^  )\$/p" "$zc" | sed "1d;\$d; s/^ *//; s/'\\\\''/'/g; s/^'//; s/'\$//" >zsh_verbs
+sed -n '/^Verbs:/,/^$/s/^  \([a-z][a-z-]*\)  *\(.*\)$/\1:\2/p' help.out >help_verbs
+[ "$(wc -l <help_verbs)" -ge 14 ] && ok "--help lists the verbs ($(wc -l <help_verbs))" || fail "--help lists the verbs" "$(cat help.out)"
+all=$(comp envrun '')
+while IFS= read -r line; do
+  v=${line%%:*}
+  case $all in *" $v "*) ok "bash completes the verb $v" ;; *) fail "bash completes the verb $v" "offered:$all" ;; esac
+  if grep -qxF -- "$line" zsh_verbs; then ok "zsh completes the verb $v with its --help summary"
+  else fail "zsh completes the verb $v with its --help summary" "want: '$line'" "zsh has: $(grep "^$v:" zsh_verbs)"; fi
+  "$ENVRUN" help "$v" >vh 2>&1
+  opts=$(sed -n '/^Options:/,/^$/s/^  \(-[a-zA-Z]\)\{0,1\}\(, \)\{0,1\} *\(--[a-z-]*\).*/\1 \3/p' vh)
+  offered=$(comp envrun "$v" -)
+  for o in $opts; do
+    case $offered in *" $o "*) ok "bash completes $v $o" ;; *) fail "bash completes $v $o" "offered:$offered" ;; esac
+    case $o in
+    --*) if grep -qE -- "$o=?(\[|\})" "$zc"; then ok "zsh knows $v $o"; else fail "zsh knows $v $o"; fi ;;
+    esac
+  done
+done <help_verbs
+while IFS= read -r line; do
+  v=${line%%:*}
+  [ "$v" = help ] || grep -q "^$v:" help_verbs ||
+    fail "zsh completes only verbs of --help" "'$v' is not one"
+done <zsh_verbs
+globals=$(sed -n '/^Global options/,/^$/s/^  \(-[a-zA-Z]\)\{0,1\}\(, \)\{0,1\} *\(--[a-z-]*\).*/\1 \3/p' help.out)
+offered=$(comp envrun -)
+for o in $globals; do
+  case $offered in *" $o "*) ok "bash completes the global $o" ;; *) fail "bash completes the global $o" "offered:$offered" ;; esac
+done
+
 NO_COLOR=1 script -qec "$ENVRUN validate -f $ENVRUN_SRC/tests/cases/invalid/cycle.yml" /dev/null >out 2>&1
 if grep -q $'\033' out; then fail "NO_COLOR is honoured on a terminal" "$(cat -v out)"; else ok "NO_COLOR is honoured on a terminal"; fi
 finish

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installation (issue 8): `cmake --install` puts envrun, its man page, the
-# bash and zsh completions and the schema in the standard places; the man page
-# renders without warnings; the bash completion loads and completes verbs,
+# Installation (issue 8): `cmake --install` puts envrun, its man pages, the
+# bash and zsh completions and the schema in the standard places; the man pages
+# render without warnings; the bash completion loads and completes verbs,
 # options and service names; CPack builds a .deb with the right control fields
 # and files, whose envrun runs.  (`dpkg -i` would change the machine, so the
 # .deb is unpacked with `dpkg -x` instead.)
@@ -18,7 +18,8 @@ if cmake --install "$ENVRUN_BUILD" --prefix "$root" >"$TEST_TMP/install.out" 2>&
 else
   fail "cmake --install" "$(cat "$TEST_TMP/install.out")"
 fi
-for f in bin/envrun share/man/man1/envrun.1.gz share/bash-completion/completions/envrun \
+for f in bin/envrun share/man/man1/envrun.1.gz share/man/man5/environment.yml.5.gz \
+         share/bash-completion/completions/envrun \
          share/zsh/vendor-completions/_envrun share/envrun/environment.schema.json \
          share/doc/envrun/copyright share/doc/envrun/changelog.gz share/doc/envrun/README.md.gz \
          share/doc/envrun/examples/shop/environment.yml; do
@@ -39,12 +40,14 @@ man=$src/doc/envrun.1
 if ! command -v groff >/dev/null; then
   fail "groff is installed (apt-get install groff-base)"
 else
-  groff -mandoc -Tutf8 -ww -z "$man" >"$TEST_TMP/groff.out" 2>&1; rc=$?
-  if [ "$rc" -eq 0 ] && [ ! -s "$TEST_TMP/groff.out" ]; then
-    ok "the man page renders without warnings"
-  else
-    fail "the man page renders without warnings" "exit $rc" "$(cat "$TEST_TMP/groff.out")"
-  fi
+  for p in "$man" "$src/doc/environment.yml.5"; do
+    groff -mandoc -Tutf8 -ww -z "$p" >"$TEST_TMP/groff.out" 2>&1; rc=$?
+    if [ "$rc" -eq 0 ] && [ ! -s "$TEST_TMP/groff.out" ]; then
+      ok "$(basename "$p") renders without warnings"
+    else
+      fail "$(basename "$p") renders without warnings" "exit $rc" "$(cat "$TEST_TMP/groff.out")"
+    fi
+  done
   # The check can fail: a page with an unknown macro and an unclosed list warns.
   printf '.Dd x\n.Dt X 1\n.Sh NAME\n.Frob x\n.Bl -tag\n' >"$TEST_TMP/bad.1"
   if [ -n "$(groff -mandoc -Tutf8 -ww -z "$TEST_TMP/bad.1" 2>&1)" ]; then
@@ -72,6 +75,16 @@ if command -v man >/dev/null; then
     ok "man finds envrun(1) under the prefix"
   else
     fail "man finds envrun(1) under the prefix"
+  fi
+  if MANWIDTH=80 man -l "$root/share/man/man5/environment.yml.5.gz" 2>"$TEST_TMP/man.err" | grep -q 'environment.yml'; then
+    ok "man -l renders the installed environment.yml(5)"
+  else
+    fail "man -l renders the installed environment.yml(5)" "$(cat "$TEST_TMP/man.err")"
+  fi
+  if MANPATH=$root/share/man man -w 5 environment.yml 2>/dev/null | grep -qF "$root/share/man/man5/environment.yml.5"; then
+    ok "man finds environment.yml(5) under the prefix"
+  else
+    fail "man finds environment.yml(5) under the prefix"
   fi
 fi
 
@@ -103,10 +116,15 @@ check_comp() {
   local got; got=$(PATH="$root/bin:$PATH" comp "$@")
   if [ "$got" = "$want" ]; then ok "complete '$*'"; else fail "complete '$*'" "got:  '$got'" "want: '$want'"; fi
 }
-check_comp "config down exec graph help logs restart start status stop up validate " envrun ''
+check_comp "config down env exec graph help logs ls restart start status stop test up validate " envrun ''
 check_comp "restart " envrun res
 check_comp "--file " envrun --fi
 check_comp "--timeline --timeout " envrun exec --ti
+check_comp "--timeline --timeout " envrun test --ti
+check_comp "--allow-partial " envrun exec --al
+check_comp "--json " envrun ls --j
+check_comp "--json " envrun env --j
+check_comp "environment.yml " envrun test -k env
 check_comp "--follow " envrun logs --fo
 check_comp "--lines " envrun logs --l
 check_comp "--keep " envrun down --k
@@ -145,7 +163,7 @@ zc=$root/share/zsh/vendor-completions/_envrun
 [ "$(head -n1 "$zc")" = "#compdef envrun" ] && ok "zsh: #compdef envrun" || fail "zsh: #compdef envrun" "$(head -n1 "$zc")"
 has "zsh: defines _envrun" "^_envrun() {" "$zc"
 has "zsh: completes services from config --json" "config --json" "$zc"
-for v in exec up down status logs start stop restart validate config graph help; do
+for v in exec test up down status logs ls env start stop restart validate config graph help; do
   has "zsh: knows the verb $v" "'$v:" "$zc"
 done
 
@@ -172,7 +190,8 @@ if [ -n "$deb" ] && [ -f "$deb" ]; then
   has "deb: Recommends libcurl4" "^ Recommends: libcurl4$" "$TEST_TMP/info"
   if grep -q '^ Depends: .*curl' "$TEST_TMP/info"; then fail "deb: libcurl is not a Depends"; else ok "deb: libcurl is not a Depends"; fi
   dpkg-deb --contents "$deb" >"$TEST_TMP/contents" 2>&1
-  for f in usr/bin/envrun usr/share/man/man1/envrun.1.gz usr/share/bash-completion/completions/envrun \
+  for f in usr/bin/envrun usr/share/man/man1/envrun.1.gz usr/share/man/man5/environment.yml.5.gz \
+           usr/share/bash-completion/completions/envrun \
            usr/share/zsh/vendor-completions/_envrun usr/share/envrun/environment.schema.json \
            usr/share/doc/envrun/copyright usr/share/doc/envrun/changelog.gz \
            usr/share/doc/envrun/README.md.gz usr/share/doc/envrun/examples/shop/environment.yml; do
@@ -191,6 +210,9 @@ if [ -n "$deb" ] && [ -f "$deb" ]; then
   fi
   zcat "$x/usr/share/man/man1/envrun.1.gz" 2>/dev/null | cmp -s - "$src/doc/envrun.1" &&
     ok "deb: the gzipped man page is the source's" || fail "deb: the gzipped man page is the source's"
+  zcat "$x/usr/share/man/man5/environment.yml.5.gz" 2>/dev/null | cmp -s - "$src/doc/environment.yml.5" &&
+    ok "deb: the gzipped environment.yml(5) is the source's" ||
+    fail "deb: the gzipped environment.yml(5) is the source's"
   # Debian policy, as lintian reads it: no error and no warning (info and
   # pedantic tags are not policy).  tests/run installs lintian.
   if ! command -v lintian >/dev/null; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The layering of core/ (README "Architecture"), checked on the sources.
+"""The layering of core/ (doc/design.md, "Architecture"), checked on the sources.
 
 Every envrun header is included with its folder ("proc/spawn.h"): a bare
 name could be a system header's (err.h, sched.h, spawn.h).  A folder

@@ -4,7 +4,7 @@
  * must end as: its final state, its error class and the start of its
  * message in the report, its restarts.  Real processes on the real loop,
  * as the engine runs them; the table is the documentation of what the
- * scheduler does in each case (README "Architecture").
+ * scheduler does in each case (doc/design.md, "Architecture").
  *
  * ENVRUN_TRANSITIONS_SHOW=1 prints what each row ended as instead of
  * checking it (to write a new row). */

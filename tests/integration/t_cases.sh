@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 cases=$ENVRUN_SRC/tests/cases
 # A fixed, minimal environment: cases must not depend on the caller's.
-run() { env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/nonexistent CASE_PORT=8080 PG_USER= "$ENVRUN" "$@"; }
+run() { env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/nonexistent CASE_PORT=8080 "$ENVRUN" "$@"; }
 
 for yml in "$cases"/invalid/*.yml; do
   name=invalid/$(basename "$yml")

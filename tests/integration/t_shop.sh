@@ -35,9 +35,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 1
 fi
 
-# PostgreSQL runs as 'postgres' when envrun is root (the file's default);
-# any other user runs it as itself (`user:` is for root only).
-[ "$(id -u)" -eq 0 ] || export PG_USER=
+# The file says `user: postgres`: applied when envrun is root (PostgreSQL
+# refuses root); any other user runs it as itself, and the report says so
+# (check_report checks both, by who runs this script).
 # One state base for all runs, so that side-by-side runs share the port
 # reservations; the postgres user must be able to traverse down to it.
 BASE=$TEST_TMP/state
@@ -57,9 +57,10 @@ shop_run() {
 check_report() {
   local tag=$1 rc why
   rc=$(cat "$TEST_TMP/$tag.rc")
-  why=$("$PY" - "$TEST_TMP/$tag.json" <<'PY' 2>&1
+  why=$("$PY" - "$TEST_TMP/$tag.json" "$(id -u)" <<'PY' 2>&1
 import json, sys
 r = json.load(open(sys.argv[1]))
+uid = int(sys.argv[2])
 bad = [s["name"] + ": " + str(s["result"]) + " (" + str(s["message"]) + ")"
        for s in r["services"] if s["result"] != "ok"]
 names = sorted(s["name"] for s in r["services"])
@@ -68,6 +69,13 @@ assert not bad, "services not ok: %s" % "; ".join(bad)
 assert r["result"] == "ok", "result %r" % r["result"]
 assert r["test"]["exit_code"] == 0, "test: %r" % r["test"]
 assert r["project"] == "shop", r["project"]
+na = {s["name"]: s.get("user_not_applied") for s in r["services"]}
+if uid == 0:
+    assert not any(na.values()), "as root, user_not_applied: %r" % na
+else:
+    assert na["db"] and "'postgres' not applied" in na["db"] and "uid %d" % uid in na["db"], \
+        "db's user_not_applied: %r" % na["db"]
+    assert not any(v for k, v in na.items() if k != "db"), "user_not_applied: %r" % na
 assert sorted(r["ports"]) == ["APP_PORT", "PG_PORT", "REDIS_PORT", "WEB_PORT"], r["ports"]
 PY
   )

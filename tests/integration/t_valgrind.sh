@@ -7,7 +7,6 @@ command -v valgrind >/dev/null || { fail "valgrind" "valgrind is not installed (
 vg() { valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
          --show-leak-kinds=definite,indirect "$ENVRUN_RELEASE" "$@"; }
 
-export PG_USER=
 out=$(vg validate -f "$ENVRUN_SRC/examples/shop/environment.yml" 2>&1) && ok "validate under valgrind" || fail "validate under valgrind" "$out"
 out=$(vg config --json -f "$ENVRUN_SRC/tests/cases/valid/schema_full.yml" 2>&1 >/dev/null) && ok "config under valgrind" || fail "config under valgrind" "$out"
 out=$(vg validate -f "$ENVRUN_SRC/tests/cases/invalid/types.yml" 2>&1); rc=$?

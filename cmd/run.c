@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "api/ctl_client.h"
 #include "base/buf.h"
+#include "base/testhook.h"
 #include "base/hash.h"
 #include "instance/cleanup.h"
 #include "instance/records.h"
@@ -296,6 +297,17 @@ static void on_signal(struct er_loop *loop, struct er_io *io, uint32_t revents)
         }
 }
 
+void run_hold_stop_signals(void)
+{
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        (void)sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int run_setup_signals(struct run *r, sigset_t *old)
 {
         sigset_t set;
@@ -417,7 +429,11 @@ int run_engine_start(struct run *r, struct run_engine *e, const struct run_start
 void run_engine_up(struct run *r, bool (*keep_waiting)(struct run *r))
 {
         run_live_phase(r, true);
-        er_sched_up(r->sched);
+        /* A signal that came before the loop (run_hold_stop_signals): the
+         * environment is interrupted before anything starts. */
+        on_signal(r->loop, &r->sig_io, EPOLLIN);
+        if (!er_sched_interrupted(r->sched))
+                er_sched_up(r->sched);
         if (!keep_waiting)
                 run_drive(r, er_sched_up_done);
         else
@@ -514,6 +530,8 @@ struct er_config *run_load_final(struct er_doc **doc, const char *path, const ch
 
         er_doc_free(*doc);
         *doc = NULL;
+        if (c)
+                er_test_hold("loaded");
         return c;
 }
 

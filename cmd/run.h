@@ -57,6 +57,11 @@ void run_live_phase(struct run *r, bool on);
 /* Blocks every signal, saving the old mask, and watches INT/TERM/HUP/CHLD
  * on a signalfd on r->loop.  0, or -errno with nothing left to undo. */
 int run_setup_signals(struct run *r, sigset_t *old);
+/* Blocks SIGINT, SIGTERM and SIGHUP from before the instance exists, so
+ * that one arriving before the loop runs is not a death that leaves the
+ * instance's directory: it waits, and the bring-up sees it first thing
+ * (run_engine_up starts nothing then). */
+void run_hold_stop_signals(void);
 void run_fini_signals(struct run *r, const sigset_t *old);
 /* Runs the loop until done(sched). */
 void run_drive(struct run *r, bool (*done)(const struct er_sched *));

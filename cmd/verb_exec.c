@@ -200,6 +200,7 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
         er_records_init(&rec);
         if ((rc = first_pass(argc, test_verb, &timeout_us, &path, &probe, &doc)))
                 return rc;
+        run_hold_stop_signals();
         bool for_others = run_for_others(probe);
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
                 er_config_free(probe);

@@ -463,11 +463,14 @@ static void put_notes(struct er_buf *b, const struct er_report *r)
         }
 }
 
-/* Ended by a signal with every service stopped cleanly and no test run:
- * nothing failed. */
+/* Ended by a signal with every service stopped cleanly and no test run,
+ * or one that passed: nothing failed. */
 static bool stopped_cleanly(const struct er_report *r)
 {
-        if (!r->interrupted || (r->test.present && !r->test.not_run))
+        /* A test that ran and passed, then a signal in the teardown: the
+         * environment was stopped by it, nothing failed. */
+        if (!r->interrupted ||
+            (r->test.present && !r->test.not_run && er_rp_test_class(&r->test) != ER_OK))
                 return false;
         for (size_t i = 0; i < r->n_services; i++)
                 if (r->services[i].error != ER_OK)
@@ -500,7 +503,8 @@ static void put_summary(struct er_buf *b, const struct layout *l, const struct e
                 er_signal_format(r->interrupted, sig, sizeof(sig));
                 er_rp_printf(b, "stopped by %s (%zu service%s%s) (exit status %d)\n", sig,
                              r->n_services, r->n_services == 1 ? "" : "s",
-                             t->present ? ", test not run" : "", r->exit_status);
+                             !t->present ? "" : t->not_run ? ", test not run" : ", test passed",
+                             r->exit_status);
                 return;
         }
         put_colored(b, "failed", color_of(ER_PROCESS_EXITED_WITH_ERROR, l));

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/testhook.h"
 #include "base/units.h"
 #include "checks/runner.h"
 #include "proc/envp.h"
@@ -795,6 +796,7 @@ static void stop_tree(struct svc *v, bool fast)
         if (fast && !v->proc.killed)
                 v->killed_fast = true;
         er_proc_stop(&v->proc, v->cfg->sig_stop, v->cfg->stop_timeout_us, v->cfg->sig_kill, fast);
+        er_test_hold("stopping");
 }
 
 static void a_stop(struct svc *v, const struct svc_arg *a)
@@ -945,7 +947,6 @@ void sched_spawn_end(struct svc *v)
                 return;
         }
         v->spawned = true;
-        sched_decide(s); /* a dependent waiting for it to be started may start */
         sched_limits_watch(v);
         if (cfg->n_checks)
                 er_check_describe(cfg->checks[0], detail, sizeof(detail));
@@ -953,6 +954,13 @@ void sched_spawn_end(struct svc *v)
         if (cfg->n_checks || v->need_completed)
                 er_timer_start_at(s->o.loop, &v->timeout, v->cenv.deadline_us, on_timeout);
         check_next(v);
+        if (!v->ready)
+                er_test_hold("waiting");
+        /* Last: a dependent waiting for it to be started may start, and
+         * outside the loop the decision runs now, where a teardown under
+         * way stops v itself (its checks must be running by then, to be
+         * released). */
+        sched_decide(s);
 }
 
 static void svc_exec_known(struct er_proc *p)
@@ -969,6 +977,7 @@ static void spawn_now(struct svc *v)
 
         if (spawn_begin(v) < 0)
                 return;
+        er_test_hold("starting");
         v->spawn_pending = true;
         if (++s->n_spawning > s->spawning_max)
                 s->spawning_max = s->n_spawning;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sched/sched.h"
+#include "base/testhook.h"
 #include "proc/envp.h"
 #include "proc/spawn.h"
 #include "sched/sched_priv.h"
@@ -96,6 +97,7 @@ int er_sched_run_test(struct er_sched *s, char *const *argv, const char *cwd, bo
         if (r < 0)
                 goto out_fail;
         s->test_running = true;
+        er_test_hold("test");
         if (timeout_us)
                 er_timer_start(s->o.loop, &s->test_timer, timeout_us, on_test_timeout);
         sched_emit_test(s, ER_SVC_STARTING, argv[0]);

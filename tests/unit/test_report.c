@@ -622,6 +622,37 @@ static void test_text_ok(void **state)
         free(out);
 }
 
+/* A signal in the teardown after the test passed (t_phases, "stopping"):
+ * the environment was stopped by it; nothing failed, and the line says so
+ * rather than a bare "failed". */
+static void test_text_interrupted_after_test(void **state)
+{
+        struct er_report_service s[2];
+        struct er_report r;
+        char *out;
+        (void)state;
+
+        ok_report(&r, s);
+        r.ok = false;
+        r.interrupted = SIGINT;
+        r.exit_status = 130;
+        text_of(&r, false, &out);
+        assert_non_null(strstr(out, "envrun: stopped by SIGINT (2 services, test passed) (exit status 130)\n"));
+        free(out);
+
+        r.test.not_run = true;
+        text_of(&r, false, &out);
+        assert_non_null(strstr(out, "envrun: stopped by SIGINT (2 services, test not run) (exit status 130)\n"));
+        free(out);
+
+        /* a test that failed is still a failure */
+        r.test.not_run = false;
+        r.test.exit_code = 1;
+        text_of(&r, false, &out);
+        assert_null(strstr(out, "stopped by SIGINT"));
+        free(out);
+}
+
 /* The column at which each service line's result starts. */
 static void assert_aligned(const char *out, const char *const *names, size_t n)
 {
@@ -868,6 +899,7 @@ int main(void)
             cmocka_unit_test(test_json_no_test_and_not_run),
             cmocka_unit_test(test_json_invalid_utf8),
             cmocka_unit_test(test_text_ok),
+                cmocka_unit_test(test_text_interrupted_after_test),
             cmocka_unit_test(test_text_failed),
             cmocka_unit_test(test_text_color),
             cmocka_unit_test(test_text_hostile),

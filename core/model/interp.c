@@ -119,7 +119,11 @@ static int required(struct interp *in, const char *name, size_t name_len, const 
         if (msg_len == 0)
                 return fail(in, -EINVAL, "variable '%.*s' is required", (int)name_len, name);
         r = text(&sub, msg, msg_len, true, depth);
-        if (r == 0)
+        /* A message that expands to nothing (${X?${UNSET}}) is no message:
+         * the error still says which variable (found by fuzz_interp). */
+        if (r == 0 && !*er_buf_str(&sub.out))
+                r = fail(in, -EINVAL, "variable '%.*s' is required", (int)name_len, name);
+        else if (r == 0)
                 r = fail(in, -EINVAL, "%s", er_buf_str(&sub.out));
         er_buf_fini(&sub.out);
         return r;

@@ -171,6 +171,8 @@ static const struct err_case err_cases[] = {
         { "${UNSET?gone}", -EINVAL, "gone" },
         { "${UNSET:?need ${HOME} set}", -EINVAL, "need /home/u set" },
         { "${UNSET:?cost $$5}", -EINVAL, "cost $5" },
+        /* a message that expands to nothing (fuzz_interp's finding) */
+        { "${UNSET?${ALSO}}", -EINVAL, "variable 'UNSET' is required" },
         { "${UNSET:-${ALSO:?inner}}", -EINVAL, "inner" },
         { "ok ${HOME} then ${UNSET:?}", -EINVAL, "variable 'UNSET' is required" },
         { "${1X}", -EINVAL, "invalid variable name '1X' in '${1X}'" },

@@ -151,9 +151,22 @@ static void http_dump(const struct er_check *c, json_t *o)
         json_object_set_new(o, "follow_redirects", json_boolean(h->follow_redirects));
 }
 
+/* The URL for progress and reports, its password (user:PASSWORD@) shown as
+ * "***": nothing secret goes into a report (SPEC §6), and a URL's
+ * credentials usually come from an env value. */
 static int http_describe(const struct er_check *c, char *buf, size_t len)
 {
-        return snprintf(buf, len, "http %s", conf_of(c)->url);
+        const char *url = conf_of(c)->url, *auth = strstr(url, "://"), *end, *at, *colon;
+
+        if (!auth)
+                return snprintf(buf, len, "http %s", url);
+        auth += 3;
+        end = auth + strcspn(auth, "/?#");
+        at = memrchr(auth, '@', (size_t)(end - auth));
+        colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (!colon)
+                return snprintf(buf, len, "http %s", url);
+        return snprintf(buf, len, "http %.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
 static void http_fini(struct er_check *c)

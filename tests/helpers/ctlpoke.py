@@ -36,6 +36,12 @@ Usage: ctlpoke.py SOCK ACTION [ARGS]
                             closed K open O" (B: connections that got a 503
                             answer; K: closed by the server without one; O:
                             still open) and closes them all; exit 0.
+
+  burst N                   N clients at once (threads), each sending GET
+                            /v1/status as soon as all are connected;
+                            prints "ok A busy B other O" (A: 200 with a JSON
+                            body; B: 503; O: anything else, each then on a
+                            line of its own); exit 0 when O is 0, else 1.
 """
 import errno
 import select
@@ -250,6 +256,47 @@ def idle(path, n, secs):
     return 0
 
 
+def burst(path, n):
+    import threading
+    go = threading.Barrier(n)
+    results = [None] * n
+
+    def one(i):
+        try:
+            s = connect(path, timeout=15.0)
+        except OSError as e:
+            go.abort()
+            results[i] = "connect: %s" % errno.errorcode.get(e.errno, e.errno)
+            return
+        try:
+            go.wait(15)
+        except threading.BrokenBarrierError:
+            pass
+        send_or_closed(s, b"GET /v1/status HTTP/1.1\r\nHost: envrun\r\nConnection: close\r\n\r\n")
+        data, eof = read_all(s, time.monotonic() + 15)
+        s.close()
+        status, body = parse(data)
+        if status == 200 and body.lstrip().startswith(b"{"):
+            results[i] = "ok"
+        elif status == 503:
+            results[i] = "busy"
+        else:
+            results[i] = "status %s eof %s data %r" % (status, eof, data[:80])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    ok = results.count("ok")
+    busy = results.count("busy")
+    other = [r for r in results if r not in ("ok", "busy")]
+    print("ok %d busy %d other %d" % (ok, busy, len(other)))
+    for r in other:
+        print(r)
+    return 0 if not other else 1
+
+
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write(__doc__)
@@ -263,6 +310,8 @@ def main(argv):
         return big(path, int(args[0]), len(args) == 2 and args[1] == "chunked")
     if action == "loris" and len(args) == 1:
         return loris(path, float(args[0]))
+    if action == "burst" and len(args) == 1:
+        return burst(path, int(args[0]))
     if action == "idle" and len(args) == 2:
         return idle(path, int(args[0]), float(args[1]))
     sys.stderr.write(__doc__)

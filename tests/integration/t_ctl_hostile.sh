@@ -4,7 +4,10 @@
 # malformed requests get 4xx + JSON; a 10 MB body is refused (413) or
 # dropped; a slow-loris client is cut off at the request deadline while
 # `envrun status` keeps answering; 70 idle connections at once do not take
-# the supervisor down; a client of another uid (nobody) is refused even when
+# the supervisor down; path traversal, a 100 KB header line and 8,000
+# headers get 4xx or a hang-up; 100 clients at once each get 200 or 503,
+# and the supervisor's descriptors come back to their number; a client of
+# another uid (nobody) is refused even when
 # the socket file lets it connect; unknown services get 404.  Through all of
 # it the environment is undisturbed (same pids), and down leaves nothing.
 . "$(dirname "$0")/lib.sh"
@@ -154,6 +157,38 @@ up_run idle_after status
 [ "$RC" -eq 0 ] && ok "after the idle clients: status exit 0" ||
   fail "after the idle clients: status exit 0" "exit $RC in $MS ms" "$(up_diag)"
 undisturbed "after 70 idle connections"
+
+# --------------------------------------------------- 5b. traversal, huge heads, 100 clients
+# Paths that try to leave the API's names: never a file's contents, always
+# a 4xx with a JSON error.
+for t in '/v1/services/../../../../etc/passwd/logs' '/v1/services/..%2f..%2fetc%2fpasswd/logs' \
+         '/v1/services/db/logs/../../../../etc/passwd' '/v1/../../etc/passwd' \
+         '/v1/services/%2e%2e/logs' '/v1/services/db%00/logs'; do
+  poke traversal req GET "$t"
+  is_4xx_json "GET $t" '4[0-9][0-9]'
+  ! grep -q 'root:' "$OUT" && ok "GET $t: no file's contents" || fail "GET $t: no file's contents" "$(head -c 200 "$OUT")"
+done
+# One 100 KB header line, and 8,000 small headers (90 KB): past the 64 KiB
+# request bound, refused (4xx) or cut off.
+long=$(head -c 100000 /dev/zero | tr '\0' a)
+poke huge_line raw "GET /v1/status HTTP/1.1\\r\\nHost: envrun\\r\\nX-Long: $long\\r\\n\\r\\n"
+if [ "$RC" -eq 3 ] || [[ $(code) =~ ^4[0-9][0-9]$ ]]; then ok "a 100 KB header line: 4xx or closed ($(code))"
+else fail "a 100 KB header line: 4xx or closed" "exit $RC: $(head -c 300 "$OUT")"; fi
+many=$(for i in $(seq 8000); do printf 'X-H%d: v\\r\\n' "$i"; done)
+poke many_headers raw "GET /v1/status HTTP/1.1\\r\\nHost: envrun\\r\\n$many\\r\\n"
+if [ "$RC" -eq 3 ] || [[ $(code) =~ ^4[0-9][0-9]$ ]]; then ok "8,000 header lines: 4xx or closed ($(code))"
+else fail "8,000 header lines: 4xx or closed" "exit $RC: $(head -c 300 "$OUT")"; fi
+undisturbed "after the traversals and the huge heads"
+# 100 clients at once (more than the 64 the supervisor serves together):
+# each gets its status or a 503, never a broken answer or none.
+FDS0=$(ls "/proc/$SUP/fd" | wc -l)
+poke burst burst 100
+[ "$RC" -eq 0 ] && ok "100 clients at once: each answered 200 or 503 ($(head -n 1 "$OUT"))" ||
+  fail "100 clients at once: each answered 200 or 503" "exit $RC: $(head -c 600 "$OUT" "$ERR")"
+up_poll 5 test "$(ls "/proc/$SUP/fd" | wc -l)" -eq "$FDS0" &&
+  ok "after 100 clients: the supervisor's descriptors are back to $FDS0" ||
+  fail "after 100 clients: the supervisor's descriptors are back to $FDS0" "now $(ls "/proc/$SUP/fd" | wc -l)"
+undisturbed "after 100 clients at once"
 
 # --------------------------------------------------- 6. another uid
 # nobody must be able to reach the socket's directory for the test to mean

@@ -352,20 +352,17 @@ void run_drive(struct run *r, bool (*done)(const struct er_sched *))
 int run_open_instance(struct er_state *st, const char *base, bool for_others, int *ret_log_fd,
                       int fail)
 {
-        char tmpdir[4300];
+        int rc;
 
-        *ret_log_fd = openat(st->dir_fd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        *ret_log_fd = openat(er_state_data_fd(st), "logs",
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (*ret_log_fd < 0)
-                return cli_fail(fail, "cannot open '%s/logs': %s", st->dir, strerror(errno));
-        /* A service running as another user must reach ENVRUN_STATE_DIR:
-         * the directories on the way become traversable (not listable) and
-         * tmp/ sticky and world-writable like /tmp; logs/ and the records
-         * stay private. */
-        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", st->dir);
-        if (for_others &&
-            (chmod(base, 0711) < 0 || chmod(st->dir, 0711) < 0 || chmod(tmpdir, 01777) < 0))
-                return cli_fail(fail, "cannot open '%s' to service users: %s", st->dir,
+                return cli_fail(fail, "cannot open '%s/logs': %s", er_state_data_dir(st),
                                 strerror(errno));
+        /* A service running as another user must reach ENVRUN_STATE_DIR. */
+        if (for_others && (rc = er_state_share_tmp(st, base)) < 0)
+                return cli_fail(fail, "cannot open '%s/tmp' to service users: %s",
+                                er_state_data_dir(st), strerror(-rc));
         return 0;
 }
 

@@ -483,9 +483,11 @@ static void tail_cb(void *ud, const char *line, size_t len)
 /* A stale instance's logs are still on disk: read them directly. */
 static int logs_from_disk(const struct target *t, char **names, size_t n, size_t lines)
 {
-        char dir[4500];
+        char data[4400], dir[4500];
         int fd;
-        snprintf(dir, sizeof(dir), "%s/logs", t->dir);
+        if (er_state_data_path(t->dir, data, sizeof(data)) < 0)
+                return nothing_up(t, EXIT_FAILED);
+        snprintf(dir, sizeof(dir), "%s/logs", data);
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return nothing_up(t, EXIT_FAILED);

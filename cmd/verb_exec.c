@@ -136,7 +136,7 @@ static int make_instance(struct er_state *st, const char *base, const char *proj
         if (rc < 0)
                 return cli_fail(EXIT_EXEC_ENV, "cannot create an instance directory in '%s': %s",
                                 base, strerror(-rc));
-        if ((rc = er_state_make_dirs(st)) < 0)
+        if ((rc = er_state_make_dirs(st, !arg_state_dir)) < 0)
                 return -cli_fail(EXIT_EXEC_ENV, "cannot create an instance directory in '%s': %s",
                                  base, strerror(-rc));
         return -run_open_instance(st, base, for_others, ret_log_fd, EXIT_EXEC_ENV);
@@ -227,7 +227,7 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
                         goto out_ports; /* nothing was made */
                 goto out_rm;
         }
-        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", st.dir);
+        snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", er_state_data_dir(&st));
         rc = attached ? 0 : er_ports_allocate(&ports, base, probe->n_ports);
         if (rc == 0 && attached)
                 only = calloc(probe->n_services ? probe->n_services : 1, sizeof(*only));

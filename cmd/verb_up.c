@@ -335,6 +335,8 @@ static void close_inherited(struct holder *h, int notify_fd)
 
         keep[n++] = h->st.lock_fd;
         keep[n++] = h->st.dir_fd;
+        if (h->st.data_fd >= 0)
+                keep[n++] = h->st.data_fd;
         keep[n++] = h->log_fd;
         keep[n++] = notify_fd;
         for (size_t i = 0; i < h->ports->n && n < (int)(sizeof(keep) / sizeof(keep[0])); i++)
@@ -486,7 +488,7 @@ static int take_instance(struct er_state *st, const char *base, const char *proj
                 if (er_cleanup_reap(st, &reaped) == 0 && reaped.killed && arg_verbosity >= 0)
                         cli_fail(0, "cleaned up a crashed instance of '%s' (%u %s killed)", project,
                                  reaped.killed, run_plural(reaped.killed, "process", "processes"));
-                if (!reaped.had_records && faccessat(st->dir_fd, "logs", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                if (!reaped.had_records && !er_state_has_logs(st))
                         return 0; /* a fresh directory */
                 /* Start from an empty directory; the lock file goes too, so
                  * take it again (someone may have been quicker). */
@@ -602,11 +604,11 @@ int verb_up(int argc, char **argv)
                 goto out_probe;
         run_reap_stale_execs(base, probe->project);
         status = EXIT_FAILED;
-        snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/tmp", h.st.dir);
-        if ((rc = er_state_make_dirs(&h.st)) < 0) {
+        if ((rc = er_state_make_dirs(&h.st, !arg_state_dir)) < 0) {
                 cli_fail(EXIT_FAILED, "cannot create '%s': %s", h.st.dir, strerror(-rc));
                 goto out_rm;
         }
+        snprintf(h.tmpdir, sizeof(h.tmpdir), "%s/tmp", er_state_data_dir(&h.st));
         if (run_open_instance(&h.st, base, for_others, &h.log_fd, EXIT_FAILED))
                 goto out_rm;
         if ((rc = er_ports_allocate(&ports, base, probe->n_ports)) < 0) {

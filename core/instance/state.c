@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,12 @@ int er_state_mkdir(const char *path, mode_t mode)
         return 0;
 }
 
+static bool on_tmpfs(const char *path)
+{
+        struct statfs sf;
+        return statfs(path, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
+}
+
 int er_state_base(const char *override, bool for_others, char *buf, size_t len)
 {
         const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -53,6 +60,12 @@ int er_state_base(const char *override, bool for_others, char *buf, size_t len)
         /* XDG_RUNTIME_DIR must be absolute (the XDG spec): anything else is ignored. */
         else if (xdg && xdg[0] == '/' && !for_others)
                 n = snprintf(buf, len, "%s/envrun", xdg);
+        /* A tmpfs where there is one: runtime files off the disk's journal
+         * (logs and tmp/ go to disk anyway: er_state_data_path). */
+        else if (geteuid() == 0 && on_tmpfs("/run"))
+                n = snprintf(buf, len, "/run/envrun");
+        else if (on_tmpfs("/dev/shm"))
+                n = snprintf(buf, len, "/dev/shm/envrun-%u", (unsigned)geteuid());
         else
                 n = snprintf(buf, len, "/tmp/envrun-%u", (unsigned)geteuid());
         if (n < 0 || (size_t)n >= len)
@@ -66,6 +79,8 @@ void er_state_init(struct er_state *st)
 {
         st->dir = NULL;
         st->dir_fd = -1;
+        st->data = NULL;
+        st->data_fd = -1;
         st->lock_fd = -1;
 }
 
@@ -75,8 +90,11 @@ void er_state_fini(struct er_state *st)
                 return;
         er_close(&st->lock_fd);
         er_close(&st->dir_fd);
+        er_close(&st->data_fd);
         free(st->dir);
+        free(st->data);
         st->dir = NULL;
+        st->data = NULL;
 }
 
 void er_state_hold_lock_to_exit(struct er_state *st)
@@ -311,6 +329,114 @@ int er_state_create_unique(struct er_state *st, const char *base, const char *pr
         return r;
 }
 
+/* ---- the data directory ------------------------------------------------ */
+
+#define DATA_TOP "/var/tmp"
+
+int er_state_data_path(const char *dir, char *buf, size_t len)
+{
+        const char *slash = strrchr(dir, '/');
+        char base[PATH_MAX];
+        uint32_t h = 2166136261u; /* FNV-1a */
+        int n;
+
+        if (!slash || slash == dir || (size_t)(slash - dir) >= sizeof(base))
+                return (n = snprintf(buf, len, "%s", dir)) < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+        memcpy(base, dir, (size_t)(slash - dir));
+        base[slash - dir] = '\0';
+        if (!on_tmpfs(base))
+                n = snprintf(buf, len, "%s", dir);
+        else {
+                for (const char *p = base; *p; p++)
+                        h = (h ^ (unsigned char)*p) * 16777619u;
+                n = snprintf(buf, len, DATA_TOP "/envrun-%u/%08x-%s", (unsigned)geteuid(), h,
+                             slash + 1);
+        }
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+const char *er_state_data_dir(const struct er_state *st)
+{
+        return st->data ? st->data : st->dir;
+}
+
+int er_state_data_fd(const struct er_state *st)
+{
+        return st->data_fd >= 0 ? st->data_fd : st->dir_fd;
+}
+
+/* Opens the data directory at path, checked like the instance's own: a
+ * directory of ours, reached without a symlink.  create: made (0700) when
+ * missing, and its parent DATA_TOP/envrun-UID too. */
+static int data_open(struct er_state *st, const char *path, bool create)
+{
+        const char *slash = strrchr(path, '/');
+        char parent[PATH_MAX];
+        struct stat sb;
+        int fd, r;
+
+        if (!slash || (size_t)(slash - path) >= sizeof(parent))
+                return -ENAMETOOLONG;
+        memcpy(parent, path, (size_t)(slash - path));
+        parent[slash - path] = '\0';
+        if (create && ((r = er_state_mkdir(parent, 0700)) < 0 ||
+                       (mkdir(path, 0700) < 0 && errno != EEXIST)))
+                return r < 0 ? r : -errno;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+        if (fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+                close(fd);
+                return -EPERM;
+        }
+        if (!(st->data = er_strdup(path))) {
+                close(fd);
+                return -ENOMEM;
+        }
+        st->data_fd = fd;
+        return 0;
+}
+
+/* The data directory of st, when it has one of its own: opened (and made
+ * with create).  0 also when the data live in the instance directory, or
+ * (without create) when the data directory does not exist. */
+static int data_find(struct er_state *st, bool create)
+{
+        char path[PATH_MAX];
+        int r;
+
+        if (st->data_fd >= 0)
+                return 0;
+        if ((r = er_state_data_path(st->dir, path, sizeof(path))) < 0)
+                return r;
+        if (!strcmp(path, st->dir))
+                return 0;
+        r = data_open(st, path, create);
+        return r == -ENOENT && !create ? 0 : r;
+}
+
+bool er_state_has_logs(struct er_state *st)
+{
+        return data_find(st, false) == 0 &&
+               faccessat(er_state_data_fd(st), "logs", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int er_state_share_tmp(struct er_state *st, const char *base)
+{
+        char tmp[PATH_MAX], up[PATH_MAX];
+        const char *data = er_state_data_dir(st), *slash;
+
+        snprintf(tmp, sizeof(tmp), "%s/tmp", data);
+        if (st->data) {
+                slash = strrchr(st->data, '/');
+                snprintf(up, sizeof(up), "%.*s", (int)(slash - st->data), st->data);
+                base = up;
+        }
+        if (chmod(base, 0711) < 0 || chmod(data, 0711) < 0 || chmod(tmp, 01777) < 0)
+                return -errno;
+        return 0;
+}
+
 static int mkdir_at(int dir_fd, const char *name)
 {
         struct stat sb;
@@ -324,14 +450,16 @@ static int mkdir_at(int dir_fd, const char *name)
         return 0;
 }
 
-int er_state_make_dirs(struct er_state *st)
+int er_state_make_dirs(struct er_state *st, bool data_on_disk)
 {
         int r;
 
         if (st->dir_fd < 0)
                 return -EBADF;
-        r = mkdir_at(st->dir_fd, "logs");
-        return r < 0 ? r : mkdir_at(st->dir_fd, "tmp");
+        if ((r = data_find(st, data_on_disk)) < 0)
+                return r;
+        r = mkdir_at(er_state_data_fd(st), "logs");
+        return r < 0 ? r : mkdir_at(er_state_data_fd(st), "tmp");
 }
 
 
@@ -342,6 +470,18 @@ int er_state_remove(struct er_state *st, bool keep_tmp)
 
         if (st->dir_fd < 0 || !st->dir)
                 return -EBADF;
+        /* The data directory first (logs/, tmp/ unless kept): the instance
+         * directory, lock last, says the instance is still there until
+         * everything else is gone. */
+        if (data_find(st, false) == 0 && st->data) {
+                fd = openat(st->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                r = fd < 0 ? -errno : er_rmtree_fd(fd, NULL, keep_tmp ? "tmp" : NULL);
+                if (r < 0)
+                        return r;
+                if (!(keep_tmp && fstatat(st->data_fd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0) &&
+                    rmdir(st->data) < 0 && errno != ENOENT)
+                        return -errno;
+        }
         /* readdir on a fresh fd: dir_fd's own offset stays untouched.  When
          * it cannot be opened nothing is removed, the lock file least. */
         fd = openat(st->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

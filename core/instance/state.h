@@ -1,8 +1,12 @@
 /* state: an instance's private state directory (SPEC §7) and the clean-up
  * of an instance that died without bringing its environment down (§5.7).
  *
- * Layout.  The user's base is --state-dir, else $XDG_RUNTIME_DIR/envrun,
- * else /tmp/envrun-UID.  A detached (`up -d`) instance lives in
+ * Layout.  The user's base is --state-dir, else $XDG_RUNTIME_DIR/envrun
+ * (absolute only, and not when a service runs as another user), else, as
+ * root, /run/envrun when /run is a tmpfs, else /dev/shm/envrun-UID when
+ * /dev/shm is a tmpfs, else /tmp/envrun-UID: the runtime files are small
+ * and many, and a tmpfs keeps them off the disk's journal.  The base holds
+ * ports/ and the instances: a detached (`up -d`) instance lives in
  * <base>/<project>/, an `exec` instance in <base>/<project>.exec.XXXXXX/.
  * Each holds:
  *   lock           an exclusive lock (fcntl F_OFD_SETLK: an open file
@@ -18,9 +22,18 @@
  *   supervisor.log the supervisor's own stdout/stderr (detached only)
  *   logs/          one log per service
  *   tmp/           ENVRUN_STATE_DIR, removed at down unless --keep
+ * except that logs/ and tmp/ stay on a disk file system (databases live in
+ * tmp/, logs can be large): with a default base (not --state-dir) on a
+ * tmpfs they live in the data directory
+ * /var/tmp/envrun-UID/<hash of the base's path>-<instance name>/, removed
+ * with the instance (down --keep keeps its tmp/); otherwise in the
+ * instance directory.  When a service runs as another user, the
+ * directories on the way to tmp/ become 0711 and tmp/ 1777; logs/ and the
+ * runtime files stay private.
  * Directories are created 0700 and their owner checked (lstat: a symlink or
- * another user's directory is refused); files are created 0600 with
- * O_NOFOLLOW through the directory fd. */
+ * another user's directory is refused; the data directory is opened with
+ * O_NOFOLLOW and checked by fstat); files are created 0600 with O_NOFOLLOW
+ * through the directory fd. */
 #ifndef ER_STATE_H
 #define ER_STATE_H
 
@@ -46,6 +59,11 @@ struct er_state {
         char *dir;    /* absolute path of the instance directory */
         int dir_fd;   /* O_DIRECTORY|O_NOFOLLOW, or -1 */
         int lock_fd;  /* the lock file, locked once er_state_lock returned 0; or -1 */
+        /* Where logs/ and tmp/ live when the instance directory is on a
+         * tmpfs (er_state_data_path), once made or found; else NULL and
+         * -1: they are in dir. */
+        char *data;
+        int data_fd;
 };
 
 void er_state_init(struct er_state *st);
@@ -64,8 +82,31 @@ int er_state_lock(struct er_state *st);
  * keeping anything open: 1 held, 0 free (a dead instance, or a directory
  * never locked), -ENOENT no such directory, or -errno. */
 int er_state_probe(const char *dir);
-/* Makes logs/ and tmp/ (0700) if missing. */
-int er_state_make_dirs(struct er_state *st);
+/* Makes logs/ and tmp/ (0700) if missing: in the instance directory, or,
+ * with data_on_disk (a default base, not --state-dir) when that is on a
+ * tmpfs, in its data directory on disk (made 0700 and owner-checked,
+ * opened without following a symlink). */
+int er_state_make_dirs(struct er_state *st, bool data_on_disk);
+/* Where an instance directory's logs/ and tmp/ would live apart from it.
+ * Runtime files (the lock, records, the control socket) are small and
+ * many: a default base on a tmpfs keeps them off the disk's journal.  Logs
+ * and ENVRUN_STATE_DIR stay on a disk file system (databases live there; a
+ * cache restore clones into it): for an instance directory on a tmpfs,
+ * /var/tmp/envrun-UID/<base's hash>-<name> (the hash keeps two bases'
+ * instances of one name apart); else dir itself.  An instance has its data
+ * there when that directory exists (er_state_make_dirs made it), which a
+ * later clean-up finds from the instance directory's path alone.
+ * 0 or -errno (-ENAMETOOLONG). */
+int er_state_data_path(const char *dir, char *buf, size_t len);
+/* Whether the instance has a logs/ directory (a fresh one has not). */
+bool er_state_has_logs(struct er_state *st);
+/* The directory holding logs/ and tmp/, and its descriptor. */
+const char *er_state_data_dir(const struct er_state *st);
+int er_state_data_fd(const struct er_state *st);
+/* Lets a service running as another user into tmp/: the directories on
+ * the way traversable (not listable), tmp/ sticky and world-writable like
+ * /tmp; logs/ and the records stay private.  0 or -errno. */
+int er_state_share_tmp(struct er_state *st, const char *base);
 /* Removes the directory's contents and the directory itself; keep_tmp
  * leaves tmp/ (and the directory holding it).  Call with the lock held;
  * the lock file goes last.  0 or -errno (what could not be removed stays). */

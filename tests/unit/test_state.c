@@ -21,6 +21,8 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +75,12 @@ static void reap_all(void)
 {
         while (waitpid(-1, NULL, WNOHANG) > 0)
                 ;
+}
+
+static bool fs_is_tmpfs(const char *path)
+{
+        struct statfs sf;
+        return statfs(path, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
 static void remember(struct fixture *fx, pid_t pid)
@@ -298,7 +306,14 @@ static void test_base(void **state)
         assert_string_equal(buf, want);
         assert_true(exists(want));
 
-        snprintf(tmpbase, sizeof(tmpbase), "/tmp/envrun-%u", (unsigned)geteuid());
+        /* Else a tmpfs where there is one (root: /run; anyone: /dev/shm),
+         * else /tmp. */
+        if (geteuid() == 0 && fs_is_tmpfs("/run"))
+                snprintf(tmpbase, sizeof(tmpbase), "/run/envrun");
+        else if (fs_is_tmpfs("/dev/shm"))
+                snprintf(tmpbase, sizeof(tmpbase), "/dev/shm/envrun-%u", (unsigned)geteuid());
+        else
+                snprintf(tmpbase, sizeof(tmpbase), "/tmp/envrun-%u", (unsigned)geteuid());
         had_tmpbase = exists(tmpbase);
         if (!had_tmpbase)
                 snprintf(fx->made_tmp_base, sizeof(fx->made_tmp_base), "%s", tmpbase);
@@ -322,8 +337,8 @@ static void test_make_dirs(void **state)
 
         path_in(fx, dir, sizeof(dir), "inst");
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
-        assert_int_equal(er_state_make_dirs(&fx->st[0]), 0);
-        assert_int_equal(er_state_make_dirs(&fx->st[0]), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], false), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], false), 0);
         snprintf(path, sizeof(path), "%s/logs", dir);
         assert_int_equal(lstat(path, &sb), 0);
         assert_true(S_ISDIR(sb.st_mode));
@@ -334,7 +349,83 @@ static void test_make_dirs(void **state)
         /* A symlink in place of tmp/ is refused. */
         assert_int_equal(rmdir(path), 0);
         assert_int_equal(symlink("/tmp", path), 0);
-        assert_int_equal(er_state_make_dirs(&fx->st[0]), -EPERM);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], false), -EPERM);
+}
+
+/* An instance directory on a tmpfs (a default base there): logs/ and tmp/
+ * in a data directory on disk under /var/tmp/envrun-UID, found again from
+ * the instance's path alone (a later clean-up), removed with it, tmp/ kept
+ * by keep_tmp; a symlink planted at the data directory is refused.  With
+ * data_on_disk false (--state-dir) everything stays in the instance. */
+static void test_data_split(void **state)
+{
+        struct fixture *fx = *state;
+        char shm[] = "/dev/shm/envrun-test.XXXXXX", dir[300], data[400], path[500];
+        struct er_state again;
+        struct stat sb;
+
+        (void)fx;
+        if (!fs_is_tmpfs("/dev/shm"))
+                fail_msg("needs a tmpfs at /dev/shm (every Linux has one)");
+        assert_non_null(mkdtemp(shm));
+        snprintf(dir, sizeof(dir), "%s/proj", shm);
+        assert_int_equal(er_state_data_path(dir, data, sizeof(data)), 0);
+        snprintf(path, sizeof(path), "/var/tmp/envrun-%u/", (unsigned)geteuid());
+        assert_true(strncmp(data, path, strlen(path)) == 0);
+        assert_non_null(strstr(data, "-proj"));
+
+        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], true), 0);
+        assert_string_equal(er_state_data_dir(&fx->st[0]), data);
+        snprintf(path, sizeof(path), "%s/tmp", data);
+        assert_int_equal(lstat(path, &sb), 0);
+        assert_true(S_ISDIR(sb.st_mode));
+        assert_false(fs_is_tmpfs(path));
+        snprintf(path, sizeof(path), "%s/logs", dir);
+        assert_int_equal(lstat(path, &sb), -1); /* not in the instance */
+
+        /* Found again from the path (a clean-up), removed with it; keep_tmp
+         * keeps tmp/ and its directory. */
+        er_state_init(&again);
+        assert_int_equal(er_state_open(&again, dir, false), 0);
+        assert_true(er_state_has_logs(&again));
+        assert_int_equal(er_state_remove(&again, true), 0);
+        er_state_fini(&again);
+        snprintf(path, sizeof(path), "%s/tmp", data);
+        assert_int_equal(lstat(path, &sb), 0);
+        snprintf(path, sizeof(path), "%s/logs", data);
+        assert_int_equal(lstat(path, &sb), -1);
+        assert_int_equal(lstat(dir, &sb), -1);
+        er_state_fini(&fx->st[0]);
+        er_state_init(&fx->st[0]);
+        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], true), 0);
+        assert_int_equal(er_state_remove(&fx->st[0], false), 0);
+        assert_int_equal(lstat(data, &sb), -1);
+        assert_int_equal(lstat(dir, &sb), -1);
+        er_state_fini(&fx->st[0]);
+        er_state_init(&fx->st[0]);
+
+        /* A symlink planted where the data directory goes: refused, and
+         * nothing made through it. */
+        assert_int_equal(symlink(fx->root, data), 0);
+        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], true), -EPERM);
+        snprintf(path, sizeof(path), "%s/logs", fx->root);
+        assert_int_equal(lstat(path, &sb), -1);
+        assert_int_equal(unlink(data), 0);
+        er_state_fini(&fx->st[0]);
+        er_state_init(&fx->st[0]);
+
+        /* --state-dir on a tmpfs: everything stays in the instance. */
+        assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], false), 0);
+        assert_string_equal(er_state_data_dir(&fx->st[0]), dir);
+        assert_int_equal(lstat(data, &sb), -1);
+        assert_int_equal(er_state_remove(&fx->st[0], false), 0);
+        er_state_fini(&fx->st[0]);
+        er_state_init(&fx->st[0]);
+        assert_int_equal(rmdir(shm), 0);
 }
 
 /* ---- the lock ----------------------------------------------------------- */
@@ -608,7 +699,7 @@ static void test_remove(void **state)
 
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
         assert_int_equal(er_state_lock(&fx->st[0]), 0);
-        assert_int_equal(er_state_make_dirs(&fx->st[0]), 0);
+        assert_int_equal(er_state_make_dirs(&fx->st[0], false), 0);
         snprintf(p, sizeof(p), "%s/logs/db.log", dir);
         write_file(p, "log");
         snprintf(p, sizeof(p), "%s/records.json", dir);
@@ -1137,7 +1228,7 @@ static void test_reap_stale_execs(void **state)
 
         victim = sleeper(fx, NULL);
         assert_int_equal(er_state_create_unique(dead, base, "p"), 0);
-        assert_int_equal(er_state_make_dirs(dead), 0);
+        assert_int_equal(er_state_make_dirs(dead, false), 0);
         assert_int_equal(er_records_set_proc(r, "svc", victim), 0);
         assert_int_equal(er_records_write(dead, r), 0);
         snprintf(dead_dir, sizeof(dead_dir), "%s", dead->dir);
@@ -1179,6 +1270,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_open_relative, setup, teardown),
             cmocka_unit_test_setup_teardown(test_base, setup, teardown),
             cmocka_unit_test_setup_teardown(test_make_dirs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_data_split, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_other_process, setup, teardown),
             cmocka_unit_test_setup_teardown(test_probe_takes_no_lock, setup, teardown),

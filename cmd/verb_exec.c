@@ -58,7 +58,8 @@ static char **test_with_args(const struct er_cmd *cmd, int argc, char **argv)
 }
 
 /* --timeout, the file, and a first load that learns the project name and
- * the ports.  0, or an exit status after saying why. */
+ * the ports; then SIGINT, SIGTERM and SIGHUP held (run_hold_stop_signals).
+ * 0, or an exit status after saying why. */
 static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char **ret_path,
                       struct er_config **ret_probe, struct er_doc **ret_doc)
 {
@@ -87,6 +88,9 @@ static int first_pass(int argc, bool test_verb, uint64_t *timeout_us, const char
                                 "'%s'",
                                 *ret_path);
         }
+        /* From here an instance is made: a signal must not kill us before
+         * the loop sees it. */
+        run_hold_stop_signals();
         return 0;
 }
 
@@ -200,7 +204,6 @@ static int exec_or_test(int argc, char **argv, bool test_verb)
         er_records_init(&rec);
         if ((rc = first_pass(argc, test_verb, &timeout_us, &path, &probe, &doc)))
                 return rc;
-        run_hold_stop_signals();
         bool for_others = run_for_others(probe);
         if ((rc = er_state_base(arg_state_dir, for_others, base, sizeof(base))) < 0) {
                 er_config_free(probe);

@@ -739,6 +739,8 @@ void run_reap_stale_execs(const char *base, const char *project)
         if (er_cleanup_stale_execs(base, project, &reaped) > 0 && reaped.killed)
                 cli_fail(0, "cleaned up %u %s left by a crashed run of '%s'", reaped.killed,
                          run_plural(reaped.killed, "process", "processes"), project);
+        /* Logs and tmp/ on disk whose instance a wiped tmpfs took along. */
+        (void)er_state_sweep_data(base);
 }
 
 /* --- the file an instance was started with ---------------------------------- */

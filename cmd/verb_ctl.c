@@ -483,12 +483,13 @@ static void tail_cb(void *ud, const char *line, size_t len)
 /* A stale instance's logs are still on disk: read them directly. */
 static int logs_from_disk(const struct target *t, char **names, size_t n, size_t lines)
 {
-        char data[4400], dir[4500];
-        int fd;
-        if (er_state_data_path(t->dir, data, sizeof(data)) < 0)
-                return nothing_up(t, EXIT_FAILED);
-        snprintf(dir, sizeof(dir), "%s/logs", data);
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct er_state st;
+        int fd = -1;
+        er_state_init(&st);
+        if (er_state_open(&st, t->dir, false) == 0 && er_state_has_logs(&st))
+                fd = openat(er_state_data_fd(&st), "logs",
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        er_state_fini(&st);
         if (fd < 0)
                 return nothing_up(t, EXIT_FAILED);
         for (size_t i = 0; i < n; i++) {

@@ -329,7 +329,7 @@ static int cmp_int(const void *a, const void *b)
  * otherwise stay open for the environment's whole life. */
 static void close_inherited(struct holder *h, int notify_fd)
 {
-        int keep[8 + 64], n = 0;
+        int keep[8 + ER_PORTS_MAX], n = 0; /* every port's lock: §3.1 */
         DIR *d;
         struct dirent *e;
 

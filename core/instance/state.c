@@ -347,7 +347,11 @@ int er_state_data_path(const char *dir, char *buf, size_t len)
         if (!on_tmpfs(base))
                 n = snprintf(buf, len, "%s", dir);
         else {
-                for (const char *p = base; *p; p++)
+                /* One name however the base is spelt ("//", a trailing
+                 * slash, a symlink on the way). */
+                char real[PATH_MAX];
+                const char *b = realpath(base, real) ? real : base;
+                for (const char *p = b; *p; p++)
                         h = (h ^ (unsigned char)*p) * 16777619u;
                 n = snprintf(buf, len, DATA_TOP "/envrun-%u/%08x-%s", (unsigned)geteuid(), h,
                              slash + 1);
@@ -365,24 +369,53 @@ int er_state_data_fd(const struct er_state *st)
         return st->data_fd >= 0 ? st->data_fd : st->dir_fd;
 }
 
+/* DATA_TOP/envrun-UID, opened without following a symlink and checked to
+ * be a directory of ours and no one else's to write (it sits in a
+ * world-writable /var/tmp, where anyone may have made it first); made 0700
+ * with create.  An fd, or -errno (-EPERM: it is not ours). */
+static int data_parent(const char *parent, bool create)
+{
+        struct stat sb;
+        int fd;
+
+        if (create && mkdir(parent, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+        if (fstat(fd, &sb) < 0 || sb.st_uid != geteuid() || (sb.st_mode & 022)) {
+                close(fd);
+                return -EPERM;
+        }
+        return fd;
+}
+
 /* Opens the data directory at path, checked like the instance's own: a
- * directory of ours, reached without a symlink.  create: made (0700) when
- * missing, and its parent DATA_TOP/envrun-UID too. */
+ * directory of ours, reached through a checked parent, without a symlink.
+ * create: made (0700) when missing.  0, 1 when the parent is not ours, or
+ * -errno. */
 static int data_open(struct er_state *st, const char *path, bool create)
 {
         const char *slash = strrchr(path, '/');
         char parent[PATH_MAX];
         struct stat sb;
-        int fd, r;
+        int pfd, fd;
 
         if (!slash || (size_t)(slash - path) >= sizeof(parent))
                 return -ENAMETOOLONG;
         memcpy(parent, path, (size_t)(slash - path));
         parent[slash - path] = '\0';
-        if (create && ((r = er_state_mkdir(parent, 0700)) < 0 ||
-                       (mkdir(path, 0700) < 0 && errno != EEXIST)))
-                return r < 0 ? r : -errno;
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* A parent that is not ours (made first by someone else): the data
+         * stay in the instance directory, now and when looked for later. */
+        if ((pfd = data_parent(parent, create)) < 0)
+                return pfd == -EPERM ? 1 : pfd;
+        if (create && mkdirat(pfd, slash + 1, 0700) < 0 && errno != EEXIST) {
+                fd = -errno;
+                close(pfd);
+                return fd;
+        }
+        fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(pfd);
         if (fd < 0)
                 return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
         if (fstat(fd, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
@@ -412,7 +445,49 @@ static int data_find(struct er_state *st, bool create)
         if (!strcmp(path, st->dir))
                 return 0;
         r = data_open(st, path, create);
-        return r == -ENOENT && !create ? 0 : r;
+        return (r == -ENOENT && !create) || r == 1 ? 0 : r;
+}
+
+int er_state_sweep_data(const char *base)
+{
+        char probe[PATH_MAX], path[PATH_MAX], parent[PATH_MAX], *dash, *slash;
+        struct dirent *de;
+        struct stat sb;
+        size_t plen;
+        DIR *d;
+        int pfd, r = 0;
+
+        /* The prefix "<hash>-" base's instances have (no split: none). */
+        if (snprintf(probe, sizeof(probe), "%s/x", base) >= (int)sizeof(probe) ||
+            er_state_data_path(probe, path, sizeof(path)) < 0 || !strcmp(path, probe))
+                return 0;
+        slash = strrchr(path, '/');
+        dash = strchr(slash, '-');
+        plen = (size_t)(dash + 1 - (slash + 1));
+        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+        if ((pfd = data_parent(parent, false)) < 0)
+                return pfd == -ENOENT || pfd == -EPERM ? 0 : pfd;
+        if (!(d = fdopendir(pfd))) {
+                close(pfd);
+                return -errno;
+        }
+        while ((de = readdir(d))) {
+                char inst[PATH_MAX];
+                int fd;
+                if (strncmp(de->d_name, slash + 1, plen) != 0)
+                        continue;
+                snprintf(inst, sizeof(inst), "%s/%s", base, de->d_name + plen);
+                if (lstat(inst, &sb) == 0 || errno != ENOENT)
+                        continue; /* its instance is there (or cannot be told) */
+                fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                r = keep_first(r, er_rmtree_fd(fd, NULL, NULL));
+                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        r = keep_first(r, -errno);
+        }
+        closedir(d);
+        return r;
 }
 
 bool er_state_has_logs(struct er_state *st)
@@ -466,34 +541,36 @@ int er_state_make_dirs(struct er_state *st, bool data_on_disk)
 int er_state_remove(struct er_state *st, bool keep_tmp)
 {
         struct stat sb;
-        int fd, r;
+        bool kept = false;
+        int fd, r = 0;
 
         if (st->dir_fd < 0 || !st->dir)
                 return -EBADF;
-        /* The data directory first (logs/, tmp/ unless kept): the instance
-         * directory, lock last, says the instance is still there until
-         * everything else is gone. */
+        /* The data directory first (logs/, tmp/ unless kept).  What cannot
+         * be removed there (a read-only tree a service left) is said, and
+         * the instance goes anyway: a lock left behind would make it look
+         * stale forever.  A kept tmp/ keeps the instance directory too (as
+         * when they live together), so that no sweep takes it for an
+         * orphan (er_state_sweep_data). */
         if (data_find(st, false) == 0 && st->data) {
                 fd = openat(st->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 r = fd < 0 ? -errno : er_rmtree_fd(fd, NULL, keep_tmp ? "tmp" : NULL);
-                if (r < 0)
-                        return r;
-                if (!(keep_tmp && fstatat(st->data_fd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0) &&
-                    rmdir(st->data) < 0 && errno != ENOENT)
-                        return -errno;
+                kept = keep_tmp && fstatat(st->data_fd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0;
+                if (r == 0 && !kept && rmdir(st->data) < 0 && errno != ENOENT)
+                        r = -errno;
         }
         /* readdir on a fresh fd: dir_fd's own offset stays untouched.  When
          * it cannot be opened nothing is removed, the lock file least. */
         fd = openat(st->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return -errno;
-        r = er_rmtree_fd(fd, LOCK_NAME, keep_tmp ? "tmp" : NULL);
+                return keep_first(r, -errno);
+        r = keep_first(r, er_rmtree_fd(fd, LOCK_NAME, keep_tmp ? "tmp" : NULL));
         /* The lock file last: while it is there, the directory is ours. */
         if (unlinkat(st->dir_fd, LOCK_NAME, 0) < 0 && errno != ENOENT)
                 r = keep_first(r, -errno);
-        if (keep_tmp && fstatat(st->dir_fd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        if (kept || (keep_tmp && fstatat(st->dir_fd, "tmp", &sb, AT_SYMLINK_NOFOLLOW) == 0))
                 return r;
-        if (r == 0 && rmdir(st->dir) < 0 && errno != ENOENT)
-                r = -errno;
+        if (rmdir(st->dir) < 0 && errno != ENOENT)
+                r = keep_first(r, -errno);
         return r;
 }

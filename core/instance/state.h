@@ -98,6 +98,12 @@ int er_state_make_dirs(struct er_state *st, bool data_on_disk);
  * later clean-up finds from the instance directory's path alone.
  * 0 or -errno (-ENAMETOOLONG). */
 int er_state_data_path(const char *dir, char *buf, size_t len);
+/* Removes the data directories of base's instances whose instance
+ * directory is gone: a tmpfs base wiped by a reboot or a logout leaves
+ * them on disk.  (A data directory never outlives its instance otherwise:
+ * it is made after it and removed before it, and a kept tmp/ keeps the
+ * instance directory.)  0 or the first -errno. */
+int er_state_sweep_data(const char *base);
 /* Whether the instance has a logs/ directory (a fresh one has not). */
 bool er_state_has_logs(struct er_state *st);
 /* The directory holding logs/ and tmp/, and its descriptor. */

@@ -132,7 +132,7 @@ static void start_pass(struct er_sched *s)
                 }
                 if (failed)
                         sched_svc_dep_failed(v, failed);
-                else if (met && !s->failed)
+                else if (met && !s->failed && !s->interrupted)
                         sched_svc_event(v, EV_START, false);
         }
         for (size_t i = 0; i < s->n; i++) {
@@ -158,7 +158,9 @@ static bool all_dependents_down(struct er_sched *s, size_t idx)
         for (size_t w = 0; w < s->reach.words; w++)
                 for (uint64_t bits = row[w]; bits; bits &= bits - 1) {
                         const struct svc *d = &s->svcs[w * 64 + (size_t)__builtin_ctzll(bits)];
-                        if (d->spawned && !d->down)
+                        /* A dependent whose exec is pending is a running
+                         * one the teardown has not reached yet. */
+                        if ((d->spawned || d->spawn_pending) && !d->down)
                                 return false;
                 }
         return true;

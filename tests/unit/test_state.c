@@ -395,7 +395,10 @@ static void test_data_split(void **state)
         assert_int_equal(lstat(path, &sb), 0);
         snprintf(path, sizeof(path), "%s/logs", data);
         assert_int_equal(lstat(path, &sb), -1);
-        assert_int_equal(lstat(dir, &sb), -1);
+        /* the instance directory stays with the kept tmp/, without its lock */
+        assert_int_equal(lstat(dir, &sb), 0);
+        snprintf(path, sizeof(path), "%s/lock", dir);
+        assert_int_equal(lstat(path, &sb), -1);
         er_state_fini(&fx->st[0]);
         er_state_init(&fx->st[0]);
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
@@ -416,6 +419,43 @@ static void test_data_split(void **state)
         assert_int_equal(unlink(data), 0);
         er_state_fini(&fx->st[0]);
         er_state_init(&fx->st[0]);
+
+        /* A wiped tmpfs (the instance directory gone, its data left): the
+         * sweep removes that data, and leaves a live instance's alone. */
+        {
+                char dir2[300], data2[400];
+                snprintf(dir2, sizeof(dir2), "%s/live", shm);
+                assert_int_equal(er_state_data_path(dir2, data2, sizeof(data2)), 0);
+                assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+                assert_int_equal(er_state_make_dirs(&fx->st[0], true), 0);
+                er_state_fini(&fx->st[0]);
+                er_state_init(&fx->st[0]);
+                assert_int_equal(rmdir(dir), 0); /* as a reboot would */
+                assert_int_equal(er_state_open(&fx->st[1], dir2, true), 0);
+                assert_int_equal(er_state_make_dirs(&fx->st[1], true), 0);
+                assert_int_equal(er_state_sweep_data(shm), 0);
+                assert_int_equal(lstat(data, &sb), -1);
+                assert_int_equal(lstat(data2, &sb), 0);
+                assert_int_equal(er_state_remove(&fx->st[1], false), 0);
+                er_state_fini(&fx->st[1]);
+                er_state_init(&fx->st[1]);
+        }
+
+        /* A parent in /var/tmp that others may write (made first by
+         * someone else): not used; the data stay in the instance. */
+        {
+                char parent[64];
+                snprintf(parent, sizeof(parent), "/var/tmp/envrun-%u", (unsigned)geteuid());
+                assert_int_equal(lstat(parent, &sb), 0);
+                assert_int_equal(chmod(parent, 0777), 0);
+                assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);
+                assert_int_equal(er_state_make_dirs(&fx->st[0], true), 0);
+                assert_string_equal(er_state_data_dir(&fx->st[0]), dir);
+                assert_int_equal(chmod(parent, sb.st_mode & 07777), 0);
+                assert_int_equal(er_state_remove(&fx->st[0], false), 0);
+                er_state_fini(&fx->st[0]);
+                er_state_init(&fx->st[0]);
+        }
 
         /* --state-dir on a tmpfs: everything stays in the instance. */
         assert_int_equal(er_state_open(&fx->st[0], dir, true), 0);

@@ -54,6 +54,27 @@
  *   --burn SECONDS                 spin until SECONDS of process CPU time used
  *   --alloc BYTES                  malloc + memset BYTES, kept until exit
  *   --stop-self                    raise(SIGSTOP)
+ *   --zombies N                    a zombie factory, never returns: forks a
+ *                                  child that exits at once every 1 ms and
+ *                                  waits for none of them (SIGCHLD SIG_DFL)
+ *                                  until N are zombies; from then on it reaps
+ *                                  only the oldest when it forks a new one, so
+ *                                  N zombies are always there, always renewed
+ *   --fork-storm-on-term N SECONDS on SIGTERM (the first one; later ones are
+ *                                  ignored): start N chains of processes that
+ *                                  fork as fast as they can, each link forking
+ *                                  the next and exiting at once (a pid that
+ *                                  changes all the time, orphans reparenting
+ *                                  all the time); a chain ends by itself
+ *                                  SECONDS after that SIGTERM; a link
+ *                                  orphaned to pid 1 (no subreaper above it:
+ *                                  its killer is gone), or that finds the
+ *                                  system with 8000 tasks more than when the
+ *                                  storm began (its killer lets the zombies
+ *                                  pile up), stops forking and waits: bounds
+ *                                  for a test whose killer fails, so that the
+ *                                  machine keeps pids for everyone else.  The
+ *                                  process itself goes on with the next action
  *   --hold                         wait forever (until a signal ends us)
  *
  * SIGNAL is a number or a name, with or without "SIG", any case (TERM, sigusr1).
@@ -107,7 +128,8 @@ enum kind {
     A_ON_TERM_EXIT, A_ON_SIGNAL_EXIT, A_RECORD, A_APPEND, A_PIDFILE,
     A_DAEMON, A_FORK_CHILD, A_SETSID, A_SPAM, A_SPAM_NOLINE, A_TCP,
     A_WRITE_ENV, A_WRITE_UID, A_BURN, A_ALLOC, A_STOP_SELF, A_HOLD,
-    A_UNIX, A_HTTP, A_HTTP_LOG, A_NOTIFY, A_NOTIFY_AT, A_WAIT_FILE
+    A_UNIX, A_HTTP, A_HTTP_LOG, A_NOTIFY, A_NOTIFY_AT, A_WAIT_FILE,
+    A_ZOMBIES, A_FORK_STORM_ON_TERM
 };
 
 struct action {
@@ -147,6 +169,8 @@ static const struct action actions[] = {
     { "--notify", 1, A_NOTIFY },
     { "--notify-at", 2, A_NOTIFY_AT },
     { "--wait-file", 1, A_WAIT_FILE },
+    { "--zombies", 1, A_ZOMBIES },
+    { "--fork-storm-on-term", 2, A_FORK_STORM_ON_TERM },
 };
 
 #define MAX_LISTENERS 256
@@ -798,6 +822,104 @@ static void install_reaper(void)
         set_handler(SIGCHLD, reap_children);
 }
 
+/* --zombies N: see the usage comment.  A ring of the children not yet
+ * reaped, oldest first. */
+__attribute__((noreturn))
+static void zombie_factory(long n)
+{
+    pid_t *ring = calloc((size_t)n, sizeof *ring);
+    long head = 0, count = 0;
+
+    if (!ring)
+        die(1, "out of memory");
+    set_handler(SIGCHLD, SIG_DFL);
+    for (;;) {
+        pid_t p = fork();
+        if (p == 0)
+            _exit(0);
+        if (p > 0) {
+            if (count == n) {
+                waitpid(ring[head], NULL, 0);
+                head = (head + 1) % n;
+                count--;
+            }
+            ring[(head + count) % n] = p;
+            count++;
+        }
+        struct timespec ts = { 0, p > 0 ? 1000000 : 10000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* --fork-storm-on-term N SECONDS: see the usage comment.  The handler only
+ * forks and reads the clock (both async-signal-safe). */
+static long storm_chains;
+static unsigned long long storm_ns;
+
+/* The number of tasks on the system (/proc/loadavg's "R/TOTAL"), or -1.
+ * Async-signal-safe. */
+static long system_tasks(void)
+{
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *slash = strchr(buf, '/');
+    if (!slash)
+        return -1;
+    long v = 0;
+    for (char *c = slash + 1; *c >= '0' && *c <= '9'; c++)
+        v = v * 10 + (*c - '0');
+    return v;
+}
+
+#define STORM_MAX_TASKS 8000
+
+__attribute__((noreturn))
+static void storm_chain(unsigned long long until, long max_tasks)
+{
+    for (unsigned long k = 0;; k++) {
+        if (mono_ns() >= until)
+            _exit(0);
+        /* Orphaned to init: out of every subreaper, so its killer is gone;
+         * or the system holds STORM_MAX_TASKS tasks more than when the
+         * storm began: its killer lets it take every pid.  Either way, a
+         * leftover a test finds, not a storm that starves the machine. */
+        if (getppid() == 1 || (k % 16 == 0 && max_tasks > 0 && system_tasks() > max_tasks))
+            for (;;)
+                pause();
+        pid_t p = fork();
+        if (p > 0)
+            _exit(0); /* the child is the chain now */
+        if (p < 0) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void on_term_storm(int sig)
+{
+    static volatile sig_atomic_t started;
+    (void)sig;
+    if (started)
+        return;
+    started = 1;
+    int saved = errno;
+    unsigned long long until = mono_ns() + storm_ns;
+    long tasks = system_tasks();
+    long max_tasks = tasks < 0 ? -1 : tasks + STORM_MAX_TASKS;
+    for (long i = 0; i < storm_chains; i++)
+        if (fork() == 0)
+            storm_chain(until, max_tasks);
+    errno = saved;
+}
+
 static void kill_self(int sig)
 {
     if (sig != SIGKILL && sig != SIGSTOP)
@@ -1096,6 +1218,24 @@ static void run(char **av, int ac, int dry)
         case A_HOLD:
             if (!dry)
                 wait_until(NULL);
+            break;
+        case A_ZOMBIES:
+            if (parse_int(x, 1, 100000, &lv) < 0)
+                bad_value(a->name, x);
+            if (!dry)
+                zombie_factory(lv);
+            break;
+        case A_FORK_STORM_ON_TERM:
+            if (parse_int(x, 1, 1000, &lv) < 0)
+                bad_value(a->name, x);
+            if (parse_seconds(y, &dv) < 0)
+                bad_value(a->name, y);
+            if (!dry) {
+                storm_chains = lv;
+                storm_ns = (unsigned long long)(dv * 1e9);
+                install_reaper();
+                set_handler(SIGTERM, on_term_storm);
+            }
             break;
         }
         i = next;

@@ -42,7 +42,7 @@ cp "$ENVRUN_SRC/README.md" "$dir/src/"
 chmod -R a+rX "$dir"
 chmod 0755 "$dir"
 pass=()
-for v in ENVRUN_FORCE_REAPER ENVRUN_NO_PIDFD ASAN_OPTIONS UBSAN_OPTIONS; do
+for v in ENVRUN_FORCE_REAPER ENVRUN_NO_PIDFD ASAN_OPTIONS UBSAN_OPTIONS ENVRUN_STRESS_SLOW STRESS_CASES; do
   [ -n "${!v:-}" ] && pass+=("$v=${!v}")
 done
 echo "# as $user (uid $(id -u "$user")): $(basename "$script")"

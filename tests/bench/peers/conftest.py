@@ -4,6 +4,7 @@
 #   PEERS_TESTSVC  the fake service binary
 #   PEERS_PORTS    space-separated ports, one service each
 #   PEERS_DIR      where the services record their ready moment (ready.N)
+#   PEERS_WAIT     seconds each service waits before that (peers.sh --wait)
 import os
 import socket
 
@@ -15,7 +16,7 @@ def _starter(i, port):
     class Starter(ProcessStarter):
         pattern = "listening"
         timeout = 30
-        args = [os.environ["PEERS_TESTSVC"], "--sleep", "0.05",
+        args = [os.environ["PEERS_TESTSVC"], "--sleep", os.environ.get("PEERS_WAIT", "0"),
             "--record", os.path.join(os.environ["PEERS_DIR"], "ready.%d" % i),
             "--tcp", str(port), "--stdout", "listening", "--hold"]
         terminate_on_interrupt = True

@@ -858,11 +858,22 @@ int er_group_kill(struct er_group *g)
         int r;
 
         if (g->c->kind != ER_CONTAIN_CGROUP2) {
-                r = signal_loop(g, SIGKILL, false, KILL_PASSES);
-                /* The reaper finishes the job: it kills and reaps until it
-                 * has no child left, then exits. */
-                if (g->reaper > 0 && !g->reaper_gone)
-                        er_reaper_send(g->reaper_cmd, ER_REAPER_KILL, 0);
+                /* The reaper kills and reaps until it has no child left,
+                 * then exits, from inside the tree; our passes are for a
+                 * reaper that cannot act (stopped).  Not the sixteen
+                 * passes of the other kinds: walking a
+                 * fork storm's tree again and again kept envrun from
+                 * reading the reaper's status pipe, the reaper blocked on
+                 * it and stopped reaping, and the zombies filled the pid
+                 * space (t_stress, storm). */
+                if (g->reaper <= 0 || g->reaper_gone)
+                        return signal_loop(g, SIGKILL, false, KILL_PASSES);
+                /* One pass, which also counts what needed SIGKILL for the
+                 * report, then the reaper, then one pass for a fork that
+                 * raced the first. */
+                r = signal_loop(g, SIGKILL, false, 1);
+                er_reaper_send(g->reaper_cmd, ER_REAPER_KILL, 0);
+                (void)signal_loop(g, SIGKILL, false, 1);
                 return r;
         }
         r = collect(g, &pv);

@@ -19,6 +19,10 @@
 
 /* Reads per wake-up before yielding to other sources (fairness). */
 #define READS_PER_EVENT 16
+/* A reaper's records per wake-up: one per process of the tree that ended,
+ * thousands in a fork storm, and a reaper whose pipe is full stops reaping
+ * until we read (t_stress, storm).  Small reads, the pipe's whole 64 KiB. */
+#define REAPER_READS_PER_EVENT 1024
 /* Reads when the main process exits: what it wrote is in the pipe; a
  * descendant still writing cannot hold envrun here for long. */
 #define DRAIN_READS 1024
@@ -278,7 +282,7 @@ static void on_reaper_msg(struct er_loop *loop, struct er_io *io, uint32_t ev)
         struct er_proc *p = er_container_of(io, struct er_proc, reaper_io);
         bool acted;
 
-        for (unsigned i = 0; i < READS_PER_EVENT; i++)
+        for (unsigned i = 0; i < REAPER_READS_PER_EVENT; i++)
                 if (!reaper_record(p, &acted) || acted)
                         return;
 }

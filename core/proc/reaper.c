@@ -33,6 +33,7 @@ struct reaper {
         const struct er_reaper_args *a;
         bool main_reaped;
         bool broken; /* the status pipe is gone: envrun is */
+        bool killing; /* in kill_all: only the main process's exit is sent */
         unsigned reaps; /* how many it reaped */
 };
 
@@ -79,6 +80,13 @@ static bool reap(struct reaper *r)
                 if (pid == r->a->main)
                         r->main_reaped = true;
                 r->reaps++;
+                /* Killing the tree (envrun asked, or is gone): envrun wants
+                 * the main process's exit and then GONE, whose rusage sums
+                 * everything; a record per orphan of a fork storm filled
+                 * the pipe, blocked us on it and left the zombies unreaped
+                 * (t_stress, storm). */
+                if (r->killing && pid != r->a->main)
+                        continue;
                 memset(&m, 0, sizeof(m));
                 m.type = ER_REAPER_EXITED;
                 m.pid = pid;
@@ -123,6 +131,7 @@ static _Noreturn void kill_all(struct reaper *r)
         pid_t pids[KILL_BATCH];
         int64_t last = now_ms();
 
+        r->killing = true;
         for (;;) {
                 size_t n = er_pids_tree(getpid(), pids, KILL_BATCH);
                 struct pollfd pfd = {.fd = r->a->sig_fd, .events = POLLIN};

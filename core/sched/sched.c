@@ -408,6 +408,8 @@ int er_sched_interrupted(const struct er_sched *s)
 
 /* --- signals -------------------------------------------------------------- */
 
+#define REAP_BATCH 256
+
 void er_sched_signal(struct er_sched *s, int sig, bool from_terminal)
 {
         if (sig == SIGINT)
@@ -467,13 +469,30 @@ static struct svc *pending_by_pid(struct er_sched *s, pid_t pid)
         return NULL;
 }
 
+/* More of a SIGCHLD's reaping, after the loop's timers had their turn. */
+static void on_reap_more(struct er_loop *loop, struct er_timer *t)
+{
+        (void)loop;
+        er_sched_sigchld(er_container_of(t, struct er_sched, reap_more));
+}
+
 void er_sched_sigchld(struct er_sched *s)
 {
+        unsigned n = 0;
+
         /* Peek without reaping (WNOWAIT): a tracked pid is reaped by its
          * owner, which wants its status; an orphan that reparented to envrun
          * (the subreaper) is reaped here.  A blind waitpid(-1) would steal
-         * the services' statuses. */
-        for (unsigned guard = 0; guard < 4096; guard++) {
+         * the services' statuses.  At most REAP_BATCH at a time: a fork
+         * storm's orphans come by the thousand, and each reap contends for
+         * the kernel's task list with the storm's forks, which held the
+         * loop away from its timers (a stop timeout's kill) for seconds;
+         * the rest follow from a timer due at once, after those. */
+        for (;; n++) {
+                if (n == REAP_BATCH) {
+                        er_timer_start(s->o.loop, &s->reap_more, 0, on_reap_more);
+                        break;
+                }
                 siginfo_t si;
                 struct er_proc *p;
                 struct svc *v;
@@ -614,6 +633,7 @@ int er_sched_new(const struct er_sched_opts *opts, struct er_sched **ret)
                                 s->svcs[c->services[i].deps[k].index].need_completed = true;
         er_timer_init(&s->test_timer);
         er_timer_init(&s->test_kill);
+        er_timer_init(&s->reap_more);
         er_hook_start(s->o.loop, &s->batch, on_batch);
         *ret = s;
         return 0;
@@ -830,6 +850,7 @@ void er_sched_free(struct er_sched *s)
                 er_proc_fini(&s->test);
         er_timer_stop(s->o.loop, &s->test_timer);
         er_timer_stop(s->o.loop, &s->test_kill);
+        er_timer_stop(s->o.loop, &s->reap_more);
         er_envp_free(s->test_envp);
         free(s->extra);
         free(s->selected);

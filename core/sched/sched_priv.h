@@ -133,6 +133,7 @@ struct er_sched {
         int test_status;              /* exit status when it could not start (126/127) */
         struct er_timer test_timer;   /* time limit */
         struct er_timer test_kill;    /* SIGKILL 10 s after a forwarded signal */
+        struct er_timer reap_more;    /* er_sched_sigchld's next batch of orphans */
         uint64_t test_start_us, test_end_us;
 };
 

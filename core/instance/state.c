@@ -333,29 +333,46 @@ int er_state_create_unique(struct er_state *st, const char *base, const char *pr
 
 #define DATA_TOP "/var/tmp"
 
-int er_state_data_path(const char *dir, char *buf, size_t len)
+/* path's directory into buf ("" when it has none). */
+static void parent_of(const char *path, char *buf, size_t len)
 {
-        const char *slash = strrchr(dir, '/');
-        char base[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        snprintf(buf, len, "%.*s", slash ? (int)(slash - path) : 0, path);
+}
+
+/* The name prefix of base's data directories,
+ * DATA_TOP/envrun-UID/<hash>-: 0, or 1 when base is not on a tmpfs (no
+ * data directory apart), or -ENAMETOOLONG. */
+static int data_prefix(const char *base, char *buf, size_t len)
+{
+        char real[PATH_MAX];
         uint32_t h = 2166136261u; /* FNV-1a */
+        const char *b;
         int n;
 
-        if (!slash || slash == dir || (size_t)(slash - dir) >= sizeof(base))
-                return (n = snprintf(buf, len, "%s", dir)) < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-        memcpy(base, dir, (size_t)(slash - dir));
-        base[slash - dir] = '\0';
-        if (!on_tmpfs(base))
+        if (!*base || !on_tmpfs(base))
+                return 1;
+        /* One name however the base is spelt ("//", a trailing slash, a
+         * symlink on the way). */
+        b = realpath(base, real) ? real : base;
+        for (const char *p = b; *p; p++)
+                h = (h ^ (unsigned char)*p) * 16777619u;
+        n = snprintf(buf, len, DATA_TOP "/envrun-%u/%08x-", (unsigned)geteuid(), h);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int er_state_data_path(const char *dir, char *buf, size_t len)
+{
+        char base[PATH_MAX], pre[PATH_MAX];
+        int n, r;
+
+        parent_of(dir, base, sizeof(base));
+        if ((r = data_prefix(base, pre, sizeof(pre))) < 0)
+                return r;
+        if (r)
                 n = snprintf(buf, len, "%s", dir);
-        else {
-                /* One name however the base is spelt ("//", a trailing
-                 * slash, a symlink on the way). */
-                char real[PATH_MAX];
-                const char *b = realpath(base, real) ? real : base;
-                for (const char *p = b; *p; p++)
-                        h = (h ^ (unsigned char)*p) * 16777619u;
-                n = snprintf(buf, len, DATA_TOP "/envrun-%u/%08x-%s", (unsigned)geteuid(), h,
-                             slash + 1);
-        }
+        else
+                n = snprintf(buf, len, "%s%s", pre, strrchr(dir, '/') + 1);
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -401,10 +418,7 @@ static int data_open(struct er_state *st, const char *path, bool create)
         struct stat sb;
         int pfd, fd;
 
-        if (!slash || (size_t)(slash - path) >= sizeof(parent))
-                return -ENAMETOOLONG;
-        memcpy(parent, path, (size_t)(slash - path));
-        parent[slash - path] = '\0';
+        parent_of(path, parent, sizeof(parent));
         /* A parent that is not ours (made first by someone else): the data
          * stay in the instance directory, now and when looked for later. */
         if ((pfd = data_parent(parent, create)) < 0)
@@ -450,21 +464,20 @@ static int data_find(struct er_state *st, bool create)
 
 int er_state_sweep_data(const char *base)
 {
-        char probe[PATH_MAX], path[PATH_MAX], parent[PATH_MAX], *dash, *slash;
+        char pre[PATH_MAX], parent[PATH_MAX];
+        const char *name;
         struct dirent *de;
         struct stat sb;
         size_t plen;
         DIR *d;
         int pfd, r = 0;
 
-        /* The prefix "<hash>-" base's instances have (no split: none). */
-        if (snprintf(probe, sizeof(probe), "%s/x", base) >= (int)sizeof(probe) ||
-            er_state_data_path(probe, path, sizeof(path)) < 0 || !strcmp(path, probe))
+        /* base's instances' data: "<hash>-<instance>" (no split: none) */
+        if (data_prefix(base, pre, sizeof(pre)) != 0)
                 return 0;
-        slash = strrchr(path, '/');
-        dash = strchr(slash, '-');
-        plen = (size_t)(dash + 1 - (slash + 1));
-        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+        parent_of(pre, parent, sizeof(parent));
+        name = strrchr(pre, '/') + 1;
+        plen = strlen(name);
         if ((pfd = data_parent(parent, false)) < 0)
                 return pfd == -ENOENT || pfd == -EPERM ? 0 : pfd;
         if (!(d = fdopendir(pfd))) {
@@ -474,7 +487,7 @@ int er_state_sweep_data(const char *base)
         while ((de = readdir(d))) {
                 char inst[PATH_MAX];
                 int fd;
-                if (strncmp(de->d_name, slash + 1, plen) != 0)
+                if (strncmp(de->d_name, name, plen) != 0)
                         continue;
                 snprintf(inst, sizeof(inst), "%s/%s", base, de->d_name + plen);
                 if (lstat(inst, &sb) == 0 || errno != ENOENT)
@@ -499,12 +512,11 @@ bool er_state_has_logs(struct er_state *st)
 int er_state_share_tmp(struct er_state *st, const char *base)
 {
         char tmp[PATH_MAX], up[PATH_MAX];
-        const char *data = er_state_data_dir(st), *slash;
+        const char *data = er_state_data_dir(st);
 
         snprintf(tmp, sizeof(tmp), "%s/tmp", data);
         if (st->data) {
-                slash = strrchr(st->data, '/');
-                snprintf(up, sizeof(up), "%.*s", (int)(slash - st->data), st->data);
+                parent_of(st->data, up, sizeof(up));
                 base = up;
         }
         if (chmod(base, 0711) < 0 || chmod(data, 0711) < 0 || chmod(tmp, 01777) < 0)

@@ -155,12 +155,16 @@ static bool pipe_read_batch(struct er_proc *p, struct er_proc_pipe *pp, enum er_
  * the exec'd program writes to the pipes), so the outcome comes first, and
  * an output check started by it sees this line.  false: the spawn failed
  * and the pipe is closed. */
+static void exec_known(struct er_proc *p)
+{
+        er_io_stop(p->loop, &p->exec_io);
+        p->cb->exec_known(p);
+}
+
 static bool exec_first(struct er_proc *p, const struct er_proc_pipe *pp)
 {
-        if (p->pending && er_io_active(&p->exec_io)) {
-                er_io_stop(p->loop, &p->exec_io);
-                p->cb->exec_known(p);
-        }
+        if (p->pending && er_io_active(&p->exec_io))
+                exec_known(p);
         return pp->fd >= 0;
 }
 
@@ -405,11 +409,9 @@ out:
 
 static void on_exec(struct er_loop *loop, struct er_io *io, uint32_t ev)
 {
-        struct er_proc *p = er_container_of(io, struct er_proc, exec_io);
-
+        (void)loop;
         (void)ev;
-        er_io_stop(loop, io);
-        p->cb->exec_known(p);
+        exec_known(er_container_of(io, struct er_proc, exec_io));
 }
 
 int er_proc_spawn_watch(struct er_proc *p)

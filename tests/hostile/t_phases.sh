@@ -73,9 +73,23 @@ no_instances() {
   [ -z "$left" ] && ok "$1: no instance directory left" || fail "$1: instance directories left" "$left"
 }
 
+# lock_free SECONDS: no process holds a killed instance's lock open.  A
+# child caught between its fork and its exec (killed by its parent-death
+# signal a moment later) still has the lock's descriptor, and a live lock
+# is an instance the next run must leave alone.
+lock_free() {
+  local end=$(($(date +%s%N) + $1 * 1000000000))
+  while find /proc/[0-9]*/fd -lname "$STATE/*/lock" 2>/dev/null | grep -q .; do
+    [ "$(date +%s%N)" -ge "$end" ] && return 1
+    sleep 0.02
+  done
+}
+
 # recover LABEL: the next exec of the project, which must clean up after
 # a killed one, then nothing may be left.
 recover() {
+  lock_free 5 || fail "$1: the killed instance's lock is released" \
+    "$(find /proc/[0-9]*/fd -lname "$STATE/*/lock" 2>/dev/null)"
   (cd "$D" && TESTSVC_MARKER=$M timeout -s KILL 60 "$ENVRUN" --state-dir "$STATE" -q exec -- true) \
     </dev/null >/dev/null 2>"$D/recover.err"
   local rc=$?
